@@ -1,0 +1,729 @@
+"""The event loop everything runs on (the port of AnyEvent::Loop).
+
+One :class:`Loop` per process, built on :mod:`selectors` (epoll on Linux). It
+knows file descriptors, timers, signals, child processes, idle callbacks and
+postponed callbacks; it knows nothing about handles, TLS or DNS.
+
+Lifetime rule (as in Perl, where ``undef $w`` stops a watcher): the loop holds
+only a small internal record for each watcher; the watcher object the user gets
+back owns that record and cancels it when it is garbage collected or when
+``cancel()`` is called.  A watcher that is created and not stored never fires.
+
+Exceptions escaping a callback do not stop the loop.  They are passed to the
+handler installed with :func:`set_exception_handler` (the default logs them
+with their traceback through the ``anyevent`` logger), like ``$EV::DIED``.
+"""
+
+import errno as _errno
+import heapq
+import logging
+import os
+import selectors
+import signal as _signal
+import socket
+from collections import deque
+from heapq import heappop, heappush
+from itertools import count
+from time import monotonic, time
+
+__all__ = [
+    "Loop", "CondVar", "IOWatcher", "TimerWatcher", "SignalWatcher",
+    "ChildWatcher", "IdleWatcher", "loop", "set_exception_handler",
+    "get_exception_handler", "signal_number", "MAXWAIT",
+]
+
+_log = logging.getLogger("anyevent")
+
+EVENT_READ = selectors.EVENT_READ
+EVENT_WRITE = selectors.EVENT_WRITE
+
+#: Longest single sleep in select (seconds); bounded so that a clock jump or a
+#: missed wake-up can never stall the loop for long.
+MAXWAIT = 3600.0
+
+
+def _default_exception_handler(exc, where):
+    _log.error("exception in %s callback", where,
+               exc_info=(type(exc), exc, exc.__traceback__))
+
+
+_exception_handler = _default_exception_handler
+
+
+def set_exception_handler(handler):
+    """Replace the handler for exceptions escaping callbacks.
+
+    ``handler(exc, where)`` receives the exception object and a short string
+    naming the kind of callback (``"io"``, ``"timer"``, ``"signal"``,
+    ``"child"``, ``"idle"``, ``"postpone"``, ``"condvar"``).  ``None``
+    restores the default, which logs the traceback at ERROR level on the
+    ``anyevent`` logger.  Returns the previous handler.  This plays the role of
+    Perl's ``$EV::DIED`` / ``$Event::DIED``.
+    """
+    global _exception_handler
+    old = _exception_handler
+    _exception_handler = handler or _default_exception_handler
+    return old
+
+
+def get_exception_handler():
+    """Return the handler currently receiving callback exceptions."""
+    return _exception_handler
+
+
+def _report(exc, where):
+    try:
+        _exception_handler(exc, where)
+    except Exception as inner:  # a broken handler must not kill the loop
+        _default_exception_handler(inner, "exception handler")
+
+
+def signal_number(sig):
+    """Map ``"INT"``, ``"SIGINT"``, ``2`` or a :class:`signal.Signals` to its number.
+
+    Raises :class:`ValueError` for an unknown name.
+    """
+    if isinstance(sig, int):
+        return int(sig)
+    name = str(sig).upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(getattr(_signal.Signals, name))
+    except AttributeError:
+        raise ValueError("unknown signal %r" % (sig,)) from None
+
+
+def _fileno(fh):
+    return fh if isinstance(fh, int) else fh.fileno()
+
+
+# ---------------------------------------------------------------------------
+# Watcher objects.  Each owns the loop's record and cancels it on collection.
+# ---------------------------------------------------------------------------
+
+class IOWatcher:
+    """An I/O watcher: calls ``cb()`` whenever the fd is readable (or writable).
+
+    Returned by :meth:`Loop.io`.  Stops when dropped or on :meth:`cancel`.
+    """
+    __slots__ = ("_loop", "_fd", "_ev", "_rec", "__weakref__")
+
+    def cancel(self):
+        """Stop the watcher; calling it again does nothing."""
+        rec = self._rec
+        if rec is not None:
+            self._rec = None
+            rec[0] = None
+            self._loop._io_remove(self._fd, self._ev, rec)
+
+    __del__ = cancel
+
+
+class TimerWatcher:
+    """A one-shot or periodic timer, returned by :meth:`Loop.timer`."""
+    __slots__ = ("_loop", "_ent", "__weakref__")
+
+    def cancel(self):
+        """Stop the timer; calling it again does nothing."""
+        ent = self._ent
+        if ent is not None:
+            self._ent = None
+            if ent[2] is not None:
+                ent[2] = None
+                self._loop._timer_cancelled()
+
+    __del__ = cancel
+
+
+class _ListWatcher:
+    """A watcher whose record sits in a list owned by the loop."""
+    __slots__ = ("_loop", "_rec", "__weakref__")
+
+    def cancel(self):
+        """Stop the watcher; calling it again does nothing."""
+        rec = self._rec
+        if rec is not None:
+            self._rec = None
+            rec[0] = None
+            self._remove(rec)
+
+    __del__ = cancel
+
+
+class IdleWatcher(_ListWatcher):
+    """Calls ``cb()`` whenever the loop has nothing else to do."""
+    __slots__ = ()
+
+    def _remove(self, rec):
+        self._loop._idle.remove(rec)
+
+
+class SignalWatcher(_ListWatcher):
+    """Calls ``cb()`` in the loop (never inside the handler) when a signal arrives."""
+    __slots__ = ("_sig",)
+
+    def _remove(self, rec):
+        self._loop._signal_remove(self._sig, rec)
+
+
+class ChildWatcher(_ListWatcher):
+    """Calls ``cb(pid, status)`` when a child exits; status is the raw wait status."""
+    __slots__ = ("_pid",)
+
+    def _remove(self, rec):
+        self._loop._child_remove(self._pid, rec)
+
+
+_new = object.__new__
+
+
+class _FdEntry:
+    """Per-fd bookkeeping: tuples of read and write records (snapshot-safe)."""
+    __slots__ = ("fd", "r", "w", "mask")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.r = ()
+        self.w = ()
+        self.mask = 0
+
+
+class Loop:
+    """The selectors-based event loop.  Use the process-wide :data:`loop`.
+
+    Timers run on :func:`time.monotonic`; :meth:`now` reports the cached
+    wall-clock time of the current iteration, as ``AE::now`` does.
+    """
+
+    def __init__(self):
+        self._sel = selectors.DefaultSelector()
+        self._fds = {}
+        self._timers = []
+        self._timer_seq = count()
+        self._ncancelled = 0
+        self._pending = deque()
+        self._idle = []
+        self._mnow = monotonic()
+        self._off = time() - self._mnow
+        # signals
+        self._sig_recs = {}
+        self._sig_prev = {}
+        self._sig_r = self._sig_w = None
+        self._sig_io = None
+        # children
+        self._child_recs = {}
+        self._child_statuses = {}
+        self._chld_watcher = None
+        self._depth = 0
+
+    # -- time ---------------------------------------------------------------
+
+    def now(self):
+        """Seconds since the epoch, as of the start of this loop iteration (``AE::now``)."""
+        return self._mnow + self._off
+
+    def now_update(self):
+        """Refresh the cached time used by :meth:`now` and timers (``AE::now_update``)."""
+        self._mnow = monotonic()
+        self._off = time() - self._mnow
+
+    @staticmethod
+    def time():
+        """The current wall-clock time in seconds since the epoch (``AE::time``)."""
+        return time()
+
+    # -- io -----------------------------------------------------------------
+
+    def io(self, fh, poll, cb):
+        """Watch ``fh`` (an object with ``fileno()`` or an int fd).
+
+        ``poll`` is 0 or ``"r"`` for readability, 1 or ``"w"`` for
+        writability.  ``cb()`` is called with no arguments each time the fd is
+        ready (level triggered).  Several watchers may share one fd and
+        direction.  Port of ``AE::io``.
+        """
+        fd = fh if fh.__class__ is int else fh.fileno()
+        ev = EVENT_WRITE if (poll == 1 or poll == "w") else EVENT_READ
+        rec = [cb]
+        ent = self._fds.get(fd)
+        if ent is None:
+            ent = self._fds[fd] = _FdEntry(fd)
+        if ev is EVENT_READ:
+            ent.r = ent.r + (rec,)
+        else:
+            ent.w = ent.w + (rec,)
+        if not ent.mask & ev:
+            self._update_mask(ent, ent.mask | ev)
+        w = _new(IOWatcher)
+        w._loop = self
+        w._fd = fd
+        w._ev = ev
+        w._rec = rec
+        return w
+
+    def _update_mask(self, ent, mask):
+        sel = self._sel
+        old = ent.mask
+        ent.mask = mask
+        try:
+            if not old:
+                sel.register(ent.fd, mask, ent)
+            elif not mask:
+                sel.unregister(ent.fd)
+            else:
+                sel.modify(ent.fd, mask, ent)
+        except (KeyError, ValueError, OSError):
+            # The fd was closed (and maybe reused) behind our back: start over.
+            try:
+                sel.unregister(ent.fd)
+            except (KeyError, ValueError, OSError):
+                pass
+            if mask:
+                sel.register(ent.fd, mask, ent)
+
+    def _io_remove(self, fd, ev, rec):
+        ent = self._fds.get(fd)
+        if ent is None:
+            return
+        if ev is EVENT_READ:
+            ent.r = tuple(r for r in ent.r if r is not rec)
+            gone = not ent.r
+        else:
+            ent.w = tuple(r for r in ent.w if r is not rec)
+            gone = not ent.w
+        if gone:
+            mask = ent.mask & ~ev
+            if not mask:
+                del self._fds[fd]
+            self._update_mask(ent, mask)
+
+    # -- timers -------------------------------------------------------------
+
+    def timer(self, after, interval, cb):
+        """Call ``cb()`` after ``after`` seconds, then every ``interval`` seconds.
+
+        ``interval`` 0 (or ``None``) makes a one-shot timer.  A periodic timer
+        is scheduled from its previous due time, so it does not drift.  Port of
+        ``AE::timer``.
+        """
+        ent = [self._mnow + after, next(self._timer_seq), cb, interval]
+        heappush(self._timers, ent)
+        w = _new(TimerWatcher)
+        w._loop = self
+        w._ent = ent
+        return w
+
+    def _timer_cancelled(self):
+        self._ncancelled = n = self._ncancelled + 1
+        if n > 256 and n * 2 > len(self._timers):
+            self._timers = [e for e in self._timers if e[2] is not None]
+            heapq.heapify(self._timers)
+            self._ncancelled = 0
+
+    def _run_timers(self):
+        timers = self._timers
+        now = self._mnow
+        ran = False
+        while timers and timers[0][0] <= now:
+            ent = heappop(timers)
+            cb = ent[2]
+            if cb is None:
+                self._ncancelled -= 1
+                continue
+            ran = True
+            ival = ent[3]
+            if ival:
+                nxt = ent[0] + ival
+                ent[0] = nxt if nxt > now else now
+                ent[1] = next(self._timer_seq)
+                heappush(timers, ent)
+            else:
+                ent[2] = None
+            try:
+                cb()
+            except Exception as exc:
+                _report(exc, "timer")
+        return ran
+
+    # -- idle and postpone ----------------------------------------------------
+
+    def idle(self, cb):
+        """Call ``cb()`` repeatedly while the loop has nothing else to do (``AE::idle``)."""
+        rec = [cb]
+        self._idle.append(rec)
+        w = _new(IdleWatcher)
+        w._loop = self
+        w._rec = rec
+        return w
+
+    def postpone(self, cb):
+        """Call ``cb()`` once, soon, from the loop (``AE::postpone``).  No watcher."""
+        self._pending.append(cb)
+
+    # -- signals --------------------------------------------------------------
+
+    def signal(self, sig, cb):
+        """Call ``cb()`` from the loop whenever ``sig`` arrives (``AE::signal``).
+
+        ``sig`` is a name with or without ``SIG`` or a number.  The OS-level
+        handler only wakes the loop (through a wake-up fd); ``cb`` runs as an
+        ordinary callback.  The previous disposition is restored when the
+        last watcher for the signal goes away.
+        """
+        signum = signal_number(sig)
+        rec = [cb]
+        recs = self._sig_recs.get(signum)
+        if recs is None:
+            self._sig_install(signum)
+            recs = self._sig_recs[signum] = []
+        recs.append(rec)
+        w = _new(SignalWatcher)
+        w._loop = self
+        w._rec = rec
+        w._sig = signum
+        return w
+
+    def _sig_install(self, signum):
+        if self._sig_r is None:
+            r, w = socket.socketpair()
+            r.setblocking(False)
+            w.setblocking(False)
+            _signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+            self._sig_r, self._sig_w = r, w
+            self._sig_io = self.io(r, 0, self._sig_dispatch)
+        self._sig_prev[signum] = _signal.getsignal(signum)
+        _signal.signal(signum, _noop_handler)
+
+    def _signal_remove(self, signum, rec):
+        recs = self._sig_recs.get(signum)
+        if recs is None:
+            return
+        recs.remove(rec)
+        if recs:
+            return
+        del self._sig_recs[signum]
+        prev = self._sig_prev.pop(signum)
+        _signal.signal(signum, prev if prev is not None else _signal.SIG_DFL)
+        if not self._sig_recs:
+            self._sig_io.cancel()
+            self._sig_io = None
+            if _signal.set_wakeup_fd(-1) != self._sig_w.fileno():
+                _log.warning("signal wake-up fd was replaced by someone else")
+            self._sig_r.close()
+            self._sig_w.close()
+            self._sig_r = self._sig_w = None
+
+    def _sig_dispatch(self):
+        try:
+            data = self._sig_r.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        for signum in dict.fromkeys(data):
+            for rec in tuple(self._sig_recs.get(signum, ())):
+                cb = rec[0]
+                if cb is not None:
+                    try:
+                        cb()
+                    except Exception as exc:
+                        _report(exc, "signal")
+
+    # -- children -------------------------------------------------------------
+
+    def child(self, pid, cb):
+        """Call ``cb(pid, status)`` when child ``pid`` (0: any child) exits.
+
+        ``status`` is the raw wait status (``status >> 8`` is the exit code,
+        see :func:`os.waitstatus_to_exitcode`).  Port of ``AE::child``.
+
+        Reaping policy: while only pid-specific watchers exist, only those pids
+        are reaped (``waitpid(pid, WNOHANG)``), so children owned by other code
+        (e.g. :mod:`subprocess`) are never stolen.  While a pid-0 watcher exists
+        every child is reaped, as Perl AnyEvent always does; a status reaped
+        that way with no pid-specific watcher is kept, so a watcher created
+        later for that pid still receives it.  A watcher for a child that has
+        already exited fires on the next loop iteration.
+        """
+        pid = int(pid)
+        rec = [cb]
+        self._child_recs.setdefault(pid, []).append(rec)
+        if self._chld_watcher is None:
+            self._chld_watcher = self.signal("CHLD", self._reap)
+        # the child may be a zombie already: look once soon.
+        self.postpone(self._reap)
+        w = _new(ChildWatcher)
+        w._loop = self
+        w._rec = rec
+        w._pid = pid
+        return w
+
+    def _child_remove(self, pid, rec):
+        recs = self._child_recs.get(pid)
+        if recs is None:
+            return
+        recs.remove(rec)
+        if not recs:
+            del self._child_recs[pid]
+            if not self._child_recs and self._chld_watcher is not None:
+                self._chld_watcher.cancel()
+                self._chld_watcher = None
+
+    def _reap(self):
+        recs = self._child_recs
+        if not recs and not self._child_statuses:
+            return
+        done = []
+        if 0 in recs:
+            while True:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid <= 0:
+                    break
+                done.append((pid, status))
+        else:
+            for pid in list(recs):
+                if pid in self._child_statuses:
+                    done.append((pid, self._child_statuses.pop(pid)))
+                    continue
+                try:
+                    rpid, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    continue
+                if rpid == pid:
+                    done.append((pid, status))
+        for pid, status in done:
+            self._emit_child(pid, status)
+
+    def _emit_child(self, pid, status):
+        specific = self._child_recs.get(pid)
+        if not specific:
+            # a pid-0 watcher reaped it; remember it for a later pid watcher
+            self._child_statuses[pid] = status
+            if len(self._child_statuses) > 1024:
+                self._child_statuses.pop(next(iter(self._child_statuses)))
+        for rec in tuple(specific or ()) + tuple(self._child_recs.get(0, ())):
+            cb = rec[0]
+            if cb is not None:
+                try:
+                    cb(pid, status)
+                except Exception as exc:
+                    _report(exc, "child")
+
+    # -- running --------------------------------------------------------------
+
+    def one_event(self):
+        """Run one iteration: postponed callbacks, due timers, or one poll for I/O.
+
+        Port of ``AnyEvent::Loop::one_event``.  Raises :class:`RuntimeError`
+        when nothing at all could ever wake the loop (no watcher of any kind),
+        instead of sleeping forever.
+        """
+        self._mnow = monotonic()
+        pending = self._pending
+        if pending:
+            for _ in range(len(pending)):
+                cb = pending.popleft()
+                try:
+                    cb()
+                except Exception as exc:
+                    _report(exc, "postpone")
+            return
+        timers = self._timers
+        if timers and timers[0][0] <= self._mnow and self._run_timers():
+            return
+        if self._idle or pending:
+            wait = 0
+        elif timers:
+            wait = timers[0][0] - self._mnow
+            wait = 0 if wait < 0 else (wait if wait < MAXWAIT else MAXWAIT)
+        elif self._fds:
+            wait = MAXWAIT
+        else:
+            raise RuntimeError("anyevent: the loop has no watchers, "
+                               "waiting would block forever")
+        events = self._sel.select(wait)
+        self._mnow = monotonic()
+        if events:
+            for key, mask in events:
+                ent = key.data
+                # prefer write watchers, because they might reduce memory pressure
+                if mask & EVENT_WRITE:
+                    for rec in ent.w:
+                        cb = rec[0]
+                        if cb is not None:
+                            try:
+                                cb()
+                            except Exception as exc:
+                                _report(exc, "io")
+                if mask & EVENT_READ:
+                    for rec in ent.r:
+                        cb = rec[0]
+                        if cb is not None:
+                            try:
+                                cb()
+                            except Exception as exc:
+                                _report(exc, "io")
+        elif self._idle and not (timers and timers[0][0] <= self._mnow):
+            for rec in tuple(self._idle):
+                cb = rec[0]
+                if cb is not None:
+                    try:
+                        cb()
+                    except Exception as exc:
+                        _report(exc, "idle")
+
+    def run(self):
+        """Run until :meth:`stop` is called (``AnyEvent::Loop::run``)."""
+        self._depth += 1
+        depth = self._depth
+        try:
+            while self._depth >= depth:
+                self.one_event()
+        finally:
+            if self._depth >= depth:
+                self._depth = depth - 1
+
+    def stop(self):
+        """Make the innermost :meth:`run` return after the current callback."""
+        self._depth -= 1
+
+    def condvar(self, cb=None):
+        """Create a :class:`CondVar` bound to this loop (``AE::cv``)."""
+        return CondVar(cb, self)
+
+    def after_fork(self):
+        """Give a forked child its own selector and forget the parent's watchers.
+
+        Call this in a child process that wants to run the loop itself.
+        """
+        self._sel = selectors.DefaultSelector()
+        self._fds.clear()
+        self._timers.clear()
+        self._pending.clear()
+        self._idle.clear()
+        for signum, prev in self._sig_prev.items():
+            _signal.signal(signum, prev if prev is not None else _signal.SIG_DFL)
+        self._sig_recs.clear()
+        self._sig_prev.clear()
+        if self._sig_r is not None:
+            _signal.set_wakeup_fd(-1)
+            self._sig_r.close()
+            self._sig_w.close()
+        self._sig_r = self._sig_w = self._sig_io = None
+        self._child_recs.clear()
+        self._child_statuses.clear()
+        self._chld_watcher = None
+
+
+def _noop_handler(signum, frame):
+    """The Python-level handler: the real work happens via the wake-up fd."""
+
+
+class CondVar:
+    """A condition variable (``AnyEvent::CondVar``).
+
+    ``send(*values)`` makes it ready; ``recv()`` runs the loop until it is
+    ready and returns ``None``, the single value, or a tuple of values.  A
+    condvar is callable: ``cv(*values)`` is ``cv.send(*values)``.
+    ``croak(err)`` makes ``recv()`` raise.  ``begin()``/``end()`` count
+    outstanding jobs; ``cb(f)`` sets a callback that receives the condvar
+    once it is ready.
+    """
+    __slots__ = ("_loop", "_ready", "_values", "_error", "_cb", "_count",
+                 "_end_cb", "__weakref__")
+
+    def __init__(self, cb=None, loop_=None):
+        self._loop = loop_ or loop
+        self._ready = False
+        self._values = ()
+        self._error = None
+        self._cb = cb
+        self._count = 0
+        self._end_cb = None
+
+    def send(self, *values):
+        """Mark the condvar ready with ``values`` and invoke its callback.
+
+        Sending again replaces the values (Perl does the same).
+        """
+        self._values = values
+        self._fire()
+
+    __call__ = send
+
+    def croak(self, err):
+        """Mark the condvar ready so that :meth:`recv` raises ``err``.
+
+        ``err`` may be an exception instance, or anything else, which becomes
+        the message of a :class:`RuntimeError`.
+        """
+        self._error = err if isinstance(err, BaseException) else RuntimeError(str(err))
+        self._values = ()
+        self._fire()
+
+    def _fire(self):
+        self._ready = True
+        cb = self._cb
+        if cb is not None:
+            self._cb = None
+            try:
+                cb(self)
+            except Exception as exc:
+                _report(exc, "condvar")
+
+    def ready(self):
+        """True once :meth:`send` or :meth:`croak` was called."""
+        return self._ready
+
+    def recv(self):
+        """Run the loop until ready; return the sent values or raise the croaked error.
+
+        Works when called from inside another callback (the loop runs nested).
+        """
+        one_event = self._loop.one_event
+        while not self._ready:
+            one_event()
+        if self._error is not None:
+            raise self._error
+        values = self._values
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else values
+
+    def cb(self, *args):
+        """``cb(f)`` sets the callback ``f(cv)`` run once when the condvar
+        becomes ready (at once if it is ready already); ``cb()`` reads it.
+        Returns the callback still pending, as Perl does.
+        """
+        if args:
+            self._cb = args[0]
+            if self._ready and self._cb is not None:
+                self._fire()
+        return self._cb
+
+    def begin(self, cb=None):
+        """Count one more outstanding job; ``cb(cv)``, if given, replaces the
+        callback run when the count drops back to zero (default: ``send()``).
+        """
+        self._count += 1
+        if cb is not None:
+            self._end_cb = cb
+
+    def end(self):
+        """Count one job as done; at zero run the ``begin`` callback or ``send()``."""
+        self._count -= 1
+        if self._count <= 0:
+            self._count = 0
+            if self._end_cb is not None:
+                self._end_cb(self)
+            else:
+                self.send()
+
+    broadcast = send
+    wait = recv
+
+
+#: The process-wide default loop.
+loop = Loop()
