@@ -1,0 +1,578 @@
+"""Process and file-descriptor helpers (the port of AnyEvent::Util).
+
+``portable_pipe``, ``portable_socketpair``, ``fh_nonblocking``, ``guard``,
+``close_all_fds_except``, ``run_cmd`` and ``fork_call``.  Everything that
+waits does so through the reactor (io and child watchers); nothing here
+blocks the loop.
+
+Forked children never run the parent's loop: they first call
+:meth:`anyevent.reactor.Loop.after_fork` (so the parent's epoll set and
+signal wake-up fd are left alone) and always leave through :func:`os._exit`.
+"""
+
+import errno
+import os
+import pickle
+import signal as _signal
+import socket
+import sys
+import traceback
+from collections import deque
+
+from .reactor import get_exception_handler, loop
+
+__all__ = [
+    "portable_pipe", "portable_socketpair", "fh_nonblocking", "guard", "Guard",
+    "close_all_fds_except", "run_cmd", "fork_call", "fork_error", "MAX_FORKS",
+]
+
+_CHUNK = 65536
+
+#: Watchers of run_cmd and fork_call jobs still in progress.  Perl keeps them
+#: alive through self-referencing closures; here this set is the owner, so a
+#: job goes on even when the caller drops the condvar it got.
+_active = set()
+
+
+def _hold(watcher):
+    _active.add(watcher)
+    return watcher
+
+
+def _release(watcher):
+    _active.discard(watcher)
+    watcher.cancel()
+
+
+def _fd(fh):
+    return fh if isinstance(fh, int) else fh.fileno()
+
+
+# ---------------------------------------------------------------------------
+# pipes, socketpairs, blocking mode, guards, closing fds
+# ---------------------------------------------------------------------------
+
+def portable_pipe():
+    """Return ``(r, w)``: the two ends of a new pipe as unbuffered binary files.
+
+    Port of ``portable_pipe``.  Both ends are ordinary blocking
+    :class:`io.FileIO` objects (``r.read(n)``/``w.write(b)``), close-on-exec,
+    closed when dropped; use :func:`fh_nonblocking` before watching them.
+    Unlike Perl, which returns an empty list, failure raises :class:`OSError`
+    (e.g. ``EMFILE``).
+    """
+    r, w = os.pipe()
+    return os.fdopen(r, "rb", buffering=0), os.fdopen(w, "wb", buffering=0)
+
+
+def portable_socketpair():
+    """Return ``(a, b)``: two connected ``AF_UNIX``/``SOCK_STREAM`` sockets.
+
+    Port of ``portable_socketpair`` (a bidirectional pipe).  Like Perl's
+    ``socketpair`` the sockets are blocking and close-on-exec.  Failure
+    raises :class:`OSError` instead of returning an empty list.
+    """
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
+def fh_nonblocking(fh, nonblocking):
+    """Make ``fh`` (an int fd, a socket or any object with ``fileno()``)
+    non-blocking when ``nonblocking`` is true, blocking when false.
+
+    Port of ``fh_nonblocking`` (``AnyEvent::fh_unblock``/``fh_block``).  A
+    socket object is switched with ``setblocking`` so its own timeout state
+    agrees; other flags of the file (``O_APPEND``...) are kept.  Raises
+    :class:`OSError` (``EBADF``) for a closed descriptor.
+    """
+    if isinstance(fh, socket.socket):
+        fh.setblocking(not nonblocking)
+    else:
+        os.set_blocking(_fd(fh), not nonblocking)
+
+
+class Guard:
+    """Runs a callback once when dropped, unless cancelled (see :func:`guard`)."""
+    __slots__ = ("_cb",)
+
+    def __init__(self, cb):
+        self._cb = cb
+
+    def cancel(self):
+        """Forget the callback: it will never run (``$guard->cancel``)."""
+        self._cb = None
+
+    def _fire(self):
+        cb, self._cb = self._cb, None
+        if cb is not None:
+            try:
+                cb()
+            except Exception as exc:
+                get_exception_handler()(exc, "guard")
+
+    __del__ = _fire
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._fire()
+
+
+def guard(cb):
+    """Return a :class:`Guard` that calls ``cb()`` when it is garbage collected.
+
+    Port of ``guard { ... }``: ``g = guard(cleanup)`` runs ``cleanup`` when
+    the last reference to ``g`` goes (``del g``, scope end), at most once;
+    ``g.cancel()`` disarms it.  As a context manager it runs ``cb`` on leaving
+    the ``with`` block.  An exception raised by ``cb`` is not propagated: it
+    goes to the loop's exception handler (where ``"guard"``), as Perl logs it
+    and continues.
+    """
+    return Guard(cb)
+
+
+def close_all_fds_except(*fds):
+    """Close every file descriptor of this process except the ints in ``fds``.
+
+    Port of ``AnyEvent::Util::close_all_fds_except``; meant for a child just
+    before ``exec``.  Uses :func:`os.closerange` (the ``close_range`` system
+    call where there is one) over the gaps between the kept descriptors, up
+    to ``SC_OPEN_MAX``.  Errors (``EBADF`` for unused numbers) are ignored.
+    """
+    try:
+        top = os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        top = 1024
+    low = 0
+    for keep in sorted({int(fd) for fd in fds}):
+        os.closerange(low, keep)
+        low = keep + 1
+    os.closerange(low, max(top, low))
+
+
+# ---------------------------------------------------------------------------
+# pumps between the loop and a child's pipes
+# ---------------------------------------------------------------------------
+
+def _pump_out(fd, sink):
+    """Read ``fd`` (non-blocking) until EOF or error, feeding ``sink(bytes)``;
+    then close it and call ``sink(None)``."""
+    def readable():
+        try:
+            data = os.read(fd, _CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            sink(data)
+            return
+        _release(w)
+        os.close(fd)
+        sink(None)
+
+    w = _hold(loop.io(fd, 0, readable))
+
+
+def _pump_in(fd, source, cv):
+    """Write what ``source()`` returns to ``fd`` (non-blocking) until it
+    returns ``None``/``b""`` or the reader goes away (``EPIPE``); then close
+    ``fd`` and count one job done on ``cv``."""
+    cv.begin()
+    data = memoryview(source() or b"")
+
+    def writable():
+        nonlocal data
+        try:
+            n = os.write(fd, data) if data else 0
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            n = 0
+        if n:
+            data = data[n:]
+            if not data:
+                data = memoryview(source() or b"")
+            if data:
+                return
+        _release(w)
+        os.close(fd)
+        cv.end()
+
+    w = _hold(loop.io(fd, 1, writable))
+
+
+def _bytes_source(data):
+    chunks = iter((bytes(data),))
+    return lambda: next(chunks, None)
+
+
+def _buffer_sink(buf):
+    def sink(data):
+        if data:
+            buf.extend(data)
+    return sink
+
+
+def _counted(sink, cv):
+    """Wrap ``sink`` so that ``cv`` counts one job until ``sink(None)``."""
+    cv.begin()
+
+    def counted(data):
+        try:
+            sink(data)
+        finally:
+            if data is None:
+                cv.end()
+    return counted
+
+
+# ---------------------------------------------------------------------------
+# run_cmd
+# ---------------------------------------------------------------------------
+
+# exit codes a run_cmd child uses when it fails before exec (as Perl's do)
+_EXIT_OPEN, _EXIT_DUP, _EXIT_PREPARE, _EXIT_EXEC = 125, 124, 123, 126
+
+
+def _parse_redirection(key):
+    """``">"``, ``"2>"``, ``"<"``, ``"3<"`` -> ``(fd, is_output)``, else ``None``."""
+    if key[-1:] not in ("<", ">") or not (key[:-1] == "" or key[:-1].isdigit()):
+        return None
+    out = key[-1] == ">"
+    return (int(key[:-1]) if key[:-1] else int(out)), out
+
+
+def _plan_redirection(fd, out, target, cv, parent_ends):
+    """Prepare one redirection in the parent.
+
+    Returns the child's source for ``fd``: an int fd, or a ``str`` file name
+    the child opens itself.  Pipe ends the parent must close after forking
+    go to ``parent_ends``.
+    """
+    if isinstance(target, (str, os.PathLike)):
+        return os.fspath(target)
+    if isinstance(target, int) or hasattr(target, "fileno"):
+        return _fd(target)
+    if out:
+        if isinstance(target, bytearray):
+            sink = _buffer_sink(target)
+        elif callable(target):
+            sink = target
+        else:
+            raise TypeError("run_cmd: %d> wants a file name, file object, fd, "
+                            "bytearray or callback, not %r" % (fd, type(target).__name__))
+    elif isinstance(target, (bytes, bytearray, memoryview)):
+        source = _bytes_source(target)
+    elif callable(target):
+        source = target
+    else:
+        raise TypeError("run_cmd: %d< wants a file name, file object, fd, "
+                        "bytes or callback, not %r" % (fd, type(target).__name__))
+    r, w = os.pipe()  # both close-on-exec; the child's end is dup2'ed in place
+    if out:
+        os.set_blocking(r, False)
+        _pump_out(r, _counted(sink, cv))
+        parent_ends.append(w)
+        return w
+    os.set_blocking(w, False)
+    _pump_in(w, source, cv)
+    parent_ends.append(r)
+    return r
+
+
+def _exec_child(argv, redir, close_all, on_prepare):
+    """In the forked child: open files, move fds into place, exec.  Never returns."""
+    code = _EXIT_OPEN
+    try:
+        loop.after_fork()
+        for fd, (src, out) in list(redir.items()):
+            if isinstance(src, str):
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC if out else os.O_RDONLY
+                redir[fd] = (os.open(src, flags, 0o666), out)
+        code = _EXIT_DUP
+        # move every source out of the way of all targets, so dup2 never gets
+        # equal numbers (which would leave close-on-exec set)
+        for fd, (src, out) in redir.items():
+            while src in redir:
+                src = os.dup(src)
+            redir[fd] = (src, out)
+        for fd, (src, _) in redir.items():
+            os.dup2(src, fd, inheritable=True)
+        if close_all:
+            close_all_fds_except(0, 1, 2, *redir)
+        else:
+            for src in {src for src, _ in redir.values()}:
+                os.close(src)
+        # Python ignores SIGPIPE and SIGXFSZ; a command expects the defaults
+        for name in ("SIGPIPE", "SIGXFSZ"):
+            if hasattr(_signal, name):
+                _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
+        code = _EXIT_PREPARE
+        if on_prepare is not None:
+            on_prepare()
+        code = _EXIT_EXEC
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(code)
+
+
+def run_cmd(cmd, *, on_prepare=None, close_all=False, pid=None, **redirections):
+    """Run an external command; return a :class:`~anyevent.reactor.CondVar`
+    that receives the child's raw wait status once the child has exited *and*
+    every output pipe has reached EOF and every input has been written.
+
+    Port of ``run_cmd``.  ``cmd`` is a ``str`` run by ``/bin/sh -c`` or a
+    sequence of ``str``/``bytes`` given to :func:`os.execvp` (``cmd[0]`` is
+    both the program, searched in ``PATH``, and ``argv[0]``).
+
+    Redirections use Perl's keys, written as keyword names through a dict::
+
+        cv = run_cmd(["ls", "-l"], **{"<": "/dev/null", ">": out.append,
+                                      "2>": errbuf, "3>": "fd3.log"})
+        status = cv.recv()          # os.waitstatus_to_exitcode(status)
+
+    ``">"`` is fd 1, ``"<"`` fd 0, ``"N>"``/``"N<"`` any fd N.  A target is:
+
+    - a ``str`` or path: a file name the child opens (``>``: created and
+      truncated, mode 0666 less umask; ``<``: read);
+    - a file object with ``fileno()`` or an int fd: its descriptor is used;
+    - for ``>``: a ``bytearray`` that output is appended to (Perl's
+      ``\\$data``; the same one may serve ``>`` and ``2>``), or a callback
+      called with each chunk (``bytes``) and once with ``None`` at EOF or
+      read error;
+    - for ``<``: ``bytes``/``bytearray`` written to the child, or a callback
+      called with no arguments that returns the next chunk, ``None`` or
+      ``b""`` meaning EOF (it is first called before ``run_cmd`` returns).
+      A child that exits without reading simply ends the writing (``EPIPE``
+      is not reported).
+
+    Other keywords: ``on_prepare()`` runs in the child just before exec;
+    ``close_all=True`` closes every fd in the child except 0, 1, 2 and the
+    redirected ones; ``pid`` (also accepted under Perl's key ``"$$"``) receives
+    the child's pid before ``run_cmd`` returns: a ``list`` gets it appended,
+    any other callable is called with it.
+
+    A child that cannot get ready reports it through its exit code, as in
+    Perl: 125 opening a redirection file failed, 124 dup failed, 123
+    ``on_prepare`` raised, 126 exec failed (a ``str`` command that is not
+    found gives the shell's 127).  :class:`OSError` from ``fork`` or ``pipe``
+    (``EAGAIN``, ``EMFILE``) is raised; unknown keywords raise
+    :class:`TypeError`.
+    """
+    if "$$" in redirections:
+        pid = redirections.pop("$$")
+    argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+    if not argv:
+        raise ValueError("run_cmd: empty command")
+    cv = loop.condvar()
+    redir, parent_ends = {}, []
+    try:
+        for key, target in redirections.items():
+            spec = _parse_redirection(key)
+            if spec is None:
+                raise TypeError("run_cmd: unknown option %r" % key)
+            fd, out = spec
+            redir[fd] = (_plan_redirection(fd, out, target, cv, parent_ends), out)
+        child = os.fork()
+        if child == 0:
+            _exec_child(argv, redir, close_all, on_prepare)
+    finally:
+        for fd in parent_ends:
+            os.close(fd)
+    if pid is not None:
+        (pid.append if isinstance(pid, list) else pid)(child)
+    status = None
+
+    def exited(_pid, st):
+        nonlocal status
+        status = st
+        _release(w)
+        cv.end()
+
+    cv.begin(lambda cv: cv.send(status))
+    w = _hold(loop.child(child, exited))
+    return cv
+
+
+# ---------------------------------------------------------------------------
+# fork_call
+# ---------------------------------------------------------------------------
+
+def _max_forks_from_env():
+    try:
+        n = int(os.environ.get("ANYEVENT_MAX_FORKS", "0"))
+    except ValueError:
+        n = 0
+    return n if n > 0 else 10
+
+
+#: Most ``fork_call`` children running at once; more calls wait in a queue.
+#: Initialised from ``ANYEVENT_MAX_FORKS`` (default 10); may be changed.
+MAX_FORKS = _max_forks_from_env()
+
+_forks = 0
+_fork_queue = deque()
+_last_error = None
+
+
+def fork_error():
+    """The error of the ``fork_call`` whose callback is running, else ``None``.
+
+    Perl's ``$@`` (and ``$!``) for ``fork_call``: set before every callback.
+    It is the exception the function raised in the child (re-raised objects
+    carry the child's traceback text as ``__cause__``), a
+    :class:`ChildProcessError` when the child died without sending a result,
+    or the :class:`OSError` that kept the child from being forked.
+    """
+    return _last_error
+
+
+class _RemoteTraceback(Exception):
+    """Carries the formatted traceback of an exception raised in a child."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+def fork_call(code, *args, cb=None):
+    """Run ``code(*args)`` in a forked child; call ``cb(*result)`` in the parent.
+
+    Port of ``fork_call { CODE } @args, $cb``: the callback is the last
+    positional argument (or ``cb=``).  The child pickles what ``code``
+    returns and sends it back over a pipe: a ``tuple`` becomes the callback's
+    arguments (``return a, b`` -> ``cb(a, b)``, like a Perl list), any other
+    value (``None`` included) its single argument.  If ``code`` raises, the
+    callback is called with *no* arguments and :func:`fork_error` returns
+    the exception (Perl sets ``$@``).
+
+    At most :data:`MAX_FORKS` children run at once; later calls are queued
+    and started, in order, as earlier ones finish.  A job's slot is freed
+    only once its child has been reaped, then the next job is started, then
+    the callback runs.  ``code`` must not use the event loop (the child
+    gets a fresh, empty one) and its result must be picklable.  Returns
+    ``None``.
+    """
+    if cb is None:
+        if not args:
+            raise TypeError("fork_call: no callback")
+        *args, cb = args
+    _fork_queue.append((code, args, cb))
+    _fork_schedule()
+
+
+def _fork_schedule():
+    global _forks
+    while _forks < MAX_FORKS and _fork_queue:
+        code, args, cb = job = _fork_queue.popleft()
+        try:
+            pid, r = _spawn(code, args)
+        except OSError as exc:
+            if _forks and exc.errno in (errno.EAGAIN, errno.ENOMEM):
+                _fork_queue.appendleft(job)  # retried when a running job ends
+                return
+            loop.postpone(lambda cb=cb, exc=exc: _deliver(cb, exc, ()))
+            continue
+        _forks += 1
+        _fork_parent(pid, r, cb)
+
+
+def _flush_std():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def _spawn(code, args):
+    """Fork a child running ``code(*args)``; return its pid and the read end."""
+    r, w = os.pipe()
+    try:
+        _flush_std()  # or the child would write the parent's buffer again
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        raise
+    if pid == 0:
+        os.close(r)
+        _fork_child(w, code, args)
+    os.close(w)
+    return pid, r
+
+
+def _fork_child(w, code, args):
+    """In the forked child: run the job, write the pickled outcome, _exit."""
+    try:
+        loop.after_fork()
+        try:
+            payload = pickle.dumps((None, code(*args)), pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:
+            payload = _pickle_error(exc)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(w, view):]
+        _flush_std()
+    finally:
+        os._exit(0)
+
+
+def _pickle_error(exc):
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        return pickle.dumps((exc, tb), pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return pickle.dumps((RuntimeError(repr(exc)), tb), pickle.HIGHEST_PROTOCOL)
+
+
+def _fork_parent(pid, r, cb):
+    """Collect the child's output and exit; when both are in, finish the job."""
+    buf = bytearray()
+    status = eof = None
+
+    def sink(data):
+        nonlocal eof
+        if data is None:
+            eof = True
+            finish()
+        else:
+            buf.extend(data)
+
+    def exited(_pid, st):
+        nonlocal status
+        _release(cw)
+        status = st
+        finish()
+
+    def finish():
+        global _forks
+        if eof is None or status is None:
+            return
+        _forks -= 1
+        error, result = _decode(bytes(buf), status)
+        _fork_schedule()
+        _deliver(cb, error, result)
+
+    os.set_blocking(r, False)
+    _pump_out(r, sink)
+    cw = _hold(loop.child(pid, exited))
+
+
+def _decode(payload, status):
+    """``(error, args)`` from the child's pickled ``(error_or_None, value)``."""
+    try:
+        error, value = pickle.loads(payload)
+    except Exception:
+        return ChildProcessError(
+            "fork_call: child exited (wait status %d) without sending a result" % status), ()
+    if error is not None:
+        error.__cause__ = _RemoteTraceback("\nchild traceback:\n" + value)
+        return error, ()
+    return None, (value if isinstance(value, tuple) else (value,))
+
+
+def _deliver(cb, error, result):
+    global _last_error
+    _last_error = error
+    cb(*result)
