@@ -1,0 +1,1436 @@
+"""Non-blocking buffered stream I/O: the port of AnyEvent::Handle.
+
+A :class:`Handle` wraps a stream socket, pipe or tty (or connects one itself
+with ``connect=(host, service)``), keeps a read buffer (``hdl.rbuf``, a
+``bytearray``), a queue of read requests and a write buffer, and reports
+problems through ``on_error(hdl, fatal, message)`` with ``hdl.errno`` set to
+the errno (Perl's ``$!``).
+
+Read requests are *readers*: callables ``reader(hdl) -> bool`` that consume
+from ``hdl.rbuf`` and return true once done.  ``push_read("line", cb)`` and
+friends build readers from registered *read types*; a read type is a factory
+``factory(hdl, cb, *args) -> reader`` (Perl's argument order), registered
+with :func:`register_read_type`.  Write types are ``fn(hdl, *args) -> bytes``
+registered with :func:`register_write_type`.  A type name containing a dot
+names a module whose ``anyevent_read_type`` / ``anyevent_write_type``
+function is used (parent modules are tried in turn, as Perl does).
+
+Lifetime: the handle's watchers reach it through a weak reference, so the
+caller's references keep it alive; dropping the last one destroys it.  With
+``linger`` (default 3600 seconds) unwritten data is still written out in the
+background after destruction, reporting no errors.
+"""
+
+import errno as _errno
+import importlib
+import io as _io
+import json as _json
+import os
+import pickle
+import re
+import socket
+import struct
+import weakref
+from collections import deque
+from functools import partial
+
+import cbor2
+
+from . import reactor as _reactor
+
+__all__ = ["Handle", "register_read_type", "register_write_type", "TLS_CTX",
+           "MAX_READ_SIZE", "ber_encode", "ber_decode"]
+
+#: Default ceiling for the adaptive read size (bytes).
+MAX_READ_SIZE = 131072
+
+_loop = _reactor.loop
+_EAGAIN = (_errno.EAGAIN, _errno.EWOULDBLOCK, _errno.EINTR)
+
+
+# ---------------------------------------------------------------------------
+# Type registries
+# ---------------------------------------------------------------------------
+
+_READ_TYPES = {}
+_WRITE_TYPES = {}
+
+
+def register_read_type(name, factory):
+    """Register read type ``name``: ``factory(hdl, cb, *args) -> reader``.
+
+    The reader is called as ``reader(hdl)`` whenever data may be available
+    and returns true once it has consumed its message from ``hdl.rbuf`` and
+    called ``cb``.  Port of ``AnyEvent::Handle::register_read_type``.
+    """
+    _READ_TYPES[name] = factory
+
+
+def register_write_type(name, fn):
+    """Register write type ``name``: ``fn(hdl, *args) -> bytes`` to append to the
+    write buffer.  Port of ``AnyEvent::Handle::register_write_type``.
+    """
+    _WRITE_TYPES[name] = fn
+
+
+def _load_type(registry, name, funcname):
+    fn = registry.get(name)
+    if fn is not None:
+        return fn
+    if "." in name:
+        path = name
+        while path:
+            try:
+                mod = importlib.import_module(path)
+            except ImportError:
+                mod = None
+            fn = getattr(mod, funcname, None)
+            if fn is not None:
+                registry[name] = fn
+                return fn
+            path = path.rpartition(".")[0]
+    raise ValueError("unsupported/unloadable type %r" % (name,))
+
+
+# ---------------------------------------------------------------------------
+# Perl pack formats for packstring
+# ---------------------------------------------------------------------------
+
+def ber_encode(n):
+    """Encode a non-negative int as a BER compressed integer (Perl ``pack "w"``)."""
+    if n < 0:
+        raise ValueError("BER integers cannot be negative")
+    out = bytearray([n & 0x7F])
+    n >>= 7
+    while n:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    out.reverse()
+    return bytes(out)
+
+
+def ber_decode(buf, limit=10):
+    """Decode a BER integer at the start of ``buf``.
+
+    Returns ``(value, nbytes)``, or ``None`` if ``buf`` holds only a prefix.
+    Raises :class:`ValueError` when more than ``limit`` bytes would be needed
+    (no length of ours is that big; it is a hostile or broken peer).
+    """
+    n = 0
+    for i, b in enumerate(buf):
+        if i >= limit:
+            raise ValueError("BER integer too long")
+        n = (n << 7) | (b & 0x7F)
+        if not b & 0x80:
+            return n, i + 1
+    if len(buf) >= limit:
+        raise ValueError("BER integer too long")
+    return None
+
+
+_PACK_LETTERS = {
+    # letter: (struct code, default byte order, signed variant with "!")
+    "c": "b", "C": "B", "s": "h", "S": "H", "l": "i", "L": "I",
+    "q": "q", "Q": "Q", "i": "i", "I": "I", "j": "q", "J": "Q",
+}
+_PACK_FIXED = {"n": ">H", "N": ">I", "v": "<H", "V": "<I"}
+_PACK_FIXED_SIGNED = {"n": ">h", "N": ">i", "v": "<h", "V": "<i"}
+_NATIVE_BANG = {"s": "h", "S": "H", "l": "l", "L": "L", "i": "i", "I": "I"}
+_PACK_CACHE = {}
+
+
+def _pack_struct(fmt):
+    """Map a Perl pack length format (``"N"``, ``"w"``, ``"L<"``, ``"n!"``...) to a
+    :class:`struct.Struct`, or ``None`` for BER (``"w"``).  Raises ValueError.
+    """
+    try:
+        return _PACK_CACHE[fmt]
+    except KeyError:
+        pass
+    m = re.fullmatch(r"([cCsSlLqQiInNvVjJw])([!<>]*)", fmt)
+    if not m:
+        raise ValueError("unsupported packstring format %r" % (fmt,))
+    letter, mods = m.groups()
+    if letter == "w":
+        st = None
+    elif letter in _PACK_FIXED:
+        if "<" in mods or ">" in mods:
+            raise ValueError("packstring format %r: %s has a fixed byte order" % (fmt, letter))
+        st = struct.Struct((_PACK_FIXED_SIGNED if "!" in mods else _PACK_FIXED)[letter])
+    else:
+        order = "<" if "<" in mods else ">" if ">" in mods else "="
+        code = _PACK_LETTERS[letter]
+        if "!" in mods and letter in _NATIVE_BANG:
+            size = struct.calcsize("@" + _NATIVE_BANG[letter])
+            code = {2: "h", 4: "i", 8: "q"}[size]
+            if letter.isupper():
+                code = code.upper()
+        st = struct.Struct(order + code)
+    _PACK_CACHE[fmt] = st
+    return st
+
+
+def _pack_length(fmt, n):
+    st = _pack_struct(fmt)
+    return ber_encode(n) if st is None else st.pack(n)
+
+
+def _unpack_length(fmt, buf):
+    """``(length, header_size)`` from the front of ``buf``, or None if incomplete."""
+    st = _pack_struct(fmt)
+    if st is None:
+        return ber_decode(buf)
+    if len(buf) < st.size:
+        return None
+    return st.unpack_from(buf)[0], st.size
+
+
+# ---------------------------------------------------------------------------
+# Restricted unpickling for the storable type
+# ---------------------------------------------------------------------------
+
+_SAFE_CLASSES = {
+    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"),
+    ("builtins", "complex"), ("builtins", "slice"), ("builtins", "range"),
+    ("collections", "OrderedDict"), ("datetime", "date"), ("datetime", "time"),
+    ("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone"),
+    ("decimal", "Decimal"),
+}
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles plain data only; any other class is refused."""
+
+    def find_class(self, module, name):
+        if (module, name) in _SAFE_CLASSES:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError("storable: refusing to load %s.%s" % (module, name))
+
+
+def _thaw(hdl, data):
+    if hdl._storable_trusted:
+        return pickle.loads(data)
+    return _PlainUnpickler(_io.BytesIO(data)).load()
+
+
+# ---------------------------------------------------------------------------
+# The handle
+# ---------------------------------------------------------------------------
+
+def _weak_method(obj, name):
+    """A plain function calling ``obj.name()`` while ``obj`` is alive (Perl's weaken)."""
+    ref = weakref.ref(obj)
+    func = getattr(type(obj), name)
+
+    def call():
+        self = ref()
+        if self is not None:
+            func(self)
+    return call
+
+
+_OPTIONS = frozenset("""
+    fh connect on_prepare on_connect on_connect_error on_error on_read on_eof
+    on_drain timeout rtimeout wtimeout on_timeout on_rtimeout on_wtimeout
+    rbuf_max wbuf_max autocork no_delay keepalive oobinline read_size
+    max_read_size low_water_mark linger peername tls tls_ctx on_starttls
+    on_stoptls json cbor storable_trusted
+""".split())
+
+
+class Handle:
+    """A buffered, non-blocking stream (``AnyEvent::Handle->new``).
+
+    Options (keywords, Perl names):
+
+    * ``fh`` -- a connected stream socket, pipe, tty or an int fd; made
+      non-blocking.  Or ``connect=(host, service)`` to connect first (see
+      :mod:`anyevent.socket`), with ``on_prepare(hdl) -> timeout seconds``,
+      ``on_connect(hdl, host, port, retry)`` and ``on_connect_error(hdl, message)``.
+    * ``on_error(hdl, fatal, message)`` -- errors, ``hdl.errno`` holds the errno
+      (EPIPE, ENOSPC, ETIMEDOUT (non-fatal), EBADMSG, EPROTO, or the OS's);
+      after a fatal error the handle is destroyed.  Without it a fatal error
+      raises :class:`OSError` (Perl croaks).
+    * ``on_read(hdl)``, ``on_eof(hdl)``, ``on_drain(hdl)``.
+    * ``timeout``/``rtimeout``/``wtimeout`` (seconds of inactivity, 0 = off)
+      with ``on_timeout``/``on_rtimeout``/``on_wtimeout(hdl)``.
+    * ``rbuf_max``/``wbuf_max`` (bytes; exceeding is a fatal ENOSPC).
+    * ``autocork`` (bool), ``no_delay``, ``keepalive``, ``oobinline`` (on
+      unless given as false).
+    * ``read_size`` (default 2048, doubled while reads fill it, up to
+      ``max_read_size``, default 131072), ``low_water_mark`` (bytes, 0).
+    * ``linger`` (seconds, default 3600), ``peername`` (for TLS checks).
+    * ``tls`` (``"connect"``, ``"accept"`` or an ``OpenSSL.SSL.Connection``),
+      ``tls_ctx`` (:class:`anyevent.tls.TLS` or a dict of its options),
+      ``on_starttls(hdl, success, message)``, ``on_stoptls(hdl)``.
+    * ``json`` (an encoder with ``encode`` and/or decoder with ``raw_decode``,
+      or a tuple of both), ``cbor`` (a dict of keyword arguments for
+      :func:`cbor2.dumps`), ``storable_trusted`` (bool: let the ``storable``
+      read type unpickle arbitrary classes; off by default).
+
+    Unknown options are stored as attributes (Perl keeps them in the hash);
+    with ``ANYEVENT_STRICT`` they raise :class:`TypeError`.
+    """
+
+    __slots__ = (
+        "fh", "rbuf", "wbuf", "peername", "errno", "tls", "tls_ctx",
+        "_recv", "_send", "_queue", "_rw", "_ww", "_eof", "_skip_drain",
+        "_on_error", "_on_read", "_on_eof", "_on_drain", "_autocork",
+        "_rbuf_max", "_wbuf_max", "_low_water_mark", "read_size",
+        "max_read_size", "_linger", "_timers", "_connect", "_opts",
+        "_tls_rbuf", "_tls_wbuf", "_on_starttls", "_on_stoptls",
+        "_tls_handshaking", "_json", "_cbor", "_storable_trusted",
+        "__dict__", "__weakref__",
+    )
+
+    def __init__(self, fh=None, **opts):
+        unknown = set(opts) - _OPTIONS
+        if unknown:
+            if os.environ.get("ANYEVENT_STRICT", "") not in ("", "0"):
+                raise TypeError("Handle: unknown option(s) %s" % ", ".join(sorted(unknown)))
+            for key in unknown:
+                if hasattr(Handle, key):
+                    raise TypeError("Handle: option %r clashes with a method" % key)
+                setattr(self, key, opts.pop(key))
+        self.fh = None
+        self.rbuf = bytearray()
+        self.wbuf = bytearray()
+        self.errno = 0
+        self.tls = None
+        self.tls_ctx = opts.get("tls_ctx")
+        self.peername = opts.get("peername")
+        self._queue = deque()
+        self._rw = self._ww = None
+        self._eof = False
+        self._skip_drain = False
+        self._on_error = opts.get("on_error")
+        self._on_read = opts.get("on_read")
+        self._on_eof = opts.get("on_eof")
+        self._on_drain = None
+        self._autocork = bool(opts.get("autocork"))
+        self._rbuf_max = opts.get("rbuf_max")
+        self._wbuf_max = opts.get("wbuf_max")
+        self._low_water_mark = opts.get("low_water_mark") or 0
+        self.read_size = opts.get("read_size") or 2048
+        self.max_read_size = max(opts.get("max_read_size") or MAX_READ_SIZE, self.read_size)
+        self._linger = opts.get("linger", 3600)
+        self._timers = None
+        self._connect = None
+        self._tls_rbuf = None
+        self._tls_wbuf = None
+        self._tls_handshaking = False
+        self._on_starttls = opts.get("on_starttls")
+        self._on_stoptls = opts.get("on_stoptls")
+        self._json = opts.get("json")
+        self._cbor = opts.get("cbor")
+        self._storable_trusted = bool(opts.get("storable_trusted"))
+        self._opts = opts
+        if fh is not None:
+            self.fh = fh
+            self._start()
+        elif opts.get("connect"):
+            self._start_connect(opts)
+        else:
+            raise TypeError("Handle: either an existing fh or the connect parameter must be given")
+
+    # -- setup ----------------------------------------------------------------
+
+    def _start(self):
+        fh = self.fh
+        opts = self._opts
+        if isinstance(fh, socket.socket):
+            if fh.type != socket.SOCK_STREAM:
+                raise ValueError("Handle: only stream sockets are supported")
+            fh.setblocking(False)
+            self._recv = fh.recv
+            self._send = fh.send
+        else:
+            fd = fh if isinstance(fh, int) else fh.fileno()
+            os.set_blocking(fd, False)
+            self._recv = partial(os.read, fd)
+            self._send = partial(os.write, fd)
+        for name in ("timeout", "rtimeout", "wtimeout"):
+            if opts.get(name):
+                self._set_timeout(name, opts[name])
+        if opts.get("no_delay"):
+            self.no_delay(True)
+        if opts.get("keepalive"):
+            self.keepalive(True)
+        self.oobinline(opts.get("oobinline", True))
+        if opts.get("tls"):
+            self.starttls(opts["tls"], self.tls_ctx)
+            if self.fh is None:
+                return
+        if opts.get("on_drain"):
+            self.on_drain(opts["on_drain"])
+        if self.fh is not None:
+            if self._on_read is not None or self._queue:
+                self.start_read()
+            self._drain_wbuf()
+
+    def _start_connect(self, opts):
+        from .socket import tcp_connect
+        host, service = opts["connect"]
+        if self.peername is None:
+            self.peername = host
+        self._skip_drain = True
+        ref = weakref.ref(self)
+
+        def connected(fh=None, host=None, port=None, retry=None, *rest):
+            self = ref()
+            if self is None:
+                return
+            self._connect = None
+            if fh is None:
+                err = _last_connect_errno()
+                on_connect_error = opts.get("on_connect_error")
+                if on_connect_error is not None:
+                    on_connect_error(self, os.strerror(err) if err else "connect failed")
+                    self.destroy()
+                else:
+                    self._error(err or _errno.ECONNREFUSED, True)
+                return
+            self.fh = fh
+            self._skip_drain = False
+            self._start()
+            on_connect = opts.get("on_connect")
+            if on_connect is not None and self.fh is not None:
+                on_connect(self, host, port, partial(_retry_connect, ref, retry))
+
+        def prepare(fh, *args):
+            self = ref()
+            on_prepare = opts.get("on_prepare")
+            if self is None or on_prepare is None:
+                return None
+            self.fh = fh
+            try:
+                return on_prepare(self)
+            finally:
+                self.fh = None
+
+        self._connect = tcp_connect(host, service, connected, prepare)
+
+    # -- errors -----------------------------------------------------------------
+
+    def _error(self, err, fatal=False, message=None):
+        """Report ``err`` (an errno) through on_error; destroy after a fatal one."""
+        self.errno = err
+        if message is None:
+            message = os.strerror(err) if err else "Unknown error"
+        if self._on_error is not None:
+            self._on_error(self, bool(fatal), message)
+            if fatal:
+                self.destroy()
+        elif self.fh is not None or self._connect is not None:
+            self.destroy()
+            raise OSError(err, "AnyEvent::Handle uncaught error: %s" % message)
+
+    # -- simple setters (Perl's accessor methods) -----------------------------
+
+    def on_error(self, cb=None):
+        """Replace the ``on_error(hdl, fatal, message)`` callback (None clears)."""
+        self._on_error = cb
+
+    def on_eof(self, cb=None):
+        """Replace the ``on_eof(hdl)`` callback (None clears)."""
+        self._on_eof = cb
+
+    def on_starttls(self, cb=None):
+        """Replace the ``on_starttls(hdl, success, message)`` callback."""
+        self._on_starttls = cb
+
+    def on_stoptls(self, cb=None):
+        """Replace the ``on_stoptls(hdl)`` callback."""
+        self._on_stoptls = cb
+
+    def autocork(self, value=None):
+        """Enable or disable autocork; takes effect on the next write."""
+        self._autocork = bool(value)
+
+    def rbuf_max(self, value=None):
+        """Set the read buffer limit in bytes (None disables)."""
+        self._rbuf_max = value
+
+    def wbuf_max(self, value=None):
+        """Set the write buffer limit in bytes (None disables)."""
+        self._wbuf_max = value
+
+    def _sockopt(self, level, opt, value):
+        if isinstance(self.fh, socket.socket):
+            try:
+                self.fh.setsockopt(level, opt, int(bool(value)))
+            except OSError:
+                pass  # not TCP (unix socket, socketpair): nothing to set
+
+    def no_delay(self, value=None):
+        """Set TCP_NODELAY (disable Nagle) on the socket."""
+        self._sockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, value)
+
+    def keepalive(self, value=None):
+        """Set SO_KEEPALIVE on the socket."""
+        self._sockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, value)
+
+    def oobinline(self, value=None):
+        """Set SO_OOBINLINE on the socket (on by default, as in Perl)."""
+        self._sockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, value)
+
+    # -- timeouts ------------------------------------------------------------------
+
+    def timeout(self, seconds=None):
+        """Set the inactivity timeout in seconds (0/None disables); checked at once."""
+        self._set_timeout("timeout", seconds)
+
+    def rtimeout(self, seconds=None):
+        """Set the read inactivity timeout in seconds (0/None disables)."""
+        self._set_timeout("rtimeout", seconds)
+
+    def wtimeout(self, seconds=None):
+        """Set the write inactivity timeout in seconds (0/None disables)."""
+        self._set_timeout("wtimeout", seconds)
+
+    def on_timeout(self, cb=None):
+        """Replace ``on_timeout(hdl)``; without one a timeout is a non-fatal ETIMEDOUT."""
+        self._timeout_state("timeout")[3] = cb
+
+    def on_rtimeout(self, cb=None):
+        """Replace ``on_rtimeout(hdl)``."""
+        self._timeout_state("rtimeout")[3] = cb
+
+    def on_wtimeout(self, cb=None):
+        """Replace ``on_wtimeout(hdl)``."""
+        self._timeout_state("wtimeout")[3] = cb
+
+    def timeout_reset(self):
+        """Count as activity now, restarting the ``timeout`` countdown."""
+        self._timeout_state("timeout")[1] = _loop.now()
+
+    def rtimeout_reset(self):
+        """Count as read activity now."""
+        self._timeout_state("rtimeout")[1] = _loop.now()
+
+    def wtimeout_reset(self):
+        """Count as write activity now."""
+        self._timeout_state("wtimeout")[1] = _loop.now()
+
+    def _timeout_state(self, name):
+        """The list ``[seconds, last_activity, watcher, on_cb]`` for one timeout kind."""
+        timers = self._timers
+        if timers is None:
+            now = _loop.now()
+            opts = self._opts
+            timers = self._timers = {
+                k: [0, now, None, opts.get("on_" + k)]
+                for k in ("timeout", "rtimeout", "wtimeout")
+            }
+        return timers[name]
+
+    def _set_timeout(self, name, seconds):
+        seconds = seconds or 0
+        if seconds < 0:
+            raise ValueError("Handle.%s called with negative timeout (%r)" % (name, seconds))
+        st = self._timeout_state(name)
+        st[0] = seconds
+        st[2] = None
+        self._check_timeout(name)
+
+    def _check_timeout(self, name):
+        st = self._timers[name]
+        if not st[0] or self.fh is None:
+            st[2] = None
+            return
+        now = _loop.now()
+        after = st[1] + st[0] - now
+        if after <= 0:
+            st[1] = now
+            if st[3] is not None:
+                st[3](self)
+            else:
+                self._error(_errno.ETIMEDOUT)
+            if self.fh is None or not st[0]:
+                return
+            after = st[0]
+        if st[2] is None:
+            ref = weakref.ref(self)
+
+            def fire():
+                self = ref()
+                if self is not None and self._timers is not None:
+                    self._timers[name][2] = None
+                    self._check_timeout(name)
+            st[2] = _loop.timer(after, 0, fire)
+
+    def _activity(self, kind):
+        timers = self._timers
+        if timers is not None:
+            now = _loop.now()
+            timers["timeout"][1] = now
+            timers[kind][1] = now
+
+    # -- writing ------------------------------------------------------------------
+
+    def on_drain(self, cb=None):
+        """Set ``on_drain(hdl)``, called when the write buffer falls to
+        ``low_water_mark``; called at once if it is that low already.
+        """
+        self._on_drain = cb
+        if cb is not None and self._low_water_mark >= len(self.wbuf) + len(self._tls_wbuf or b""):
+            cb(self)
+
+    def push_write(self, *args):
+        """Queue data for writing: ``push_write(data)`` or ``push_write(type, *args)``.
+
+        ``data`` must be bytes-like; a ``str`` is a :class:`TypeError` (encode
+        it first).  Types: ``netstring``, ``packstring`` (fmt, data), ``json``,
+        ``cbor``, ``storable``, registered and dotted-module types.  A write
+        buffer beyond ``wbuf_max`` is a fatal ENOSPC.
+        """
+        if len(args) == 1:
+            data = args[0]
+        elif args:
+            data = _load_type(_WRITE_TYPES, args[0], "anyevent_write_type")(self, *args[1:])
+        else:
+            raise TypeError("push_write needs data")
+        if data.__class__ is str:
+            raise TypeError("push_write needs bytes, not str: encode it first (e.g. s.encode())")
+        if self.tls is not None:
+            self._tls_wbuf += data
+            if self.fh is not None:
+                self._dotls()
+            return
+        wbuf = self.wbuf
+        if not wbuf and self._ww is None and not self._autocork and self.fh is not None:
+            # fast path: try to hand the data to the kernel without buffering
+            try:
+                n = self._send(data)
+            except OSError as exc:
+                if exc.errno not in _EAGAIN:
+                    return self._error(exc.errno, True)
+                n = 0
+            if self._timers is not None:
+                self._activity("wtimeout")
+            if n == len(data):
+                self._after_write()
+                return
+            wbuf += memoryview(data)[n:]
+            self._watch_wbuf()
+            return
+        wbuf += data
+        if self.fh is not None:
+            self._drain_wbuf()
+
+    def unshift_write(self, *args):
+        """Put data at the front of the write buffer (4.x API), same arguments as
+        :meth:`push_write`.  Only meaningful for data not yet being written.
+        """
+        if len(args) == 1:
+            data = bytes(args[0])
+        else:
+            data = _load_type(_WRITE_TYPES, args[0], "anyevent_write_type")(self, *args[1:])
+        self.wbuf[:0] = data
+        if self.fh is not None:
+            self._drain_wbuf()
+
+    def _drain_wbuf(self):
+        if self._ww is None and self.wbuf:
+            if not self._autocork:
+                self._write_ready()
+                if self.fh is None:
+                    return
+            if self.wbuf and self._ww is None:
+                self._watch_wbuf()
+
+    def _watch_wbuf(self):
+        self._ww = _loop.io(self.fh, 1, _weak_method(self, "_write_ready"))
+        if self._wbuf_max is not None and self._wbuf_max < len(self.wbuf):
+            self._error(_errno.ENOSPC, True)
+
+    def _write_ready(self):
+        wbuf = self.wbuf
+        try:
+            n = self._send(wbuf)
+        except OSError as exc:
+            if exc.errno not in _EAGAIN:
+                self._error(exc.errno, True)
+            return
+        del wbuf[:n]
+        if self._timers is not None:
+            self._activity("wtimeout")
+        self._after_write()
+        if not self.wbuf:
+            self._ww = None
+
+    def _after_write(self):
+        on_drain = self._on_drain
+        if on_drain is not None and self._low_water_mark >= len(self.wbuf) + len(self._tls_wbuf or b""):
+            on_drain(self)
+
+    def push_shutdown(self):
+        """Shut down the write side (``shutdown(SHUT_WR)``) once everything queued
+        so far is written.  Replaces ``on_drain`` and clears ``low_water_mark``.
+        """
+        self._low_water_mark = 0
+        self.on_drain(_shutdown_write)
+
+    # -- reading ------------------------------------------------------------------
+
+    def on_read(self, cb=None):
+        """Set ``on_read(hdl)``, called whenever data arrives and the queue is
+        empty; it consumes from ``hdl.rbuf`` itself.  None clears it.
+        """
+        self._on_read = cb
+        if cb is not None:
+            self._drain_rbuf()
+
+    def push_read(self, *args):
+        """Queue a read request: ``push_read(cb)`` with ``cb(hdl) -> bool``, or
+        ``push_read(type, *type_args, cb)``, e.g. ``push_read("line", cb)``,
+        ``push_read("chunk", 4, cb)``, ``push_read("packstring", "N", cb)``.
+        Raises :class:`ValueError` for an unknown type.
+        """
+        self._queue.append(self._make_reader(args))
+        self._drain_rbuf()
+
+    def unshift_read(self, *args):
+        """Like :meth:`push_read`, but the request goes to the front of the queue."""
+        self._queue.appendleft(self._make_reader(args))
+        self._drain_rbuf()
+
+    def _make_reader(self, args):
+        cb = args[-1]
+        if len(args) == 1:
+            return cb
+        factory = _load_type(_READ_TYPES, args[0], "anyevent_read_type")
+        return factory(self, cb, *args[1:-1])
+
+    # 4.x-era names, kept so that old scripts port unchanged.
+    def push_read_line(self, *args):
+        """4.x alias of ``push_read("line", [eol,] cb)``."""
+        self.push_read("line", *args)
+
+    def unshift_read_line(self, *args):
+        """4.x alias of ``unshift_read("line", [eol,] cb)``."""
+        self.unshift_read("line", *args)
+
+    def push_read_chunk(self, length, cb):
+        """4.x alias of ``push_read("chunk", length, cb)``."""
+        self.push_read("chunk", length, cb)
+
+    def unshift_read_chunk(self, length, cb):
+        """4.x alias of ``unshift_read("chunk", length, cb)``."""
+        self.unshift_read("chunk", length, cb)
+
+    def _drain_rbuf(self):
+        if self._skip_drain:
+            return
+        self._skip_drain = True
+        try:
+            queue = self._queue
+            while True:
+                if self._tls_rbuf:
+                    self.rbuf += self._tls_rbuf
+                    self._tls_rbuf.clear()
+                if queue:
+                    reader = queue.popleft()
+                    if not reader(self):
+                        if self.fh is None:
+                            return
+                        if self._eof:
+                            return self._error(_errno.EPIPE, True)
+                        queue.appendleft(reader)
+                        break
+                    if self.fh is None:
+                        return
+                elif self._on_read is not None:
+                    size = len(self.rbuf)
+                    if not size:
+                        break
+                    self._on_read(self)
+                    if self.fh is None:
+                        return
+                    if size == len(self.rbuf) and not queue and self._on_read is not None:
+                        if self._eof:
+                            return self._error(_errno.EPIPE, True)
+                        break
+                else:
+                    if self.tls is None:
+                        self._rw = None
+                    break
+        finally:
+            self._skip_drain = False
+        if self._eof:
+            if self._on_eof is not None:
+                self._on_eof(self)
+            else:
+                self._error(0, True, "Unexpected end-of-file")
+            return
+        if self._rbuf_max is not None and self._rbuf_max < len(self.rbuf):
+            return self._error(_errno.ENOSPC, True)
+        if self._rw is None and (self._on_read is not None or self._queue):
+            self.start_read()
+
+    def stop_read(self):
+        """Stop reading from the fh (data keeps arriving in the kernel).  In TLS
+        mode the handshake may still read now and then, as in Perl.
+        """
+        self._rw = None
+
+    def start_read(self):
+        """Resume reading after :meth:`stop_read`."""
+        if self._rw is None and not self._eof and self.fh is not None:
+            self._rw = _loop.io(self.fh, 0, _weak_method(self, "_read_ready"))
+
+    def _read_ready(self):
+        size = self.read_size
+        try:
+            data = self._recv(size)
+        except OSError as exc:
+            if exc.errno not in _EAGAIN:
+                self._error(exc.errno, True)
+            return
+        if data:
+            if self._timers is not None:
+                self._activity("rtimeout")
+            if self.tls is not None:
+                self.tls.bio_write(data)
+                self._dotls()
+            else:
+                self.rbuf += data
+                self._drain_rbuf()
+            if len(data) == size and size < self.max_read_size:
+                self.read_size = min(size * 2, self.max_read_size)
+        else:
+            self._rw = None
+            self._eof = True
+            self._drain_rbuf()
+
+    # -- TLS ----------------------------------------------------------------------
+
+    def starttls(self, tls, ctx=None):
+        """Start TLS on the stream: ``tls`` is ``"connect"``, ``"accept"`` or an
+        ``OpenSSL.SSL.Connection``; ``ctx`` an :class:`anyevent.tls.TLS` or a
+        dict of its options (default :func:`TLS_CTX`).  Calling it while TLS
+        is active raises :class:`RuntimeError`.  Failures are fatal EPROTO
+        errors, or go to ``on_starttls(hdl, False, message)`` if set.
+        """
+        if self.tls is not None:
+            raise RuntimeError("starttls called on a handle while TLS is already active")
+        from . import tls as _tls
+        if ctx is not None:
+            self.tls_ctx = ctx
+        if self.fh is None:
+            self._opts["tls"] = tls
+            return
+        self.tls_ctx = _tls.tls_ctx_from(self.tls_ctx) if self.tls_ctx is not None else TLS_CTX()
+        if isinstance(tls, str):
+            conn = self.tls_ctx.new_connection(tls, self.peername)
+        else:
+            conn = tls
+        self.tls = conn
+        self._tls_rbuf = bytearray()
+        self._tls_wbuf = bytearray()
+        self._tls_handshaking = True
+        if self.rbuf:
+            conn.bio_write(bytes(self.rbuf))
+            self.rbuf.clear()
+        self._dotls()
+        self.start_read()
+
+    def stoptls(self):
+        """Send a TLS close_notify and leave TLS mode once the peer answers
+        (``on_stoptls`` is called then); plaintext may follow, as in Perl.
+        """
+        if self.tls is not None and self.fh is not None:
+            try:
+                self.tls.shutdown()
+            except Exception:  # noqa: BLE001 - shutdown on a broken session
+                pass
+            self._dotls()
+
+    def resettls(self):
+        """Forget the TLS session without any TLS shutdown (Perl's ``resettls``)."""
+        self._freetls()
+
+    def _freetls(self):
+        if self.tls is not None:
+            self.tls = None
+            self._tls_wbuf = None
+            self._tls_handshaking = False
+
+    def _tls_error(self, exc):
+        from .tls import error_message
+        if isinstance(exc, str):
+            message = exc
+        else:
+            message = error_message(exc)
+        if self._tls_handshaking and self._on_starttls is not None:
+            self._tls_handshaking = False
+            self._freetls()
+            self._on_starttls(self, False, message)
+        else:
+            self._freetls()
+            self._error(_errno.EPROTO, True, message)
+
+    def _dotls(self):
+        from OpenSSL import SSL
+        conn = self.tls
+        if self._tls_handshaking:
+            try:
+                conn.do_handshake()
+            except SSL.WantReadError:
+                pass
+            except SSL.Error as exc:
+                self._flush_tls_out(conn)
+                return self._tls_error(exc)
+            else:
+                self._tls_handshaking = False
+                problem = self.tls_ctx.verify_result(conn, self.peername)
+                if problem is not None:
+                    self._flush_tls_out(conn)
+                    self._tls_handshaking = True
+                    return self._tls_error(problem)
+                if self._on_starttls is not None:
+                    self._on_starttls(self, True, "TLS/SSL connection established")
+                    if self.tls is not conn:
+                        return
+        if not self._tls_handshaking:
+            wbuf = self._tls_wbuf
+            while wbuf:
+                try:
+                    n = conn.send(bytes(wbuf[:65536]))
+                except SSL.WantReadError:
+                    break
+                except SSL.Error as exc:
+                    return self._tls_error(exc)
+                del wbuf[:n]
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except SSL.WantReadError:
+                    break
+                except SSL.ZeroReturnError:
+                    self._flush_tls_out(conn)
+                    self._freetls()
+                    if self._on_stoptls is not None:
+                        self._on_stoptls(self)
+                        return
+                    self._rw = None
+                    self._eof = True
+                    self._drain_rbuf()
+                    return
+                except SSL.SysCallError as exc:
+                    if exc.args and exc.args[0] == -1:  # unexpected EOF: the fd reports it
+                        break
+                    return self._tls_error(exc)
+                except SSL.Error as exc:
+                    return self._tls_error(exc)
+                self._tls_rbuf += data
+                self._drain_rbuf()
+                if self.tls is not conn:
+                    return
+        self._flush_tls_out(conn)
+
+    def _flush_tls_out(self, conn):
+        from OpenSSL import SSL
+        while True:
+            try:
+                data = conn.bio_read(65536)
+            except SSL.WantReadError:
+                return
+            if not data:
+                return
+            self.wbuf += data
+            self._drain_wbuf()
+            if self.fh is None:
+                return
+
+    # -- lifetime -------------------------------------------------------------------
+
+    def destroyed(self):
+        """False while the handle is alive; True once :meth:`destroy` ran."""
+        return False
+
+    def destroy(self):
+        """Shut the handle down: no callback runs again, every method becomes a
+        silent no-op.  Unwritten data lingers (see ``linger``).
+        """
+        self._teardown()
+        self.__class__ = _DestroyedHandle
+
+    def _teardown(self):
+        self._freetls()
+        fh = self.fh
+        if fh is not None and self.wbuf and self._linger:
+            _Linger(fh, self.wbuf, self._linger)
+        if self._connect is not None:
+            self._connect = None
+        self._rw = self._ww = None
+        self._timers = None
+        self._queue.clear()
+        self._on_error = self._on_read = self._on_eof = self._on_drain = None
+        self._on_starttls = self._on_stoptls = None
+        self.fh = None
+        self.wbuf = bytearray()
+
+    def __del__(self):
+        try:
+            self._teardown()
+        except Exception:  # noqa: BLE001 - never raise from a finalizer
+            pass
+
+
+def _shutdown_write(hdl):
+    try:
+        hdl.fh.shutdown(socket.SHUT_WR)
+    except (OSError, AttributeError):
+        pass
+
+
+def _noop(*args, **kwargs):
+    return None
+
+
+class _DestroyedHandle(Handle):
+    """What a handle becomes after destroy(): every method is a no-op."""
+    __slots__ = ()
+
+    def __getattribute__(self, name):
+        if name == "destroyed":
+            return _true
+        if name in ("errno", "peername", "rbuf", "__class__", "__dict__"):
+            return object.__getattribute__(self, name)
+        attr = getattr(Handle, name, None)
+        if callable(attr):
+            return _noop
+        return None
+
+    def __del__(self):
+        pass
+
+
+def _true():
+    return True
+
+
+_lingering = set()
+
+
+class _Linger:
+    """Writes out what a destroyed handle left in its buffer, silently, for at
+    most ``linger`` seconds (the Perl DESTROY behaviour).
+    """
+    __slots__ = ("fh", "data", "io", "timer", "send")
+
+    def __init__(self, fh, data, seconds):
+        self.fh = fh
+        self.data = data
+        if isinstance(fh, socket.socket):
+            self.send = fh.send
+        else:
+            self.send = partial(os.write, fh if isinstance(fh, int) else fh.fileno())
+        self.io = _loop.io(fh, 1, self._write)
+        self.timer = _loop.timer(seconds, 0, self._done)
+        _lingering.add(self)
+
+    def _write(self):
+        try:
+            n = self.send(self.data)
+        except OSError as exc:
+            if exc.errno not in _EAGAIN:
+                self._done()
+            return
+        del self.data[:n]
+        if not self.data or not n:
+            self._done()
+
+    def _done(self):
+        self.io = self.timer = None
+        _lingering.discard(self)
+
+
+def _retry_connect(ref, retry):
+    self = ref()
+    if self is None:
+        return
+    # As Perl: forget this connection's state and read queue; the write
+    # buffer is kept for the next target.
+    self._rw = self._ww = None
+    self._timers = None
+    self._queue.clear()
+    self.fh = None
+    self._eof = False
+    self.rbuf = bytearray()
+    self._freetls()
+    self._skip_drain = True
+    self._connect = retry()
+
+
+def _last_connect_errno():
+    from . import socket as _sock
+    getter = getattr(_sock, "last_errno", None)
+    return getter() if getter is not None else 0
+
+
+_TLS_CTX = None
+
+
+def TLS_CTX():
+    """The default :class:`anyevent.tls.TLS` context, made on first use (Perl's TLS_CTX)."""
+    global _TLS_CTX
+    if _TLS_CTX is None:
+        from .tls import TLS
+        _TLS_CTX = TLS()
+    return _TLS_CTX
+
+
+# ---------------------------------------------------------------------------
+# Built-in read types
+# ---------------------------------------------------------------------------
+
+def _read_chunk(hdl, cb, length):
+    length = int(length)
+
+    def reader(hdl):
+        rbuf = hdl.rbuf
+        if len(rbuf) < length:
+            return False
+        data = bytes(rbuf[:length])
+        del rbuf[:length]
+        cb(hdl, data)
+        return True
+    return reader
+
+
+_DEFAULT_EOL = re.compile(rb"\r?\n")
+
+
+def _read_line(hdl, cb, eol=None):
+    if eol is None:
+        def reader(hdl):
+            rbuf = hdl.rbuf
+            pos = rbuf.find(b"\n")
+            if pos < 0:
+                return False
+            if pos and rbuf[pos - 1] == 13:
+                line = bytes(rbuf[:pos - 1])
+                del rbuf[:pos + 1]
+                cb(hdl, line, b"\r\n")
+            else:
+                line = bytes(rbuf[:pos])
+                del rbuf[:pos + 1]
+                cb(hdl, line, b"\n")
+            return True
+        return reader
+    if isinstance(eol, (bytes, bytearray)):
+        eol = bytes(eol)
+        n = len(eol)
+
+        def reader(hdl):
+            rbuf = hdl.rbuf
+            pos = rbuf.find(eol)
+            if pos < 0:
+                return False
+            line = bytes(rbuf[:pos])
+            del rbuf[:pos + n]
+            cb(hdl, line, eol)
+            return True
+        return reader
+    if isinstance(eol, str):
+        raise TypeError("line eol must be bytes or a compiled bytes regex, not str")
+    pattern = re.compile(rb"(.*?)(" + eol.pattern + rb")", eol.flags | re.DOTALL)
+
+    def reader(hdl):
+        rbuf = hdl.rbuf
+        m = pattern.match(rbuf)
+        if m is None:
+            return False
+        line, found = m.group(1), m.group(2)
+        del rbuf[:m.end()]
+        cb(hdl, line, found)
+        return True
+    return reader
+
+
+def _compile(rx):
+    if rx is None or hasattr(rx, "search"):
+        return rx
+    return re.compile(rx)
+
+
+def _read_regex(hdl, cb, accept, reject=None, skip=None):
+    accept, reject, skip = _compile(accept), _compile(reject), _compile(skip)
+    data = bytearray()
+
+    def reader(hdl):
+        rbuf = hdl.rbuf
+        m = accept.search(rbuf)
+        if m is not None:
+            data.extend(rbuf[:m.end()])
+            del rbuf[:m.end()]
+            cb(hdl, bytes(data))
+            return True
+        if reject is not None and reject.search(rbuf):
+            hdl._error(_errno.EBADMSG)
+            if hdl.fh is None:
+                return False
+        if skip is not None:
+            m = skip.search(rbuf)
+            if m is not None:
+                data.extend(rbuf[:m.end()])
+                del rbuf[:m.end()]
+        return False
+    return reader
+
+
+_NETSTRING_HEAD = re.compile(rb"(0|[1-9][0-9]{0,19}):")
+_DIGITS = re.compile(rb"[0-9]{0,21}")
+
+
+def _too_big(hdl, length):
+    """Fatal ENOSPC when a declared length can never fit in ``rbuf_max``."""
+    if hdl._rbuf_max is not None and length > hdl._rbuf_max:
+        hdl._error(_errno.ENOSPC, True)
+        return True
+    return False
+
+
+def _read_netstring(hdl, cb):
+    def reader(hdl):
+        rbuf = hdl.rbuf
+        m = _NETSTRING_HEAD.match(rbuf)
+        if m is None:
+            if _DIGITS.fullmatch(rbuf) is None or len(rbuf) > 20:
+                hdl._error(_errno.EBADMSG)
+            return False
+        length = int(m.group(1))
+        if _too_big(hdl, length):
+            return False
+        del rbuf[:m.end()]
+
+        def body(hdl, string):
+            def comma(hdl, c):
+                if c == b",":
+                    cb(hdl, string)
+                else:
+                    hdl._error(_errno.EBADMSG)
+            hdl.unshift_read("chunk", 1, comma)
+        hdl.unshift_read("chunk", length, body)
+        return True
+    return reader
+
+
+def _read_packstring(hdl, cb, fmt):
+    _pack_struct(fmt)  # validate early
+
+    def reader(hdl):
+        rbuf = hdl.rbuf
+        try:
+            head = _unpack_length(fmt, rbuf)
+        except ValueError:
+            hdl._error(_errno.EBADMSG, True)
+            return False
+        if head is None:
+            return False
+        length, size = head
+        if length < 0:
+            hdl._error(_errno.EBADMSG, True)
+            return False
+        if _too_big(hdl, length):
+            return False
+        if size + length <= len(rbuf):
+            data = bytes(rbuf[size:size + length])
+            del rbuf[:size + length]
+            cb(hdl, data)
+        else:
+            del rbuf[:size]
+            hdl.unshift_read("chunk", length, cb)
+        return True
+    return reader
+
+
+def _json_decoder(hdl):
+    coder = hdl._json
+    if isinstance(coder, tuple):
+        coder = coder[1]
+    return coder if hasattr(coder, "raw_decode") else _JSON_DECODER
+
+
+_JSON_DECODER = _json.JSONDecoder()
+_JSON_WS = re.compile(rb"[ \t\n\r]*")
+
+
+def _json_incomplete(text, pos):
+    """True if ``text[pos:]`` may still become valid JSON with more input."""
+    rest = text[pos:].rstrip()
+    if not rest:
+        return True
+    for literal in ("true", "false", "null"):
+        if literal.startswith(rest) and len(rest) < len(literal):
+            return True
+    return False
+
+
+def _read_json(hdl, cb):
+    decoder = _json_decoder(hdl)
+
+    def reader(hdl):
+        rbuf = hdl.rbuf
+        start = _JSON_WS.match(rbuf).end()
+        if start:
+            del rbuf[:start]
+        if not rbuf:
+            return False
+        more = True  # could more input complete the text?
+        try:
+            text = rbuf.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # decode the valid prefix; what follows may be a split character
+            # (wait) or garbage (only bad if the JSON value runs into it)
+            more = exc.end == len(rbuf) and exc.reason == "unexpected end of data"
+            text = rbuf[:exc.start].decode("utf-8")
+        try:
+            value, end = decoder.raw_decode(text)
+        except ValueError as exc:
+            pos = getattr(exc, "pos", 0)
+            if more and _json_incomplete(text, pos):
+                return False
+            # skip the bad text, like JSON::XS's incr_skip
+            del rbuf[:max(1, len(text[:pos].encode("utf-8")))]
+            hdl._error(_errno.EBADMSG)
+            return False
+        if more and end == len(text) and isinstance(value, (int, float)) \
+                and not isinstance(value, bool) and len(text) == len(rbuf):
+            return False  # a number at the very end may continue
+        del rbuf[:len(text[:end].encode("utf-8"))]
+        cb(hdl, value)
+        return True
+    return reader
+
+
+def _read_cbor(hdl, cb):
+    def reader(hdl):
+        rbuf = hdl.rbuf
+        if not rbuf:
+            return False
+        fp = _io.BytesIO(rbuf)
+        try:
+            value = cbor2.CBORDecoder(fp).decode()
+        except cbor2.CBORDecodeEOF:
+            return False
+        except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
+                RecursionError, MemoryError):
+            del rbuf[:]
+            hdl._error(_errno.EBADMSG)
+            return False
+        del rbuf[:fp.tell()]
+        cb(hdl, value)
+        return True
+    return reader
+
+
+def _read_storable(hdl, cb):
+    def thaw_cb(hdl, data):
+        try:
+            value = _thaw(hdl, data)
+        except Exception:  # noqa: BLE001 - any unpickling failure is a bad message
+            hdl._error(_errno.EBADMSG)
+            return
+        cb(hdl, value)
+
+    def reader(hdl):
+        rbuf = hdl.rbuf
+        try:
+            head = ber_decode(rbuf)
+        except ValueError:
+            hdl._error(_errno.EBADMSG, True)
+            return False
+        if head is None:
+            return False
+        length, size = head
+        if _too_big(hdl, length):
+            return False
+        del rbuf[:size]
+        hdl.unshift_read("chunk", length, thaw_cb)
+        return True
+    return reader
+
+
+_TLS_RECORD = re.compile(rb"(?:\Z|\x16(\Z|[\x03\x04](?:\Z|.(?:\Z|[\x00-\x40]))))", re.DOTALL)
+_SSL2_RECORD = re.compile(
+    rb"(?:\Z|[\x80-\xff](?:\Z|.(?:\Z|\x01(\Z|[\x03\x04](?:\Z|.(?:\Z|.))))))", re.DOTALL)
+
+
+def _read_tls_detect(hdl, cb):
+    def reader(hdl):
+        rbuf = bytes(hdl.rbuf[:5])
+        m = _TLS_RECORD.match(rbuf) or _SSL2_RECORD.match(rbuf)
+        if m is not None:
+            head = m.group(1)
+            if head is None:
+                return False
+            if len(head) != 3:
+                return False  # partial match: cannot decide yet
+            cb(hdl, "accept", head[1], head[2])
+        else:
+            cb(hdl, None)
+        return True
+    return reader
+
+
+def _read_tls_autostart(hdl, cb, *tls_args):
+    # Perl: push_read(tls_autostart => $tls[, $ctx]); the "callback" slot is the mode.
+    args = (cb,) + tls_args
+
+    def detected(hdl, kind, *version):
+        if kind:
+            hdl.starttls(*args)
+    return _read_tls_detect(hdl, detected)
+
+
+for _name, _factory in (
+    ("chunk", _read_chunk), ("line", _read_line), ("regex", _read_regex),
+    ("netstring", _read_netstring), ("packstring", _read_packstring),
+    ("json", _read_json), ("cbor", _read_cbor), ("storable", _read_storable),
+    ("tls_detect", _read_tls_detect), ("tls_autostart", _read_tls_autostart),
+):
+    register_read_type(_name, _factory)
+
+
+# ---------------------------------------------------------------------------
+# Built-in write types
+# ---------------------------------------------------------------------------
+
+def _write_netstring(hdl, data):
+    data = bytes(data)
+    return b"%d:%s," % (len(data), data)
+
+
+def _write_packstring(hdl, fmt, data):
+    data = bytes(data)
+    return _pack_length(fmt, len(data)) + data
+
+
+def _write_json(hdl, value):
+    coder = hdl._json
+    if isinstance(coder, tuple):
+        coder = coder[0]
+    if coder is not None and hasattr(coder, "encode"):
+        text = coder.encode(value)
+    else:
+        text = _json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8") if isinstance(text, str) else text
+
+
+def _write_cbor(hdl, value):
+    return cbor2.dumps(value, **(hdl._cbor or {}))
+
+
+def _write_storable(hdl, value):
+    data = pickle.dumps(value, protocol=4)
+    return ber_encode(len(data)) + data
+
+
+for _name, _fn in (
+    ("netstring", _write_netstring), ("packstring", _write_packstring),
+    ("json", _write_json), ("cbor", _write_cbor), ("storable", _write_storable),
+):
+    register_write_type(_name, _fn)
