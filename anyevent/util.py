@@ -144,10 +144,10 @@ def close_all_fds_except(*fds):
     except (ValueError, OSError):
         top = 1024
     low = 0
-    for keep in sorted({int(fd) for fd in fds}):
-        os.closerange(low, keep)
-        low = keep + 1
-    os.closerange(low, max(top, low))
+    for high in sorted({int(fd) for fd in fds}) + [top]:
+        if low < high:  # CPython 3.11: closerange(0, 0) closes every fd
+            os.closerange(low, high)
+        low = high + 1
 
 
 # ---------------------------------------------------------------------------
