@@ -174,12 +174,12 @@ def _pump_out(fd, sink):
     w = _hold(loop.io(fd, 0, readable))
 
 
-def _pump_in(fd, source, cv):
-    """Write what ``source()`` returns to ``fd`` (non-blocking) until it
-    returns ``None``/``b""`` or the reader goes away (``EPIPE``); then close
-    ``fd`` and count one job done on ``cv``."""
+def _pump_in(fd, first, source, cv):
+    """Write ``first``, then what ``source()`` returns, to ``fd`` (non-blocking)
+    until that is ``None``/``b""`` or the reader goes away (``EPIPE``); then
+    close ``fd`` and count one job done on ``cv``."""
     cv.begin()
-    data = memoryview(source() or b"")
+    data = memoryview(first or b"")
 
     def writable():
         nonlocal data
@@ -240,7 +240,9 @@ def _parse_redirection(key):
     if key[-1:] not in ("<", ">") or not (key[:-1] == "" or key[:-1].isdigit()):
         return None
     out = key[-1] == ">"
-    return (int(key[:-1]) if key[:-1] else int(out)), out
+    if key[:-1]:
+        return int(key[:-1]), out
+    return (1 if out else 0), out
 
 
 def _plan_redirection(fd, out, target, cv, parent_ends):
@@ -251,7 +253,7 @@ def _plan_redirection(fd, out, target, cv, parent_ends):
     go to ``parent_ends``.
     """
     if isinstance(target, (str, os.PathLike)):
-        return os.fspath(target)
+        return os.fsdecode(target)
     if isinstance(target, int) or hasattr(target, "fileno"):
         return _fd(target)
     if out:
@@ -269,6 +271,7 @@ def _plan_redirection(fd, out, target, cv, parent_ends):
     else:
         raise TypeError("run_cmd: %d< wants a file name, file object, fd, "
                         "bytes or callback, not %r" % (fd, type(target).__name__))
+    first = None if out else source()  # Perl asks for the first chunk at once
     r, w = os.pipe()  # both close-on-exec; the child's end is dup2'ed in place
     if out:
         os.set_blocking(r, False)
@@ -276,7 +279,7 @@ def _plan_redirection(fd, out, target, cv, parent_ends):
         parent_ends.append(w)
         return w
     os.set_blocking(w, False)
-    _pump_in(w, source, cv)
+    _pump_in(w, first, source, cv)
     parent_ends.append(r)
     return r
 
@@ -362,6 +365,9 @@ def run_cmd(cmd, *, on_prepare=None, close_all=False, pid=None, **redirections):
     """
     if "$$" in redirections:
         pid = redirections.pop("$$")
+    report_pid = pid.append if isinstance(pid, list) else pid
+    if report_pid is not None and not callable(report_pid):
+        raise TypeError("run_cmd: pid must be a list or a callable")
     argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
     if not argv:
         raise ValueError("run_cmd: empty command")
@@ -380,8 +386,6 @@ def run_cmd(cmd, *, on_prepare=None, close_all=False, pid=None, **redirections):
     finally:
         for fd in parent_ends:
             os.close(fd)
-    if pid is not None:
-        (pid.append if isinstance(pid, list) else pid)(child)
     status = None
 
     def exited(_pid, st):
@@ -392,6 +396,8 @@ def run_cmd(cmd, *, on_prepare=None, close_all=False, pid=None, **redirections):
 
     cv.begin(lambda cv: cv.send(status))
     w = _hold(loop.child(child, exited))
+    if report_pid is not None:
+        report_pid(child)
     return cv
 
 
