@@ -426,9 +426,11 @@ def fork_error():
     """The error of the ``fork_call`` whose callback is running, else ``None``.
 
     Perl's ``$@`` (and ``$!``) for ``fork_call``: set before every callback.
-    It is the exception the function raised in the child (re-raised objects
-    carry the child's traceback text as ``__cause__``), a
-    :class:`ChildProcessError` when the child died without sending a result,
+    It is the exception the function raised in the child, rebuilt from a
+    pickle, with the child's traceback text as its ``__cause__`` (an
+    exception that cannot be pickled comes as a :class:`RuntimeError`
+    holding its ``repr``); the error unpickling the result; a
+    :class:`ChildProcessError` when the child died without sending a result;
     or the :class:`OSError` that kept the child from being forked.
     """
     return _last_error
@@ -525,9 +527,14 @@ def _fork_child(w, code, args):
 
 
 def _pickle_error(exc):
+    """Pickle ``(exc, traceback text)``; an exception that does not survive
+    the round trip (custom ``__init__``, unpicklable members) is sent as a
+    :class:`RuntimeError` with its ``repr``."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        return pickle.dumps((exc, tb), pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps((exc, tb), pickle.HIGHEST_PROTOCOL)
+        pickle.loads(payload)
+        return payload
     except Exception:
         return pickle.dumps((RuntimeError(repr(exc)), tb), pickle.HIGHEST_PROTOCOL)
 
@@ -567,11 +574,13 @@ def _fork_parent(pid, r, cb):
 
 def _decode(payload, status):
     """``(error, args)`` from the child's pickled ``(error_or_None, value)``."""
-    try:
-        error, value = pickle.loads(payload)
-    except Exception:
+    if not payload:
         return ChildProcessError(
             "fork_call: child exited (wait status %d) without sending a result" % status), ()
+    try:
+        error, value = pickle.loads(payload)
+    except Exception as exc:  # a result whose class cannot be rebuilt here
+        return exc, ()
     if error is not None:
         error.__cause__ = _RemoteTraceback("\nchild traceback:\n" + value)
         return error, ()

@@ -462,6 +462,20 @@ def test_fork_call_exception_gives_no_args_and_fork_error():
     assert fork_and_wait(lambda: 1) == ((1,), None)  # cleared for the next call
 
 
+class NeedsTwoArgs(Exception):
+    def __init__(self, a, b):
+        super().__init__("%s/%s" % (a, b))
+
+
+def test_fork_call_exception_that_cannot_be_rebuilt():
+    def fails():
+        raise NeedsTwoArgs(1, 2)
+
+    res, err = fork_and_wait(fails)
+    assert res == () and type(err) is RuntimeError and "NeedsTwoArgs('1/2')" in str(err)
+    assert "in fails" in str(err.__cause__)
+
+
 def test_fork_call_unpicklable_result_and_dead_child():
     res, err = fork_and_wait(lambda: (lambda: 0))
     assert res == () and isinstance(err, (pickle_error_types()))
@@ -543,3 +557,42 @@ def test_fork_failure_is_reported_through_the_callback(monkeypatch):
     res, err = fork_and_wait(lambda: 1)
     assert res == () and isinstance(err, OSError) and err.errno == errno.EAGAIN
     assert util._forks == 0
+
+
+PERL_FORK_CALLS = r'''
+use AnyEvent; use AnyEvent::Util;
+$AnyEvent::Util::MAX_FORKS = 2;
+my $cv = AE::cv;
+my @jobs = (sub { (1, "two", 3) }, sub { () }, sub { "one" }, sub { die "boom\n" }, sub { (undef) });
+for my $i (0..$#jobs) {
+   $cv->begin;
+   fork_call { $jobs[$i]->() } sub {
+      printf "job%d n=%d err=%d first=%s\n", $i, scalar @_, defined $@ ? 1 : 0,
+         defined $_[0] ? $_[0] : "undef";
+      $cv->end;
+   };
+}
+$cv->recv;
+'''
+
+
+def test_fork_call_matches_perl(monkeypatch):
+    perl = require_tool("perl")
+    got_perl = subprocess.run([perl, "-e", PERL_FORK_CALLS], capture_output=True, text=True,
+                              timeout=20, check=True).stdout
+    monkeypatch.setattr(util, "MAX_FORKS", 2)
+
+    def boom():
+        raise RuntimeError("boom")
+
+    jobs = [lambda: (1, "two", 3), lambda: (), lambda: "one", boom, lambda: None]
+    lines = []
+    cv = AE.cv()
+    for i, job in enumerate(jobs):
+        cv.begin()
+        fork_call(job, lambda *res, i=i: (lines.append("job%d n=%d err=%d first=%s\n" % (
+            i, len(res), fork_error() is not None, "undef" if not res or res[0] is None
+            else res[0])), cv.end()))
+    cv.recv()
+    assert sorted(lines) == sorted(got_perl.splitlines(keepends=True))
+    assert len(lines) == 5
