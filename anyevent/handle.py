@@ -1061,13 +1061,14 @@ def _retry_connect(ref, retry):
     self.rbuf = bytearray()
     self._freetls()
     self._skip_drain = True
-    self._connect = retry()
+    self._connect = retry  # holding the bound method keeps the connector alive
+    retry()
 
 
 def _last_connect_errno():
-    from . import socket as _sock
-    getter = getattr(_sock, "last_errno", None)
-    return getter() if getter is not None else 0
+    from .socket import last_error
+    err = last_error()
+    return err.errno if err is not None else 0
 
 
 _TLS_CTX = None
