@@ -1,0 +1,807 @@
+"""TLS contexts for :mod:`anyevent.handle`: a port of Perl's AnyEvent::TLS on pyOpenSSL.
+
+A :class:`TLS` object is a reusable set of TLS settings (versions, certificates, trust,
+peer verification) wrapping one ``OpenSSL.SSL.Context`` (``tls.ctx``).  Any number of
+connections can be made from it.  Handles normally make it for you from their ``tls_ctx``
+option (an object or a dict of the options below)::
+
+    hdl = Handle(connect=("example.org", 443), tls="connect",
+                 tls_ctx={"verify": 1, "verify_peername": "https"})
+
+Defaults follow Perl and are NOT secure
+---------------------------------------
+As in Perl, ``TLS()`` encrypts but does **not** authenticate the peer: ``verify`` is off,
+so any certificate (expired, self-signed, for another host) is accepted and a man in the
+middle can read everything.  ``verify_peername`` is unset, so even with ``verify=1`` a
+valid certificate for *another* host is accepted.  Clients also send no session tickets
+(Perl's ``session_ticket`` default).  The one-line secure client setting is::
+
+    TLS(verify=1, verify_peername="https")     # or tls_ctx={"verify": 1, "verify_peername": "https"}
+
+which checks the chain against the system CAs (or ``ca_file``/``ca_path``/``ca_cert``,
+or the ``ANYEVENT_CA_FILE``/``ANYEVENT_CA_PATH`` environment variables) and the host name.
+
+Interface used by the Handle
+----------------------------
+``tls.new_connection(mode, peername=None, ref=None) -> OpenSSL.SSL.Connection``
+    a memory-BIO connection (``Connection(ctx, None)``) in connect or accept state.
+    The Handle feeds ciphertext with ``bio_write``, collects it with ``bio_read`` and
+    moves plaintext with ``send``/``recv``.
+``tls.verify_result(conn, peername=None) -> None | str``
+    after the handshake: ``None`` when the peer is acceptable, else why not.
+``error_message(exc_or_conn, conn=None) -> str``
+    a readable message for a failed TLS operation; pass the connection too so that a
+    verification failure says *why* (``"certificate verify failed: certificate has
+    expired"``, ``"hostname mismatch: ..."``).
+``tls_ctx_from(value) -> TLS``
+    the Handle's ``tls_ctx`` option: a :class:`TLS`, a dict of options (one object per
+    distinct dict content, cached) or ``None`` (a shared default ``TLS()``).
+
+Differences from Perl
+---------------------
+* SSLv2 and SSLv3 are refused with ``ValueError`` (``method="SSLv3"``, ``sslv3=1``);
+  OpenSSL no longer implements them.  ``method="TLSv1_3"`` and ``tlsv1_3`` are added.
+  TLS 1.0/1.1 are also refused by OpenSSL's default security level unless
+  ``cipher_list`` lowers it (``"DEFAULT:@SECLEVEL=0"``).
+* Unknown ``verify_peername`` scheme names are an error (Perl silently accepts any peer).
+* With ``verify_peername`` set, a client connection without a peername fails verification
+  (Perl skips the check).  Server connections without a peername skip it, as in Perl.
+* ``verify_cb`` gets the X.509 error number where Perl passes the X509_STORE_CTX, and
+  certificates are ``cryptography.x509.Certificate`` objects.
+* Wildcards never match across a public-suffix-like boundary: ``*.org`` or ``*`` match
+  only literally (Perl documents this but does not enforce it).
+* Only the RFC 7919 ``ffdhe2048``/``ffdhe3072``/``ffdhe4096`` named DH groups are built in.
+* Beyond Perl: ``sni`` (server-side certificate selection by name), ``alpn``,
+  ``session_cache`` (client-side session resumption), ``tlsv1_3``.
+"""
+
+import atexit
+import collections
+import ipaddress
+import os
+import re
+import shutil
+import tempfile
+import weakref
+from collections.abc import Mapping
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL, crypto
+
+__all__ = ["TLS", "tls_ctx_from", "error_message", "verify_hostname", "match_cn",
+           "certname", "CN_SCHEME", "DH_PARAMS"]
+
+# RFC 7919 finite-field DH groups (PKCS#3 DER, base64), as written by
+# `openssl genpkey -genparam -algorithm DH -pkeyopt group:NAME | openssl dhparam`.
+DH_PARAMS = {
+    "ffdhe2048": (
+        "MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz+8yTnc4kmz75"
+        "fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a87VXE15/V8k1mE8McODmi3fi"
+        "pona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W"
+        "7edjcrsZCwenyO4KbXCeAvzhzffi7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8"
+        "vC7CIAXFjvGDfRaDssbzSibBsu/6iGtCOGEoXJf//////////wIBAg=="
+    ),
+    "ffdhe3072": (
+        "MIIBiAKCAYEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz+8yTnc4kmz75"
+        "fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a87VXE15/V8k1mE8McODmi3fi"
+        "pona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W"
+        "7edjcrsZCwenyO4KbXCeAvzhzffi7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8"
+        "vC7CIAXFjvGDfRaDssbzSibBsu/6iGtCOGEfz9zeNVs7ZRkDW7w09N75nAI4YbRvydbmyQd62R0m"
+        "kff37lmMsPrBhtkcrv4TCYUTknC0EwyTvEN5RPT9RFLi103TZPLiHnH1S/9croKrnJ32nuhtK8Ui"
+        "NjoNq8Uhl5sN6todv5pC1cRITgq80Gv6U93vPBsg7j/VnXwl5B0rZsYuN///////////AgEC"
+    ),
+    "ffdhe4096": (
+        "MIICCAKCAgEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz+8yTnc4kmz75"
+        "fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a87VXE15/V8k1mE8McODmi3fi"
+        "pona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W"
+        "7edjcrsZCwenyO4KbXCeAvzhzffi7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8"
+        "vC7CIAXFjvGDfRaDssbzSibBsu/6iGtCOGEfz9zeNVs7ZRkDW7w09N75nAI4YbRvydbmyQd62R0m"
+        "kff37lmMsPrBhtkcrv4TCYUTknC0EwyTvEN5RPT9RFLi103TZPLiHnH1S/9croKrnJ32nuhtK8Ui"
+        "NjoNq8Uhl5sN6todv5pC1cRITgq80Gv6U93vPBsg7j/VnXwl5B0rZp4e8W5vUsMWTfT7eTDp5OWI"
+        "V7asfV9C1p9tGHdjzx1VA0AEh/VbpX4xzHpxNciG77Qxiu1qHgEtnmgyqQdgCpGBMMRtx3j5ca0A"
+        "OAkpmaMzy4t6Gh25PXFAADwqTs6p+Y0KzAqCkc3OyX3Pjsm1Wn+IpGtNtahR9EGC4caKAH5eZV9q"
+        "//////////8CAQI="
+    ),
+}
+
+# verify_peername schemes, as in Perl: (cn_wildcards, alt_wildcards, check_cn).
+# *_wildcards: 0 none, 1 only a whole leftmost label ("*.example.org"), 2 anywhere in the
+# leftmost label ("www*.example.org").  check_cn: 0 never, 1 only when the certificate
+# has no DNS subjectAltName, 2 always.  A string value is an alias.
+CN_SCHEME = {
+    "rfc4513": (0, 1, 2),
+    "rfc2818": (0, 2, 1),
+    "rfc3207": (0, 0, 2),
+    "ldap": "rfc4513", "ldaps": "ldap",
+    "http": "rfc2818", "https": "http",
+    "smtp": "rfc3207", "smtps": "smtp",
+    "xmpp": "rfc3920", "rfc3920": "http",
+    "pop3": "rfc2595", "pop3s": "pop3",
+    "imap": "rfc2595", "imaps": "imap",
+    "acap": "rfc2595", "rfc2595": "ldap",
+    "nntp": "rfc4642", "nntps": "nntp", "rfc4642": "ldap",
+    "ftp": "rfc4217", "ftps": "ftp", "rfc4217": "http",
+}
+
+_VERSIONS = (("tlsv1", SSL.TLS1_VERSION), ("tlsv1_1", SSL.TLS1_1_VERSION),
+             ("tlsv1_2", SSL.TLS1_2_VERSION), ("tlsv1_3", SSL.TLS1_3_VERSION))
+_METHODS = {"any": None, "sslv23": None, **dict(_VERSIONS)}
+_BROKEN = ("sslv2", "sslv3")
+_MODES = ("connect", "accept")
+
+# Per-connection records of connections made by TLS.new_connection (weak keys: a record
+# lives exactly as long as its Connection).
+_STATE = weakref.WeakKeyDictionary()
+
+
+class _ConnState:
+    """What verification needs to know about one connection."""
+
+    __slots__ = ("mode", "peername", "ref", "failure", "checked")
+
+    def __init__(self, mode, peername, ref):
+        self.mode = mode
+        self.peername = peername
+        self.ref = _weak(ref)
+        self.failure = None      # first reason the verify callback rejected the peer
+        self.checked = False     # the peer certificate (depth 0) was accepted
+
+
+def _weak(obj):
+    """A callable returning ``obj`` (weakly held when possible, like Perl's weaken)."""
+    if obj is None:
+        return lambda: None
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: obj
+
+
+class TLS:
+    """A TLS context (Perl: ``AnyEvent::TLS->new``); all arguments are keywords.
+
+    Protocol versions
+        ``method``: ``"any"`` (default) or ``"TLSv1"``, ``"TLSv1_1"``, ``"TLSv1_2"``,
+        ``"TLSv1_3"`` (case-insensitive) for exactly that version.  ``tlsv1``, ``tlsv1_1``,
+        ``tlsv1_2``, ``tlsv1_3``: pass a false value to disable a version.  The result
+        becomes OpenSSL's minimum/maximum version, so the enabled versions must be
+        contiguous.  ``method="SSLv2"/"SSLv3"``, ``sslv2=1`` or ``sslv3=1`` raise
+        ``ValueError`` (broken protocols, not in OpenSSL).
+    Peer verification (all off unless ``verify`` is true)
+        ``verify``: check the peer certificate chain, validity dates and (with
+        ``verify_peername``) its names.  Clients always require a certificate; servers
+        request one and, with ``verify_require_client_cert``, reject clients without.
+        ``verify_client_once``: servers skip re-verification on renegotiation.
+        ``verify_peername``: a scheme name (``"http"``/``"https"``, ``"ldap"``,
+        ``"smtp"``, ``"pop3"``/``"imap"``/``"acap"``, ``"nntp"``, ``"ftp"``, ``"xmpp"``,
+        RFC names, ``"none"``; see :data:`CN_SCHEME`), a 3-sequence
+        ``(cn_wildcards, alt_wildcards, check_cn)`` (the order Perl's code uses; its
+        documentation swaps the first two), or ``callback(tls, peername, cert) -> bool``.
+        ``verify_cb``: ``callback(tls, ref, peername, depth, preverify_ok, errnum, cert)
+        -> bool`` called for every certificate in the chain (depth 0 is the peer) with the
+        verdict so far; its return value is the new verdict.  ``ref`` is what the Handle
+        passed to :meth:`new_connection` (the Handle itself), held weakly.
+        ``ca_file`` (PEM file), ``ca_path`` (hashed directory), ``ca_cert`` (PEM string or
+        bytes, may hold several certificates and CRLs): trust anchors.  Without any of
+        them ``ANYEVENT_CA_FILE``/``ANYEVENT_CA_PATH`` are used, else the system store.
+        ``check_crl``: require and check CRLs (from ``ca_file``, ``ca_path`` or ``ca_cert``).
+    Own certificate
+        ``cert_file`` (path) or ``cert`` (PEM str/bytes): certificate followed by its chain;
+        ``key_file`` or ``key``: the private key, defaulting to the certificate's PEM (one
+        file may hold both).  ``cert_password``: the key's password (str/bytes) or
+        ``callback(tls) -> str``.
+    Key exchange and ciphers
+        ``dh``: a named group (``"ffdhe2048"``, ``"ffdhe3072"`` (default), ``"ffdhe4096"``),
+        a PEM string of DH parameters, or ``None`` for no DHE; ``dh_file``: a PEM file
+        instead.  ``dh_single_use`` (default true; always the case in OpenSSL >= 1.1).
+        ``cipher_list``: an OpenSSL cipher string (TLS <= 1.2 suites).
+    Sessions
+        ``session_ticket``: RFC 5077 tickets; default off for clients, on for servers.
+        ``session_cache``: client side: remember the last session per peername and resume
+        it on the next connection; ``True`` (100 names) or a number of names.
+    Extensions
+        ``sni``: server side: a mapping of lower-case host name -> :class:`TLS` (or dict of
+        options), or ``callback(tls, name) -> TLS | None``; the certificate and key of the
+        chosen context answer the client (verification settings stay this context's).
+        Clients always send their peername (unless it is an IP address).
+        ``alpn``: protocols (str or bytes) in order of preference; a server picks its first
+        one that the client offers.  Read the result with
+        ``conn.get_alpn_proto_negotiated()``.
+        ``prepare``: ``callback(tls)`` called last, to fine-tune ``tls.ctx``.
+
+    Raises ``ValueError`` with the offending file or value for unusable settings, and
+    ``TypeError`` for unknown options.
+    """
+
+    def __init__(self, *, method="any", sslv2=None, sslv3=None, tlsv1=None, tlsv1_1=None,
+                 tlsv1_2=None, tlsv1_3=None, verify=False, verify_require_client_cert=False,
+                 verify_peername=None, verify_cb=None, verify_client_once=False,
+                 ca_file=None, ca_path=None, ca_cert=None, check_crl=False,
+                 key_file=None, key=None, cert_file=None, cert=None, cert_password=None,
+                 dh_file=None, dh="ffdhe3072", dh_single_use=True, cipher_list=None,
+                 session_ticket=None, session_cache=False, sni=None, alpn=None,
+                 prepare=None):
+        self.ctx = ctx = SSL.Context(SSL.TLS_METHOD)
+        _set_versions(ctx, method, dict(sslv2=sslv2, sslv3=sslv3, tlsv1=tlsv1,
+                                        tlsv1_1=tlsv1_1, tlsv1_2=tlsv1_2, tlsv1_3=tlsv1_3))
+        if dh_single_use:
+            ctx.set_options(SSL.OP_SINGLE_DH_USE)
+        if cipher_list is not None:
+            _set_cipher_list(ctx, cipher_list)
+        _set_dh(ctx, dh_file, dh)
+
+        self.verify = bool(verify)
+        self.verify_require_client_cert = bool(verify_require_client_cert)
+        self.verify_peername = _check_scheme(verify_peername)
+        self.verify_cb = verify_cb
+        if self.verify:
+            ctx.set_verify(SSL.VERIFY_PEER
+                           | (SSL.VERIFY_FAIL_IF_NO_PEER_CERT if verify_require_client_cert else 0)
+                           | (SSL.VERIFY_CLIENT_ONCE if verify_client_once else 0),
+                           self._verify_callback)
+            _load_trust(ctx, ca_file, ca_path, ca_cert)
+        if check_crl:
+            ctx.get_cert_store().set_flags(crypto.X509StoreFlags.CRL_CHECK)
+        _use_local_cert(ctx, cert_file, cert, key_file, key, _passphrase(self, cert_password))
+
+        # a per-object session id context: servers may resume only their own sessions
+        ctx.set_session_id(os.urandom(16))
+        self.session_ticket = session_ticket
+        self._options = {"connect": 0 if session_ticket else SSL.OP_NO_TICKET,
+                         "accept": SSL.OP_NO_TICKET if session_ticket is not None and not session_ticket else 0}
+        self._sessions = None
+        if session_cache:
+            self._sessions = collections.OrderedDict()
+            self._sessions_max = 100 if session_cache is True else int(session_cache)
+            ctx.set_info_callback(self._info_callback)
+        self._sni = sni
+        if sni is not None:
+            ctx.set_tlsext_servername_callback(self._servername_callback)
+        self._alpn = [p.encode() if isinstance(p, str) else bytes(p) for p in alpn or ()]
+        if self._alpn:
+            ctx.set_alpn_protos(self._alpn)
+            ctx.set_alpn_select_callback(self._alpn_select_callback)
+        if prepare is not None:
+            prepare(self)
+
+    # -- the Handle's interface ------------------------------------------------------
+
+    def new_connection(self, mode, peername=None, ref=None):
+        """A new ``OpenSSL.SSL.Connection`` on memory BIOs (Perl: ``_get_session``).
+
+        ``mode``: ``"connect"`` (client) or ``"accept"`` (server), else ``ValueError``.
+        ``peername``: the host name (str) the peer is expected to be: clients send it as
+        SNI (unless it is an IP address), it keys the session cache and is what
+        ``verify_peername`` checks.  ``ref``: any object, passed (weakly held) to
+        ``verify_cb``; the Handle passes itself.
+        The connection is in connect/accept state; the first ``do_handshake()``
+        (or ``send``/``recv``) starts the handshake.  The session cached for ``peername``
+        (``session_cache``) is offered for resumption.
+        """
+        if mode not in _MODES:
+            raise ValueError(f"{mode!r}: unsupported TLS mode (must be either 'connect' or 'accept')")
+        conn = SSL.Connection(self.ctx, None)
+        _STATE[conn] = _ConnState(mode, peername, ref)
+        if self._options[mode]:
+            conn.set_options(self._options[mode])
+        if mode == "accept":
+            conn.set_accept_state()
+            return conn
+        server_name = _sni_name(peername)
+        if server_name:
+            conn.set_tlsext_host_name(server_name)
+        session = self._sessions.get(peername) if self._sessions is not None else None
+        if session is not None:
+            conn.set_session(session)
+        conn.set_connect_state()
+        return conn
+
+    def verify_result(self, conn, peername=None):
+        """Why the peer of a handshaken ``conn`` is not acceptable, or ``None`` if it is.
+
+        ``peername`` defaults to the one given to :meth:`new_connection`.  Always
+        ``None`` when ``verify`` is off.  Connections made elsewhere (a Connection the
+        user passed to the Handle) are checked here against this object's trust store and
+        ``verify_peername``.  Messages: ``"certificate verify failed: <OpenSSL reason>"``,
+        ``"hostname mismatch: ..."``, ``"no certificate from peer"``, or a
+        ``verify_cb`` rejection.
+        """
+        if not self.verify:
+            return None
+        state = _STATE.get(conn)
+        if state is not None:
+            if state.failure is not None:
+                return state.failure
+            if state.checked and peername in (None, state.peername):
+                return None
+            peername = peername if peername is not None else state.peername
+        mode = state.mode if state is not None else ("accept" if peername is None else "connect")
+        cert = conn.get_peer_certificate()
+        if cert is None:
+            if mode == "connect" or self.verify_require_client_cert:
+                return "no certificate from peer"
+            return None
+        if state is None:
+            failure = self._chain_failure(cert, conn.get_peer_cert_chain() or [])
+            if failure:
+                return failure
+        return self._peername_failure(mode, peername, cert.to_cryptography())
+
+    # -- verification ---------------------------------------------------------------
+
+    def _verify_callback(self, conn, cert, errnum, depth, ok):
+        """OpenSSL's per-certificate verify callback (Perl: ``AnyEvent::TLS::verify``)."""
+        state = _STATE.get(conn) or _ConnState(None, None, None)
+        cert = cert.to_cryptography()
+        reason = None if ok else _chain_reason(_x509_error_string(errnum), depth)
+        if reason is None and depth == 0:
+            reason = self._peername_failure(state.mode, state.peername, cert)
+        ok = reason is None
+        if self.verify_cb is not None:
+            ok, why = _call_check(self.verify_cb, self, state.ref(), state.peername,
+                                  depth, ok, errnum, cert)
+            reason = None if ok else (reason or why or f"certificate rejected by verify_cb at depth {depth}")
+        if not ok:
+            state.failure = state.failure or reason
+        elif depth == 0:
+            state.checked = True
+        return ok
+
+    def _peername_failure(self, mode, peername, cert):
+        """Why ``cert`` does not belong to ``peername`` under ``verify_peername``, or None."""
+        scheme = self.verify_peername
+        if scheme is None or scheme == "none":
+            return None
+        if peername is None:
+            if mode == "connect":
+                return "hostname mismatch: no peername to check the certificate against"
+            return None
+        if callable(scheme):
+            ok, why = _call_check(scheme, self, peername, cert)
+            return None if ok else f"hostname mismatch: {why or 'rejected by verify_peername callback'}"
+        if verify_hostname(peername, cert, scheme):
+            return None
+        names = ", ".join(_alt_names(cert)[0] + _alt_names(cert)[1]) or _common_name(cert) or "no names"
+        return f"hostname mismatch: certificate is for {names}, not {peername}"
+
+    def _chain_failure(self, cert, chain):
+        """Check a foreign connection's chain against our trust store; reason or None."""
+        store_ctx = crypto.X509StoreContext(self.ctx.get_cert_store(), cert, chain[1:])
+        try:
+            store_ctx.verify_certificate()
+        except crypto.X509StoreContextError as exc:
+            return _chain_reason(str(exc), exc.errors[1] if len(exc.errors) > 1 else 0)
+        return None
+
+    # -- extensions -----------------------------------------------------------------
+
+    def _info_callback(self, conn, where, ret):
+        """Remember a client's session whenever the state machine completes: after the
+        handshake and after each TLS 1.3 ticket."""
+        if where & SSL.SSL_CB_CONNECT_EXIT and ret == 1:
+            state = _STATE.get(conn)
+            session = conn.get_session()
+            if state is not None and state.peername is not None and session is not None:
+                self._sessions[state.peername] = session
+                self._sessions.move_to_end(state.peername)
+                if len(self._sessions) > self._sessions_max:
+                    self._sessions.popitem(last=False)
+
+    def _servername_callback(self, conn):
+        """Switch the connection to the context chosen for the client's SNI name."""
+        name = conn.get_servername()
+        if not name:
+            return
+        name = name.decode("ascii", "replace").lower()
+        chosen = self._sni(self, name) if callable(self._sni) else self._sni.get(name)
+        if chosen is not None:
+            conn.set_context(tls_ctx_from(chosen).ctx)
+
+    def _alpn_select_callback(self, conn, offered):
+        """Pick our most preferred protocol among those the client offers."""
+        for proto in self._alpn:
+            if proto in offered:
+                return proto
+        return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+# -- construction helpers ---------------------------------------------------------------
+
+def _set_versions(ctx, method, switches):
+    """Map Perl's ``method`` and per-version switches onto min/max protocol versions."""
+    name = (method or "any").lower()
+    broken = [n for n in _BROKEN if switches[n]] + ([name] if name in _BROKEN else [])
+    if broken:
+        raise ValueError(f"{broken[0]}: SSLv2 and SSLv3 are broken and not supported; "
+                         "use method='any' or a TLS version")
+    if name not in _METHODS:
+        raise ValueError(f"{method!r} is not a valid TLS method (must be one of "
+                         f"{', '.join(sorted(_METHODS))})")
+    only = _METHODS[name]
+    off = {n for n, _ in _VERSIONS if switches[n] is not None and not switches[n]}
+    if only is None and not off:
+        return
+    enabled = [i for i, (n, v) in enumerate(_VERSIONS) if n not in off and only in (None, v)]
+    if not enabled:
+        raise ValueError(f"method {method!r} with these switches leaves no TLS version enabled")
+    if enabled != list(range(enabled[0], enabled[-1] + 1)):
+        raise ValueError("the enabled TLS versions must be contiguous (OpenSSL supports "
+                         "only a minimum and a maximum version)")
+    ctx.set_min_proto_version(_VERSIONS[enabled[0]][1])
+    ctx.set_max_proto_version(_VERSIONS[enabled[-1]][1])
+
+
+def _set_cipher_list(ctx, cipher_list):
+    try:
+        ctx.set_cipher_list(_bytes(cipher_list))
+    except SSL.Error as exc:
+        raise ValueError(f"{cipher_list!r} was not accepted as a valid cipher list: "
+                         f"{error_message(exc)}") from None
+
+
+_DH_FILES = {}
+
+
+def _set_dh(ctx, dh_file, dh):
+    """Load DH parameters from ``dh_file``, a named group or a PEM string."""
+    if dh_file is None and dh is None:
+        return
+    source = dh_file if dh_file is not None else f"dh {dh[:40]!r}"
+    if dh_file is None:
+        dh_file = _DH_FILES.get(dh) or _dh_to_file(dh)
+    try:
+        ctx.load_tmp_dh(dh_file)
+    except SSL.Error as exc:
+        raise ValueError(f"{source}: failed to load DH parameters: {error_message(exc)}") from None
+
+
+def _dh_to_file(dh):
+    """Write named or PEM DH parameters to a private temporary file (pyOpenSSL loads
+    them only from files) and remember it for the life of the process."""
+    if re.fullmatch(r"\w+", dh):
+        if dh not in DH_PARAMS:
+            raise ValueError(f"{dh!r}: unknown DH parameters (built in: {', '.join(DH_PARAMS)})")
+        body = "".join(DH_PARAMS[dh])
+        pem = "-----BEGIN DH PARAMETERS-----\n" + "\n".join(
+            body[i:i + 64] for i in range(0, len(body), 64)) + "\n-----END DH PARAMETERS-----\n"
+    else:
+        pem = dh
+    if not _DH_FILES:
+        _DH_FILES[None] = tempfile.mkdtemp(prefix="anyevent-tls-")
+        atexit.register(shutil.rmtree, _DH_FILES[None], True)
+    path = os.path.join(_DH_FILES[None], f"dh{len(_DH_FILES)}.pem")
+    with open(path, "w") as fh:
+        fh.write(pem)
+    _DH_FILES[dh] = path
+    return path
+
+
+def _check_scheme(scheme):
+    """Validate ``verify_peername``: None, a callable, a known name or a 3-sequence."""
+    if scheme is None or callable(scheme):
+        return scheme
+    if isinstance(scheme, str):
+        scheme = scheme.lower()
+        if scheme != "none":
+            _scheme_tuple(scheme)
+        return scheme
+    scheme = tuple(int(x) for x in scheme)
+    if len(scheme) != 3:
+        raise ValueError("verify_peername as a sequence needs 3 integers: "
+                         "(cn_wildcards, alt_wildcards, check_cn)")
+    return scheme
+
+
+def _scheme_tuple(scheme):
+    while isinstance(scheme, str):
+        if scheme not in CN_SCHEME:
+            raise ValueError(f"{scheme!r}: unknown verify_peername scheme "
+                             f"(known: none, {', '.join(sorted(CN_SCHEME))})")
+        scheme = CN_SCHEME[scheme]
+    return scheme
+
+
+def _load_trust(ctx, ca_file, ca_path, ca_cert):
+    """Trust anchors as Perl chooses them: explicit ones, else the environment, else
+    the system's default store."""
+    if ca_file or ca_path or ca_cert:
+        if ca_cert:
+            _add_pem_to_store(ctx.get_cert_store(), _bytes(ca_cert))
+        if ca_file or ca_path:
+            _load_locations(ctx, ca_file or None, ca_path or None)
+    elif os.environ.get("ANYEVENT_CA_FILE") or os.environ.get("ANYEVENT_CA_PATH"):
+        _load_locations(ctx, os.environ.get("ANYEVENT_CA_FILE") or None,
+                        os.environ.get("ANYEVENT_CA_PATH") or None)
+    else:
+        ctx.set_default_verify_paths()
+
+
+def _load_locations(ctx, ca_file, ca_path):
+    try:
+        ctx.load_verify_locations(ca_file, ca_path)
+    except SSL.Error as exc:
+        raise ValueError(f"{ca_file or ca_path}: failed to load CA certificates: "
+                         f"{error_message(exc)}") from None
+
+
+_PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.S)
+
+
+def _add_pem_to_store(store, pem):
+    """Add every certificate and CRL of a PEM string to an X509Store."""
+    try:
+        certs = x509.load_pem_x509_certificates(pem) if b"CERTIFICATE-----" in pem else []
+        crls = [x509.load_pem_x509_crl(m.group()) for m in _PEM_CRL.finditer(pem)]
+    except ValueError as exc:
+        raise ValueError(f"ca_cert: not usable PEM: {exc}") from None
+    if not certs and not crls:
+        raise ValueError("ca_cert: no PEM certificate found")
+    for cert in certs:
+        store.add_cert(crypto.X509.from_cryptography(cert))
+    for crl in crls:
+        store.add_crl(crl)
+
+
+def _passphrase(tls, password):
+    """A pyOpenSSL passphrase callback for ``cert_password`` (never a terminal prompt)."""
+    def callback(_rwflag):
+        value = password(tls) if callable(password) else password
+        return _bytes(value) if value is not None else b""
+    return callback
+
+
+def _use_local_cert(ctx, cert_file, cert, key_file, key, passphrase):
+    """Load our certificate chain and private key (Perl: cert_file/cert, key_file/key)."""
+    if cert_file is not None and cert is not None:
+        raise ValueError("specifying both cert_file and cert is not allowed")
+    if key_file is not None and key is not None:
+        raise ValueError("specifying both key_file and key is not allowed")
+    if cert_file is None and cert is None:
+        if key_file is not None or key is not None:
+            raise ValueError("a private key (key_file or key) needs a certificate (cert_file or cert)")
+        return
+    cert_name, cert_pem = _pem_source(cert_file, cert, "cert")
+    key_name, key_pem = (_pem_source(key_file, key, "key")
+                         if key_file is not None or key is not None else (cert_name, cert_pem))
+    try:
+        pkey = crypto.load_privatekey(crypto.FILETYPE_PEM, key_pem, passphrase)
+    except crypto.Error as exc:
+        raise ValueError(f"{key_name}: failed to load local private key (key_file or key): "
+                         f"{_key_error(exc)}") from None
+    try:
+        chain = x509.load_pem_x509_certificates(cert_pem)
+    except ValueError as exc:
+        raise ValueError(f"{cert_name}: failed to use local certificate chain "
+                         f"(cert_file or cert): {exc}") from None
+    ctx.use_certificate(crypto.X509.from_cryptography(chain[0]))
+    for extra in chain[1:]:
+        ctx.add_extra_chain_cert(crypto.X509.from_cryptography(extra))
+    ctx.use_privatekey(pkey)
+    try:
+        ctx.check_privatekey()
+    except SSL.Error:
+        raise ValueError(f"{key_name}: private key does not match the certificate "
+                         f"in {cert_name}") from None
+
+
+def _pem_source(path, data, what):
+    """(name for messages, PEM bytes) from a file path or an in-memory string."""
+    if path is None:
+        return what, _bytes(data)
+    try:
+        with open(path, "rb") as fh:
+            return path, fh.read()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read {what} file: {exc.strerror}") from None
+
+
+def _key_error(exc):
+    text = error_message(exc)
+    if "bad decrypt" in text or "decrypt" in text or "bad password" in text:
+        return f"{text} (wrong or missing cert_password?)"
+    return text
+
+
+def _bytes(value):
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _sni_name(peername):
+    """The SNI host name (bytes) for ``peername``, or None for IP addresses and junk."""
+    if not peername or _ip(peername) is not None:
+        return None
+    try:
+        return peername.rstrip(".").encode("idna")
+    except UnicodeError:
+        return None
+
+
+def _call_check(check, *args):
+    """Call a user verification callback: (verdict, reason if it raised)."""
+    try:
+        return bool(check(*args)), None
+    except Exception as exc:     # a broken callback rejects, and says so
+        return False, f"{getattr(check, '__name__', 'callback')} raised {exc!r}"
+
+
+# -- public helpers (Perl: certname, match_cn, verify_hostname) -------------------------
+
+def certname(cert):
+    """A readable ``"issuer: subject"`` string for a certificate (cryptography or
+    pyOpenSSL object), or None (Perl: ``AnyEvent::TLS::certname``)."""
+    if cert is None:
+        return None
+    cert = _as_cryptography(cert)
+    return f"{cert.issuer.rfc4514_string()}: {cert.subject.rfc4514_string()}"
+
+
+def match_cn(name, peername, wildcards):
+    """Whether certificate name ``name`` matches ``peername`` (case-insensitive).
+
+    ``wildcards``: 0 exact only; 1 ``*`` allowed as the whole leftmost label
+    (``*.example.org``); 2 ``*`` allowed anywhere in the leftmost label
+    (``www*.example.org``).  A wildcard matches one label or part of one, never a dot,
+    and only if at least two labels follow it (``*.org`` is literal).
+    """
+    name = _strip_ctl(name).lower()
+    peername = _strip_ctl(peername).lower()
+    star = name.find("*")
+    first_dot = name.find(".")
+    if star >= 0 and wildcards and name.count(".") >= 2 and (first_dot < 0 or star < first_dot):
+        prefix, suffix = name[:star], name[star + 1:]
+        if (wildcards == 2 or (prefix == "" and suffix.startswith("."))) and "*" not in suffix:
+            return (len(peername) >= len(prefix) + len(suffix)
+                    and peername.startswith(prefix) and peername.endswith(suffix)
+                    and "." not in peername[len(prefix):len(peername) - len(suffix)])
+    return name == peername
+
+
+def verify_hostname(peername, cert, scheme):
+    """Whether ``cert`` (cryptography or pyOpenSSL certificate) is valid for ``peername``
+    (a host name or IP address string) under ``scheme`` (a :data:`CN_SCHEME` name or a
+    ``(cn_wildcards, alt_wildcards, check_cn)`` sequence).  Perl: ``verify_hostname``.
+
+    IP subjectAltNames match an IP ``peername``; DNS subjectAltNames are matched with
+    ``alt_wildcards``; the subject's common name is checked with ``cn_wildcards`` when
+    ``check_cn`` is 2, or 1 and there is no DNS subjectAltName.  ``"none"`` accepts all.
+    """
+    if scheme == "none":
+        return True
+    cn_wild, alt_wild, check_cn = _scheme_tuple(scheme)
+    cert = _as_cryptography(cert)
+    dns_names, ip_names = _alt_names(cert)
+    ip = _ip(peername)
+    if ip is not None and any(ipaddress.ip_address(a) == ip for a in ip_names):
+        return True
+    if any(match_cn(name, peername, alt_wild) for name in dns_names):
+        return True
+    if check_cn == 2 or (check_cn == 1 and not dns_names):
+        common = _common_name(cert)
+        return common is not None and match_cn(common, peername, cn_wild)
+    return False
+
+
+def _strip_ctl(text):
+    return text.strip("".join(map(chr, range(32))))
+
+
+def _ip(text):
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _as_cryptography(cert):
+    return cert.to_cryptography() if isinstance(cert, crypto.X509) else cert
+
+
+def _alt_names(cert):
+    """(DNS names, IP address strings) of a certificate's subjectAltName."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    return (san.get_values_for_type(x509.DNSName),
+            [str(a) for a in san.get_values_for_type(x509.IPAddress)])
+
+
+def _common_name(cert):
+    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else None
+
+
+def _x509_error_string(errnum):
+    """OpenSSL's text for an X.509 verification error number."""
+    try:
+        from OpenSSL._util import ffi, lib     # no public API for this string
+        return ffi.string(lib.X509_verify_cert_error_string(errnum)).decode()
+    except (ImportError, AttributeError):
+        return f"X.509 verification error {errnum}"
+
+
+def _chain_reason(text, depth):
+    where = f" (in the chain at depth {depth})" if depth else ""
+    return f"certificate verify failed: {text}{where}"
+
+
+# -- errors ------------------------------------------------------------------------------
+
+def error_message(exc_or_conn, conn=None):
+    """A readable message for a TLS failure (Perl: ``_tls_error``'s message).
+
+    ``exc_or_conn``: the ``OpenSSL.SSL.Error`` (or ``OpenSSL.crypto.Error``) raised by a
+    TLS operation, or the ``Connection`` it was raised on; ``conn``: that connection when
+    the first argument is the exception.  When our verify callback rejected the peer on
+    this connection, its reason is returned (``"certificate verify failed: certificate
+    has expired"``, ``"hostname mismatch: certificate is for a.test, not b.test"``);
+    otherwise OpenSSL's reasons, joined by ``"; "`` (for example ``"tlsv1 alert unknown
+    ca (alert from peer)"``, ``"wrong version number"``, ``"unexpected EOF"``).
+    """
+    if isinstance(exc_or_conn, SSL.Connection):
+        exc_or_conn, conn = None, exc_or_conn
+    state = _STATE.get(conn) if conn is not None else None
+    if state is not None and state.failure is not None:
+        return state.failure
+    if exc_or_conn is None:
+        return "TLS error"
+    return _describe(exc_or_conn)
+
+
+def _describe(exc):
+    if isinstance(exc, SSL.ZeroReturnError):
+        return "TLS connection closed by peer"
+    if isinstance(exc, SSL.SysCallError):
+        err = exc.args[0] if exc.args else -1
+        return "unexpected EOF" if not isinstance(err, int) or err <= 0 else os.strerror(err)
+    errors = exc.args[0] if exc.args and isinstance(exc.args[0], list) else None
+    if not errors:
+        return str(exc) or type(exc).__name__
+    return "; ".join(_describe_reason(entry) for entry in errors)
+
+
+def _describe_reason(entry):
+    reason = entry[-1] if isinstance(entry, tuple) else str(entry)
+    if re.match(r"(sslv3|tlsv1|tlsv13) alert ", reason):
+        return f"{reason} (alert from peer)"
+    return reason
+
+
+# -- contexts for the Handle --------------------------------------------------------------
+
+_CACHE = {}
+
+
+def tls_ctx_from(value=None):
+    """The :class:`TLS` object for a Handle's ``tls_ctx`` option.
+
+    ``value``: a :class:`TLS` (returned as is); a mapping of :class:`TLS` options (one
+    object per distinct content, cached for the life of the process; Perl's ``cache``
+    key is accepted and ignored); ``None``: the shared default ``TLS()``.
+    Raises ``TypeError`` for other values or unknown options, ``ValueError`` for
+    unusable ones.
+    """
+    if isinstance(value, TLS):
+        return value
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"tls_ctx must be a TLS object or a dict of options, not {type(value).__name__}")
+    options = {k: v for k, v in value.items() if k != "cache"}
+    key = _freeze(options)
+    tls = _CACHE.get(key)
+    if tls is None:
+        tls = _CACHE[key] = TLS(**options)
+    return tls
+
+
+def _freeze(value):
+    """A hashable key for an options value (dicts and lists by content)."""
+    if isinstance(value, Mapping):
+        return ("dict",) + tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = tuple(_freeze(v) for v in value)
+        return ("seq",) + (tuple(sorted(items, key=repr)) if isinstance(value, (set, frozenset)) else items)
+    hash(value)
+    return (type(value).__name__, value)
