@@ -2,7 +2,9 @@
 run_cmd and fork_call, with run_cmd checked side by side against Perl's AnyEvent::Util."""
 
 import errno
+import fcntl
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -74,7 +76,6 @@ def test_fh_nonblocking_on_socket_file_and_fd(tmp_path):
     with open(tmp_path / "f", "ab") as f:
         fh_nonblocking(f, True)
         assert not os.get_blocking(f.fileno())
-        import fcntl
         assert fcntl.fcntl(f.fileno(), fcntl.F_GETFL) & os.O_APPEND  # other flags kept
     with pytest.raises(OSError) as exc:
         fh_nonblocking(w.fileno() + 1000, True)
@@ -478,14 +479,11 @@ def test_fork_call_exception_that_cannot_be_rebuilt():
 
 def test_fork_call_unpicklable_result_and_dead_child():
     res, err = fork_and_wait(lambda: (lambda: 0))
-    assert res == () and isinstance(err, (pickle_error_types()))
+    assert res == () and isinstance(err, (pickle.PicklingError, AttributeError, TypeError))
     res, err = fork_and_wait(os._exit, 3)
     assert res == () and isinstance(err, ChildProcessError) and "768" in str(err)
 
 
-def pickle_error_types():
-    import pickle
-    return (pickle.PicklingError, AttributeError, TypeError)
 
 
 def test_fork_call_child_does_not_disturb_the_parents_loop():
@@ -545,6 +543,7 @@ def test_max_forks_from_environment():
     for value, expect in (("4", "4"), ("0", "10"), ("junk", "10")):
         env = dict(os.environ, ANYEVENT_MAX_FORKS=value)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             cwd=os.path.dirname(os.path.dirname(util.__file__)),
                              text=True, check=True, timeout=20).stdout
         assert out.strip() == expect
 
