@@ -1,0 +1,308 @@
+"""Try a list of socket addresses in turn until one connects (port of IO::Async::Connector).
+
+:class:`Connector` is what :func:`anyevent.socket.tcp_connect` and
+``Handle(connect=...)`` are built on.  It either gets the addresses
+(``addrs``/``addr``) or resolves ``host``/``service`` without blocking
+(through :func:`anyevent.socket.resolve_sockaddr`: DNS, SRV, hosts file), then
+for each address: ``socket()``, optional ``bind()`` to a local address,
+``on_prepare``, non-blocking ``connect()``, and waits for the outcome (and
+the optional timeout).  Every failed system call is reported to ``on_fail``;
+when all addresses failed, ``on_connect_error`` gets the most significant
+error: a ``connect`` error wins over ``bind``, which wins over ``socket``.
+
+The connection attempt lives as long as the :class:`Connector` object:
+dropping it or calling :meth:`Connector.cancel` stops the attempt and closes
+the socket in progress.
+"""
+
+import errno
+import os
+import socket
+
+from . import socket as _aesock
+from .reactor import loop
+
+__all__ = ["Connector", "addrinfo"]
+
+_FAMILIES = {"inet": socket.AF_INET, "inet4": socket.AF_INET, "inet6": socket.AF_INET6,
+             "unix": socket.AF_UNIX, 4: socket.AF_INET, 6: socket.AF_INET6}
+_SOCKTYPES = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM, "raw": socket.SOCK_RAW}
+_IN_PROGRESS = (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
+
+
+def _oserror(code):
+    return OSError(code, os.strerror(code))
+
+
+def _family(value, ip=None):
+    if value in (None, 0):
+        return socket.AF_INET6 if ip and ":" in ip else socket.AF_INET
+    return _FAMILIES.get(value, value)
+
+
+def _socktype(value):
+    return _SOCKTYPES.get(value, value) or socket.SOCK_STREAM
+
+
+def addrinfo(spec, local=False):
+    """Normalise an address to ``(family, socktype, protocol, sockaddr)``.
+
+    ``spec`` is such a tuple already (family/socktype may be names), or a
+    dict ``{"family": "inet"|"inet6"|"unix"|AF_*, "socktype":
+    "stream"|"dgram"|"raw"|SOCK_*, "protocol": int, "ip": str, "port": int}``
+    or ``{"family": "unix", "path": str}`` or with ``"addr"`` holding a Python
+    socket address.  For a local address ``ip`` defaults to the wildcard and
+    ``port`` to 0.  Raises :class:`ValueError` for anything else.
+    """
+    if isinstance(spec, (tuple, list)) and len(spec) == 4:
+        fam, stype, proto, sa = spec
+        return (_family(fam), _socktype(stype), proto or 0, sa)
+    if not isinstance(spec, dict):
+        raise ValueError("not an address: %r" % (spec,))
+    fam = _family(spec.get("family"), spec.get("ip"))
+    stype = _socktype(spec.get("socktype"))
+    proto = spec.get("protocol") or 0
+    if "addr" in spec:
+        return (fam, stype, proto, spec["addr"])
+    if fam == socket.AF_UNIX:
+        return (fam, stype, proto, spec["path"])
+    ip = spec.get("ip") or (("::" if fam == socket.AF_INET6 else "0.0.0.0") if local else None)
+    if ip is None:
+        raise ValueError("address without ip: %r" % (spec,))
+    port = int(spec.get("port") or 0)
+    return (fam, stype, proto, (ip, port, 0, 0) if fam == socket.AF_INET6 else (ip, port))
+
+
+class Connector:
+    """Connect to the first address that works; IO::Async::Connector's ``connect``.
+
+    Addresses (one of):
+      ``addrs`` -- list of addresses (see :func:`addrinfo` for the forms);
+      ``addr`` -- one address;
+      ``host``, ``service`` -- resolved by :func:`anyevent.socket.resolve_sockaddr`
+      with ``family`` (0, 4, 6, ``AF_*`` or ``"inet"``/``"inet6"``),
+      ``socktype`` (``"stream"`` default, ``"dgram"``, ``"raw"`` or ``SOCK_*``),
+      ``protocol`` (``IPPROTO_*`` number) and ``flags`` (``socket.AI_NUMERICHOST``
+      forbids name lookups).
+    Local side (optional): ``local_addrs``/``local_addr`` (same forms), or
+    ``local_host``/``local_service`` (resolved like ``host``).  Each remote
+    address is tried with each local address of its family.
+
+    Continuations (exactly one of the first three):
+      ``on_connected(sock)`` -- the connected non-blocking :class:`socket.socket`;
+      ``on_stream(handle)`` -- an :class:`anyevent.handle.Handle` on it;
+      ``on_socket(sock)`` -- the socket, meant for datagram/raw sockets;
+      ``on_connect_error(syscall, err)`` -- all addresses failed: ``syscall`` is
+      ``"connect"``, ``"bind"`` or ``"socket"``, ``err`` the :class:`OSError`;
+      ``on_resolve_error(message)`` -- the host/service did not resolve (required
+      with ``host``);
+      ``on_fail(...)`` -- optional, each failure as it happens:
+      ``("socket", family, socktype, protocol, err)``,
+      ``("bind", sock, sockaddr, err)`` or ``("connect", sock, sockaddr, err)``
+      (a timeout is ``connect`` with ``ETIMEDOUT``).
+    ``on_prepare(sock)`` -- optional, called before each connect; its return
+    value, if true, is the timeout in seconds for that address; ``timeout`` is
+    the default per-address timeout (``None``: the kernel's).
+
+    Work starts from the loop, never inside the constructor; no callback runs
+    before the constructor returns.  Raises :class:`TypeError` for missing
+    continuations and :class:`ValueError` for malformed addresses.
+    """
+
+    def __init__(self, *, addrs=None, addr=None, local_addrs=None, local_addr=None,
+                 host=None, service=None, local_host=None, local_service=None,
+                 family=0, socktype=None, protocol=0, flags=0,
+                 on_connected=None, on_stream=None, on_socket=None,
+                 on_connect_error=None, on_resolve_error=None, on_fail=None,
+                 on_prepare=None, timeout=None):
+        done = [cb for cb in (on_connected, on_stream, on_socket) if cb is not None]
+        if len(done) != 1:
+            raise TypeError("Connector needs exactly one of on_connected, on_stream, on_socket")
+        if on_connect_error is None:
+            raise TypeError("Connector needs on_connect_error")
+        if host is not None and on_resolve_error is None:
+            raise TypeError("Connector with host needs on_resolve_error")
+        if addr is not None:
+            addrs = [addr]
+        if local_addr is not None:
+            local_addrs = [local_addr]
+        if host is None and addrs is None:
+            raise TypeError("Connector needs addrs, addr or host")
+        self._state = _Attempt(
+            on_connected=on_connected, on_stream=on_stream, on_socket=on_socket,
+            on_connect_error=on_connect_error, on_resolve_error=on_resolve_error,
+            on_fail=on_fail, on_prepare=on_prepare, timeout=timeout)
+        st = self._state
+        st.peers = None if addrs is None else [addrinfo(a) for a in addrs]
+        st.locals = None if local_addrs is None else [addrinfo(a, True) for a in local_addrs]
+        st.lookup = (host, service, local_host, local_service, family, socktype, protocol, flags)
+        loop.postpone(st.start)
+
+    def retry(self):
+        """After ``on_connected``: give up this connection and try the next address.
+
+        The socket already delivered stays the caller's.  When no address is
+        left, ``on_connect_error`` runs with the most significant earlier
+        error (``ECONNABORTED`` if there was none).
+        """
+        if self._state is not None:
+            self._state.next()
+
+    def cancel(self):
+        """Stop the attempt, close the socket in progress; no callback runs after this."""
+        st, self._state = self._state, None
+        if st is not None:
+            st.cancel()
+
+    __del__ = cancel
+
+
+class _Attempt:
+    """The mutable state of one connection attempt, owned by its Connector."""
+
+    def __init__(self, **callbacks):
+        self.__dict__.update(callbacks)
+        self.cancelled = False
+        self.queue = []            # (peer addrinfo, local addrinfo or None)
+        self.sock = self.sa = None
+        self.watch = self.timer = None
+        self.errors = {}           # syscall -> last OSError
+
+    # -- resolution ---------------------------------------------------------
+
+    def start(self):
+        if self.cancelled:
+            return
+        host, service, lhost, lservice, family, socktype, protocol, flags = self.lookup
+        fam = {socket.AF_INET: 4, socket.AF_INET6: 6, "inet": 4, "inet6": 6}.get(family, family)
+        stype = _socktype(socktype)
+        proto = {socket.IPPROTO_UDP: "udp", 0: "udp" if stype == socket.SOCK_DGRAM else "tcp"}.get(
+            protocol, "tcp")
+        jobs = []
+        if host is not None:
+            if flags & socket.AI_NUMERICHOST and _aesock.parse_address(str(host)) is None:
+                return self.resolve_error("%s: not a numeric host address" % host)
+            jobs.append(("peers", [(host, service)]))
+        if self.locals is None and (lhost is not None or lservice is not None):
+            hosts = [lhost] if lhost is not None else ["0.0.0.0", "::"]
+            jobs.append(("locals", [(h, lservice or 0) for h in hosts]))
+        self.pending = sum(len(j[1]) for j in jobs)
+        if not self.pending:
+            return self.resolved()
+        for attr, specs in jobs:
+            setattr(self, attr, [])
+            for h, s in specs:
+                try:
+                    _aesock.resolve_sockaddr(str(h), s, proto, fam, stype,
+                                             lambda *t, attr=attr: self._collect(attr, t))
+                except ValueError as exc:
+                    return self.resolve_error(str(exc))
+
+    def _collect(self, attr, targets):
+        getattr(self, attr).extend(targets)
+        self.pending -= 1
+        if not self.pending and not self.cancelled:
+            if not self.peers:
+                host, service = self.lookup[:2]
+                return self.resolve_error("%s: no address found for service %s" % (host, service))
+            self.resolved()
+
+    def resolve_error(self, message):
+        cb = self.on_resolve_error
+        self.cancel()
+        cb(message)
+
+    def resolved(self):
+        for peer in self.peers:
+            if self.locals is None:
+                self.queue.append((peer, None))
+            else:
+                self.queue.extend((peer, l) for l in self.locals if l[0] == peer[0])
+        self.queue.reverse()  # pop() from the end
+        self.next()
+
+    # -- connecting ----------------------------------------------------------
+
+    def fail(self, syscall, *args):
+        self.errors[syscall] = args[-1]
+        if self.on_fail is not None:
+            self.on_fail(syscall, *args)
+
+    def next(self):
+        while self.queue and not self.cancelled:
+            (fam, stype, proto, sa), local = self.queue.pop()
+            try:
+                sock = socket.socket(fam, stype, proto)
+            except OSError as exc:
+                self.fail("socket", fam, stype, proto, exc)
+                continue
+            sock.setblocking(False)
+            if local is not None:
+                try:
+                    sock.bind(local[3])
+                except OSError as exc:
+                    self.fail("bind", sock, local[3], exc)
+                    sock.close()
+                    continue
+            timeout = (self.on_prepare(sock) if self.on_prepare else None) or self.timeout
+            err = sock.connect_ex(sa)
+            if err not in _IN_PROGRESS:
+                self.fail("connect", sock, sa, _oserror(err))
+                sock.close()
+                continue
+            self.sock, self.sa = sock, sa
+            self.watch = loop.io(sock, 1, self.writable)
+            if timeout:
+                self.timer = loop.timer(timeout, 0, self.timed_out)
+            return
+        if not self.cancelled:
+            self.give_up()
+
+    def writable(self):
+        sock = self.sock
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err in (errno.EINPROGRESS, errno.EAGAIN):
+            return  # spurious wake-up
+        self.watch = self.timer = None
+        self.sock = None
+        if err:
+            return self.failed_connect(sock, _oserror(err))
+        if self.on_connected is not None:
+            self.on_connected(sock)
+        elif self.on_socket is not None:
+            self.on_socket(sock)
+        else:
+            from .handle import Handle  # Handle builds on this module: import late
+            self.on_stream(Handle(fh=sock))
+
+    def timed_out(self):
+        sock, self.sock = self.sock, None
+        self.watch = self.timer = None
+        self.failed_connect(sock, _oserror(errno.ETIMEDOUT))
+
+    def failed_connect(self, sock, exc):
+        self.fail("connect", sock, self.sa, exc)
+        sock.close()
+        self.next()
+
+    def give_up(self):
+        for syscall in ("connect", "bind", "socket"):
+            if syscall in self.errors:
+                err = self.errors[syscall]
+                break
+        else:
+            syscall, err = "connect", _oserror(errno.ECONNABORTED)
+        cb = self.on_connect_error
+        self.cancel()
+        cb(syscall, err)
+
+    def cancel(self):
+        self.cancelled = True
+        self.watch = self.timer = None
+        self.queue = []
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        for name in ("on_connected", "on_stream", "on_socket", "on_connect_error",
+                     "on_resolve_error", "on_fail", "on_prepare"):
+            setattr(self, name, None)

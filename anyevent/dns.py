@@ -1,0 +1,680 @@
+"""Asynchronous DNS stub resolver on the reactor (port of AnyEvent::DNS).
+
+dnspython builds and parses the messages and reads ``resolv.conf``; the
+transport is ours, on reactor io and timer watchers, so nothing blocks the
+loop:
+
+* every try gets a fresh UDP socket (a kernel-chosen random source port),
+  connected to the server, and the request a random 16-bit id;
+* an answer counts only if it comes from the server's address and port, and
+  carries our id and question (:meth:`dns.message.Message.is_response`);
+  anything else is ignored and the wait goes on;
+* tries walk the list ``timeouts x servers`` (AnyEvent's defaults: 2, 5 and 5
+  seconds per server), moving on at a timeout, at SERVFAIL/REFUSED/NOTIMP or
+  at an ICMP port-unreachable; a late answer from an earlier try still counts;
+* a truncated answer is asked again over TCP on the same server;
+* at most ``max_outstanding`` requests (default 10, ``ANYEVENT_MAX_OUTSTANDING_DNS``)
+  are on the wire, the rest wait in a queue;
+* names are tried with the ``search`` list according to ``ndots``; EDNS0
+  (4096-byte answers) when ``edns0`` is on (default: ``ANYEVENT_EDNS0``).
+
+Results use Perl's shapes: a resource record is a tuple ``(name, type,
+class, ttl, *data)`` with ``type``/``class`` lowercase names (``"a"``,
+``"in"``), names without the final dot, and data decoded per type: ``a``
+and ``aaaa`` give the address text, ``mx`` ``(preference, exchange)``,
+``srv`` ``(priority, weight, port, target)``, ``soa`` ``(mname, rname,
+serial, refresh, retry, expire, minimum)``, ``txt``/``spf``/``hinfo`` the
+strings (UTF-8 with ``surrogateescape``, so any bytes round-trip), ``ns``,
+``cname``, ``ptr``, ``dname`` the name; unknown types the raw rdata bytes.
+"""
+
+import io
+import os
+import random
+import re
+import secrets
+import socket
+from functools import partial
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+from . import socket as _aesock
+from .reactor import loop
+
+__all__ = ["a", "aaaa", "mx", "ns", "txt", "srv", "ptr", "any", "reverse_lookup",
+           "reverse_verify", "resolver", "Resolver", "RESOLVER", "MAX_PKT",
+           "DOMAIN_PORT", "EDNS0"]
+
+MAX_PKT = 4096     #: largest answer we advertise (EDNS0) and accept, bytes
+DOMAIN_PORT = 53   #: the DNS port, used when a server is given without one
+
+#: Default for new resolvers' ``edns0`` (Perl's ``$AnyEvent::DNS::EDNS0``).
+EDNS0 = bool(int(os.environ.get("ANYEVENT_EDNS0") or 0))
+
+#: Public servers used only when no server is configured at all (as Perl does).
+DNS_FALLBACK = ["8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1",
+                "2001:4860:4860::8888", "2606:4700:4700::1111"]
+
+_NEXT_SERVER_RCODES = frozenset((dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.NOTIMP))
+
+# ---------------------------------------------------------------------------
+# decoding answers into Perl-shaped tuples
+# ---------------------------------------------------------------------------
+
+
+def _name(n):
+    return b".".join(n.labels[:-1] if n.is_absolute() else n.labels).decode("latin-1")
+
+
+def _text(b):
+    return b.decode("utf-8", "surrogateescape")
+
+
+_DECODERS = {
+    dns.rdatatype.A: lambda r: (r.address,),
+    dns.rdatatype.AAAA: lambda r: (_aesock.format_ipv6(socket.inet_pton(socket.AF_INET6, r.address)),),
+    dns.rdatatype.NS: lambda r: (_name(r.target),),
+    dns.rdatatype.CNAME: lambda r: (_name(r.target),),
+    dns.rdatatype.PTR: lambda r: (_name(r.target),),
+    dns.rdatatype.DNAME: lambda r: (_name(r.target),),
+    dns.rdatatype.SOA: lambda r: (_name(r.mname), _name(r.rname), r.serial, r.refresh,
+                                  r.retry, r.expire, r.minimum),
+    dns.rdatatype.MX: lambda r: (r.preference, _name(r.exchange)),
+    dns.rdatatype.TXT: lambda r: tuple(_text(s) for s in r.strings),
+    dns.rdatatype.SPF: lambda r: tuple(_text(s) for s in r.strings),
+    dns.rdatatype.HINFO: lambda r: (_text(r.cpu), _text(r.os)),
+    dns.rdatatype.SRV: lambda r: (r.priority, r.weight, r.port, _name(r.target)),
+    dns.rdatatype.NAPTR: lambda r: (r.order, r.preference, _text(r.flags), _text(r.service),
+                                    _text(r.regexp), _name(r.replacement)),
+    dns.rdatatype.CAA: lambda r: (r.flags, _text(r.tag), _text(r.value)),
+}
+
+_type_names = {}
+_class_names = {}
+
+
+def _type_str(t):
+    """Perl's name for a record type: ``"a"``, ``"*"`` for ANY, the number if unknown."""
+    name = _type_names.get(t)
+    if name is None:
+        text = dns.rdatatype.to_text(t)
+        name = _type_names[t] = "*" if t == dns.rdatatype.ANY else (
+            int(t) if text.startswith("TYPE") else text.lower())
+    return name
+
+
+def _class_str(c):
+    name = _class_names.get(c)
+    if name is None:
+        text = dns.rdataclass.to_text(c)
+        name = _class_names[c] = "*" if c == dns.rdataclass.ANY else (
+            int(c) if text.startswith("CLASS") else text.lower())
+    return name
+
+
+def records(section):
+    """Flatten a dnspython message section into Perl-shaped record tuples."""
+    out = []
+    for rrset in section:
+        head = (_name(rrset.name), _type_str(rrset.rdtype), _class_str(rrset.rdclass), rrset.ttl)
+        decode = _DECODERS.get(rrset.rdtype)
+        for rd in rrset:
+            out.append(head + (decode(rd) if decode else (rd.to_wire(),)))
+    return out
+
+
+def _rdtype(qtype):
+    if isinstance(qtype, int):
+        return qtype
+    return dns.rdatatype.ANY if qtype == "*" else dns.rdatatype.from_text(qtype)
+
+
+def _rdclass(qclass):
+    if isinstance(qclass, int):
+        return qclass
+    return dns.rdataclass.ANY if qclass == "*" else dns.rdataclass.from_text(qclass)
+
+
+# ---------------------------------------------------------------------------
+# servers
+# ---------------------------------------------------------------------------
+
+def _server(spec):
+    """``(family, sockaddr)`` from ``"ip"``, ``"ip:port"``, ``"[v6]:port"``,
+    ``(ip, port)`` or a network-form address (bytes)."""
+    if isinstance(spec, bytes):
+        ip, port = _aesock.format_address(spec), DOMAIN_PORT
+    elif isinstance(spec, tuple):
+        ip, port = spec
+    else:
+        hp = _aesock.parse_hostport(spec, DOMAIN_PORT)
+        if hp is None:
+            raise ValueError("bad DNS server address %r" % (spec,))
+        ip, port = hp
+    ipn = _aesock.parse_address(str(ip))
+    if ipn is None or len(ipn) not in (4, 16):
+        raise ValueError("bad DNS server address %r" % (spec,))
+    return (_aesock.address_family(ipn), _aesock.pack_sockaddr(int(port), ipn))
+
+
+def _same_address(got, want):
+    return got[0] == want[0] and got[1] == want[1] or (
+        # compare IPv6 texts through their binary form
+        len(want) == 4 and got[1] == want[1]
+        and socket.inet_pton(socket.AF_INET6, got[0].partition("%")[0])
+        == socket.inet_pton(socket.AF_INET6, want[0]))
+
+
+# ---------------------------------------------------------------------------
+# one request on the wire
+# ---------------------------------------------------------------------------
+
+class _Request:
+    """A query and its tries; lives while its watchers live."""
+    __slots__ = ("query", "wire", "cb", "tries", "udp", "tcp", "timer", "bad", "done")
+
+    def __init__(self, query, cb):
+        self.query, self.cb = query, cb
+        self.tries = 0
+        self.udp = []          # (socket, io watcher, server) of every try so far
+        self.tcp = None
+        self.timer = None
+        self.bad = None        # the last SERVFAIL-like answer
+        self.done = False
+
+
+class _TCPQuery:
+    """Asks one server over TCP (2-byte length prefix, RFC 1035 4.2.2)."""
+
+    def __init__(self, resolver, req, server):
+        self.resolver, self.req, self.server = resolver, req, server
+        self.out = len(req.wire).to_bytes(2, "big") + req.wire
+        self.inbuf = bytearray()
+        self.sock = socket.socket(server[0], socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        self.sock.connect_ex(server[1])
+        self.watch = loop.io(self.sock, 1, self._writable)
+
+    def _writable(self):
+        try:
+            n = self.sock.send(self.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return self._failed()
+        self.out = self.out[n:]
+        if not self.out:
+            self.watch = loop.io(self.sock, 0, self._readable)
+
+    def _readable(self):
+        try:
+            data = self.sock.recv(65537)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return self._failed()
+        if not data:
+            return self._failed()
+        self.inbuf += data
+        if len(self.inbuf) >= 2:
+            size = int.from_bytes(self.inbuf[:2], "big")
+            if len(self.inbuf) >= 2 + size:
+                res = self.resolver._parse(self.req, bytes(self.inbuf[2:2 + size]))
+                if res is None:
+                    return self._failed()
+                self.close()
+                self.resolver._answer(self.req, res, self.server, over_tcp=True)
+
+    def _failed(self):
+        self.close()
+        self.resolver._next_try(self.req)
+
+    def close(self):
+        self.watch = None
+        self.sock.close()
+        self.req.tcp = None
+
+
+# ---------------------------------------------------------------------------
+# the resolver
+# ---------------------------------------------------------------------------
+
+class Resolver:
+    """A DNS stub resolver (an ``AnyEvent::DNS`` object).
+
+    Keyword arguments (all optional):
+      ``server`` -- list of servers: ``"1.2.3.4"``, ``"1.2.3.4:5353"``,
+      ``"[::1]:5353"``, ``(ip, port)`` or network-form bytes; none means
+      127.0.0.1 then :data:`DNS_FALLBACK`;
+      ``timeout`` -- per-try timeouts in seconds, each applied to every server
+      in turn (default ``[2, 5, 5]``);
+      ``search`` -- domain suffixes; ``ndots`` -- dots needed before the name
+      is first tried as is (default 1);
+      ``max_outstanding`` -- requests on the wire at once (default 10);
+      ``edns0`` -- advertise :data:`MAX_PKT`-byte UDP answers (default :data:`EDNS0`).
+    """
+
+    def __init__(self, *, server=(), timeout=(2, 5, 5), search=(), ndots=1,
+                 max_outstanding=10, edns0=None):
+        self.server = [_server(s) for s in server]
+        self._timeout = list(timeout)
+        self.search = list(search)
+        self.ndots = ndots
+        self._max = max_outstanding
+        self.edns0 = EDNS0 if edns0 is None else edns0
+        self._outstanding = 0
+        self._queue = []       # requests waiting for a slot (FIFO via index)
+        self._qhead = 0
+        self._wait = []        # wait_for_slot callbacks
+        self._whead = 0
+        self._ids = set()
+        self._compile()
+
+    # -- configuration ------------------------------------------------------
+
+    def _compile(self):
+        self.search = [s for s in dict.fromkeys(s.rstrip(".") for s in self.search) if s]
+        self.server = list(dict.fromkeys(self.server))
+        if not self.server:
+            default = "::1" if _aesock.PROTOCOL.get("ipv6", 0) > _aesock.PROTOCOL.get("ipv4", 0) \
+                else "127.0.0.1"
+            self.server = [_server(s) for s in [default] + DNS_FALLBACK]
+        self._retry = [(srv, t) for t in self._timeout for srv in self.server]
+
+    def parse_resolv_conf(self, text):
+        """Configure from ``resolv.conf`` text: ``nameserver``, ``domain``,
+        ``search``, ``options timeout:N attempts:N ndots:N edns0``.
+        Replaces the servers and the search list.  Port of ``parse_resolv_conf``.
+        """
+        conf = dns.resolver.Resolver(configure=False)
+        try:
+            conf.read_resolv_conf(io.StringIO(text))
+            self.server = [_server(s) for s in conf.nameservers]
+        except (dns.resolver.NoResolverConfiguration, ValueError):
+            self.server = []
+        search = conf.search or ([conf.domain] if conf.domain != dns.name.root else [])
+        self.search = [_name(n) for n in search]
+        if conf.ndots is not None:
+            self.ndots = conf.ndots
+        if conf.use_edns is not None and conf.edns >= 0:
+            self.edns0 = True
+        # dnspython has one timeout and no attempts; AnyEvent keeps a list
+        opts = dict(re.findall(r"\b(timeout|attempts):(\d+)", " ".join(
+            l for l in text.splitlines() if l.split()[:1] == ["options"])))
+        if opts:
+            first = int(opts.get("timeout", self._timeout[0]))
+            self._timeout = [first] * int(opts.get("attempts", 1 if "timeout" in opts else len(self._timeout)))
+        self._compile()
+
+    def os_config(self):
+        """Read ``/etc/resolv.conf`` if it exists (``os_config``)."""
+        self._load_resolv_conf_file("/etc/resolv.conf")
+
+    def _load_resolv_conf_file(self, path):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                self.parse_resolv_conf(f.read())
+        except OSError:
+            self.server = []
+            self._compile()
+
+    def timeout(self, *timeouts):
+        """Set the per-try timeouts in seconds (``$resolver->timeout(2, 5, 5)``)."""
+        self._timeout = list(timeouts)
+        self._compile()
+
+    def max_outstanding(self, n):
+        """Set how many requests may be on the wire at once."""
+        self._max = n
+        self._scheduler()
+
+    # -- scheduling ---------------------------------------------------------
+
+    def _scheduler(self):
+        while self._outstanding < self._max:
+            if self._qhead < len(self._queue):
+                req = self._queue[self._qhead]
+                self._qhead += 1
+                self._start(req)
+            elif self._whead < len(self._wait):
+                cb = self._wait[self._whead]
+                self._whead += 1
+                cb(self)
+            else:
+                break
+        if self._qhead == len(self._queue):
+            self._queue.clear()
+            self._qhead = 0
+        if self._whead == len(self._wait):
+            self._wait.clear()
+            self._whead = 0
+
+    def wait_for_slot(self, cb):
+        """Call ``cb(resolver)`` once a request could be sent without queueing."""
+        self._wait.append(cb)
+        self._scheduler()
+
+    def request(self, query, cb):
+        """Send ``query`` (a :class:`dns.message.Message`) and call ``cb(answer)``
+        with the :class:`dns.message.Message` received, or ``cb()`` when no
+        server answered.  Handles ids, timeouts, retries and TCP fallback,
+        not search lists or CNAMEs.  Port of ``request``.
+        """
+        self._queue.append(_Request(query, cb))
+        self._scheduler()
+
+    def _start(self, req):
+        self._outstanding += 1
+        qid = secrets.randbits(16)
+        while qid in self._ids:
+            qid = secrets.randbits(16)
+        self._ids.add(qid)
+        req.query.id = qid
+        req.wire = req.query.to_wire()
+        self._next_try(req)
+
+    def _next_try(self, req):
+        while not req.done:
+            if req.tcp is not None:
+                req.tcp.close()
+            if req.tries >= len(self._retry):
+                return self._finish(req, req.bad)
+            server, timeout = self._retry[req.tries]
+            req.tries += 1
+            req.timer = loop.timer(timeout, 0, partial(self._next_try, req))
+            try:
+                sock = socket.socket(server[0], socket.SOCK_DGRAM)
+            except OSError:
+                continue
+            try:
+                sock.setblocking(False)
+                sock.connect(server[1])
+                sock.send(req.wire)
+            except OSError:
+                sock.close()
+                continue
+            req.udp.append((sock, loop.io(sock, 0, partial(self._udp_readable, req, sock, server)),
+                            server))
+            return
+
+    def _udp_readable(self, req, sock, server):
+        try:
+            data, peer = sock.recvfrom(MAX_PKT if self.edns0 else 65535)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            # e.g. ECONNREFUSED from an ICMP port unreachable: this try is over
+            current = req.udp[-1][0] is sock
+            req.udp = [u for u in req.udp if u[0] is not sock]
+            sock.close()
+            if current and req.tcp is None:
+                self._next_try(req)
+            return
+        if not _same_address(peer, server[1]):
+            return
+        res = self._parse(req, data)
+        if res is not None:
+            self._answer(req, res, server)
+
+    @staticmethod
+    def _parse(req, data):
+        """The message if it is an answer to ``req``, else ``None``."""
+        try:
+            res = dns.message.from_wire(data, ignore_trailing=True)
+        except (dns.exception.DNSException, ValueError):
+            return None
+        return res if req.query.is_response(res) else None
+
+    def _answer(self, req, res, server, over_tcp=False):
+        if req.done:
+            return
+        if res.flags & dns.flags.TC and not over_tcp:
+            if req.tcp is None:
+                timeout = self._retry[req.tries - 1][1]
+                req.timer = loop.timer(timeout, 0, partial(self._next_try, req))
+                req.tcp = _TCPQuery(self, req, server)
+        elif res.rcode() in _NEXT_SERVER_RCODES:
+            req.bad = res
+            self._next_try(req)
+        else:
+            self._finish(req, res)
+
+    def _finish(self, req, res):
+        req.done = True
+        req.timer = None
+        if req.tcp is not None:
+            req.tcp.close()
+        for sock, _, _ in req.udp:
+            sock.close()
+        req.udp = []
+        self._ids.discard(req.query.id)
+        self._outstanding -= 1
+        self._scheduler()
+        cb, req.cb = req.cb, None
+        if res is None:
+            cb()
+        else:
+            cb(res)
+
+    # -- resolve ------------------------------------------------------------
+
+    def resolve(self, qname, qtype, cb, *, search=None, accept=None, class_="in"):
+        """Look up ``qname`` records of ``qtype`` and call ``cb(*records)``.
+
+        ``qtype``: a lowercase type name (``"a"``, ``"mx"``...), ``"*"`` for
+        any, or a number.  Records are Perl-shaped tuples (see the module
+        docs); ``cb()`` with nothing on any error or when nothing was found.
+        ``search``: the suffixes to try (default from ``search``/``ndots``;
+        ignored for a name ending in a dot); ``accept``: the record types to
+        return (default ``[qtype]``; with ``"cname"`` CNAMEs are not
+        followed); ``class_``: ``"in"``, ``"ch"``, ``"hs"``.  CNAME chains are
+        followed up to 10 deep.  Port of ``resolve``.
+        """
+        self.wait_for_slot(lambda _self: _Resolution(self, qname, qtype, cb, search, accept, class_))
+
+
+class _Resolution:
+    """One ``resolve`` call: walks the search list and CNAME chains."""
+
+    def __init__(self, resolver, qname, qtype, cb, search, accept, class_):
+        self.resolver, self.qtype, self.cb, self.class_ = resolver, qtype, cb, class_
+        if qname.endswith("."):
+            qname, suffixes = qname[:-1], [""]
+        elif search is not None:
+            suffixes = list(search)
+        elif qname.count(".") >= resolver.ndots:
+            suffixes = [""] + resolver.search
+        else:
+            suffixes = resolver.search + [""]
+        self.qname = qname
+        self.suffixes = suffixes
+        self.accept = set(accept) if accept is not None else {qtype}
+        self.next_suffix()
+
+    def next_suffix(self):
+        if not self.suffixes:
+            cb, self.cb = self.cb, None
+            return cb()
+        suffix = self.suffixes.pop(0)
+        self.name = (self.qname + "." + suffix).rstrip(".").lower()
+        self.depth = 10
+        self.ask()
+
+    def ask(self):
+        try:
+            query = dns.message.make_query(
+                dns.name.from_text(self.name), _rdtype(self.qtype), _rdclass(self.class_),
+                use_edns=0 if self.resolver.edns0 else False, payload=MAX_PKT)
+        except (dns.exception.DNSException, ValueError):
+            return self.next_suffix()
+        self.resolver.request(query, self.answered)
+
+    def answered(self, res=None):
+        if res is None:
+            return self.next_suffix()
+        rrs = records(res.answer)
+        any_type = "*" in self.accept
+        followed = False
+        while True:
+            name = self.name
+            found = [rr for rr in rrs if rr[0].lower() == name and (any_type or rr[1] in self.accept)]
+            if found:
+                cb, self.cb = self.cb, None
+                return cb(*found)
+            cnames = [rr for rr in rrs if rr[0].lower() == name and rr[1] == "cname"]
+            if cnames:
+                self.depth -= 1
+                if not self.depth:
+                    return self.next_suffix()
+                followed = True
+                self.name = cnames[0][4].lower()
+            elif followed:
+                return self.ask()
+            else:
+                return self.next_suffix()
+
+
+# ---------------------------------------------------------------------------
+# the default resolver and the convenience functions
+# ---------------------------------------------------------------------------
+
+#: The resolver :func:`resolver` returns; assign your own to replace it
+#: (Perl's ``$AnyEvent::DNS::RESOLVER``).
+RESOLVER = None
+
+
+def resolver():
+    """The process-wide :class:`Resolver`, created on first use.
+
+    Configured from ``ANYEVENT_RESOLV_CONF`` if set, else ``/etc/resolv.conf``;
+    ``max_outstanding`` from ``ANYEVENT_MAX_OUTSTANDING_DNS`` (default 10).
+    """
+    global RESOLVER
+    if RESOLVER is None:
+        res = Resolver(max_outstanding=int(os.environ.get("ANYEVENT_MAX_OUTSTANDING_DNS") or 0) or 10)
+        conf = os.environ.get("ANYEVENT_RESOLV_CONF")
+        if conf:
+            res._load_resolv_conf_file(conf)
+        else:
+            res.os_config()
+        RESOLVER = res
+    return RESOLVER
+
+
+def _field4(cb):
+    """Adapt ``cb`` to receive the first data field of each record."""
+    return lambda *rrs: cb(*[rr[4] for rr in rrs])
+
+
+def a(domain, cb):
+    """``cb(*ipv4_texts)`` for ``domain``'s A records (``AnyEvent::DNS::a``)."""
+    resolver().resolve(domain, "a", _field4(cb))
+
+
+def aaaa(domain, cb):
+    """``cb(*ipv6_texts)`` for ``domain``'s AAAA records."""
+    resolver().resolve(domain, "aaaa", _field4(cb))
+
+
+def mx(domain, cb):
+    """``cb(*exchange_names)``, lowest preference first."""
+    resolver().resolve(domain, "mx", lambda *rrs: cb(*[rr[5] for rr in sorted(rrs, key=lambda r: r[4])]))
+
+
+def ns(domain, cb):
+    """``cb(*nameserver_names)``."""
+    resolver().resolve(domain, "ns", _field4(cb))
+
+
+def txt(domain, cb):
+    """``cb(*texts)``: the first string of each TXT record (use
+    ``resolver().resolve(domain, "txt", cb)`` for all of them)."""
+    resolver().resolve(domain, "txt", _field4(cb))
+
+
+def ptr(domain, cb):
+    """``cb(*names)`` for PTR records of ``domain`` (see :func:`reverse_lookup`)."""
+    resolver().resolve(domain, "ptr", _field4(cb))
+
+
+def any(domain, cb):  # noqa: A001 - Perl's name
+    """``cb(*records)``: every record an ANY query returns (RFC 8482 discourages it)."""
+    resolver().resolve(domain, "*", cb)
+
+
+def srv(service, proto, domain, cb):
+    """``cb(*(priority, weight, port, target))`` for ``_service._proto.domain``,
+    lowest priority first, within a priority ordered by RFC 2782 weighted
+    random choice.  Port of ``AnyEvent::DNS::srv``.
+    """
+    def order(*rrs):
+        result = []
+        for pri in sorted({rr[4] for rr in rrs}):
+            group = sorted((rr[4:8] for rr in rrs if rr[4] == pri), key=lambda r: r[1])
+            total = sum(r[1] for r in group)
+            while group:
+                w = random.randint(0, total)
+                for i, r in enumerate(group):
+                    w -= r[1]
+                    if w <= 0:
+                        total -= r[1]
+                        result.append(group.pop(i))
+                        break
+        cb(*result)
+    resolver().resolve("_%s._%s.%s" % (service, proto, domain), "srv", order)
+
+
+def _ptr_name(ipn):
+    """The in-addr.arpa/ip6.arpa name for a network-form address, or ``None``."""
+    if len(ipn) == 16:
+        if ipn[:10] == b"\0" * 10 and ipn[10:12] in (b"\xff\xff", b"\0\0"):
+            ipn = ipn[12:]
+        else:
+            return ".".join(reversed(ipn.hex())) + ".ip6.arpa."
+    if len(ipn) == 4:
+        return ".".join(str(b) for b in reversed(ipn)) + ".in-addr.arpa."
+    return None
+
+
+def reverse_lookup(ip, cb):
+    """``cb(*hostnames)`` for an IPv4/IPv6 address text (v4-mapped handled);
+    ``cb()`` if it is not an address.  Port of ``reverse_lookup``.
+    """
+    ipn = _aesock.parse_address(ip)
+    name = ipn and _ptr_name(ipn)
+    if not name:
+        return cb()
+    resolver().resolve(name, "ptr", _field4(cb))
+
+
+def reverse_verify(ip, cb):
+    """Like :func:`reverse_lookup`, but passes only names whose forward
+    lookup (A or AAAA) gives the address back.  Port of ``reverse_verify``.
+    """
+    ipn = _aesock.parse_address(ip)
+    name = ipn and _ptr_name(ipn)
+    if not name:
+        return cb()
+    text = _aesock.format_address(ipn)
+    qtype = "a" if len(ipn) == 4 else "aaaa"
+    verified = []
+
+    def got_names(*names):
+        pending = [len(names)]
+        if not names:
+            return cb()
+        for host in names:
+            def checked(*rrs, host=host):
+                verified.extend(host for rr in rrs if rr[4] == text)
+                pending[0] -= 1
+                if not pending[0]:
+                    cb(*verified)
+            resolver().resolve(host + ".", qtype, checked)
+    ptr(name, got_names)

@@ -1,0 +1,212 @@
+"""DNS test peers: a real dnsmasq with generated records, and a scriptable responder.
+
+Import the fixtures into a test module (``from fixtures_dns import dnsmasq``).
+"""
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+import anyevent.dns as aedns
+from anyevent.reactor import loop
+from conftest import require_tool
+
+ZONE = "test.example"
+
+
+def _free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class Dnsmasq:
+    """A running dnsmasq: ``server`` is its ``"ip:port"``; ``ip``, ``port``."""
+
+    def __init__(self, tmpdir, records):
+        self.ip, self.port = self._address()
+        self.server = "%s:%d" % (self.ip, self.port)
+        conf = os.path.join(tmpdir, "dnsmasq.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                "port=%d" % self.port, "listen-address=%s" % self.ip, "bind-interfaces",
+                "no-resolv", "no-hosts", "no-negcache", "pid-file=",
+                "local=/%s/" % ZONE, "local=/invalid/", "local=/in-addr.arpa/",
+            ] + records) + "\n")
+        if os.geteuid() == 0:
+            extra = ["--user=root"]
+        else:
+            extra = []
+        self.proc = subprocess.Popen([require_dnsmasq(), "--keep-in-foreground",
+                                      "--conf-file=" + conf] + extra,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._wait_ready()
+
+    @staticmethod
+    def _address():
+        """Port 53 on a private loopback address when we may (so Perl's
+        AnyEvent::DNS, which only talks to port 53, can use it), else a high port."""
+        if os.geteuid() == 0:
+            return "127.53.%d.%d" % (random.randint(0, 255), random.randint(1, 254)), 53
+        return "127.0.0.1", _free_port(socket.SOCK_DGRAM)
+
+    def _wait_ready(self):
+        query = dns.message.make_query("ready." + ZONE, "A")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("dnsmasq exited: %s" % self.proc.stderr.read().decode())
+            try:
+                dns.query.udp(query, self.ip, port=self.port, timeout=0.1)
+                return
+            except (dns.exception.Timeout, OSError):
+                time.sleep(0.05)
+        raise RuntimeError("dnsmasq did not answer")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+        self.proc.stderr.close()
+
+
+def require_dnsmasq():
+    """dnsmasq's path (it lives in /usr/sbin, often not on a user's PATH)."""
+    path = shutil.which("dnsmasq") or shutil.which("dnsmasq", path="/usr/sbin:/sbin")
+    if path is not None:
+        return path
+    return require_tool("dnsmasq")
+
+
+class Peers:
+    """TCP peers the SRV records point at: one listening, one refusing."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.accept_port = self.listener.getsockname()[1]
+        self.refused_port = _free_port()
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.fixture(scope="session")
+def dns_peers():
+    peers = Peers()
+    yield peers
+    peers.close()
+
+
+def records(peers):
+    """The dnsmasq records every test can rely on."""
+    return [
+        "host-record=www.%s,192.0.2.10,2001:db8::10" % ZONE,
+        "host-record=mx1.%s,192.0.2.21" % ZONE,
+        "host-record=mx2.%s,192.0.2.22" % ZONE,
+        "address=/multi.%s/192.0.2.31" % ZONE,
+        "address=/multi.%s/192.0.2.32" % ZONE,
+        "cname=alias.%s,www.%s" % (ZONE, ZONE),
+        "mx-host=%s,mx2.%s,20" % (ZONE, ZONE),
+        "mx-host=%s,mx1.%s,10" % (ZONE, ZONE),
+        'txt-record=txt.%s,"hello world","second string"' % ZONE,
+        "ptr-record=10.2.0.192.in-addr.arpa,www.%s" % ZONE,
+        "srv-host=_ldap._tcp.%s,mx2.%s,389,20,5" % (ZONE, ZONE),
+        "srv-host=_ldap._tcp.%s,mx1.%s,389,10,5" % (ZONE, ZONE),
+        "srv-host=_weighted._tcp.%s,heavy.%s,1001,10,90" % (ZONE, ZONE),
+        "srv-host=_weighted._tcp.%s,light.%s,1002,10,10" % (ZONE, ZONE),
+        # tcp_connect via SRV: the first target refuses, the second accepts
+        "host-record=refuse.%s,127.0.0.1" % ZONE,
+        "host-record=accept.%s,127.0.0.1" % ZONE,
+        "srv-host=_echo._tcp.svc.%s,refuse.%s,%d,10,0" % (ZONE, ZONE, peers.refused_port),
+        "srv-host=_echo._tcp.svc.%s,accept.%s,%d,20,0" % (ZONE, ZONE, peers.accept_port),
+        "host-record=svc.%s,192.0.2.99" % ZONE,
+    ]
+
+
+@pytest.fixture(scope="session")
+def dnsmasq(tmp_path_factory, dns_peers):
+    server = Dnsmasq(str(tmp_path_factory.mktemp("dnsmasq")), records(dns_peers))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def default_resolver(dnsmasq):
+    """Make ``anyevent.dns.resolver()`` use the dnsmasq for this test."""
+    old = aedns.RESOLVER
+    aedns.RESOLVER = aedns.Resolver(server=[dnsmasq.server], timeout=[1])
+    yield aedns.RESOLVER
+    aedns.RESOLVER = old
+
+
+class Responder:
+    """A scriptable DNS server on the reactor, UDP and TCP on one port.
+
+    ``udp(query, peer)`` and ``tcp(query)`` decide the reply: a
+    :class:`dns.message.Message`, raw ``bytes``, or ``None`` for silence.
+    ``queries`` counts UDP queries, ``tcp_queries`` TCP ones.
+    """
+
+    def __init__(self, udp=None, tcp=None):
+        self.udp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp_sock.bind(("127.0.0.1", 0))
+        self.port = self.udp_sock.getsockname()[1]
+        self.server = "127.0.0.1:%d" % self.port
+        self.udp_sock.setblocking(False)
+        self.tcp_sock = socket.socket()
+        self.tcp_sock.bind(("127.0.0.1", self.port))
+        self.tcp_sock.listen(8)
+        self.tcp_sock.setblocking(False)
+        self.udp, self.tcp = udp, tcp
+        self.queries = self.tcp_queries = 0
+        self._w = [loop.io(self.udp_sock, 0, self._udp_ready), loop.io(self.tcp_sock, 0, self._accept)]
+
+    def _udp_ready(self):
+        data, peer = self.udp_sock.recvfrom(65535)
+        self.queries += 1
+        reply = self.udp(dns.message.from_wire(data), peer) if self.udp else None
+        if reply is not None:
+            self.send(reply, peer)
+
+    def send(self, reply, peer, sock=None):
+        wire = reply if isinstance(reply, bytes) else reply.to_wire()
+        (sock or self.udp_sock).sendto(wire, peer)
+
+    def _accept(self):
+        conn, _ = self.tcp_sock.accept()
+        conn.settimeout(2)
+        with conn:  # small and local: read the query in one go
+            size = int.from_bytes(conn.recv(2), "big")
+            data = b""
+            while len(data) < size:
+                data += conn.recv(size - len(data))
+            self.tcp_queries += 1
+            reply = self.tcp(dns.message.from_wire(data)) if self.tcp else None
+            if reply is not None:
+                wire = reply.to_wire()
+                conn.sendall(len(wire).to_bytes(2, "big") + wire)
+
+    def close(self):
+        self._w = []
+        self.udp_sock.close()
+        self.tcp_sock.close()
+
+
+def answer(query, *addresses, rcode=dns.rcode.NOERROR, truncated=False):
+    """A reply to ``query`` with A records for ``addresses``."""
+    reply = dns.message.make_response(query)
+    reply.set_rcode(rcode)
+    for addr in addresses:
+        reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", addr))
+    if truncated:
+        reply.flags |= dns.flags.TC
+    return reply
