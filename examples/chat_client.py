@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""A terminal client for chat_server.py: stdin through one Handle, the server through another.
+
+Usage: chat_client.py [--host 127.0.0.1] [--port 5555] [--tls]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from anyevent import AE  # noqa: E402
+from anyevent.handle import Handle  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5555)
+    parser.add_argument("--tls", action="store_true", help="talk TLS (no certificate check)")
+    args = parser.parse_args(argv)
+
+    done = AE.cv()
+    out = sys.stdout.buffer
+
+    def show(hdl, line, eol):
+        out.write(line + b"\n")
+        out.flush()
+        hdl.push_read("line", show)
+
+    server = Handle(
+        connect=(args.host, args.port),
+        tls="connect" if args.tls else None,
+        on_connect_error=lambda hdl, msg: done.send("cannot connect: %s" % msg),
+        on_error=lambda hdl, fatal, msg: done.send("connection error: %s" % msg),
+        on_eof=lambda hdl: done.send(None),
+    )
+    server.push_read("line", show)
+
+    def typed(hdl, line, eol):
+        server.push_write(line + b"\n")
+        hdl.push_read("line", typed)
+
+    def stdin_closed(hdl):
+        server.push_write(b"/quit\n")
+
+    keyboard = Handle(fh=sys.stdin.fileno(), on_eof=stdin_closed,
+                      on_error=lambda hdl, fatal, msg: stdin_closed(hdl))
+    keyboard.push_read("line", typed)
+    problem = done.recv()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
