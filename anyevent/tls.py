@@ -193,7 +193,8 @@ class TLS:
         ``callback(tls) -> str``.
     Key exchange and ciphers
         ``dh``: a named group (``"ffdhe2048"``, ``"ffdhe3072"`` (default), ``"ffdhe4096"``),
-        a PEM string of DH parameters, or ``None`` for no DHE; ``dh_file``: a PEM file
+        a PEM string of DH parameters, or ``None`` for no DHE suites (``:!kDHE`` is
+        appended to the cipher list); ``dh_file``: a PEM file
         instead.  ``dh_single_use`` (default true; always the case in OpenSSL >= 1.1).
         ``cipher_list``: an OpenSSL cipher string (TLS <= 1.2 suites).
     Sessions
@@ -227,9 +228,12 @@ class TLS:
                                         tlsv1_1=tlsv1_1, tlsv1_2=tlsv1_2, tlsv1_3=tlsv1_3))
         if dh_single_use:
             ctx.set_options(SSL.OP_SINGLE_DH_USE)
+        if dh_file is None and dh is None:      # Perl: dh => undef disables DHE
+            cipher_list = (cipher_list or "DEFAULT") + ":!kDHE"
+        else:
+            _set_dh(ctx, dh_file, dh)
         if cipher_list is not None:
             _set_cipher_list(ctx, cipher_list)
-        _set_dh(ctx, dh_file, dh)
 
         self.verify = bool(verify)
         self.verify_require_client_cert = bool(verify_require_client_cert)
@@ -445,8 +449,6 @@ _DH_FILES = {}
 
 def _set_dh(ctx, dh_file, dh):
     """Load DH parameters from ``dh_file``, a named group or a PEM string."""
-    if dh_file is None and dh is None:
-        return
     source = dh_file if dh_file is not None else f"dh {dh[:40]!r}"
     if dh_file is None:
         dh_file = _DH_FILES.get(dh) or _dh_to_file(dh)
@@ -574,11 +576,11 @@ def _use_local_cert(ctx, cert_file, cert, key_file, key, passphrase):
     except ValueError as exc:
         raise ValueError(f"{cert_name}: failed to use local certificate chain "
                          f"(cert_file or cert): {exc}") from None
-    ctx.use_certificate(crypto.X509.from_cryptography(chain[0]))
+    ctx.use_certificate(chain[0])
     for extra in chain[1:]:
-        ctx.add_extra_chain_cert(crypto.X509.from_cryptography(extra))
-    ctx.use_privatekey(pkey)
+        ctx.add_extra_chain_cert(extra)
     try:
+        ctx.use_privatekey(pkey.to_cryptography_key())
         ctx.check_privatekey()
     except SSL.Error:
         raise ValueError(f"{key_name}: private key does not match the certificate "
@@ -763,7 +765,7 @@ def _describe(exc):
 
 def _describe_reason(entry):
     reason = entry[-1] if isinstance(entry, tuple) else str(entry)
-    if re.match(r"(sslv3|tlsv1|tlsv13) alert ", reason):
+    if re.match(r"\w+ alert ", reason):
         return f"{reason} (alert from peer)"
     return reason
 

@@ -22,6 +22,8 @@ attribute                   file content
 ``unknownca_file``          that other CA's certificate
 ``client_pem``              a client certificate (``client@example.test``) from the test CA
 ``client_unknownca_pem``    a client certificate from the other CA
+``cn_only_pem``             CN ``*.cnwild.test``, no subjectAltName (peername schemes)
+``partial_wild_pem``        subjectAltName ``www*.part.test``, CN ``cn.part.test``
 ==========================  ==============================================================
 
 ``Certs.ca_pem`` holds the CA certificate as bytes (for ``ca_cert=``).
@@ -64,6 +66,8 @@ class Certs:
     unknownca_file: str
     client_pem: str
     client_unknownca_pem: str
+    cn_only_pem: str
+    partial_wild_pem: str
 
 
 def certs() -> Certs:
@@ -111,21 +115,45 @@ def _make() -> Certs:
         unknownca_file=write("other-ca.pem", other_ca.cert_pem.bytes()),
         client_pem=keycert("client.pem", ca.issue_cert("client@example.test")),
         client_unknownca_pem=keycert("client-other.pem", other_ca.issue_cert("client@example.test")),
+        cn_only_pem=write("cn-only.pem", _issue(ca, "*.cnwild.test")),
+        partial_wild_pem=write("partial.pem", _issue(ca, "cn.part.test", "www*.part.test")),
     )
+
+
+def _issue(ca: trustme.CA, common_name: str, *dns_names: str) -> bytes:
+    """Key + certificate PEM signed by ``ca`` with a chosen CN and DNS names (trustme
+    always adds subjectAltNames; these tests need CN-only and partial wildcards)."""
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = _builder(key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]),
+                       ca_cert.subject)
+    if dns_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+    return _pem(key, builder.sign(ca_key, hashes.SHA256()))
+
+
+def _builder(key, subject, issuer):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30)))
+
+
+def _pem(key, cert) -> bytes:
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return key_pem + cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _self_signed(host: str) -> bytes:
     """Key + certificate PEM of a self-signed, non-CA leaf for ``host``."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
+    cert = (_builder(key, name, name)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
             .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return key_pem + cert.public_bytes(serialization.Encoding.PEM)
+    return _pem(key, cert)
