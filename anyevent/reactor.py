@@ -1,28 +1,35 @@
 """The event loop everything runs on (the port of AnyEvent::Loop).
 
-One :class:`Loop` per process, built on :mod:`selectors` (epoll on Linux). It
-knows file descriptors, timers, signals, child processes, idle callbacks and
-postponed callbacks; it knows nothing about handles, TLS or DNS.
+One :class:`Loop` per process.  It polls file descriptors with ``epoll``
+(what :class:`selectors.DefaultSelector` picks on Linux; the epoll object is
+driven directly to keep the selectors wrapper off the hot path) or, where
+there is no epoll, through :class:`selectors.DefaultSelector`.  It knows file
+descriptors, timers, signals, child processes, idle callbacks and postponed
+callbacks; it knows nothing about handles, TLS or DNS.
 
 Lifetime rule (as in Perl, where ``undef $w`` stops a watcher): the loop holds
 only a small internal record for each watcher; the watcher object the user gets
 back owns that record and cancels it when it is garbage collected or when
 ``cancel()`` is called.  A watcher that is created and not stored never fires.
+As in Perl, a callback that refers to its own watcher keeps it alive.
 
 Exceptions escaping a callback do not stop the loop.  They are passed to the
 handler installed with :func:`set_exception_handler` (the default logs them
 with their traceback through the ``anyevent`` logger), like ``$EV::DIED``.
+
+Order of work in one iteration (:meth:`Loop.one_event`), as in AnyEvent::Loop:
+postponed callbacks, else due timers (earliest first, creation order among
+equal deadlines), else one poll for I/O (write watchers of an fd before its
+read watchers) and, when the poll found nothing, the idle watchers.
 """
 
-import errno as _errno
-import heapq
 import logging
 import os
 import selectors
 import signal as _signal
 import socket
 from collections import deque
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from itertools import count
 from time import monotonic, time
 
@@ -34,12 +41,16 @@ __all__ = [
 
 _log = logging.getLogger("anyevent")
 
-EVENT_READ = selectors.EVENT_READ
-EVENT_WRITE = selectors.EVENT_WRITE
+# Poll masks, epoll's values (the same as poll(2)'s POLLIN / POLLOUT).
+_IN = 1
+_OUT = 4
 
-#: Longest single sleep in select (seconds); bounded so that a clock jump or a
+#: Longest single sleep in the poll (seconds); bounded so that a clock jump or a
 #: missed wake-up can never stall the loop for long.
 MAXWAIT = 3600.0
+
+#: How many exit statuses reaped for a pid nobody watched yet are remembered.
+_KEPT_STATUSES = 1024
 
 
 def _default_exception_handler(exc, where):
@@ -94,8 +105,55 @@ def signal_number(sig):
         raise ValueError("unknown signal %r" % (sig,)) from None
 
 
-def _fileno(fh):
-    return fh if isinstance(fh, int) else fh.fileno()
+# ---------------------------------------------------------------------------
+# Pollers: select.epoll, or selectors.DefaultSelector behind the same methods.
+# ---------------------------------------------------------------------------
+
+class _SelectorPoller:
+    """``register/modify/unregister/poll`` of :class:`select.epoll` on top of
+    :class:`selectors.DefaultSelector`, for systems without epoll."""
+
+    def __init__(self):
+        self._sel = selectors.DefaultSelector()
+
+    @staticmethod
+    def _events(mask):
+        return ((selectors.EVENT_READ if mask & _IN else 0)
+                | (selectors.EVENT_WRITE if mask & _OUT else 0))
+
+    def register(self, fd, mask):
+        try:
+            self._sel.register(fd, self._events(mask))
+        except KeyError:
+            raise FileExistsError(17, "fd %d already registered" % fd) from None
+
+    def modify(self, fd, mask):
+        try:
+            self._sel.modify(fd, self._events(mask))
+        except KeyError:
+            raise FileNotFoundError(2, "fd %d not registered" % fd) from None
+
+    def unregister(self, fd):
+        try:
+            self._sel.unregister(fd)
+        except KeyError:
+            raise FileNotFoundError(2, "fd %d not registered" % fd) from None
+
+    def poll(self, timeout, maxevents=-1):
+        return [(key.fd, (_IN if ev & selectors.EVENT_READ else 0)
+                 | (_OUT if ev & selectors.EVENT_WRITE else 0))
+                for key, ev in self._sel.select(timeout)]
+
+    def close(self):
+        self._sel.close()
+
+
+def _make_poller():
+    try:
+        from select import epoll
+    except ImportError:
+        return _SelectorPoller()
+    return epoll()
 
 
 # ---------------------------------------------------------------------------
@@ -189,15 +247,26 @@ class _FdEntry:
         self.mask = 0
 
 
+def _call_all(recs, where, *args):
+    """Call every live record's callback with ``args``, reporting exceptions."""
+    for rec in recs:
+        cb = rec[0]
+        if cb is not None:
+            try:
+                cb(*args)
+            except Exception as exc:
+                _report(exc, where)
+
+
 class Loop:
-    """The selectors-based event loop.  Use the process-wide :data:`loop`.
+    """The event loop.  Use the process-wide :data:`loop`.
 
     Timers run on :func:`time.monotonic`; :meth:`now` reports the cached
     wall-clock time of the current iteration, as ``AE::now`` does.
     """
 
     def __init__(self):
-        self._sel = selectors.DefaultSelector()
+        self._poller = _make_poller()
         self._fds = {}
         self._timers = []
         self._timer_seq = count()
@@ -213,14 +282,18 @@ class Loop:
         self._sig_io = None
         # children
         self._child_recs = {}
-        self._child_statuses = {}
+        self._child_kept = {}
         self._chld_watcher = None
         self._depth = 0
 
     # -- time ---------------------------------------------------------------
 
     def now(self):
-        """Seconds since the epoch, as of the start of this loop iteration (``AE::now``)."""
+        """Seconds since the epoch, as of the start of this loop iteration (``AE::now``).
+
+        Derived from the monotonic clock plus an offset to wall-clock time
+        taken at :meth:`now_update`, so it moves in step with the timers.
+        """
         return self._mnow + self._off
 
     def now_update(self):
@@ -240,21 +313,33 @@ class Loop:
 
         ``poll`` is 0 or ``"r"`` for readability, 1 or ``"w"`` for
         writability.  ``cb()`` is called with no arguments each time the fd is
-        ready (level triggered).  Several watchers may share one fd and
-        direction.  Port of ``AE::io``.
+        ready (level triggered; an error or hang-up counts as ready for both).
+        Several watchers may share one fd and direction; they run in creation
+        order.  As in Perl, the fd must not be closed while a watcher for it
+        exists.  Raises :class:`OSError` when the fd cannot be polled
+        (``EBADF`` for a closed fd, ``EPERM`` for a regular file) and
+        :class:`ValueError` for a closed file object (``fileno()`` -1).
+        Port of ``AE::io``.
         """
         fd = fh if fh.__class__ is int else fh.fileno()
-        ev = EVENT_WRITE if (poll == 1 or poll == "w") else EVENT_READ
-        rec = [cb]
+        if fd < 0:
+            raise ValueError("io watcher on a closed file (fileno() is %d)" % fd)
+        ev = _OUT if (poll == 1 or poll == "w") else _IN
         ent = self._fds.get(fd)
         if ent is None:
             ent = self._fds[fd] = _FdEntry(fd)
-        if ev is EVENT_READ:
+        if not ent.mask & ev:
+            try:
+                self._update_mask(ent, ent.mask | ev)
+            except OSError:
+                if not ent.mask:
+                    del self._fds[fd]
+                raise
+        rec = [cb]
+        if ev is _IN:
             ent.r = ent.r + (rec,)
         else:
             ent.w = ent.w + (rec,)
-        if not ent.mask & ev:
-            self._update_mask(ent, ent.mask | ev)
         w = _new(IOWatcher)
         w._loop = self
         w._fd = fd
@@ -263,30 +348,34 @@ class Loop:
         return w
 
     def _update_mask(self, ent, mask):
-        sel = self._sel
-        old = ent.mask
-        ent.mask = mask
+        poller = self._poller
+        fd = ent.fd
         try:
-            if not old:
-                sel.register(ent.fd, mask, ent)
+            if not ent.mask:
+                poller.register(fd, mask)
             elif not mask:
-                sel.unregister(ent.fd)
+                poller.unregister(fd)
             else:
-                sel.modify(ent.fd, mask, ent)
-        except (KeyError, ValueError, OSError):
-            # The fd was closed (and maybe reused) behind our back: start over.
-            try:
-                sel.unregister(ent.fd)
-            except (KeyError, ValueError, OSError):
-                pass
+                poller.modify(fd, mask)
+        except OSError:
             if mask:
-                sel.register(ent.fd, mask, ent)
+                # The fd was closed (and maybe reused) behind our back: start over.
+                try:
+                    poller.unregister(fd)
+                except OSError:
+                    pass
+                try:
+                    poller.register(fd, mask)
+                except OSError:
+                    ent.mask = 0
+                    raise
+        ent.mask = mask
 
     def _io_remove(self, fd, ev, rec):
         ent = self._fds.get(fd)
         if ent is None:
             return
-        if ev is EVENT_READ:
+        if ev is _IN:
             ent.r = tuple(r for r in ent.r if r is not rec)
             gone = not ent.r
         else:
@@ -303,8 +392,11 @@ class Loop:
     def timer(self, after, interval, cb):
         """Call ``cb()`` after ``after`` seconds, then every ``interval`` seconds.
 
-        ``interval`` 0 (or ``None``) makes a one-shot timer.  A periodic timer
-        is scheduled from its previous due time, so it does not drift.  Port of
+        ``after`` counts from :meth:`now` (the start of the current
+        iteration, as in Perl).  ``interval`` 0 (or ``None``) makes a one-shot
+        timer.  A periodic timer is scheduled from its previous due time, so
+        it does not drift; when it falls more than one interval behind it
+        runs once and continues one interval after that.  Port of
         ``AE::timer``.
         """
         ent = [self._mnow + after, next(self._timer_seq), cb, interval]
@@ -315,16 +407,22 @@ class Loop:
         return w
 
     def _timer_cancelled(self):
+        # Cancelled entries stay in the heap until they reach the top; rebuild
+        # the heap (in place: _run_timers may be iterating it) once they
+        # make up more than half of it.
         self._ncancelled = n = self._ncancelled + 1
-        if n > 256 and n * 2 > len(self._timers):
-            self._timers = [e for e in self._timers if e[2] is not None]
-            heapq.heapify(self._timers)
+        timers = self._timers
+        if n > 256 and n * 2 > len(timers):
+            timers[:] = [e for e in timers if e[2] is not None]
+            heapify(timers)
             self._ncancelled = 0
 
     def _run_timers(self):
+        """Run every timer due at the cached time; return True if any ran."""
         timers = self._timers
         now = self._mnow
         ran = False
+        late = []
         while timers and timers[0][0] <= now:
             ent = heappop(timers)
             cb = ent[2]
@@ -335,15 +433,22 @@ class Loop:
             ival = ent[3]
             if ival:
                 nxt = ent[0] + ival
-                ent[0] = nxt if nxt > now else now
-                ent[1] = next(self._timer_seq)
-                heappush(timers, ent)
+                if nxt > now:
+                    ent[0] = nxt
+                    ent[1] = next(self._timer_seq)
+                    heappush(timers, ent)
+                else:  # behind schedule: once more, but in the next iteration
+                    ent[0] = now
+                    late.append(ent)
             else:
                 ent[2] = None
             try:
                 cb()
             except Exception as exc:
                 _report(exc, "timer")
+        for ent in late:
+            ent[1] = next(self._timer_seq)
+            heappush(timers, ent)
         return ran
 
     # -- idle and postpone ----------------------------------------------------
@@ -358,7 +463,11 @@ class Loop:
         return w
 
     def postpone(self, cb):
-        """Call ``cb()`` once, soon, from the loop (``AE::postpone``).  No watcher."""
+        """Call ``cb()`` once, soon, from the loop (``AE::postpone``).  No watcher.
+
+        Postponed callbacks run in the order they were postponed, before
+        timers and I/O of the next iteration.
+        """
         self._pending.append(cb)
 
     # -- signals --------------------------------------------------------------
@@ -368,15 +477,19 @@ class Loop:
 
         ``sig`` is a name with or without ``SIG`` or a number.  The OS-level
         handler only wakes the loop (through a wake-up fd); ``cb`` runs as an
-        ordinary callback.  The previous disposition is restored when the
-        last watcher for the signal goes away.
+        ordinary callback.  Several arrivals before the loop looks are
+        delivered once.  Several watchers per signal run in creation order.
+        The previous disposition is restored when the last watcher for the
+        signal goes away.  Raises :class:`ValueError` for an unknown or
+        uncatchable signal (``KILL``, ``STOP``) and when called outside the
+        main thread.
         """
         signum = signal_number(sig)
-        rec = [cb]
         recs = self._sig_recs.get(signum)
         if recs is None:
             self._sig_install(signum)
             recs = self._sig_recs[signum] = []
+        rec = [cb]
         recs.append(rec)
         w = _new(SignalWatcher)
         w._loop = self
@@ -392,8 +505,14 @@ class Loop:
             _signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
             self._sig_r, self._sig_w = r, w
             self._sig_io = self.io(r, 0, self._sig_dispatch)
-        self._sig_prev[signum] = _signal.getsignal(signum)
-        _signal.signal(signum, _noop_handler)
+        prev = _signal.getsignal(signum)
+        try:
+            _signal.signal(signum, _noop_handler)
+        except (OSError, ValueError) as exc:
+            if not self._sig_recs:
+                self._sig_close()
+            raise ValueError("cannot watch signal %d: %s" % (signum, exc)) from None
+        self._sig_prev[signum] = prev
 
     def _signal_remove(self, signum, rec):
         recs = self._sig_recs.get(signum)
@@ -406,13 +525,16 @@ class Loop:
         prev = self._sig_prev.pop(signum)
         _signal.signal(signum, prev if prev is not None else _signal.SIG_DFL)
         if not self._sig_recs:
-            self._sig_io.cancel()
-            self._sig_io = None
-            if _signal.set_wakeup_fd(-1) != self._sig_w.fileno():
-                _log.warning("signal wake-up fd was replaced by someone else")
-            self._sig_r.close()
-            self._sig_w.close()
-            self._sig_r = self._sig_w = None
+            self._sig_close()
+
+    def _sig_close(self):
+        self._sig_io.cancel()
+        self._sig_io = None
+        if _signal.set_wakeup_fd(-1) != self._sig_w.fileno():
+            _log.warning("signal wake-up fd was replaced by someone else")
+        self._sig_r.close()
+        self._sig_w.close()
+        self._sig_r = self._sig_w = None
 
     def _sig_dispatch(self):
         try:
@@ -420,13 +542,7 @@ class Loop:
         except (BlockingIOError, InterruptedError):
             return
         for signum in dict.fromkeys(data):
-            for rec in tuple(self._sig_recs.get(signum, ())):
-                cb = rec[0]
-                if cb is not None:
-                    try:
-                        cb()
-                    except Exception as exc:
-                        _report(exc, "signal")
+            _call_all(tuple(self._sig_recs.get(signum, ())), "signal")
 
     # -- children -------------------------------------------------------------
 
@@ -434,15 +550,17 @@ class Loop:
         """Call ``cb(pid, status)`` when child ``pid`` (0: any child) exits.
 
         ``status`` is the raw wait status (``status >> 8`` is the exit code,
-        see :func:`os.waitstatus_to_exitcode`).  Port of ``AE::child``.
+        see :func:`os.waitstatus_to_exitcode`).  A watcher for a child that
+        has already exited fires on the next loop iteration.  Port of
+        ``AE::child``.
 
-        Reaping policy: while only pid-specific watchers exist, only those pids
-        are reaped (``waitpid(pid, WNOHANG)``), so children owned by other code
-        (e.g. :mod:`subprocess`) are never stolen.  While a pid-0 watcher exists
-        every child is reaped, as Perl AnyEvent always does; a status reaped
-        that way with no pid-specific watcher is kept, so a watcher created
-        later for that pid still receives it.  A watcher for a child that has
-        already exited fires on the next loop iteration.
+        Reaping policy: while only pid-specific watchers exist, only those
+        pids are reaped (``waitpid(pid, WNOHANG)``), so children owned by
+        other code (e.g. :mod:`subprocess`) are never stolen.  While a pid-0
+        watcher exists every child is reaped (``waitpid(-1)``), as Perl
+        AnyEvent always does; a status reaped that way for a pid nobody
+        watches is kept (the last 1024), so a watcher created later for that
+        pid still receives it.
         """
         pid = int(pid)
         rec = [cb]
@@ -470,46 +588,25 @@ class Loop:
 
     def _reap(self):
         recs = self._child_recs
-        if not recs and not self._child_statuses:
-            return
-        done = []
+        kept = self._child_kept
         if 0 in recs:
-            while True:
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid <= 0:
-                    break
-                done.append((pid, status))
-        else:
-            for pid in list(recs):
-                if pid in self._child_statuses:
-                    done.append((pid, self._child_statuses.pop(pid)))
+            for pid, status in _wait_any():
+                if pid not in recs:
+                    kept[pid] = status
+                    if len(kept) > _KEPT_STATUSES:
+                        del kept[next(iter(kept))]
+                _call_all(tuple(recs.get(pid, ())) + tuple(recs.get(0, ())),
+                          "child", pid, status)
+        for pid in [p for p in recs if p]:
+            if pid in kept:  # reaped earlier by a pid-0 watcher, which was told then
+                status = kept.pop(pid)
+            elif 0 in recs:  # everything was reaped above
+                continue
+            else:
+                status = _wait_one(pid)
+                if status is None:
                     continue
-                try:
-                    rpid, status = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    continue
-                if rpid == pid:
-                    done.append((pid, status))
-        for pid, status in done:
-            self._emit_child(pid, status)
-
-    def _emit_child(self, pid, status):
-        specific = self._child_recs.get(pid)
-        if not specific:
-            # a pid-0 watcher reaped it; remember it for a later pid watcher
-            self._child_statuses[pid] = status
-            if len(self._child_statuses) > 1024:
-                self._child_statuses.pop(next(iter(self._child_statuses)))
-        for rec in tuple(specific or ()) + tuple(self._child_recs.get(0, ())):
-            cb = rec[0]
-            if cb is not None:
-                try:
-                    cb(pid, status)
-                except Exception as exc:
-                    _report(exc, "child")
+            _call_all(tuple(recs.get(pid, ())), "child", pid, status)
 
     # -- running --------------------------------------------------------------
 
@@ -533,7 +630,7 @@ class Loop:
         timers = self._timers
         if timers and timers[0][0] <= self._mnow and self._run_timers():
             return
-        if self._idle or pending:
+        if self._idle:
             wait = 0
         elif timers:
             wait = timers[0][0] - self._mnow
@@ -543,13 +640,17 @@ class Loop:
         else:
             raise RuntimeError("anyevent: the loop has no watchers, "
                                "waiting would block forever")
-        events = self._sel.select(wait)
+        fds = self._fds
+        # (a small maxevents keeps epoll from allocating room for 1023 events)
+        events = self._poller.poll(wait, len(fds) or 1)
         self._mnow = monotonic()
         if events:
-            for key, mask in events:
-                ent = key.data
+            for fd, ev in events:
+                ent = fds.get(fd)
+                if ent is None:
+                    continue
                 # prefer write watchers, because they might reduce memory pressure
-                if mask & EVENT_WRITE:
+                if ev & ~_IN:
                     for rec in ent.w:
                         cb = rec[0]
                         if cb is not None:
@@ -557,7 +658,7 @@ class Loop:
                                 cb()
                             except Exception as exc:
                                 _report(exc, "io")
-                if mask & EVENT_READ:
+                if ev & ~_OUT:
                     for rec in ent.r:
                         cb = rec[0]
                         if cb is not None:
@@ -566,13 +667,7 @@ class Loop:
                             except Exception as exc:
                                 _report(exc, "io")
         elif self._idle and not (timers and timers[0][0] <= self._mnow):
-            for rec in tuple(self._idle):
-                cb = rec[0]
-                if cb is not None:
-                    try:
-                        cb()
-                    except Exception as exc:
-                        _report(exc, "idle")
+            _call_all(tuple(self._idle), "idle")
 
     def run(self):
         """Run until :meth:`stop` is called (``AnyEvent::Loop::run``)."""
@@ -594,11 +689,12 @@ class Loop:
         return CondVar(cb, self)
 
     def after_fork(self):
-        """Give a forked child its own selector and forget the parent's watchers.
+        """Give a forked child its own poller and forget the parent's watchers.
 
         Call this in a child process that wants to run the loop itself.
         """
-        self._sel = selectors.DefaultSelector()
+        self._poller.close()
+        self._poller = _make_poller()
         self._fds.clear()
         self._timers.clear()
         self._pending.clear()
@@ -613,12 +709,33 @@ class Loop:
             self._sig_w.close()
         self._sig_r = self._sig_w = self._sig_io = None
         self._child_recs.clear()
-        self._child_statuses.clear()
+        self._child_kept.clear()
         self._chld_watcher = None
 
 
 def _noop_handler(signum, frame):
     """The Python-level handler: the real work happens via the wake-up fd."""
+
+
+def _wait_any():
+    """Reap every exited child: yield ``(pid, status)`` pairs."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid <= 0:
+            return
+        yield pid, status
+
+
+def _wait_one(pid):
+    """Reap ``pid`` if it has exited: its raw status, else None."""
+    try:
+        rpid, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child, or reaped by someone else
+        return None
+    return status if rpid == pid else None
 
 
 class CondVar:
@@ -646,7 +763,9 @@ class CondVar:
     def send(self, *values):
         """Mark the condvar ready with ``values`` and invoke its callback.
 
-        Sending again replaces the values (Perl does the same).
+        Sending again replaces the values (Perl does the same); an earlier
+        :meth:`croak` still wins.  An exception escaping the callback goes to
+        the exception handler (``where`` is ``"condvar"``).
         """
         self._values = values
         self._fire()
@@ -681,6 +800,8 @@ class CondVar:
         """Run the loop until ready; return the sent values or raise the croaked error.
 
         Works when called from inside another callback (the loop runs nested).
+        Raises :class:`RuntimeError` if the loop has no watcher left that
+        could ever make the condvar ready.
         """
         one_event = self._loop.one_event
         while not self._ready:
@@ -712,10 +833,12 @@ class CondVar:
             self._end_cb = cb
 
     def end(self):
-        """Count one job as done; at zero run the ``begin`` callback or ``send()``."""
+        """Count one job as done; when the count reaches exactly zero run the
+        ``begin`` callback or ``send()``.  As in Perl, an ``end`` without a
+        matching ``begin`` drives the count negative and sends nothing.
+        """
         self._count -= 1
-        if self._count <= 0:
-            self._count = 0
+        if not self._count:
             if self._end_cb is not None:
                 self._end_cb(self)
             else:
