@@ -13,8 +13,8 @@ Defaults follow Perl and are NOT secure
 As in Perl, ``TLS()`` encrypts but does **not** authenticate the peer: ``verify`` is off,
 so any certificate (expired, self-signed, for another host) is accepted and a man in the
 middle can read everything.  ``verify_peername`` is unset, so even with ``verify=1`` a
-valid certificate for *another* host is accepted.  Clients also send no session tickets
-(Perl's ``session_ticket`` default).  The one-line secure client setting is::
+valid certificate for *another* host is accepted.  (Clients also do not ask for session
+tickets, Perl's ``session_ticket`` default; that costs speed, not security.)  The one-line secure client setting is::
 
     TLS(verify=1, verify_peername="https")     # or tls_ctx={"verify": 1, "verify_peername": "https"}
 
@@ -757,10 +757,9 @@ def _describe(exc):
     if isinstance(exc, SSL.SysCallError):
         err = exc.args[0] if exc.args else -1
         return "unexpected EOF" if not isinstance(err, int) or err <= 0 else os.strerror(err)
-    errors = exc.args[0] if exc.args and isinstance(exc.args[0], list) else None
-    if not errors:
-        return str(exc) or type(exc).__name__
-    return "; ".join(_describe_reason(entry) for entry in errors)
+    if exc.args and isinstance(exc.args[0], list):    # OpenSSL's error queue
+        return "; ".join(_describe_reason(entry) for entry in exc.args[0]) or "TLS protocol error"
+    return str(exc) or type(exc).__name__
 
 
 def _describe_reason(entry):

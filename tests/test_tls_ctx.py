@@ -400,6 +400,18 @@ def test_new_connection_modes():
         TLS().new_connection("listen")
 
 
+def test_verify_flags_and_ca_path(tmp_path):
+    from OpenSSL import crypto
+    assert TLS().ctx.get_verify_mode() == SSL.VERIFY_NONE
+    assert strict_server(verify_client_once=1).ctx.get_verify_mode() == (
+        SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT | SSL.VERIFY_CLIENT_ONCE)
+    ca = crypto.X509.from_cryptography(x509.load_pem_x509_certificate(C.ca_pem))
+    (tmp_path / f"{ca.subject_name_hash():08x}.0").write_bytes(C.ca_pem)
+    assert Pair(client(ca_file=None, ca_path=str(tmp_path)), server()).run().ok
+    with pytest.raises(ValueError, match="nope: failed to load CA certificates"):
+        client(ca_file="/nonexistent/nope")
+
+
 def test_prepare_and_ctx():
     seen = []
     tls = TLS(prepare=seen.append)
@@ -429,6 +441,8 @@ def test_error_messages_for_garbage_and_eof():
     assert error_message(SSL.SysCallError(-1, "Unexpected EOF")) == "unexpected EOF"
     assert error_message(SSL.SysCallError(104, "ECONNRESET")) == "Connection reset by peer"
     assert error_message(SSL.ZeroReturnError()) == "TLS connection closed by peer"
+    assert error_message(SSL.Error([])) == "TLS protocol error"
+    assert error_message(conn) == "TLS error"      # no verification failure recorded
 
 
 def test_verify_result_for_foreign_connection():
