@@ -337,8 +337,9 @@ class TLS:
     def _verify_callback(self, conn, cert, errnum, depth, ok):
         """OpenSSL's per-certificate verify callback (Perl: ``AnyEvent::TLS::verify``)."""
         state = _STATE.get(conn) or _ConnState(None, None, None)
-        cert = cert.to_cryptography()
         reason = None if ok else _chain_reason(_x509_error_string(errnum), depth)
+        if depth == 0 or self.verify_cb is not None:
+            cert = cert.to_cryptography()
         if reason is None and depth == 0:
             reason = self._peername_failure(state.mode, state.peername, cert)
         ok = reason is None
@@ -366,7 +367,8 @@ class TLS:
             return None if ok else f"hostname mismatch: {why or 'rejected by verify_peername callback'}"
         if verify_hostname(peername, cert, scheme):
             return None
-        names = ", ".join(_alt_names(cert)[0] + _alt_names(cert)[1]) or _common_name(cert) or "no names"
+        dns_names, ip_names = _alt_names(cert)
+        names = ", ".join(dns_names + ip_names) or _common_name(cert) or "no names"
         return f"hostname mismatch: certificate is for {names}, not {peername}"
 
     def _chain_failure(self, cert, chain):
