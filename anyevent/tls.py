@@ -235,39 +235,51 @@ class TLS:
         if cipher_list is not None:
             _set_cipher_list(ctx, cipher_list)
 
+        self._init_verify(verify, verify_require_client_cert, verify_peername, verify_cb,
+                          verify_client_once, ca_file, ca_path, ca_cert, check_crl)
+        _use_local_cert(ctx, cert_file, cert, key_file, key, _passphrase(self, cert_password))
+        self._init_sessions(session_ticket, session_cache)
+        self._init_extensions(sni, alpn)
+        if prepare is not None:
+            prepare(self)
+
+    def _init_verify(self, verify, require_client_cert, peername_scheme, verify_cb,
+                     client_once, ca_file, ca_path, ca_cert, check_crl):
         self.verify = bool(verify)
-        self.verify_require_client_cert = bool(verify_require_client_cert)
-        self.verify_peername = _check_scheme(verify_peername)
+        self.verify_require_client_cert = bool(require_client_cert)
+        self.verify_peername = _check_scheme(peername_scheme)
         self.verify_cb = verify_cb
         if self.verify:
-            ctx.set_verify(SSL.VERIFY_PEER
-                           | (SSL.VERIFY_FAIL_IF_NO_PEER_CERT if verify_require_client_cert else 0)
-                           | (SSL.VERIFY_CLIENT_ONCE if verify_client_once else 0),
-                           self._verify_callback)
-            _load_trust(ctx, ca_file, ca_path, ca_cert)
+            self.ctx.set_verify(SSL.VERIFY_PEER
+                                | (SSL.VERIFY_FAIL_IF_NO_PEER_CERT if require_client_cert else 0)
+                                | (SSL.VERIFY_CLIENT_ONCE if client_once else 0),
+                                self._verify_callback)
+            _load_trust(self.ctx, ca_file, ca_path, ca_cert)
         if check_crl:
-            ctx.get_cert_store().set_flags(crypto.X509StoreFlags.CRL_CHECK)
-        _use_local_cert(ctx, cert_file, cert, key_file, key, _passphrase(self, cert_password))
+            self.ctx.get_cert_store().set_flags(crypto.X509StoreFlags.CRL_CHECK)
 
-        # a per-object session id context: servers may resume only their own sessions
-        ctx.set_session_id(os.urandom(16))
+    def _init_sessions(self, session_ticket, session_cache):
+        # a per-object session id context: servers resume only their own sessions
+        self.ctx.set_session_id(os.urandom(16))
         self.session_ticket = session_ticket
-        self._options = {"connect": 0 if session_ticket else SSL.OP_NO_TICKET,
-                         "accept": SSL.OP_NO_TICKET if session_ticket is not None and not session_ticket else 0}
+        self._options = {
+            "connect": 0 if session_ticket else SSL.OP_NO_TICKET,
+            "accept": SSL.OP_NO_TICKET if session_ticket is not None and not session_ticket else 0,
+        }
         self._sessions = None
         if session_cache:
             self._sessions = collections.OrderedDict()
             self._sessions_max = 100 if session_cache is True else int(session_cache)
-            ctx.set_info_callback(self._info_callback)
+            self.ctx.set_info_callback(self._info_callback)
+
+    def _init_extensions(self, sni, alpn):
         self._sni = sni
         if sni is not None:
-            ctx.set_tlsext_servername_callback(self._servername_callback)
+            self.ctx.set_tlsext_servername_callback(self._servername_callback)
         self._alpn = [p.encode() if isinstance(p, str) else bytes(p) for p in alpn or ()]
         if self._alpn:
-            ctx.set_alpn_protos(self._alpn)
-            ctx.set_alpn_select_callback(self._alpn_select_callback)
-        if prepare is not None:
-            prepare(self)
+            self.ctx.set_alpn_protos(self._alpn)
+            self.ctx.set_alpn_select_callback(self._alpn_select_callback)
 
     # -- the Handle's interface ------------------------------------------------------
 
