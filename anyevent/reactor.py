@@ -18,9 +18,10 @@ handler installed with :func:`set_exception_handler` (the default logs them
 with their traceback through the ``anyevent`` logger), like ``$EV::DIED``.
 
 Order of work in one iteration (:meth:`Loop.one_event`), as in AnyEvent::Loop:
-postponed callbacks, else due timers (earliest first, creation order among
-equal deadlines), else one poll for I/O (write watchers of an fd before its
-read watchers) and, when the poll found nothing, the idle watchers.
+the due timers (earliest first, creation order among equal deadlines;
+postponed callbacks run from a zero-delay timer), else one poll for I/O
+(write watchers of an fd before its read watchers) and, when the poll found
+nothing and no timer is due, the idle watchers.
 """
 
 import logging
@@ -465,10 +466,25 @@ class Loop:
     def postpone(self, cb):
         """Call ``cb()`` once, soon, from the loop (``AE::postpone``).  No watcher.
 
-        Postponed callbacks run in the order they were postponed, before
-        timers and I/O of the next iteration.
+        As in Perl, the queue of postponed callbacks is run by a zero-delay
+        timer created when the queue becomes non-empty, so it runs after
+        zero-delay timers created before it and before those created after
+        it.  Callbacks postponed while the queue runs join the same run.
         """
-        self._pending.append(cb)
+        pending = self._pending
+        pending.append(cb)
+        if len(pending) == 1:
+            heappush(self._timers, [self._mnow, next(self._timer_seq),
+                                    self._run_postponed, 0])
+
+    def _run_postponed(self):
+        pending = self._pending
+        while pending:
+            cb = pending.popleft()
+            try:
+                cb()
+            except Exception as exc:
+                _report(exc, "postpone")
 
     # -- signals --------------------------------------------------------------
 
@@ -611,22 +627,13 @@ class Loop:
     # -- running --------------------------------------------------------------
 
     def one_event(self):
-        """Run one iteration: postponed callbacks, due timers, or one poll for I/O.
+        """Run one iteration: due timers (postponed callbacks among them), or one poll for I/O.
 
         Port of ``AnyEvent::Loop::one_event``.  Raises :class:`RuntimeError`
         when nothing at all could ever wake the loop (no watcher of any kind),
         instead of sleeping forever.
         """
         self._mnow = monotonic()
-        pending = self._pending
-        if pending:
-            for _ in range(len(pending)):
-                cb = pending.popleft()
-                try:
-                    cb()
-                except Exception as exc:
-                    _report(exc, "postpone")
-            return
         timers = self._timers
         if timers and timers[0][0] <= self._mnow and self._run_timers():
             return

@@ -2,36 +2,41 @@
 
 import os
 import shutil
+import traceback
 
 import pytest
 
 import anyevent.reactor as reactor
 
 
+class _Reported(list):
+    """``(where, exc)`` pairs the loop reported; ``claimed`` once a test checks them."""
+    claimed = False
+
+
 @pytest.fixture(autouse=True)
-def _fail_on_callback_exception():
-    """Install an exception handler that records errors; the test fails on any."""
-    errors = []
+def _reported_errors():
+    """Record every exception escaping a callback; fail the test on any unless
+    the test took the list through :func:`callback_errors`."""
+    errors = _Reported()
     old = reactor.set_exception_handler(lambda exc, where: errors.append((where, exc)))
     yield errors
     reactor.set_exception_handler(old)
-    if errors and not getattr(errors, "expected", False):
+    if errors and not errors.claimed:
         where, exc = errors[0]
-        raise AssertionError("exception in %s callback: %r" % (where, exc)) from exc
+        pytest.fail("exception in %s callback:\n%s" % (
+            where, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
 
 
 @pytest.fixture
-def callback_errors(_fail_on_callback_exception):
-    """The list of (where, exc) reported by the loop; a test using it owns the check."""
-    errors = _fail_on_callback_exception
+def callback_errors(_reported_errors):
+    """The list of ``(where, exc)`` reported by the loop during the test.
 
-    class Owned(list):
-        expected = True
-
-    owned = Owned()
-    owned[:] = []
-    reactor.set_exception_handler(lambda exc, where: owned.append((where, exc)))
-    return owned
+    A test that asks for it expects callback exceptions and asserts on the
+    list itself; they no longer fail the test by themselves.
+    """
+    _reported_errors.claimed = True
+    return _reported_errors
 
 
 def require_tool(name):
