@@ -12,9 +12,10 @@ import subprocess
 import threading
 
 import pytest
+import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 from anyevent import tls as aetls
 from anyevent.tls import TLS, error_message, tls_ctx_from, verify_hostname
@@ -98,7 +99,7 @@ def test_good_chain_accepted_and_data_flows():
     assert pair.echo(b"ping") == b"gnip"
     assert pair.c.get_protocol_version_name() == "TLSv1.3"
     assert client().verify_result(pair.c, "localhost") is None   # other object: full re-check
-    assert aetls.TLS.verify_result(client(), pair.c, "127.0.0.1") is None
+    assert client().verify_result(pair.c, "127.0.0.1") is None
 
 
 @pytest.mark.parametrize("peername", ["127.0.0.1", "::1", "LOCALHOST"])
@@ -317,7 +318,7 @@ def test_bad_version_settings():
 
 
 def test_ciphers_and_dh():
-    rsa = C.ca.issue_cert("localhost", key_type=__import__("trustme").KeyType.RSA)
+    rsa = C.ca.issue_cert("localhost", key_type=trustme.KeyType.RSA)
     pem = rsa.private_key_and_cert_chain_pem.bytes()
     dhe = "DHE-RSA-AES128-GCM-SHA256"
     pair = Pair(client(method="TLSv1_2", cipher_list=dhe), TLS(cert=pem)).run()
@@ -401,7 +402,6 @@ def test_new_connection_modes():
 
 
 def test_verify_flags_and_ca_path(tmp_path):
-    from OpenSSL import crypto
     assert TLS().ctx.get_verify_mode() == SSL.VERIFY_NONE
     assert strict_server(verify_client_once=1).ctx.get_verify_mode() == (
         SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT | SSL.VERIFY_CLIENT_ONCE)
