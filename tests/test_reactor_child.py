@@ -1,0 +1,134 @@
+"""Child watchers (AnyEvent t/03_child.t, the child part of t/09_multi.t) and
+the reaping policy documented in :meth:`anyevent.reactor.Loop.child`."""
+
+import os
+import signal
+import subprocess
+import time
+
+from anyevent import AE, AnyEvent, loop
+
+
+def _fork(code=0, sleep=0.0):
+    pid = os.fork()
+    if pid == 0:
+        if sleep:
+            time.sleep(sleep)
+        os._exit(code)
+    return pid
+
+
+def _wait_exited(pid):
+    """Block until ``pid`` is a zombie, without reaping it."""
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+
+
+def _settle(seconds=0.05):
+    cv = AE.cv()
+    t = AE.timer(seconds, 0, cv)
+    cv.recv()
+    del t
+
+
+def test_child_by_pid_then_any_like_03_child():
+    pid = _fork(3)
+    cv = AnyEvent.condvar()
+    w = AnyEvent.child(pid=pid, cb=cv)
+    assert cv.recv() == (pid, 3 << 8)
+    pid2 = _fork(7)
+    cv2 = AE.cv()
+    w2 = AE.child(0, cv2)
+    rpid, status = cv2.recv()
+    assert rpid == pid2 and os.waitstatus_to_exitcode(status) == 7
+    del w, w2
+
+
+def test_two_watchers_same_pid_killed_like_09_multi():
+    pid = _fork(1, sleep=5)
+    got = {}
+    cv = AE.cv()
+
+    def note(name):
+        def cb(rpid, status):
+            got[name] = (rpid, status)
+            cv.end()
+        return cb
+
+    cv.begin()
+    wa = AE.child(pid, note("a"))
+    cv.begin()
+    wb = AE.child(pid, note("b"))
+    _settle(0.05)
+    assert got == {}
+    os.kill(pid, signal.SIGKILL)
+    guard = AE.timer(3, 0, cv)
+    cv.recv()
+    assert got == {"a": (pid, signal.SIGKILL), "b": (pid, signal.SIGKILL)}
+    got.clear()
+    _settle(0.05)
+    assert got == {}  # reported once
+    del wa, wb, guard
+
+
+def test_watcher_created_after_child_exited():
+    pid = _fork(9)
+    _wait_exited(pid)
+    time.sleep(0.01)  # SIGCHLD came and went before any watcher
+    cv = AE.cv()
+    w = AE.child(pid, cv)
+    assert cv.recv() == (pid, 9 << 8)
+    del w
+
+
+def test_pid_watchers_do_not_steal_other_children():
+    # a subprocess.Popen child exits while only a pid-specific watcher for
+    # another child exists: Popen still gets its own exit status.
+    proc = subprocess.Popen(["sh", "-c", "exit 5"])
+    _wait_exited(proc.pid)
+    pid = _fork(2, sleep=0.05)
+    cv = AE.cv()
+    w = AE.child(pid, cv)
+    assert cv.recv() == (pid, 2 << 8)
+    _settle(0.02)
+    assert proc.wait(timeout=5) == 5
+    del w
+
+
+def test_any_child_watcher_keeps_status_for_later_pid_watcher():
+    calls = []
+    cv = AE.cv()
+    any_w = AE.child(0, lambda p, s: (calls.append(("any", p, s)), cv.send()))
+    pid = _fork(4)
+    cv.recv()
+    assert calls == [("any", pid, 4 << 8)]
+    # the pid-0 watcher reaped it; a pid watcher made afterwards still learns the status
+    cv = AE.cv()
+    w = AE.child(pid, lambda p, s: (calls.append(("pid", p, s)), cv.send()))
+    cv.recv()
+    _settle(0.02)
+    assert calls == [("any", pid, 4 << 8), ("pid", pid, 4 << 8)]  # pid-0 not told twice
+    assert pid not in loop._child_kept
+    del any_w, w
+
+
+def test_pid_and_any_watchers_both_fire():
+    got = []
+    cv = AE.cv()
+    cv.begin()
+    cv.begin()
+    pid = _fork(6, sleep=0.05)
+    w_any = AE.child(0, lambda p, s: (got.append("any"), cv.end()))
+    w_pid = AE.child(pid, lambda p, s: (got.append("pid"), cv.end()))
+    cv.recv()
+    assert got == ["pid", "any"]
+    del w_any, w_pid
+
+
+def test_sigchld_watcher_released_with_last_child_watcher():
+    pid = _fork(0)
+    cv = AE.cv()
+    w = AE.child(pid, cv)
+    cv.recv()
+    assert loop._chld_watcher is not None
+    del w
+    assert loop._chld_watcher is None and not loop._child_recs
