@@ -806,8 +806,9 @@ class CondVar:
     def recv(self):
         """Run the loop until ready; return the sent values or raise the croaked error.
 
-        Works when called from inside another callback (the loop runs nested).
-        Raises :class:`RuntimeError` if the loop has no watcher left that
+        Works when called from inside another callback (the loop runs
+        nested); Perl's AnyEvent croaks there with "recursive blocking wait
+        attempted", the port allows it on purpose.  Raises :class:`RuntimeError` if the loop has no watcher left that
         could ever make the condvar ready.
         """
         one_event = self._loop.one_event

@@ -1,0 +1,142 @@
+"""The loop itself: exception reporting, run/stop, deadlock detection, nesting."""
+
+import logging
+import os
+import signal
+import socket
+
+import pytest
+
+from anyevent import AE, loop
+from anyevent import reactor
+
+
+def test_exception_in_timer_is_reported_and_loop_goes_on(callback_errors):
+    out = []
+    cv = AE.cv()
+
+    def bad():
+        raise KeyError("boom")
+
+    t1 = AE.timer(0, 0, bad)
+    t2 = AE.timer(0.01, 0, lambda: (out.append("still running"), cv.send()))
+    cv.recv()
+    assert out == ["still running"]
+    assert [(w, type(e)) for w, e in callback_errors] == [("timer", KeyError)]
+    del t1, t2
+
+
+def test_every_kind_of_callback_reports_its_name(callback_errors):
+    def bad(*args):
+        raise ValueError("x")
+
+    a, b = socket.socketpair()
+    b.send(b"x")
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    def bad_once():
+        ws[0].cancel()
+        bad()
+
+    ws = [AE.io(a, 0, bad_once), AE.timer(0, 0, bad), AE.signal("USR1", bad),
+          AE.child(pid, bad), AE.idle(bad)]
+    AE.postpone(bad)
+    AE.cv(bad).send()
+    os.kill(os.getpid(), signal.SIGUSR1)
+    cv = AE.cv()
+    guard = AE.timer(0.1, 0, cv)
+    cv.recv()
+    kinds = {w for w, _ in callback_errors}
+    assert kinds == {"io", "timer", "signal", "child", "idle", "postpone", "condvar"}
+    del ws, guard
+    a.close()
+    b.close()
+
+
+def test_default_handler_logs_traceback(caplog):
+    old = reactor.set_exception_handler(None)
+    try:
+        cv = AE.cv()
+
+        def bad():
+            cv.send()
+            raise RuntimeError("logged")
+
+        t = AE.timer(0, 0, bad)
+        with caplog.at_level(logging.ERROR, logger="anyevent"):
+            cv.recv()
+    finally:
+        reactor.set_exception_handler(old)
+    [rec] = [r for r in caplog.records if r.name == "anyevent"]
+    assert "timer" in rec.getMessage() and rec.exc_info[1].args == ("logged",)
+    del t
+
+
+def test_broken_handler_falls_back_to_logging(caplog):
+    def handler(exc, where):
+        raise TypeError("handler broke")
+
+    old = reactor.set_exception_handler(handler)
+    try:
+        assert reactor.get_exception_handler() is handler
+        cv = AE.cv()
+        t = AE.timer(0, 0, lambda: (cv.send(), 1 / 0))
+        with caplog.at_level(logging.ERROR, logger="anyevent"):
+            cv.recv()
+    finally:
+        reactor.set_exception_handler(old)
+    assert any("exception handler" in r.getMessage() for r in caplog.records)
+    del t
+
+
+def test_keyboard_interrupt_is_not_swallowed():
+    def stop():
+        raise KeyboardInterrupt
+
+    t = AE.timer(0, 0, stop)
+    with pytest.raises(KeyboardInterrupt):
+        loop.one_event()
+    del t
+
+
+def test_run_and_stop_nest():
+    out = []
+
+    def inner():
+        out.append("inner start")
+        t = AE.timer(0.01, 0, loop.stop)
+        loop.run()
+        out.append("inner done")
+        loop.stop()
+        del t
+
+    t = AE.timer(0, 0, inner)
+    loop.run()
+    assert out == ["inner start", "inner done"]
+    del t
+
+
+def test_recv_without_any_watcher_raises():
+    cv = AE.cv()
+    with pytest.raises(RuntimeError, match="no watchers"):
+        cv.recv()
+
+
+def test_after_fork_gives_child_a_clean_loop():
+    r, w = os.pipe()
+    keep = AE.timer(10, 0, lambda: None)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            loop.after_fork()
+            cv = AE.cv()
+            t = AE.timer(0.01, 0, lambda: cv.send(b"ok"))
+            os.write(w, cv.recv())
+        finally:
+            os._exit(0)
+    os.close(w)
+    assert os.read(r, 10) == b"ok"
+    os.close(r)
+    os.waitpid(pid, 0)
+    del keep
