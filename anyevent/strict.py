@@ -1,0 +1,247 @@
+"""Argument checking for the facades (the port of AnyEvent::Strict).
+
+:func:`enable` replaces the entries of :class:`anyevent.AE` and
+:class:`anyevent.AnyEvent` with wrappers that check every argument before
+the loop sees it and raise a clear error naming the function and the
+argument:
+
+* :class:`TypeError` for a value of the wrong type: a callback that is not
+  callable, a non-numeric ``after``/``interval``, a pid that is not an
+  ``int``, a file handle with neither ``fileno()`` nor an int value;
+* :class:`ValueError` for a value of the right type that cannot be right: a
+  negative delay, an unknown ``poll`` mode, an unknown signal, a negative
+  pid, a closed file, a regular file (which cannot be polled).
+
+Unknown keyword arguments are already a :class:`TypeError` in Python; as in
+Perl's strict mode, ``AnyEvent.timer`` additionally requires ``after``.
+Condition variables made through the facades also check the callbacks given
+to ``cb()`` and ``begin()``.
+
+Setting ``ANYEVENT_STRICT=1`` in the environment enables strict mode when
+:mod:`anyevent` is imported.  Checking costs time on every call, so it is
+meant for development and tests.
+"""
+
+import math
+import numbers
+import os
+import signal as _signal
+import stat
+
+import anyevent
+from .log import level_number, log as _log
+from .reactor import CondVar, loop, signal_number
+
+__all__ = ["enable", "disable", "enabled"]
+
+_saved = {}
+
+
+def _check_cb(where, cb, optional=False):
+    if optional and cb is None:
+        return
+    if not callable(cb):
+        raise TypeError("%s: cb must be callable, got %r" % (where, cb))
+
+
+def _check_seconds(where, name, value, optional=False):
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError("%s: %s must be a number of seconds, got %r" % (where, name, value))
+    if not value >= 0 or math.isinf(value):
+        raise ValueError("%s: %s must be a finite number of seconds >= 0, got %r"
+                         % (where, name, value))
+
+
+def _check_fh(where, fh):
+    if isinstance(fh, bool):
+        raise TypeError("%s: fh must be a file object or an int fd, got %r" % (where, fh))
+    if isinstance(fh, int):
+        fd = fh
+    else:
+        fileno = getattr(fh, "fileno", None)
+        if not callable(fileno):
+            raise TypeError("%s: fh must have a fileno() method or be an int fd, got %r"
+                            % (where, fh))
+        fd = fileno()
+    if fd < 0:
+        raise ValueError("%s: fh is closed (fd %d)" % (where, fd))
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as exc:
+        raise ValueError("%s: fd %d is not open: %s" % (where, fd, exc.strerror)) from None
+    if stat.S_ISREG(mode):
+        raise ValueError("%s: fd %d is a regular file, which cannot be watched" % (where, fd))
+
+
+def _check_poll(where, poll, allowed):
+    if isinstance(poll, bool) or poll not in allowed:
+        raise ValueError("%s: poll must be one of %s, got %r"
+                         % (where, ", ".join(map(repr, allowed)), poll))
+
+
+def _check_signal(where, sig):
+    if isinstance(sig, bool) or not isinstance(sig, (int, str)):
+        raise TypeError("%s: signal must be a name or a number, got %r" % (where, sig))
+    try:
+        num = signal_number(sig)
+    except ValueError:
+        num = None
+    if num not in _signal.valid_signals():
+        raise ValueError("%s: unknown signal %r" % (where, sig))
+
+
+def _check_pid(where, pid):
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise TypeError("%s: pid must be an int, got %r" % (where, pid))
+    if pid < 0:
+        raise ValueError("%s: pid must be a process id or 0 (any child), got %d" % (where, pid))
+
+
+class _StrictCondVar(CondVar):
+    """A :class:`CondVar` whose ``cb()`` and ``begin()`` check their callback."""
+    __slots__ = ()
+
+    def cb(self, *args):
+        if args:
+            _check_cb("CondVar.cb", args[0], optional=True)
+        return CondVar.cb(self, *args)
+
+    def begin(self, cb=None):
+        _check_cb("CondVar.begin", cb, optional=True)
+        CondVar.begin(self, cb)
+
+
+# -- AE ------------------------------------------------------------------------
+
+def _ae_io(fh, poll, cb):
+    _check_fh("AE.io", fh)
+    _check_poll("AE.io", poll, (0, 1, "r", "w"))
+    _check_cb("AE.io", cb)
+    return loop.io(fh, poll, cb)
+
+
+def _ae_timer(after, interval, cb):
+    _check_seconds("AE.timer", "after", after)
+    _check_seconds("AE.timer", "interval", interval, optional=True)
+    _check_cb("AE.timer", cb)
+    return loop.timer(after, interval, cb)
+
+
+def _ae_signal(sig, cb):
+    _check_signal("AE.signal", sig)
+    _check_cb("AE.signal", cb)
+    return loop.signal(sig, cb)
+
+
+def _ae_child(pid, cb):
+    _check_pid("AE.child", pid)
+    _check_cb("AE.child", cb)
+    return loop.child(pid, cb)
+
+
+def _ae_idle(cb):
+    _check_cb("AE.idle", cb)
+    return loop.idle(cb)
+
+
+def _ae_postpone(cb):
+    _check_cb("AE.postpone", cb)
+    loop.postpone(cb)
+
+
+def _ae_cv(cb=None):
+    _check_cb("AE.cv", cb, optional=True)
+    return _StrictCondVar(cb, loop)
+
+
+def _ae_log(level, msg, *args, context=None):
+    try:
+        level_number(level)
+    except ValueError:
+        raise ValueError("AE.log: unknown level %r" % (level,)) from None
+    if not isinstance(msg, str):
+        raise TypeError("AE.log: msg must be a str, got %r" % (msg,))
+    _log(level, msg, *args, context=context)
+
+
+# -- AnyEvent --------------------------------------------------------------------
+
+def _anyevent_io(*, fh, poll, cb):
+    _check_fh("AnyEvent.io", fh)
+    _check_poll("AnyEvent.io", poll, ("r", "w"))
+    _check_cb("AnyEvent.io", cb)
+    return loop.io(fh, poll, cb)
+
+
+def _anyevent_timer(*, after, cb, interval=0):
+    _check_seconds("AnyEvent.timer", "after", after)
+    _check_seconds("AnyEvent.timer", "interval", interval, optional=True)
+    _check_cb("AnyEvent.timer", cb)
+    return loop.timer(after, interval, cb)
+
+
+def _anyevent_signal(*, signal, cb):
+    _check_signal("AnyEvent.signal", signal)
+    _check_cb("AnyEvent.signal", cb)
+    return loop.signal(signal, cb)
+
+
+def _anyevent_child(*, pid, cb):
+    _check_pid("AnyEvent.child", pid)
+    _check_cb("AnyEvent.child", cb)
+    return loop.child(pid, cb)
+
+
+def _anyevent_idle(*, cb):
+    _check_cb("AnyEvent.idle", cb)
+    return loop.idle(cb)
+
+
+def _anyevent_condvar(*, cb=None):
+    _check_cb("AnyEvent.condvar", cb, optional=True)
+    return _StrictCondVar(cb, loop)
+
+
+def _anyevent_postpone(cb):
+    _check_cb("AnyEvent.postpone", cb)
+    loop.postpone(cb)
+
+
+def _wrappers():
+    ae, ev = anyevent.AE, anyevent.AnyEvent
+    return [
+        (ae, "io", _ae_io), (ae, "timer", _ae_timer), (ae, "signal", _ae_signal),
+        (ae, "child", _ae_child), (ae, "idle", _ae_idle), (ae, "postpone", _ae_postpone),
+        (ae, "cv", _ae_cv), (ae, "log", _ae_log),
+        (ev, "io", _anyevent_io), (ev, "timer", _anyevent_timer),
+        (ev, "signal", _anyevent_signal), (ev, "child", _anyevent_child),
+        (ev, "idle", _anyevent_idle), (ev, "condvar", _anyevent_condvar),
+        (ev, "postpone", _anyevent_postpone),
+    ]
+
+
+def enable():
+    """Switch the ``AE`` and ``AnyEvent`` facades to checking wrappers.
+
+    Idempotent.  Port of loading ``AnyEvent::Strict``.
+    """
+    if _saved:
+        return
+    for facade, name, wrapper in _wrappers():
+        _saved[facade, name] = original = facade.__dict__[name]
+        wrapper.__doc__ = (original.__func__.__doc__ or "") + "\n\n(strict mode: arguments checked)"
+        setattr(facade, name, staticmethod(wrapper))
+
+
+def disable():
+    """Put the unchecked facade entries back (strict mode off)."""
+    for (facade, name), original in _saved.items():
+        setattr(facade, name, original)
+    _saved.clear()
+
+
+def enabled():
+    """True while strict mode is on."""
+    return bool(_saved)

@@ -1,0 +1,131 @@
+"""Strict mode (AnyEvent::Strict): clear errors for misused facade calls."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from anyevent import AE, AnyEvent, strict
+from anyevent.reactor import CondVar
+
+
+@pytest.fixture
+def strict_mode():
+    was_on = strict.enabled()
+    strict.enable()
+    yield
+    if not was_on:
+        strict.disable()
+
+
+@pytest.fixture
+def sock():
+    a, b = socket.socketpair()
+    yield a
+    a.close()
+    b.close()
+
+
+def _noop(*args):
+    pass
+
+
+MISUSES = [
+    # (call, exception, words the message must contain)
+    (lambda s: AE.timer(1, 0, "not callable"), TypeError, ["AE.timer", "cb"]),
+    (lambda s: AE.timer(-1, 0, _noop), ValueError, ["after", "-1"]),
+    (lambda s: AE.timer("1", 0, _noop), TypeError, ["after", "'1'"]),
+    (lambda s: AE.timer(1, -0.5, _noop), ValueError, ["interval"]),
+    (lambda s: AE.timer(float("nan"), 0, _noop), ValueError, ["after"]),
+    (lambda s: AE.timer(True, 0, _noop), TypeError, ["after"]),
+    (lambda s: AnyEvent.timer(cb=_noop), TypeError, ["after"]),
+    (lambda s: AnyEvent.timer(after=1, cb=_noop, every=2), TypeError, ["every"]),
+    (lambda s: AE.io(s, 2, _noop), ValueError, ["poll", "2"]),
+    (lambda s: AE.io(s, "rw", _noop), ValueError, ["poll"]),
+    (lambda s: AnyEvent.io(fh=s, poll=0, cb=_noop), ValueError, ["AnyEvent.io", "poll"]),
+    (lambda s: AE.io(object(), 0, _noop), TypeError, ["fileno"]),
+    (lambda s: AE.io(-1, 0, _noop), ValueError, ["closed"]),
+    (lambda s: AE.io(999999, 0, _noop), ValueError, ["not open"]),
+    (lambda s: AE.io(open(__file__), 0, _noop), ValueError, ["regular file"]),
+    (lambda s: AE.io(s, 0, None), TypeError, ["cb"]),
+    (lambda s: AE.signal("NOPE", _noop), ValueError, ["unknown signal", "NOPE"]),
+    (lambda s: AE.signal(9999, _noop), ValueError, ["unknown signal"]),
+    (lambda s: AE.signal(2.0, _noop), TypeError, ["signal"]),
+    (lambda s: AnyEvent.signal(signal="INT", cb=1), TypeError, ["cb"]),
+    (lambda s: AE.child("123", _noop), TypeError, ["pid", "'123'"]),
+    (lambda s: AE.child(-5, _noop), ValueError, ["pid"]),
+    (lambda s: AnyEvent.child(pid=1.5, cb=_noop), TypeError, ["pid"]),
+    (lambda s: AE.idle(42), TypeError, ["AE.idle"]),
+    (lambda s: AE.postpone("x"), TypeError, ["AE.postpone"]),
+    (lambda s: AE.cv(5), TypeError, ["AE.cv"]),
+    (lambda s: AnyEvent.condvar(cb=5), TypeError, ["AnyEvent.condvar"]),
+    (lambda s: AE.cv().cb(5), TypeError, ["CondVar.cb"]),
+    (lambda s: AE.cv().begin("x"), TypeError, ["CondVar.begin"]),
+    (lambda s: AE.log("loud", "msg"), ValueError, ["level"]),
+    (lambda s: AE.log("info", b"bytes"), TypeError, ["msg"]),
+]
+
+
+@pytest.mark.parametrize("call,exc,words", MISUSES)
+def test_misuse_raises_clear_error(strict_mode, sock, call, exc, words):
+    with pytest.raises(exc) as info:
+        call(sock)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_correct_calls_still_work(strict_mode, sock):
+    assert strict.enabled()
+    cv = AE.cv()
+    assert isinstance(cv, CondVar)
+    ws = [AE.io(sock, "w", _noop), AnyEvent.io(fh=sock.fileno(), poll="r", cb=_noop),
+          AE.timer(0, None, _noop), AnyEvent.timer(after=0.0, interval=1, cb=_noop),
+          AE.signal("USR1", _noop), AE.idle(_noop),
+          AE.child(os.getpid(), _noop), AnyEvent.child(pid=os.getpid(), cb=_noop)]
+    t = AE.timer(0.01, 0, cv)
+    cv.begin(lambda c: c.send("ok"))
+    cv.end()
+    assert cv.recv() == "ok"
+    assert "strict mode" in AE.timer.__doc__
+    del ws, t
+
+
+def test_disable_restores_unchecked_entries():
+    strict.enable()
+    strict.enable()  # idempotent
+    strict.disable()
+    assert not strict.enabled()
+    w = AE.timer(-1, 0, _noop)  # accepted without checks
+    del w
+
+
+SCRIPT = r'''
+import json
+from anyevent import AE, strict
+out = {"enabled": strict.enabled()}
+try:
+    AE.timer(1, 0, "nope")
+except TypeError as exc:
+    out["error"] = str(exc)
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.parametrize("value,on", [("1", True), ("0", False), (None, False)])
+def test_environment_variable_enables_strict_mode(value, on):
+    env = dict(os.environ)
+    env.pop("ANYEVENT_STRICT", None)
+    if value is not None:
+        env["ANYEVENT_STRICT"] = value
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=20, check=True)
+    out = json.loads(res.stdout)
+    assert out["enabled"] is on
+    if on:
+        assert "AE.timer: cb must be callable" in out["error"]
+    else:
+        assert "error" not in out
