@@ -3,10 +3,11 @@
 Perl's nine levels become logging levels of the ``anyevent`` logger (and its
 children, the "contexts"): fatal 50, alert 48, crit 45, error 40, warn 30,
 note 25, info 20, debug 10, trace 5.  ``ANYEVENT_VERBOSE`` (a level number
-0-9 or name, default 4 = error) sets the ``anyevent`` logger's threshold when
-the package is imported; 0 silences it.  When it is set and the application
-has configured no logging, a stderr handler is added.  Logging at ``fatal`` exits the
-program with status 1 after the message is written, as Perl does.
+0-9 or name; default 4 = error; above 9 counts as 9) sets the ``anyevent``
+logger's threshold when the package is imported; 0 silences it; a value that
+is neither is reported and ignored.  When it is set and the application has
+configured no logging, a stderr handler is added.  Logging at ``fatal`` exits
+the program with status 1 after the message is written, as Perl does.
 """
 
 import logging
@@ -70,12 +71,24 @@ def log(level, msg, *args, context=None):
         fatal_exit()
 
 
+def _verbose_level(verbose):
+    """The threshold for an ``ANYEVENT_VERBOSE`` value; 0 silences, above 9 is trace."""
+    if verbose.isdigit():
+        number = int(verbose)
+        if number == 0:
+            return logging.CRITICAL + 100
+        return level_number(min(number, 9))
+    return level_number(verbose or 4)
+
+
 def _configure_from_env():
     verbose = os.environ.get("ANYEVENT_VERBOSE", "").strip()
-    if verbose == "0":
-        logger.setLevel(logging.CRITICAL + 100)
-    else:
-        logger.setLevel(level_number(verbose or 4))
+    try:
+        logger.setLevel(_verbose_level(verbose))
+    except ValueError:
+        logger.setLevel(level_number(4))
+        logger.error("ignoring ANYEVENT_VERBOSE=%r: not a level number (0-9) or name", verbose)
+        return
     # An explicit ANYEVENT_VERBOSE asks to see messages even where the
     # application configured no logging at all (Perl prints to stderr).
     if verbose and not logging.getLogger().handlers and not logger.handlers:
