@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+# A TLS client on AnyEvent::Handle that checks the server's certificate.
+# Twin: tls_client.pl.
+# usage: python3 tls_client.py HOST PORT [CA_FILE]   (no CA_FILE: the system's CAs)
+import os
+import sys
+
+from anyevent import AE
+from anyevent.handle import Handle
+
+sys.stdout.reconfigure(line_buffering=True)  # print each line at once
+
+host, port, ca_file = (sys.argv[1:] + [None])[:3]
+
+done = AE.cv()
+
+def on_connect(hdl, peerhost, peerport, retry):
+
+    print("connected to %s:%s" % (peerhost, peerport))
+
+def on_starttls(hdl, success, message):
+
+    if not success:
+        print("tls_client: %s" % message, file=sys.stderr)  # the TLS library's words: not compared
+        print("TLS handshake failed")
+        hdl.destroy()
+        return done.send()
+    # hdl.tls is the TLS session: ask it for the server's certificate
+    cert = hdl.tls.get_peer_certificate(as_cryptography=True)
+    print("TLS established, server certificate for",
+          "".join("/%s=%s" % (a.rfc4514_attribute_name, a.value) for a in cert.subject))
+
+def on_error(hdl, fatal, message):
+
+    print("error: %s" % os.strerror(hdl.errno))
+    hdl.destroy()
+    done.send()
+
+def on_eof(hdl):
+
+    print("the server closed the connection")
+    hdl.destroy()
+    done.send()
+
+hdl = Handle(
+    connect=(host, port),
+    tls="connect",
+    # the defaults check nothing; this is the secure setting (plus our CA)
+    tls_ctx={"verify": 1, "verify_peername": "https", "ca_file": ca_file},
+    on_connect=on_connect,
+    on_starttls=on_starttls,
+    on_error=on_error,
+    on_eof=on_eof)
+
+# the request goes out as soon as the handshake is done
+hdl.push_write(b"hello server\015\012")
+
+# print each line the server sends (a read still queued at EOF would be
+# an EPIPE error instead of on_eof, so queue one only when data is there)
+def print_line(hdl, line, eol):
+
+    print("server says: %s" % line.decode())
+hdl.on_read(lambda hdl: hdl.push_read("line", print_line))
+
+done.recv()
