@@ -13,13 +13,13 @@ import sys
 from time import perf_counter
 
 import _common  # noqa: F401  (puts the repository on sys.path)
-from _common import Table, best_of
+from _common import Table
 
 from anyevent import AE
 
 N = 100_000
 SPREAD = 0.5
-ROUNDS = 5
+ROUNDS = 7
 
 
 def _delays():
@@ -47,8 +47,10 @@ def ae_create(delays):
 
 def ae_create_cancel(delays):
     timer = AE.timer
+    t0 = perf_counter()
     for d in delays:
         timer(d, 0, _noop).cancel()
+    return perf_counter() - t0
 
 
 def ae_all_fired(delays):
@@ -88,8 +90,12 @@ def aio_create(loop, delays):
 
 def aio_create_cancel(loop, delays):
     call_later = loop.call_later
+    t0 = perf_counter()
     for d in delays:
         call_later(d, _noop).cancel()
+    elapsed = perf_counter() - t0
+    loop.run_until_complete(asyncio.sleep(0))  # let asyncio purge its heap
+    return elapsed
 
 
 def aio_all_fired(loop, delays):
@@ -114,17 +120,17 @@ def main():
     delays = _delays()
     loop = asyncio.new_event_loop()
 
-    ours = min(ae_create(delays) for _ in range(ROUNDS))
-    theirs = min(aio_create(loop, delays) for _ in range(ROUNDS))
-
-    def aio_cc():
-        aio_create_cancel(loop, delays)
-        loop.run_until_complete(asyncio.sleep(0))
-    cc_ours = best_of(ROUNDS, lambda: ae_create_cancel(delays))
-    cc_theirs = best_of(ROUNDS, aio_cc)
-
-    fired_ours = min(ae_all_fired(delays) for _ in range(2))
-    fired_theirs = min(aio_all_fired(loop, delays) for _ in range(2))
+    # rounds interleaved, so both loops see the same machine load
+    ours = theirs = cc_ours = cc_theirs = float("inf")
+    for _ in range(ROUNDS):
+        ours = min(ours, ae_create(delays))
+        theirs = min(theirs, aio_create(loop, delays))
+        cc_ours = min(cc_ours, ae_create_cancel(delays))
+        cc_theirs = min(cc_theirs, aio_create_cancel(loop, delays))
+    fired_ours = fired_theirs = float("inf")
+    for _ in range(2):
+        fired_ours = min(fired_ours, ae_all_fired(delays))
+        fired_theirs = min(fired_theirs, aio_all_fired(loop, delays))
     loop.close()
 
     table = Table("timers: %d timers, delays spread over %.1f s" % (N, SPREAD))
