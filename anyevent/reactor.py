@@ -42,9 +42,13 @@ __all__ = [
 
 _log = logging.getLogger("anyevent")
 
-# Poll masks, epoll's values (the same as poll(2)'s POLLIN / POLLOUT).
+# Poll masks, epoll's values (the same as poll(2)'s POLLIN / POLLOUT).  An
+# event with any bit besides _IN (error, hang-up) wakes write watchers, one
+# with any bit besides _OUT wakes read watchers, as selectors does.
 _IN = 1
 _OUT = 4
+_WAKES_WRITERS = ~_IN
+_WAKES_READERS = ~_OUT
 
 #: Longest single sleep in the poll (seconds); bounded so that a clock jump or a
 #: missed wake-up can never stall the loop for long.
@@ -268,6 +272,7 @@ class Loop:
 
     def __init__(self):
         self._poller = _make_poller()
+        self._poll = self._poller.poll
         self._fds = {}
         self._timers = []
         self._timer_seq = count()
@@ -649,7 +654,7 @@ class Loop:
                                "waiting would block forever")
         fds = self._fds
         # (a small maxevents keeps epoll from allocating room for 1023 events)
-        events = self._poller.poll(wait, len(fds) or 1)
+        events = self._poll(wait, len(fds) or 1)
         self._mnow = monotonic()
         if events:
             for fd, ev in events:
@@ -657,7 +662,7 @@ class Loop:
                 if ent is None:
                     continue
                 # prefer write watchers, because they might reduce memory pressure
-                if ev & ~_IN:
+                if ev & _WAKES_WRITERS:
                     for rec in ent.w:
                         cb = rec[0]
                         if cb is not None:
@@ -665,7 +670,7 @@ class Loop:
                                 cb()
                             except Exception as exc:
                                 _report(exc, "io")
-                if ev & ~_OUT:
+                if ev & _WAKES_READERS:
                     for rec in ent.r:
                         cb = rec[0]
                         if cb is not None:
@@ -702,6 +707,7 @@ class Loop:
         """
         self._poller.close()
         self._poller = _make_poller()
+        self._poll = self._poller.poll
         self._fds.clear()
         self._timers.clear()
         self._pending.clear()
