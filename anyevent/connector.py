@@ -253,6 +253,7 @@ class _Attempt:
             self.sock, self.sa = sock, sa
             self.watch = loop.io(sock, 1, self.writable)
             if timeout:
+                loop.now_update()  # count from now, not from the start of this iteration
                 self.timer = loop.timer(timeout, 0, self.timed_out)
             return
         if not self.cancelled:

@@ -378,6 +378,7 @@ class Resolver:
         self._ids.add(qid)
         req.query.id = qid
         req.wire = req.query.to_wire()
+        loop.now_update()  # timeouts count from now, even after a long callback
         self._next_try(req)
 
     def _next_try(self, req):

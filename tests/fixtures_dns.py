@@ -157,18 +157,31 @@ class Responder:
     """
 
     def __init__(self, udp=None, tcp=None):
-        self.udp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp_sock.bind(("127.0.0.1", 0))
+        self.udp_sock, self.tcp_sock = self._bind_pair()
         self.port = self.udp_sock.getsockname()[1]
         self.server = "127.0.0.1:%d" % self.port
         self.udp_sock.setblocking(False)
-        self.tcp_sock = socket.socket()
-        self.tcp_sock.bind(("127.0.0.1", self.port))
         self.tcp_sock.listen(8)
         self.tcp_sock.setblocking(False)
         self.udp, self.tcp = udp, tcp
         self.queries = self.tcp_queries = 0
         self._w = [loop.io(self.udp_sock, 0, self._udp_ready), loop.io(self.tcp_sock, 0, self._accept)]
+
+    @staticmethod
+    def _bind_pair():
+        """A UDP and a TCP socket on the same free port."""
+        for _ in range(50):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind(("127.0.0.1", 0))
+            tcp = socket.socket()
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                tcp.bind(udp.getsockname())
+                return udp, tcp
+            except OSError:
+                udp.close()
+                tcp.close()
+        raise RuntimeError("no free port pair")
 
     def _udp_ready(self):
         data, peer = self.udp_sock.recvfrom(65535)
@@ -183,17 +196,27 @@ class Responder:
 
     def _accept(self):
         conn, _ = self.tcp_sock.accept()
-        conn.settimeout(2)
-        with conn:  # small and local: read the query in one go
-            size = int.from_bytes(conn.recv(2), "big")
-            data = b""
-            while len(data) < size:
-                data += conn.recv(size - len(data))
-            self.tcp_queries += 1
-            reply = self.tcp(dns.message.from_wire(data)) if self.tcp else None
-            if reply is not None:
-                wire = reply.to_wire()
-                conn.sendall(len(wire).to_bytes(2, "big") + wire)
+        conn.setblocking(False)
+        buf = bytearray()
+
+        def readable():
+            data = conn.recv(65537)
+            buf.extend(data)
+            size = int.from_bytes(buf[:2], "big") if len(buf) >= 2 else None
+            if data and (size is None or len(buf) < 2 + size):
+                return
+            self._w.remove(watcher)
+            watcher.cancel()  # the closure holds it: dropping the list is not enough
+            if data:
+                self.tcp_queries += 1
+                reply = self.tcp(dns.message.from_wire(bytes(buf[2:2 + size]))) if self.tcp else None
+                if reply is not None:
+                    wire = reply.to_wire()
+                    conn.setblocking(True)
+                    conn.sendall(len(wire).to_bytes(2, "big") + wire)
+            conn.close()
+        watcher = loop.io(conn, 0, readable)
+        self._w.append(watcher)
 
     def close(self):
         self._w = []
