@@ -109,6 +109,8 @@ class Connector:
     continuations and :class:`ValueError` for malformed addresses.
     """
 
+    _state = None
+
     def __init__(self, *, addrs=None, addr=None, local_addrs=None, local_addr=None,
                  host=None, service=None, local_host=None, local_service=None,
                  family=0, socktype=None, protocol=0, flags=0,
