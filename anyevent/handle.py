@@ -1362,7 +1362,7 @@ _SSL2_RECORD = re.compile(
 
 def _read_tls_detect(hdl, cb):
     def reader(hdl):
-        rbuf = bytes(hdl.rbuf[:5])
+        rbuf = bytes(hdl.rbuf[:6])  # an SSL2-style hello needs six bytes
         m = _TLS_RECORD.match(rbuf) or _SSL2_RECORD.match(rbuf)
         if m is not None:
             head = m.group(1)
@@ -1370,7 +1370,7 @@ def _read_tls_detect(hdl, cb):
                 return False
             if len(head) != 3:
                 return False  # partial match: cannot decide yet
-            cb(hdl, "accept", head[1], head[2])
+            cb(hdl, "accept", head[0], head[1])  # head: major, minor, length/padding
         else:
             cb(hdl, None)
         return True
