@@ -151,11 +151,14 @@ def _pack_struct(fmt):
     if not m:
         raise ValueError("unsupported packstring format %r" % (fmt,))
     letter, mods = m.groups()
+    if ("!" in mods and letter not in "sSlLiInNvV"
+            or ("<" in mods or ">" in mods) and letter not in "sSlLqQiIjJ"
+            or "<" in mods and ">" in mods):
+        raise ValueError("packstring format %r: Perl's pack does not allow these modifiers"
+                         " on %s" % (fmt, letter))
     if letter == "w":
         st = None
     elif letter in _PACK_FIXED:
-        if "<" in mods or ">" in mods:
-            raise ValueError("packstring format %r: %s has a fixed byte order" % (fmt, letter))
         st = struct.Struct((_PACK_FIXED_SIGNED if "!" in mods else _PACK_FIXED)[letter])
     else:
         order = "<" if "<" in mods else ">" if ">" in mods else "="
@@ -592,7 +595,11 @@ class Handle:
             raise TypeError("push_write needs data")
         if data.__class__ is str:
             raise TypeError("push_write needs bytes, not str: encode it first (e.g. s.encode())")
-        if self.tls is not None:
+        if self.tls is not None or (self.fh is None and self._opts.get("tls")):
+            # TLS active, or about to start once connected: plaintext waits
+            # in the TLS write buffer (never on the wire unencrypted)
+            if self._tls_wbuf is None:
+                self._tls_wbuf = bytearray()
             self._tls_wbuf += data
             if self.fh is not None:
                 self._dotls()
@@ -638,6 +645,10 @@ class Handle:
                     return
             if self.wbuf and self._ww is None:
                 self._watch_wbuf()
+        elif self._wbuf_max is not None and self._wbuf_max < len(self.wbuf):
+            # a peer that stops reading keeps the watcher busy while the buffer
+            # grows: check here too, or wbuf_max would never fire for it
+            self._error(_errno.ENOSPC, True)
 
     def _watch_wbuf(self):
         self._ww = _loop.io(self.fh, 1, _weak_method(self, "_write_ready"))
@@ -790,14 +801,15 @@ class Handle:
         if data:
             if self._timers is not None:
                 self._activity("rtimeout")
+            if len(data) == size and size < self.max_read_size:
+                # grow before dispatching: a callback may destroy the handle
+                self.read_size = min(size * 2, self.max_read_size)
             if self.tls is not None:
                 self.tls.bio_write(data)
                 self._dotls()
             else:
                 self.rbuf += data
                 self._drain_rbuf()
-            if len(data) == size and size < self.max_read_size:
-                self.read_size = min(size * 2, self.max_read_size)
         else:
             self._rw = None
             self._eof = True
@@ -822,12 +834,13 @@ class Handle:
             return
         self.tls_ctx = _tls.tls_ctx_from(self.tls_ctx) if self.tls_ctx is not None else TLS_CTX()
         if isinstance(tls, str):
-            conn = self.tls_ctx.new_connection(tls, self.peername)
+            conn = self.tls_ctx.new_connection(tls, self.peername, self)
         else:
             conn = tls
         self.tls = conn
         self._tls_rbuf = bytearray()
-        self._tls_wbuf = bytearray()
+        if self._tls_wbuf is None:
+            self._tls_wbuf = bytearray()
         self._tls_handshaking = True
         if self.rbuf:
             conn.bio_write(bytes(self.rbuf))
@@ -861,7 +874,7 @@ class Handle:
         if isinstance(exc, str):
             message = exc
         else:
-            message = error_message(exc)
+            message = error_message(exc, self.tls)
         if self._tls_handshaking and self._on_starttls is not None:
             self._tls_handshaking = False
             self._freetls()
@@ -908,7 +921,15 @@ class Handle:
                 except SSL.WantReadError:
                     break
                 except SSL.ZeroReturnError:
+                    # the peer sent close_notify: answer it (bidirectional
+                    # shutdown, so the peer's stoptls completes), then leave TLS
+                    try:
+                        conn.shutdown()
+                    except SSL.Error:
+                        pass
                     self._flush_tls_out(conn)
+                    if self.fh is None:
+                        return
                     self._freetls()
                     if self._on_stoptls is not None:
                         self._on_stoptls(self)
@@ -1259,8 +1280,32 @@ _JSON_DECODER = _json.JSONDecoder()
 _JSON_WS = re.compile(rb"[ \t\n\r]*")
 
 
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|"|[\[\]{}]', re.DOTALL)
+
+
+def _json_open(text):
+    """True while the array or object ``text`` starts with is not closed yet
+    (brackets inside strings do not count): JSON::XS's incremental parser
+    waits for more input then, whatever the text holds so far.
+    """
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text):
+        token = m.group()
+        if token == '"':
+            return True  # a string runs into the end of the input
+        if token in "[{":
+            depth += 1
+        elif token in "]}":
+            depth -= 1
+            if not depth:
+                return False
+    return depth > 0
+
+
 def _json_incomplete(text, pos):
     """True if ``text[pos:]`` may still become valid JSON with more input."""
+    if text[:1] in ("[", "{") and _json_open(text):
+        return True
     rest = text[pos:].rstrip()
     if not rest:
         return True
