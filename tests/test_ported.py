@@ -246,8 +246,6 @@ def test_echo_server(echo_runs):
     assert lines[-2:] == ["client 3: connected", "SIGTERM: stopping, 1 clients still connected"]
 
 
-@pytest.mark.xfail(reason="anyevent.handle: _read_ready reads attributes of a handle "
-                          "destroyed by on_error (TypeError logged; reported)", strict=False)
 def test_echo_server_logs_nothing(echo_runs):
     assert {lang: run[1] for lang, run in echo_runs.items()} == {"perl": "", "python": ""}
 
@@ -289,8 +287,6 @@ def tls_server():
     listener.close()
 
 
-@pytest.mark.xfail(reason="anyevent.handle sends data pushed before connect() "
-                          "in plaintext when tls='connect' (reported)", strict=False)
 def test_tls_client(perl, tls_server):
     out = run_twins(perl, "tls_client", "localhost", tls_server, certs().ca_file)
     lines = out.splitlines()
@@ -300,8 +296,6 @@ def test_tls_client(perl, tls_server):
                          "the server closed the connection"]
 
 
-@pytest.mark.xfail(reason="anyevent.handle sends data pushed before connect() "
-                          "in plaintext when tls='connect' (reported)", strict=False)
 def test_tls_client_unknown_ca(perl, tls_server):
     out = run_twins(perl, "tls_client", "localhost", tls_server, certs().unknownca_file,
                     quiet=False)
