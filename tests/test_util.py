@@ -519,6 +519,7 @@ def count_children(parent):
 def test_fork_call_never_runs_more_than_max_forks(monkeypatch):
     monkeypatch.setattr(util, "MAX_FORKS", 3)
     parent = os.getpid()
+    others = count_children(parent)  # servers started by other tests' fixtures
 
     def job(i):
         seen = count_children(parent)  # zombies not yet reaped count too
@@ -533,8 +534,8 @@ def test_fork_call_never_runs_more_than_max_forks(monkeypatch):
     assert util._forks == 3 and len(util._fork_queue) == 7  # queued, not blocking
     cv.recv()
     assert sorted(results) == list(range(10))
-    assert max(results.values()) <= 3
-    assert max(results.values()) >= 2  # they did run side by side
+    assert max(results.values()) - others <= 3
+    assert max(results.values()) - others >= 2  # they did run side by side
     assert util._forks == 0 and not util._fork_queue
 
 
