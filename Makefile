@@ -4,22 +4,29 @@ VPY := $(VENV)/bin/python
 
 .PHONY: test bench run soak clean
 
-$(VENV)/.installed: setup.cfg pyproject.toml
-	test -x $(VPY) || $(PY) -m venv $(VENV)
+$(VPY):
+	$(PY) -m venv $(VENV)
+
+# one stamp per set of extras, redone when the package metadata changes
+$(VENV)/.test: setup.cfg pyproject.toml | $(VPY)
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.bench: setup.cfg pyproject.toml | $(VPY)
 	$(VPY) -m pip install -q -e '.[test,bench]'
 	touch $@
 
-test: $(VENV)/.installed
+test: $(VENV)/.test
 	$(VPY) -m pytest -q
 
-bench: $(VENV)/.installed
+soak: $(VENV)/.test
+	$(VPY) -m pytest -q -m soak
+
+bench: $(VENV)/.bench
 	$(VPY) bench/run_all.py
 
-run: $(VENV)/.installed
+run: $(VENV)/.test
 	$(VPY) examples/chat_server.py
-
-soak: $(VENV)/.installed
-	$(VPY) -m pytest -q -m soak
 
 clean:
 	rm -rf $(VENV) build *.egg-info
