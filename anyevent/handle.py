@@ -1302,28 +1302,6 @@ def _json_open(text):
     return depth > 0
 
 
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|"|[\[\]{}]', re.DOTALL)
-
-
-def _json_open(text):
-    """True while the array or object ``text`` starts with is not closed yet
-    (brackets inside strings do not count): JSON::XS's incremental parser
-    waits for more input then, whatever the text holds so far.
-    """
-    depth = 0
-    for m in _JSON_TOKEN.finditer(text):
-        token = m.group()
-        if token == '"':
-            return True  # a string runs into the end of the input
-        if token in "[{":
-            depth += 1
-        elif token in "]}":
-            depth -= 1
-            if not depth:
-                return False
-    return depth > 0
-
-
 def _json_incomplete(text, pos):
     """True if ``text[pos:]`` may still become valid JSON with more input."""
     if text[:1] in ("[", "{") and _json_open(text):
