@@ -35,12 +35,14 @@ def test_every_kind_of_callback_reports_its_name(callback_errors):
     pid = os.fork()
     if pid == 0:
         os._exit(0)
+    ws = []
+
     def bad_once():
         ws[0].cancel()
         bad()
 
-    ws = [AE.io(a, 0, bad_once), AE.timer(0, 0, bad), AE.signal("USR1", bad),
-          AE.child(pid, bad), AE.idle(bad)]
+    ws += [AE.io(a, 0, bad_once), AE.timer(0, 0, bad), AE.signal("USR1", bad),
+           AE.child(pid, bad), AE.idle(bad)]
     AE.postpone(bad)
     AE.cv(bad).send()
     os.kill(os.getpid(), signal.SIGUSR1)
