@@ -407,7 +407,7 @@ class Resolver:
 
     def _udp_readable(self, req, sock, server):
         try:
-            data, peer = sock.recvfrom(MAX_PKT if self.edns0 else 65535)
+            data, peer = sock.recvfrom(65535)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -496,7 +496,7 @@ class _Resolution:
             suffixes = resolver.search + [""]
         self.qname = qname
         self.suffixes = suffixes
-        self.accept = set(accept) if accept is not None else {qtype}
+        self.accept = {_type_str(_rdtype(t)) for t in (accept if accept is not None else [qtype])}
         self.next_suffix()
 
     def next_suffix(self):

@@ -286,3 +286,10 @@ def test_thousand_queries_with_max_outstanding_10(responders):
     assert len(answers) == 1000 and {rr[4] for rrs in answers for rr in rrs} == {"192.0.2.7"}
     assert peak[0] == 10
     assert r.queries == 1000
+
+
+def test_numeric_qtype_and_accept(default_resolver):
+    assert collect(lambda cb: default_resolver.resolve("www." + ZONE, 1, cb))[0][1:] == (
+        "a", "in", 0, "192.0.2.10")
+    rrs = collect(lambda cb: default_resolver.resolve("www." + ZONE, "*", cb, accept=[28]))
+    assert [rr[4] for rr in rrs] == ["2001:db8::10"]
