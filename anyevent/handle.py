@@ -193,18 +193,30 @@ def _unpack_length(fmt, buf):
 # ---------------------------------------------------------------------------
 
 _SAFE_CLASSES = {
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"),
-    ("builtins", "complex"), ("builtins", "slice"), ("builtins", "range"),
+    ("builtins", "set"), ("builtins", "frozenset"),
+    ("builtins", "complex"), ("builtins", "slice"),
     ("collections", "OrderedDict"), ("datetime", "date"), ("datetime", "time"),
     ("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone"),
     ("decimal", "Decimal"),
 }
 
 
+def _bytearray_of_data(*args):
+    """``bytearray`` for unpickling, refusing ``bytearray(n)``: a few bytes of
+    input must not allocate ``n`` bytes.  (``range`` is refused altogether,
+    since ``set(range(n))`` is the same kind of memory bomb.)
+    """
+    if args and isinstance(args[0], int):
+        raise pickle.UnpicklingError("storable: refusing bytearray(int)")
+    return bytearray(*args)
+
+
 class _PlainUnpickler(pickle.Unpickler):
     """Unpickles plain data only; any other class is refused."""
 
     def find_class(self, module, name):
+        if (module, name) == ("builtins", "bytearray"):
+            return _bytearray_of_data
         if (module, name) in _SAFE_CLASSES:
             return super().find_class(module, name)
         raise pickle.UnpicklingError("storable: refusing to load %s.%s" % (module, name))
@@ -1335,7 +1347,7 @@ def _read_json(hdl, cb):
             text = rbuf[:exc.start].decode("utf-8")
         try:
             value, end = decoder.raw_decode(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # too deep nesting: RecursionError
             pos = getattr(exc, "pos", 0)
             if more and _json_incomplete(text, pos):
                 return False
