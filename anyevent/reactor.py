@@ -321,8 +321,9 @@ class Loop:
         writability.  ``cb()`` is called with no arguments each time the fd is
         ready (level triggered; an error or hang-up counts as ready for both).
         Several watchers may share one fd and direction; they run in creation
-        order.  As in Perl, the fd must not be closed while a watcher for it
-        exists.  Raises :class:`OSError` when the fd cannot be polled
+        order.  As in Perl, the fd should not be closed while a watcher for
+        it exists; if it is and the fd number is reused, a new watcher for the
+        new file re-arms it.  Raises :class:`OSError` when the fd cannot be polled
         (``EBADF`` for a closed fd, ``EPERM`` for a regular file) and
         :class:`ValueError` for a closed file object (``fileno()`` -1).
         Port of ``AE::io``.
@@ -334,13 +335,15 @@ class Loop:
         ent = self._fds.get(fd)
         if ent is None:
             ent = self._fds[fd] = _FdEntry(fd)
-        if not ent.mask & ev:
-            try:
-                self._update_mask(ent, ent.mask | ev)
-            except OSError:
-                if not ent.mask:
-                    del self._fds[fd]
-                raise
+        # Also when the fd is already polled for ``ev`` (a second watcher):
+        # re-arming then is one cheap syscall and repairs an fd that was
+        # closed and reused while an old watcher still lived.
+        try:
+            self._update_mask(ent, ent.mask | ev)
+        except OSError:
+            if not ent.mask:
+                del self._fds[fd]
+            raise
         rec = [cb]
         if ev is _IN:
             ent.r = ent.r + (rec,)

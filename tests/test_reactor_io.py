@@ -257,3 +257,25 @@ def test_selectors_fallback_poller(monkeypatch, pair):
     r.cancel()
     with pytest.raises(RuntimeError):
         lp.one_event()  # nothing left to wait for
+
+
+def test_new_watcher_rearms_fd_closed_and_reused_under_an_old_watcher():
+    old = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    old.bind(("127.0.0.1", 0))
+    stale = loop.io(old, 0, lambda: None)  # kept alive past the close
+    fd = old.fileno()
+    old.close()
+    new = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    new.bind(("127.0.0.1", 0))
+    if new.fileno() != fd:
+        new.close()
+        pytest.skip("the kernel did not reuse the fd number")
+    cv = AE.cv()
+    w = loop.io(new, 0, lambda: cv.send("fired"))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.sendto(b"x", new.getsockname())
+    t = AE.timer(2, 0, lambda: cv.send("never fired"))
+    assert cv.recv() == "fired"
+    del stale, w
+    new.close()
+    sender.close()
