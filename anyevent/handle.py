@@ -1002,6 +1002,7 @@ class Handle:
         self._on_error = self._on_read = self._on_eof = self._on_drain = None
         self._on_starttls = self._on_stoptls = None
         self.fh = None
+        self._recv = self._send = None  # bound to the fh: would keep it open
         self.wbuf = bytearray()
 
     def __del__(self):
