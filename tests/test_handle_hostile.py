@@ -17,12 +17,10 @@ import socket
 import subprocess
 import time
 
-import cbor2
 import pytest
 
 from anyevent import AE
 from anyevent.handle import Handle
-from anyevent.reactor import loop
 from conftest import require_tool
 from test_handle_props import Reader, encode, run_until
 
@@ -83,12 +81,17 @@ while (my $line = <STDIN>) {
     my @out;
     my $h = AnyEvent::Handle->new(
         fh => $r, (length $rbuf_max ? (rbuf_max => $rbuf_max) : ()),
-        on_error => sub { push @out, "error " . ($_[1] ? 1 : 0) . " " . ($! + 0) . " $_[2]"; $_[0]->destroy; $done->send },
+        on_error => sub {
+            push @out, join " ", "error", ($_[1] ? 1 : 0), $! + 0, $_[2];
+            $_[0]->destroy;
+            $done->send;
+        },
         on_eof => sub { push @out, "eof"; $done->send },
     );
     my $cb; $cb = sub {
         my ($hdl, @v) = @_;
-        push @out, "read " . ($show{$type} ? $show{$type}->($v[0]) : join ",", map unpack("H*", $_), @v);
+        my $shown = $show{$type} ? $show{$type}->($v[0]) : join ",", map unpack("H*", $_), @v;
+        push @out, "read $shown";
         $hdl->push_read($type => @args, $cb);
     };
     $h->push_read($type => @args, $cb);

@@ -29,7 +29,7 @@ from anyevent.reactor import loop
 from conftest import require_tool
 
 # ANYEVENT_PROPS_EXAMPLES=500 for a longer hunt than the quick default
-PROPS = settings(max_examples=int(os.environ.get("ANYEVENT_PROPS_EXAMPLES", 25)), deadline=None,
+PROPS = settings(max_examples=int(os.environ.get("ANYEVENT_PROPS_EXAMPLES", 50)), deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -340,14 +340,18 @@ def test_packstring_every_format_byte_by_byte():
 
 # -- json ------------------------------------------------------------------------
 
+def containers(kids):
+    """Small lists and str-keyed dicts of ``kids``."""
+    return st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4)
+
+
 json_scalars = (st.none() | st.booleans() | st.integers(-10 ** 20, 10 ** 20)
                 | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12))
 json_values = st.recursive(
     json_scalars,
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
+    containers,
     max_leaves=12)
-json_texts = st.lists(json_values, max_size=4) | st.dictionaries(st.text(max_size=6), json_values,
-                                                                 max_size=4)
+json_texts = containers(json_values)
 
 
 def _canon_json(value):
@@ -375,7 +379,7 @@ def test_json(values, gap, points):
 cbor_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70) | st.binary(max_size=40)
     | st.text(max_size=12) | st.floats(allow_nan=False),
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
+    containers,
     max_leaves=12)
 
 
@@ -471,9 +475,9 @@ def test_tls_detect(parts, points):
 
 def test_tls_detect_agrees_with_perl():
     require_tool("perl")
-    samples = [b"\x16\x03\x01\x02\x00\x01", b"\x16\x03\x03\x00\x40\x01", b"\x16\x04\x00\x41\x00\x00",
-               b"\x16\x02\x01\x00\x00\x00", b"\x80\x2e\x01\x03\x01\x00", b"\xff\x00\x01\x04\x09\x09",
-               b"\x80\x2e\x02\x03\x01\x00", b"GET / ", b"\x00\x00\x00\x00\x00\x00"]
+    samples = [bytes.fromhex(h) for h in (
+        "160301020001", "160303004001", "160400410000", "160201000000",  # TLS records
+        "802e01030100", "ff0001040909", "802e02030100", "000000000000")] + [b"GET / "]
     script = r'''
         use AnyEvent; use AnyEvent::Handle; use Socket;
         while (my $hex = <STDIN>) {
