@@ -168,7 +168,7 @@ class ChatServer:
     def on_idle(self, hdl):
         client = self.clients.get(hdl)
         if client is not None:
-            self.send(client, "* Idle for %g seconds, disconnecting." % self.idle_timeout)
+            self.send_last(client, "* Idle for %g seconds, disconnecting." % self.idle_timeout)
             self.drop(client, "* %s timed out" % client.nick)
 
     def on_error(self, hdl, fatal, message):
@@ -177,10 +177,13 @@ class ChatServer:
             return
         if hdl.errno == errno.ENOSPC and len(hdl.rbuf) > self.max_line:
             # the line is too long: say so, then cut only this client
-            hdl.push_write(b"* Error: line longer than %d bytes, disconnecting.\n" % self.max_line)
+            self.send_last(client, "* Error: line longer than %d bytes, disconnecting."
+                           % self.max_line)
             self.drop(client, "* %s was disconnected (line too long)" % client.nick)
         elif hdl.errno == errno.ENOSPC:
             self.drop(client, "* %s was dropped (not reading, too far behind)" % client.nick)
+        elif hdl.errno == errno.EPIPE:  # end-of-file while a line read is queued
+            self.drop(client, "* %s has left" % client.nick)
         else:
             self.drop(client, "* %s has left (%s)" % (client.nick, message))
 
@@ -227,7 +230,7 @@ class ChatServer:
             self.send(client, line)
 
     def cmd_quit(self, client, arg):
-        self.send(client, "* Bye, %s!" % client.nick)
+        self.send_last(client, "* Bye, %s!" % client.nick)
         self.drop(client, "* %s has left" % client.nick)
 
     COMMANDS = {"/nick": cmd_nick, "/who": cmd_who, "/me": cmd_me,
@@ -235,6 +238,12 @@ class ChatServer:
 
     def send(self, client, text):
         client.hdl.push_write(text.encode("utf-8") + b"\n")
+
+    def send_last(self, client, text):
+        """Send the last line before closing; TLS clients then get a close_notify."""
+        self.send(client, text)
+        if client.tls:
+            client.hdl.stoptls()
 
     def broadcast(self, text, skip=None):
         data = text.encode("utf-8") + b"\n"
@@ -248,18 +257,28 @@ class ChatServer:
         """Say goodbye to everyone, wait (bounded) until it is written, then return."""
         log.info("caught SIG%s, shutting down", signame)
         self.listener = None
+        # from now on lines, timeouts and errors find no client and are ignored
+        clients, self.clients = list(self.clients.values()), {}
         done = AE.cv()
         done.begin()
-        for client in list(self.clients.values()):
-            hdl = client.hdl
-            hdl.on_error(None)
-            hdl.push_write(b"* Server is shutting down. Goodbye!\n")
+        for client in clients:
+            if not client.joined:
+                client.hdl.destroy()
+                continue
             done.begin()
-            hdl.on_drain(lambda h: (h.on_drain(None), h.push_shutdown(), done.end()))
+            client.hdl.on_error(lambda h, fatal, message: self._said_goodbye(h, done))
+            self.send_last(client, "* Server is shutting down. Goodbye!")
+            client.hdl.on_drain(lambda h: self._said_goodbye(h, done))
         done.end()
         limit = AE.timer(SHUTDOWN_GRACE, 0, done.send)
         done.recv()
-        self.clients.clear()
+
+    @staticmethod
+    def _said_goodbye(hdl, done):
+        """The goodbye is written (or the client is gone): count it done, once."""
+        hdl.on_error(lambda *args: None)
+        hdl.push_shutdown()  # also replaces this on_drain callback
+        done.end()
 
 
 def main(argv=None):
