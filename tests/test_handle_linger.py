@@ -119,7 +119,7 @@ def test_linger_timeout_gives_up_and_closes():
     a, b = socket.socketpair()
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
     data = payload(3)
-    hdl = Handle(fh=a, linger=0.3)
+    hdl = Handle(fh=a, linger=0.5)
     hdl.push_write(data)
     alive = weakref.ref(a)
     reader = Reader(b, start=False)  # the peer does not read: linger cannot finish
@@ -127,10 +127,10 @@ def test_linger_timeout_gives_up_and_closes():
     assert alive() is not None  # lingering holds the socket open
 
     checks = []
-    early = AE.timer(0.1, 0, lambda: checks.append(alive() is not None))
-    late = AE.timer(0.6, 0, lambda: (checks.append(alive() is None), reader.start()))
+    early = AE.timer(0.05, 0, lambda: checks.append(alive() is not None))
+    late = AE.timer(1.0, 0, lambda: (checks.append(alive() is None), reader.start()))
     got = reader.result()
-    assert checks == [True, True]  # still open at 0.1 s, closed after 0.3 s
+    assert checks == [True, True]  # still open at 0.05 s, closed after 0.5 s
     assert len(got) < len(data) and data.startswith(got)
     del early, late
 
