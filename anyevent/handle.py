@@ -614,7 +614,11 @@ class Handle:
                 self._tls_wbuf = bytearray()
             self._tls_wbuf += data
             if self.fh is not None:
-                self._dotls()
+                if self._tls_handshaking:
+                    self._dotls()
+                elif self._tls_send(self.tls):
+                    # nothing to decrypt: every _dotls reads the BIO dry
+                    self._flush_tls_out(self.tls)
             return
         wbuf = self.wbuf
         if not wbuf and self._ww is None and not self._autocork and self.fh is not None:
@@ -836,9 +840,11 @@ class Handle:
         is active raises :class:`RuntimeError`.  Failures are fatal EPROTO
         errors, or go to ``on_starttls(hdl, False, message)`` if set.
         """
+        global _SSL
         if self.tls is not None:
             raise RuntimeError("starttls called on a handle while TLS is already active")
         from . import tls as _tls
+        _SSL = _tls.SSL
         if ctx is not None:
             self.tls_ctx = ctx
         if self.fh is None:
@@ -896,7 +902,7 @@ class Handle:
             self._error(_errno.EPROTO, True, message)
 
     def _dotls(self):
-        from OpenSSL import SSL
+        SSL = _SSL
         conn = self.tls
         if self._tls_handshaking:
             try:
@@ -918,21 +924,20 @@ class Handle:
                     if self.tls is not conn:
                         return
         if not self._tls_handshaking:
-            wbuf = self._tls_wbuf
-            while wbuf:
-                try:
-                    n = conn.send(bytes(wbuf[:65536]))
-                except SSL.WantReadError:
-                    break
-                except SSL.Error as exc:
-                    return self._tls_error(exc)
-                del wbuf[:n]
+            if not self._tls_send(conn):
+                return
+            # decrypt every record that arrived, then dispatch once; straight
+            # into rbuf unless a callback is running or older data waits
+            rbuf = self._tls_rbuf if self._skip_drain or self._tls_rbuf else self.rbuf
+            size = len(rbuf)
             while True:
                 try:
-                    data = conn.recv(65536)
+                    rbuf += conn.recv(65536)
                 except SSL.WantReadError:
                     break
                 except SSL.ZeroReturnError:
+                    if len(rbuf) > size and not self._drain_tls_rbuf(conn):
+                        return
                     # the peer sent close_notify: answer it (bidirectional
                     # shutdown, so the peer's stoptls completes), then leave TLS
                     try:
@@ -953,28 +958,51 @@ class Handle:
                 except SSL.SysCallError as exc:
                     if exc.args and exc.args[0] == -1:  # unexpected EOF: the fd reports it
                         break
-                    return self._tls_error(exc)
-                except SSL.Error as exc:
-                    return self._tls_error(exc)
-                self._tls_rbuf += data
-                self._drain_rbuf()
-                if self.tls is not conn:
+                    if len(rbuf) == size or self._drain_tls_rbuf(conn):
+                        self._tls_error(exc)
                     return
+                except SSL.Error as exc:
+                    if len(rbuf) == size or self._drain_tls_rbuf(conn):
+                        self._tls_error(exc)
+                    return
+            if len(rbuf) > size and not self._drain_tls_rbuf(conn):
+                return
         self._flush_tls_out(conn)
 
+    def _tls_send(self, conn):
+        """Encrypt the queued plaintext into the BIO; False after a TLS error."""
+        wbuf = self._tls_wbuf
+        while wbuf:
+            try:
+                n = conn.send(wbuf)  # one record per call (partial writes)
+            except _SSL.WantReadError:
+                break
+            except _SSL.Error as exc:
+                self._tls_error(exc)
+                return False
+            del wbuf[:n]  # O(1) at the front of a bytearray
+        return True
+
+    def _drain_tls_rbuf(self, conn):
+        """Dispatch decrypted data; False if a callback ended TLS on ``conn``."""
+        self._drain_rbuf()
+        return self.tls is conn
+
     def _flush_tls_out(self, conn):
-        from OpenSSL import SSL
+        # a memory BIO read returns all it holds up to the size asked for, so a
+        # short read means it is empty (and saves the exception of reading more)
+        wbuf = self.wbuf
+        size = len(wbuf)
         while True:
             try:
-                data = conn.bio_read(65536)
-            except SSL.WantReadError:
-                return
-            if not data:
-                return
-            self.wbuf += data
+                data = conn.bio_read(131072)
+            except _SSL.WantReadError:
+                break
+            wbuf += data
+            if len(data) < 131072:
+                break
+        if len(wbuf) > size:
             self._drain_wbuf()
-            if self.fh is None:
-                return
 
     # -- lifetime -------------------------------------------------------------------
 
@@ -1106,6 +1134,7 @@ def _last_connect_errno():
 
 
 _TLS_CTX = None
+_SSL = None  # OpenSSL.SSL, bound by the first starttls (plain handles never import it)
 
 
 def TLS_CTX():
