@@ -33,6 +33,7 @@ import struct
 import weakref
 from collections import deque
 from functools import partial
+from types import MappingProxyType, MethodType
 
 import cbor2
 
@@ -232,16 +233,50 @@ def _thaw(hdl, data):
 # The handle
 # ---------------------------------------------------------------------------
 
-def _weak_method(obj, name):
-    """A plain function calling ``obj.name()`` while ``obj`` is alive (Perl's weaken)."""
-    ref = weakref.ref(obj)
-    func = getattr(type(obj), name)
+_WEAK_CALLERS = {}
 
-    def call():
-        self = ref()
-        if self is not None:
-            func(self)
-    return call
+
+def _weak_method(obj, name):
+    """A callable running ``obj.name()`` while ``obj`` is alive (Perl's weaken).
+
+    It is a method bound to a weak reference to ``obj``: one small object per
+    watcher, as every handle has a watcher or two.
+    """
+    cls = type(obj)
+    caller = _WEAK_CALLERS.get((cls, name))
+    if caller is None:
+        func = getattr(cls, name)
+
+        def caller(ref):
+            self = ref()
+            if self is not None:
+                func(self)
+        _WEAK_CALLERS[(cls, name)] = caller
+    return MethodType(caller, weakref.ref(obj))
+
+
+def _fd_recv_into(fh, buf, size):
+    return os.readv(fh if fh.__class__ is int else fh.fileno(), (buf[:size],))
+
+
+def _fd_send(fh, data):
+    return os.write(fh if fh.__class__ is int else fh.fileno(), data)
+
+
+#: The buffer every handle reads into before appending to its rbuf (one per
+#: process: no allocation per read, and no per-handle memory).
+_scratch = memoryview(bytearray(MAX_READ_SIZE))
+
+
+#: The options a handle made from an fh still reads after construction; it
+#: keeps only these (most handles none), which saves memory per handle.
+_LATE_OPTIONS = ("on_timeout", "on_rtimeout", "on_wtimeout")
+_NO_OPTIONS = MappingProxyType({})
+
+
+def _late_options(opts):
+    late = {k: opts[k] for k in _LATE_OPTIONS if k in opts}
+    return late or _NO_OPTIONS
 
 
 _OPTIONS = frozenset("""
@@ -314,7 +349,7 @@ class Handle:
         self.tls = None
         self.tls_ctx = opts.get("tls_ctx")
         self.peername = opts.get("peername")
-        self._queue = deque()
+        self._queue = ()  # a deque from the first push_read on (saves memory)
         self._rw = self._ww = None
         self._eof = False
         self._skip_drain = False
@@ -343,6 +378,7 @@ class Handle:
         if fh is not None:
             self.fh = fh
             self._start()
+            self._opts = _late_options(opts)
         elif opts.get("connect"):
             self._start_connect(opts)
         else:
@@ -357,13 +393,13 @@ class Handle:
             if fh.type != socket.SOCK_STREAM:
                 raise ValueError("Handle: only stream sockets are supported")
             fh.setblocking(False)
-            self._recv = fh.recv
-            self._send = fh.send
+            # unbound methods, shared by every handle: called as f(fh, ...)
+            self._recv = type(fh).recv_into
+            self._send = type(fh).send
         else:
-            fd = fh if isinstance(fh, int) else fh.fileno()
-            os.set_blocking(fd, False)
-            self._recv = partial(os.read, fd)
-            self._send = partial(os.write, fd)
+            os.set_blocking(fh if isinstance(fh, int) else fh.fileno(), False)
+            self._recv = _fd_recv_into
+            self._send = _fd_send
         for name in ("timeout", "rtimeout", "wtimeout"):
             if opts.get(name):
                 self._set_timeout(name, opts[name])
@@ -624,7 +660,7 @@ class Handle:
         if not wbuf and self._ww is None and not self._autocork and self.fh is not None:
             # fast path: try to hand the data to the kernel without buffering
             try:
-                n = self._send(data)
+                n = self._send(self.fh, data)
             except OSError as exc:
                 if exc.errno not in _EAGAIN:
                     return self._error(exc.errno, True)
@@ -674,7 +710,7 @@ class Handle:
     def _write_ready(self):
         wbuf = self.wbuf
         try:
-            n = self._send(wbuf)
+            n = self._send(self.fh, wbuf)
         except OSError as exc:
             if exc.errno not in _EAGAIN:
                 self._error(exc.errno, True)
@@ -714,13 +750,19 @@ class Handle:
         ``push_read("chunk", 4, cb)``, ``push_read("packstring", "N", cb)``.
         Raises :class:`ValueError` for an unknown type.
         """
-        self._queue.append(self._make_reader(args))
+        self._read_queue().append(self._make_reader(args))
         self._drain_rbuf()
 
     def unshift_read(self, *args):
         """Like :meth:`push_read`, but the request goes to the front of the queue."""
-        self._queue.appendleft(self._make_reader(args))
+        self._read_queue().appendleft(self._make_reader(args))
         self._drain_rbuf()
+
+    def _read_queue(self):
+        queue = self._queue
+        if queue.__class__ is tuple:
+            queue = self._queue = deque()
+        return queue
 
     def _make_reader(self, args):
         cb = args[-1]
@@ -774,6 +816,7 @@ class Handle:
                     self._on_read(self)
                     if self.fh is None:
                         return
+                    queue = self._queue  # on_read may have queued the first request
                     if size == len(self.rbuf) and not queue and self._on_read is not None:
                         if self._eof:
                             return self._error(_errno.EPIPE, True)
@@ -807,24 +850,28 @@ class Handle:
             self._rw = _loop.io(self.fh, 0, _weak_method(self, "_read_ready"))
 
     def _read_ready(self):
+        global _scratch
         size = self.read_size
+        buf = _scratch
+        if len(buf) < size:
+            buf = _scratch = memoryview(bytearray(size))
         try:
-            data = self._recv(size)
+            n = self._recv(self.fh, buf, size)
         except OSError as exc:
             if exc.errno not in _EAGAIN:
                 self._error(exc.errno, True)
             return
-        if data:
+        if n:
             if self._timers is not None:
                 self._activity("rtimeout")
-            if len(data) == size and size < self.max_read_size:
+            if n == size and size < self.max_read_size:
                 # grow before dispatching: a callback may destroy the handle
                 self.read_size = min(size * 2, self.max_read_size)
             if self.tls is not None:
-                self.tls.bio_write(data)
+                self.tls.bio_write(bytes(buf[:n]))
                 self._dotls()
             else:
-                self.rbuf += data
+                self.rbuf += buf[:n]
                 self._drain_rbuf()
         else:
             self._rw = None
@@ -1026,7 +1073,8 @@ class Handle:
             self._connect = None
         self._rw = self._ww = None
         self._timers = None
-        self._queue.clear()
+        if self._queue:
+            self._queue.clear()
         self._on_error = self._on_read = self._on_eof = self._on_drain = None
         self._on_starttls = self._on_stoptls = None
         self.fh = None
@@ -1117,7 +1165,8 @@ def _retry_connect(ref, retry):
     # buffer is kept for the next target.
     self._rw = self._ww = None
     self._timers = None
-    self._queue.clear()
+    if self._queue:
+        self._queue.clear()
     self.fh = None
     self._eof = False
     self.rbuf = bytearray()
