@@ -674,7 +674,7 @@ class Handle:
             self._watch_wbuf()
             return
         wbuf += data
-        if self.fh is not None:
+        if self.fh is not None and (self._ww is None or self._wbuf_max is not None):
             self._drain_wbuf()
 
     def unshift_write(self, *args):
@@ -751,7 +751,8 @@ class Handle:
         Raises :class:`ValueError` for an unknown type.
         """
         self._read_queue().append(self._make_reader(args))
-        self._drain_rbuf()
+        if not self._skip_drain:  # else the running drain loop gets to it
+            self._drain_rbuf()
 
     def unshift_read(self, *args):
         """Like :meth:`push_read`, but the request goes to the front of the queue."""
@@ -768,7 +769,8 @@ class Handle:
         cb = args[-1]
         if len(args) == 1:
             return cb
-        factory = _load_type(_READ_TYPES, args[0], "anyevent_read_type")
+        factory = (_READ_TYPES.get(args[0])
+                   or _load_type(_READ_TYPES, args[0], "anyevent_read_type"))
         return factory(self, cb, *args[1:-1])
 
     # 4.x-era names, kept so that old scripts port unchanged.
@@ -1078,7 +1080,6 @@ class Handle:
         self._on_error = self._on_read = self._on_eof = self._on_drain = None
         self._on_starttls = self._on_stoptls = None
         self.fh = None
-        self._recv = self._send = None  # bound to the fh: would keep it open
         self.wbuf = bytearray()
 
     def __del__(self):
@@ -1464,7 +1465,8 @@ def _read_cbor(hdl, cb):
     return reader
 
 
-def _read_storable(hdl, cb):
+def _read_storable(hdl, cb, *_perl_format):
+    # Perl scripts pass a pack format here (storable => "w", cb); Perl ignores it too.
     def thaw_cb(hdl, data):
         try:
             value = _thaw(hdl, data)
