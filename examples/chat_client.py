@@ -5,6 +5,7 @@ Usage: chat_client.py [--host 127.0.0.1] [--port 5555] [--tls]
 """
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -29,12 +30,16 @@ def main(argv=None):
         out.flush()
         hdl.push_read("line", show)
 
+    def server_error(hdl, fatal, msg):
+        # a line read is always queued, so the server closing the connection
+        # shows up as EPIPE rather than on_eof (as in Perl)
+        done.send(None if hdl.errno == errno.EPIPE else "connection error: %s" % msg)
+
     server = Handle(
         connect=(args.host, args.port),
         tls="connect" if args.tls else None,
         on_connect_error=lambda hdl, msg: done.send("cannot connect: %s" % msg),
-        on_error=lambda hdl, fatal, msg: done.send("connection error: %s" % msg),
-        on_eof=lambda hdl: done.send(None),
+        on_error=server_error,
     )
     server.push_read("line", show)
 

@@ -81,6 +81,7 @@ class Peer:
         self._close = close
         self.lines = queue.Queue()
         self.seen = []  # lines skipped over by expect(), for error messages
+        self.before_eof = lambda: None
         self.thread = threading.Thread(target=self._reader, args=(read,), daemon=True)
         self.thread.start()
 
@@ -122,6 +123,7 @@ class Peer:
 
     def expect_eof(self, timeout=WAIT):
         """Wait until the server closes the connection; return the lines before it."""
+        self.before_eof()
         deadline = time.monotonic() + timeout
         got = []
         while True:
@@ -161,7 +163,11 @@ def _process_peer(name, cmd):
 
 
 def nc_peer(port):
-    return _process_peer("nc", [require_tool("nc"), "127.0.0.1", str(port)])
+    peer = _process_peer("nc", [require_tool("nc"), "127.0.0.1", str(port)])
+    # Debian's nc ends (closing its stdout) only once the server closed the
+    # connection AND its stdin is at EOF
+    peer.before_eof = peer.proc.stdin.close
+    return peer
 
 
 def openssl_peer(port):
@@ -220,14 +226,16 @@ def tls_peer(port, cafile=None):
     return _socket_peer("ssl", sock)
 
 
-KINDS = {"nc": nc_peer, "openssl": openssl_peer, "socket": sock_peer, "ssl": tls_peer}
+KINDS = {"nc": nc_peer, "openssl": openssl_peer, "socket": sock_peer, "ssl": tls_peer,
+         "client": client_peer, "client_tls": lambda port: client_peer(port, "--tls")}
+TLS_KINDS = ("openssl", "ssl", "client_tls")
 
 
 def join(port, kind, nick):
     """Connect a client of ``kind``, wait for the greeting, take ``nick``."""
     peer = KINDS[kind](port)
     _, m = peer.expect(r"^\* Welcome to the anyevent chat( \(TLS\))?\. You are (guest\d+)\.")
-    assert bool(m.group(1)) == (kind in ("openssl", "ssl")), m.group(0)
+    assert bool(m.group(1)) == (kind in TLS_KINDS), m.group(0)
     peer.guest = m.group(2)
     peer.send("/nick " + nick)
     peer.expect(r"^\* You are now known as %s$" % nick)
@@ -402,3 +410,92 @@ def test_client_that_never_reads_is_dropped_without_delaying_others(chat, peers)
     a.expect(dropped)
     b.send("after the flood")
     a.expect(r"^<fastB> after the flood$")
+
+
+def test_connections_are_logged_to_stderr(chat, peers):
+    a = join(chat.port, "socket", "logged")
+    peers.append(a)
+    a.send("/quit")
+    a.expect_eof()
+    port = a.sock.getsockname()[1]
+    wait_for(lambda: "disconnect 127.0.0.1:%d" % port in chat.log_text(), what="log line")
+    log = chat.log_text()
+    assert "connect 127.0.0.1:%d" % port in log
+    assert "-> logged (127.0.0.1:%d)" % port in log
+
+
+@pytest.mark.parametrize("kind", ["client", "client_tls"])
+def test_chat_client_example_with_piped_stdin(chat, peers, kind):
+    me = join(chat.port, kind, "cli" + kind[-3:])
+    other = join(chat.port, "nc", "other" + kind[-3:])
+    peers += [me, other]
+    me.expect(r"^\* %s has joined$" % other.guest)
+    other.send("hi client")
+    me.expect(r"^<%s> hi client$" % other.nick)
+    me.send("hi back")
+    other.expect(r"^<%s> hi back$" % me.nick)
+    me.proc.stdin.close()  # end of input: the client says /quit for us
+    me.expect(r"^\* Bye, %s!$" % me.nick)
+    me.expect_eof()
+    assert me.proc.wait(WAIT) == 0
+    other.expect(r"^\* %s has left$" % me.nick)
+
+
+def test_idle_client_is_timed_out(tmp_path, peers):
+    server = Server(tmp_path, "--idle-timeout", "0.5")
+    try:
+        sleepy = join(server.port, "nc", "sleepy")
+        last_word = time.monotonic()
+        busy = join(server.port, "ssl", "busy")
+        peers += [sleepy, busy]
+        for _ in range(int(WAIT / 0.1)):
+            busy.send("/who")  # keeps busy from idling out itself
+            try:
+                busy.expect(r"^\* sleepy timed out$", timeout=0.1)
+                break
+            except AssertionError:
+                continue
+        else:
+            raise AssertionError("sleepy was never timed out")
+        arrival, _ = sleepy.expect(r"^\* Idle for 0\.5 seconds, disconnecting\.$")
+        assert arrival - last_word >= 0.45
+        sleepy.expect_eof()
+        busy.send("/who")
+        busy.expect(r"^\* Here: busy$")
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_signal_says_goodbye_to_every_client_then_exits_0(tmp_path, peers, signame):
+    server = Server(tmp_path)
+    try:
+        clients = [join(server.port, kind, "bye_" + kind) for kind in KINDS]
+        peers += clients
+        server.proc.send_signal(getattr(signal, signame))
+        for peer in clients:
+            peer.expect(r"^\* Server is shutting down\. Goodbye!$")
+            peer.expect_eof()
+        assert server.proc.wait(WAIT) == 0
+        assert "caught %s, shutting down" % signame in server.log_text()
+        for peer in clients:
+            if hasattr(peer, "proc"):  # nc, openssl, chat_client end cleanly too
+                assert peer.proc.wait(WAIT) == 0, peer.name
+    finally:
+        server.stop()
+
+
+def test_without_cert_a_selfsigned_one_is_made_once_and_kept(tmp_path, peers):
+    pem = tmp_path / "cache" / "anyevent-chat" / "selfsigned.pem"
+    made = None
+    for _ in range(2):
+        server = Server(tmp_path, cert=False)
+        try:
+            assert pem.stat().st_mode & 0o777 == 0o600
+            made = made or pem.read_bytes()
+            assert pem.read_bytes() == made  # the second start reuses it
+            peer = tls_peer(server.port, cafile=str(pem))  # verified: localhost
+            peers.append(peer)
+            peer.expect(r"^\* Welcome to the anyevent chat \(TLS\)\.")
+        finally:
+            server.stop()
