@@ -84,6 +84,7 @@ class Reader:
 
     def __init__(self, **opts):
         self.peer, self.sock = socket.socketpair()
+        self.peer.setblocking(False)
         self.events = []
         opts.setdefault("on_error", self._on_error)
         opts.setdefault("on_eof", self._on_eof)
@@ -107,10 +108,18 @@ class Reader:
             return False
 
     def send(self, piece, timeout=5):
-        """Write ``piece`` and turn the loop until the handle has read all of it."""
-        self.peer.sendall(piece)
+        """Write ``piece`` (of any size) and turn the loop until the handle has
+        read all of it, or is destroyed."""
+        rest = memoryview(piece)
         deadline = time.monotonic() + timeout
-        while self.unread() and not self.hdl.destroyed():
+        while not self.hdl.destroyed():
+            if rest:
+                try:
+                    rest = rest[self.peer.send(rest):]
+                except BlockingIOError:
+                    pass
+            if not rest and not self.unread():
+                return
             assert time.monotonic() < deadline, "handle stopped reading with data pending"
             guard = AE.timer(0.1, 0, _nothing)  # never block in one_event
             loop.one_event()
