@@ -47,3 +47,21 @@ def require_tool(name):
             pytest.fail("required tool %r is not installed" % name)
         pytest.skip("%s not installed" % name)
     return path
+
+
+def run_until(cv, timeout=5):
+    """``cv.recv()`` with a deadline: the test fails ("timed out") instead of hanging."""
+    from anyevent import AE
+    guard = AE.timer(timeout, 0, lambda: cv.croak("timed out"))
+    try:
+        return cv.recv()
+    finally:
+        guard.cancel()
+
+
+def free_port(kind=None, host="127.0.0.1"):
+    """A port number nothing listens on right now (bound once, then released)."""
+    import socket
+    with socket.socket(socket.AF_INET, kind or socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

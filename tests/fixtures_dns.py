@@ -17,15 +17,9 @@ import pytest
 
 import anyevent.dns as aedns
 from anyevent.reactor import loop
-from conftest import require_tool
+from conftest import free_port, require_tool
 
 ZONE = "test.example"
-
-
-def _free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class Dnsmasq:
@@ -56,7 +50,7 @@ class Dnsmasq:
         AnyEvent::DNS, which only talks to port 53, can use it), else a high port."""
         if os.geteuid() == 0:
             return "127.53.%d.%d" % (random.randint(0, 255), random.randint(1, 254)), 53
-        return "127.0.0.1", _free_port(socket.SOCK_DGRAM)
+        return "127.0.0.1", free_port(socket.SOCK_DGRAM)
 
     def _wait_ready(self):
         query = dns.message.make_query("ready." + ZONE, "A")
@@ -93,7 +87,7 @@ class Peers:
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(8)
         self.accept_port = self.listener.getsockname()[1]
-        self.refused_port = _free_port()
+        self.refused_port = free_port()
 
     def close(self):
         self.listener.close()

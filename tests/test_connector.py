@@ -10,6 +10,7 @@ import pytest
 
 from anyevent.connector import Connector, addrinfo
 from anyevent.reactor import CondVar, loop
+from conftest import free_port
 
 
 def open_fds():
@@ -27,11 +28,7 @@ def listener():
 
 @pytest.fixture
 def refused_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_port()
 
 
 @pytest.fixture

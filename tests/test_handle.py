@@ -13,18 +13,11 @@ import pytest
 
 from anyevent import AE
 from anyevent.handle import Handle, register_read_type, register_write_type
+from conftest import run_until
 
 
 def pair():
     return socket.socketpair()
-
-
-def run_until(cv, timeout=5):
-    guard = AE.timer(timeout, 0, lambda: cv.croak("timed out"))
-    try:
-        return cv.recv()
-    finally:
-        guard.cancel()
 
 
 def test_line_reads_then_eof_calls_on_eof():

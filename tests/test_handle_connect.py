@@ -6,22 +6,7 @@ import socket
 from anyevent import AE
 from anyevent.handle import Handle
 from anyevent.socket import tcp_server
-
-
-def run_until(cv, timeout=5):
-    guard = AE.timer(timeout, 0, lambda: cv.croak("timed out"))
-    try:
-        return cv.recv()
-    finally:
-        guard.cancel()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from conftest import run_until, free_port
 
 
 def echo_server():

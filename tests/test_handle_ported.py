@@ -12,14 +12,7 @@ import socket
 from anyevent import AE
 from anyevent.handle import Handle
 from anyevent.socket import tcp_connect, tcp_server
-
-
-def wait(cv, timeout=10):
-    timer = AE.timer(timeout, 0, lambda: cv.croak("timed out"))
-    try:
-        return cv.recv()
-    finally:
-        timer.cancel()
+from conftest import run_until
 
 
 # -- t/handle/01_readline.t ---------------------------------------------------------
@@ -46,7 +39,7 @@ def test_readline_eof_with_pending_read_is_epipe():
     hdl.push_read("line", first_line)
     wr.sendall(b"A\nBC\nDEF\nG\n" + b"X" * 113 + b"\n")
     wr.close()
-    wait(cv)
+    run_until(cv)
     assert b"".join(lines) == b"BCDEFG" + b"X" * 113
     # a read still queued at EOF: fatal EPIPE, and on_eof is not called
     assert errors == [(True, errno.EPIPE, "Broken pipe")]
@@ -79,7 +72,7 @@ def test_readline_other_types_and_dropped_writer_delivers_everything():
     reader.push_read("netstring", lambda h, s: got.append(s))
     reader.push_read("storable", lambda h, v: got.append(v))
     reader.push_read("packstring", "w", lambda h, s: got.append(s))
-    wait(cv)
+    run_until(cv)
     assert got == [b"0:xx,,", b"", [4, 3, 2], big]
     assert b"".join(lines) == b"A:BC:DEF:G:" + b"X" * 113 + b":"
 
@@ -107,7 +100,7 @@ def test_json_read_split_at_every_byte():
         idle = AE.idle(turn)  # runs once a poll finds nothing more: the head was read
         turn.recv()
         wr.sendall(stream[cut:])
-        wait(cv)
+        run_until(cv)
         assert got == values, cut
         del idle, hdl
         rd.close()
@@ -160,7 +153,7 @@ def test_write_drain_chain():
         hdl.on_drain(drained(3))
 
     wr_h.on_drain(drained(1, after_first))
-    wait(cv)
+    run_until(cv)
     # the order perl prints its "ok N" lines in for the same script
     assert events == ["write 1", "write 2", "write 3", "first read chunk",
                       "fourth write", "second read chunk"]
@@ -200,7 +193,7 @@ def test_listen_server_and_client_exchange():
         client.push_read_line(response)
 
     connecting = tcp_connect("127.0.0.1", port[0], connected)
-    wait(cv)
+    run_until(cv)
     assert results == [("server received", b"TEST\r\n"), ("client received", b"BLABLABLA")]
     del connecting, listener
 
@@ -252,5 +245,5 @@ def test_random_blocks_line_then_packstring():
         client.push_read("line", echoed_line)
 
     send_block()
-    wait(done, 20)
+    run_until(done, 20)
     assert len(sizes) == count and max(sizes) > 65536

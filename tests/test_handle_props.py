@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from anyevent import AE
 from anyevent.handle import Handle
 from anyevent.reactor import loop
-from conftest import require_tool
+from conftest import require_tool, run_until
 
 # ANYEVENT_PROPS_EXAMPLES=500 for a longer hunt than the quick default
 PROPS = settings(max_examples=int(os.environ.get("ANYEVENT_PROPS_EXAMPLES", 50)), deadline=None,
@@ -35,15 +35,6 @@ PROPS = settings(max_examples=int(os.environ.get("ANYEVENT_PROPS_EXAMPLES", 50))
 
 def _nothing():
     pass
-
-
-def run_until(cv, timeout=5):
-    """``cv.recv()`` with a deadline (the test fails instead of hanging)."""
-    guard = AE.timer(timeout, 0, lambda: cv.croak("timed out"))
-    try:
-        return cv.recv()
-    finally:
-        guard.cancel()
 
 
 def encode(write):

@@ -15,16 +15,8 @@ from anyevent.handle import Handle
 from anyevent.socket import tcp_connect, tcp_server
 from anyevent.tls import TLS
 
-from conftest import require_tool
+from conftest import free_port, require_tool, run_until
 from tlsfixtures import certs
-
-
-def run_until(cv, timeout=10):
-    guard = AE.timer(timeout, 0, lambda: cv.croak("timed out"))
-    try:
-        return cv.recv()
-    finally:
-        guard.cancel()
 
 
 def server_ctx(**kw):
@@ -155,14 +147,6 @@ def test_anyevent_ssltest_modes(mode):
 
 # -- real peers ---------------------------------------------------------------------
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def _pump_bulk(hdl, size, cv):
     """Write ``size`` bytes in chunks and read ``size`` bytes back, then send."""
     received = [0]
@@ -276,7 +260,7 @@ def _wait_for_line(proc, needle, timeout=10):
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
 def test_our_client_against_openssl_s_server(version):
     openssl = require_tool("openssl")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [openssl, "s_server", "-accept", str(port), "-cert", certs().server_pem,
          "-naccept", "1", "-rev", version],
