@@ -147,8 +147,9 @@ def test_anyevent_ssltest_modes(mode):
 
 # -- real peers ---------------------------------------------------------------------
 
-def _pump_bulk(hdl, size, cv):
-    """Write ``size`` bytes in chunks and read ``size`` bytes back, then send."""
+def _pump_bulk(hdl, size, cv, keep=None):
+    """Write ``size`` bytes in chunks and read ``size`` bytes back (appended to
+    ``keep`` if given), then ``cv.send(count)``."""
     received = [0]
     chunk = os.urandom(65536)
     left = [size]
@@ -164,6 +165,8 @@ def _pump_bulk(hdl, size, cv):
 
     def on_read(h):
         received[0] += len(h.rbuf)
+        if keep is not None:
+            keep.extend(h.rbuf)
         h.rbuf.clear()
         if received[0] >= size:
             cv.send(received[0])
@@ -479,3 +482,40 @@ def test_starttls_twice_is_an_error():
     h.starttls("connect")
     with pytest.raises(RuntimeError):
         h.starttls("connect")
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_10mb_each_way_with_openssl_s_client(version, tmp_path):
+    openssl = require_tool("openssl")
+    size = 10 * 1024 * 1024
+    upload = tmp_path / "up.bin"
+    upload.write_bytes(os.urandom(size))
+    download = tmp_path / "down.bin"
+    port_cv, done = AE.cv(), AE.cv()
+    handles = []
+    got = bytearray()
+
+    def accept(fh, host, port):
+        hdl = Handle(fh=fh, tls="accept", tls_ctx=server_ctx(),
+                     on_error=lambda h, f, m: done.croak(m), on_eof=lambda h: None)
+        handles.append(hdl)
+        _pump_bulk(hdl, size, done, keep=got)
+    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
+    port = port_cv.recv()
+    with open(upload, "rb") as stdin, open(download, "wb") as stdout:
+        proc = subprocess.Popen(
+            [openssl, "s_client", "-connect", "127.0.0.1:%d" % port, "-quiet", version],
+            stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL)
+        try:
+            assert run_until(done, 60) == size
+            hdl = handles[0]
+            drained = AE.cv()
+            hdl.on_drain(lambda h: drained.send())
+            run_until(drained, 60)
+            hdl.stoptls()  # close_notify: s_client exits once it has read everything
+            assert proc.wait(30) == 0
+        finally:
+            proc.kill()
+            proc.wait()
+    assert bytes(got) == upload.read_bytes()
+    assert download.stat().st_size == size
