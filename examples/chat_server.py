@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import re
+import socket
 import sys
 from pathlib import Path
 
@@ -119,8 +120,24 @@ class ChatServer:
         log.info("connect %s", addr)
         # TLS and plain text share the port: look at the first bytes; a
         # client that says nothing for a moment is taken to speak plain text.
-        sniff = AE.timer(TLS_SNIFF_DELAY, 0, lambda: self.join(client))
+        sniff = AE.timer(TLS_SNIFF_DELAY, 0, lambda: self.sniff_expired(client))
         hdl.push_read("tls_detect", lambda h, kind, *version: self.detected(client, sniff, kind))
+
+    def sniff_expired(self, client):
+        """The client said nothing for TLS_SNIFF_DELAY: greet it in plain text,
+        unless its first bytes are in fact waiting.  A busy loop runs overdue
+        timers before reading, and greeting a TLS client in the clear would
+        break its handshake.
+        """
+        hdl = client.hdl
+        if hdl.fh is None or hdl.rbuf:  # gone, or a partial TLS record header
+            return
+        try:
+            hdl.fh.recv(1, socket.MSG_PEEK)  # data or EOF: the read watcher handles it
+        except (BlockingIOError, InterruptedError):
+            self.join(client)
+        except OSError:
+            pass  # a connection error: the read watcher reports it
 
     def detected(self, client, sniff, kind):
         sniff.cancel()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool
+from conftest import free_port, require_tool, run_until
 from tlsfixtures import certs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,12 +30,6 @@ SERVER = str(ROOT / "examples" / "chat_server.py")
 CLIENT = str(ROOT / "examples" / "chat_client.py")
 WAIT = 10.0  # seconds: generous deadline for things that normally take milliseconds
 EOF = None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout=WAIT, what="condition"):
@@ -499,3 +493,36 @@ def test_without_cert_a_selfsigned_one_is_made_once_and_kept(tmp_path, peers):
             peer.expect(r"^\* Welcome to the anyevent chat \(TLS\)\.")
         finally:
             server.stop()
+
+
+def test_sniff_timeout_leaves_a_waiting_tls_hello_to_tls_detect():
+    """A busy loop runs the overdue sniff timer before reading the socket: the
+    server must not greet in plain text a client whose first bytes are waiting."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    import chat_server
+    from anyevent import AE
+    from anyevent.tls import TLS
+
+    port = free_port()
+    server = chat_server.ChatServer("127.0.0.1", port, TLS(cert_file=certs().server_pem),
+                                    4096, 60, 1 << 20)
+    hello = socket.create_connection(("127.0.0.1", port))
+    silent = socket.create_connection(("127.0.0.1", port))
+    accepted = AE.cv()
+    poll = AE.timer(0, 0.01, lambda: len(server.clients) == 2 and accepted.send())
+    run_until(accepted, WAIT)
+    del poll
+    by_port = {int(c.addr.rpartition(":")[2]): c for c in server.clients.values()}
+    hello.sendall(b"\x16\x03\x01\x02\x00")  # a TLS record header, not read by the loop yet
+    client = by_port[hello.getsockname()[1]]
+    assert select.select([client.hdl.fh], [], [], WAIT)[0]
+    for c in by_port.values():  # as if both timers were overdue
+        server.sniff_expired(c)
+    assert not client.joined
+    assert by_port[silent.getsockname()[1]].joined
+    assert silent.recv(100).startswith(b"* Welcome to the anyevent chat. You are guest")
+    for c in by_port.values():
+        c.hdl.destroy()
+    server.listener = None
+    hello.close()
+    silent.close()

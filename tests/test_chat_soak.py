@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from test_chat import free_port
+from conftest import free_port
 from tlsfixtures import certs
 
 HERE = Path(__file__).resolve().parent
@@ -82,7 +82,8 @@ class Load:
                 self.commands += 1
             else:
                 seq += 1
-                writer.write(b"m %d %.6f %s\n" % (seq, time.monotonic(), b"x" * rng.randrange(1, 80)))
+                chatter = b"x" * rng.randrange(1, 80)
+                writer.write(b"m %d %.6f %s\n" % (seq, time.monotonic(), chatter))
                 self.sent += 1
         await reading
         writer.close()
