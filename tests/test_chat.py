@@ -503,6 +503,7 @@ def test_sniff_timeout_leaves_a_waiting_tls_hello_to_tls_detect():
     from anyevent import AE
     from anyevent.tls import TLS
 
+    AE.now_update()  # the loop has not run for a while: its cached time is old
     port = free_port()
     server = chat_server.ChatServer("127.0.0.1", port, TLS(cert_file=certs().server_pem),
                                     4096, 60, 1 << 20)
