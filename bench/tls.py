@@ -428,8 +428,8 @@ def main():
     parser.add_argument("--groups", default="default")
     parser.add_argument("--conns", type=int, default=10)
     parser.add_argument("--warmup", type=float, default=0.5)
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     if args.serve:
         return serve(args)
