@@ -657,6 +657,11 @@ class Handle:
                     self._flush_tls_out(self.tls)
             return
         wbuf = self.wbuf
+        if self is _holder:
+            # written from this handle's own read callback: one send when the
+            # dispatch is over (see _read_ready) instead of one per push_write
+            wbuf += data
+            return
         if not wbuf and self._ww is None and not self._autocork and self.fh is not None:
             # fast path: try to hand the data to the kernel without buffering
             try:
@@ -875,8 +880,15 @@ class Handle:
                 self.tls.bio_write(buf[:n])  # the BIO copies it
                 self._dotls()
             else:
+                global _holder
                 self.rbuf += buf[:n]
-                self._drain_rbuf()
+                prev, _holder = _holder, self
+                try:
+                    self._drain_rbuf()
+                finally:
+                    _holder = prev
+                if self.wbuf and self._ww is None and self.fh is not None:
+                    self._drain_wbuf()
         else:
             self._rw = None
             self._eof = True
@@ -1071,6 +1083,8 @@ class Handle:
     def _teardown(self):
         self._freetls()
         fh = self.fh
+        if fh is not None and self.wbuf and self is _holder:
+            self._write_ready()  # what Perl would have written at push_write time
         if fh is not None and self.wbuf and self._linger:
             _Linger(fh, self.wbuf, self._linger)
         if self._connect is not None:
@@ -1186,6 +1200,20 @@ def _last_connect_errno():
 
 
 _TLS_CTX = None
+
+#: The handle whose read callbacks are running.  Its writes are held until the
+#: dispatch returns and then sent at once (Twisted and asyncio coalesce writes
+#: the same way); a condvar wait inside a callback sends them first.
+_holder = None
+
+
+def _release_held():
+    holder = _holder
+    if holder is not None and holder.wbuf and holder._ww is None and holder.fh is not None:
+        holder._drain_wbuf()
+
+
+_loop.wait_hooks.append(_release_held)
 _SSL = None  # OpenSSL.SSL, bound by the first starttls (plain handles never import it)
 
 

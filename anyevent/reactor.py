@@ -291,6 +291,10 @@ class Loop:
         self._child_kept = {}
         self._chld_watcher = None
         self._depth = 0
+        #: Callables run when a condvar starts to wait (``recv()`` on a condvar
+        #: that is not ready), before the loop turns: anyevent.handle uses one
+        #: to send writes it holds back during a read dispatch.
+        self.wait_hooks = []
 
     # -- time ---------------------------------------------------------------
 
@@ -820,6 +824,9 @@ class CondVar:
         attempted", the port allows it on purpose.  Raises :class:`RuntimeError` if the loop has no watcher left that
         could ever make the condvar ready.
         """
+        if not self._ready:
+            for hook in self._loop.wait_hooks:
+                hook()
         one_event = self._loop.one_event
         while not self._ready:
             one_event()

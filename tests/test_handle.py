@@ -388,3 +388,63 @@ def test_unknown_option_is_stored_like_perl_hash_key():
     assert h.nick == "alice"
     with pytest.raises(TypeError):
         Handle(fh=b, push_write=1)
+
+
+def test_writes_from_a_read_callback_go_out_in_one_send(monkeypatch):
+    a, b = pair()
+    cv = AE.cv()
+    sends = []
+    h = Handle(fh=a, linger=0)
+    real_send = h._send
+
+    def counting_send(fh, data):
+        sends.append(bytes(data))
+        return real_send(fh, data)
+    monkeypatch.setattr(h, "_send", counting_send)
+
+    def line(h, data, eol):
+        h.push_write(data.upper() + b"\n")
+        if data == b"c":
+            h.on_drain(lambda h: cv.send())
+        h.push_read("line", line)
+    h.push_read("line", line)
+    b.sendall(b"a\nb\nc\n")
+    run_until(cv)
+    b.settimeout(1)
+    assert b.recv(100) == b"A\nB\nC\n"
+    assert sends == [b"A\nB\nC\n"]
+
+
+def test_condvar_wait_inside_read_callback_sends_held_writes_first():
+    a, b = pair()
+    c, d = pair()
+    cv = AE.cv()
+    back = Handle(fh=d)
+    server = Handle(fh=b)  # answers each question on the other channel
+    server.push_read("line", lambda h, l, e: back.push_write(b"reply to " + l + b"\n"))
+    client, replies = Handle(fh=a), Handle(fh=c)
+
+    def on_hello(h, line, eol):
+        answer = AE.cv()
+        h.push_write(b"question\n")  # held while this callback runs ...
+        replies.push_read("line", lambda h, l, e: answer.send(l))
+        cv.send(run_until(answer))  # ... but sent before the nested wait
+    client.push_read("line", on_hello)
+    server.push_write(b"hello\n")
+    assert run_until(cv) == b"reply to question"
+
+
+def test_write_then_destroy_inside_read_callback_with_linger_0_still_sends():
+    a, b = pair()
+    cv = AE.cv()
+
+    def on_line(h, line, eol):
+        h.push_write(b"bye\n")
+        h.destroy()
+        cv.send()
+    h = Handle(fh=a, linger=0)
+    h.push_read("line", on_line)
+    b.sendall(b"quit\n")
+    run_until(cv)
+    b.settimeout(1)
+    assert b.recv(100) == b"bye\n"
