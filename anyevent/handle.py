@@ -633,7 +633,10 @@ class Handle:
         ``data`` must be bytes-like; a ``str`` is a :class:`TypeError` (encode
         it first).  Types: ``netstring``, ``packstring`` (fmt, data), ``json``,
         ``cbor``, ``storable``, registered and dotted-module types.  A write
-        buffer beyond ``wbuf_max`` is a fatal ENOSPC.
+        buffer beyond ``wbuf_max`` is a fatal ENOSPC.  Data is handed to the
+        kernel at once, except while this handle's own read callbacks run:
+        then it is sent in one go when they return (or before a condvar wait
+        inside them).  Raises :class:`ValueError` for an unknown type.
         """
         if len(args) == 1:
             data = args[0]
