@@ -52,6 +52,7 @@ def require_tool(name):
 def run_until(cv, timeout=5):
     """``cv.recv()`` with a deadline: the test fails ("timed out") instead of hanging."""
     from anyevent import AE
+    AE.now_update()  # the deadline counts from now, not from a stale loop time
     guard = AE.timer(timeout, 0, lambda: cv.croak("timed out"))
     try:
         return cv.recv()
