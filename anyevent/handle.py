@@ -279,6 +279,14 @@ def _late_options(opts):
     return late or _NO_OPTIONS
 
 
+#: Options kept in the instance dict only when given: (option, attribute).
+_DICT_OPTIONS = (
+    ("peername", "peername"), ("tls_ctx", "tls_ctx"), ("autocork", "_autocork"),
+    ("low_water_mark", "_low_water_mark"), ("linger", "_linger"),
+    ("on_starttls", "_on_starttls"), ("on_stoptls", "_on_stoptls"),
+    ("json", "_json"), ("cbor", "_cbor"), ("storable_trusted", "_storable_trusted"),
+)
+
 _OPTIONS = frozenset("""
     fh connect on_prepare on_connect on_connect_error on_error on_read on_eof
     on_drain timeout rtimeout wtimeout on_timeout on_rtimeout on_wtimeout
@@ -322,16 +330,30 @@ class Handle:
     with ``ANYEVENT_STRICT`` they raise :class:`TypeError`.
     """
 
+    # What every handle uses lives in slots; what few handles use (TLS,
+    # connect, coders, non-default settings) lives in the instance dict,
+    # which Python creates only when one of them is set: an idle plain
+    # handle stays small.  The class attributes below are their defaults.
     __slots__ = (
-        "fh", "rbuf", "wbuf", "peername", "errno", "tls", "tls_ctx",
-        "_recv", "_send", "_queue", "_rw", "_ww", "_eof", "_skip_drain",
-        "_on_error", "_on_read", "_on_eof", "_on_drain", "_autocork",
-        "_rbuf_max", "_wbuf_max", "_low_water_mark", "read_size",
-        "max_read_size", "_linger", "_timers", "_connect", "_opts",
-        "_tls_rbuf", "_tls_wbuf", "_on_starttls", "_on_stoptls",
-        "_tls_handshaking", "_json", "_cbor", "_storable_trusted",
-        "__dict__", "__weakref__",
+        "fh", "rbuf", "wbuf", "errno", "tls", "_recv", "_send", "_queue",
+        "_rw", "_ww", "_eof", "_skip_drain", "_on_error", "_on_read",
+        "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
+        "max_read_size", "_timers", "_opts", "__dict__", "__weakref__",
     )
+    peername = None
+    tls_ctx = None
+    _autocork = False
+    _low_water_mark = 0
+    _linger = 3600
+    _connect = None
+    _tls_rbuf = None
+    _tls_wbuf = None
+    _tls_handshaking = False
+    _on_starttls = None
+    _on_stoptls = None
+    _json = None
+    _cbor = None
+    _storable_trusted = False
 
     def __init__(self, fh=None, **opts):
         unknown = set(opts) - _OPTIONS
@@ -347,8 +369,10 @@ class Handle:
         self.wbuf = bytearray()
         self.errno = 0
         self.tls = None
-        self.tls_ctx = opts.get("tls_ctx")
-        self.peername = opts.get("peername")
+        for key, attr in _DICT_OPTIONS:
+            value = opts.get(key)
+            if value is not None or (key == "linger" and key in opts):
+                setattr(self, attr, value)
         self._queue = ()  # a deque from the first push_read on (saves memory)
         self._rw = self._ww = None
         self._eof = False
@@ -357,23 +381,11 @@ class Handle:
         self._on_read = opts.get("on_read")
         self._on_eof = opts.get("on_eof")
         self._on_drain = None
-        self._autocork = bool(opts.get("autocork"))
         self._rbuf_max = opts.get("rbuf_max")
         self._wbuf_max = opts.get("wbuf_max")
-        self._low_water_mark = opts.get("low_water_mark") or 0
         self.read_size = opts.get("read_size") or 2048
         self.max_read_size = max(opts.get("max_read_size") or MAX_READ_SIZE, self.read_size)
-        self._linger = opts.get("linger", 3600)
         self._timers = None
-        self._connect = None
-        self._tls_rbuf = None
-        self._tls_wbuf = None
-        self._tls_handshaking = False
-        self._on_starttls = opts.get("on_starttls")
-        self._on_stoptls = opts.get("on_stoptls")
-        self._json = opts.get("json")
-        self._cbor = opts.get("cbor")
-        self._storable_trusted = bool(opts.get("storable_trusted"))
         self._opts = opts
         if fh is not None:
             self.fh = fh
@@ -1090,14 +1102,12 @@ class Handle:
             self._write_ready()  # what Perl would have written at push_write time
         if fh is not None and self.wbuf and self._linger:
             _Linger(fh, self.wbuf, self._linger)
-        if self._connect is not None:
-            self._connect = None
         self._rw = self._ww = None
         self._timers = None
         if self._queue:
             self._queue.clear()
         self._on_error = self._on_read = self._on_eof = self._on_drain = None
-        self._on_starttls = self._on_stoptls = None
+        self.__dict__.clear()  # rarer state and user keys, as Perl empties its hash
         self.fh = None
         self.wbuf = bytearray()
 
