@@ -177,10 +177,19 @@ class IOWatcher:
         rec = self._rec
         if rec is not None:
             self._rec = None
-            rec[0] = None
+            rec.cb = None
             self._loop._io_remove(self._fd, self._ev, rec)
 
     __del__ = cancel
+
+
+class _IORec:
+    """The loop's record of an io watcher: just the callback (None once
+    cancelled).  Smaller than a one-element list; there is one per watcher."""
+    __slots__ = ("cb",)
+
+    def __init__(self, cb):
+        self.cb = cb
 
 
 class TimerWatcher:
@@ -348,7 +357,7 @@ class Loop:
             if not ent.mask:
                 del self._fds[fd]
             raise
-        rec = [cb]
+        rec = _IORec(cb)
         if ev is _IN:
             ent.r = ent.r + (rec,)
         else:
@@ -671,7 +680,7 @@ class Loop:
                 # prefer write watchers, because they might reduce memory pressure
                 if ev & _WAKES_WRITERS:
                     for rec in ent.w:
-                        cb = rec[0]
+                        cb = rec.cb
                         if cb is not None:
                             try:
                                 cb()
@@ -679,7 +688,7 @@ class Loop:
                                 _report(exc, "io")
                 if ev & _WAKES_READERS:
                     for rec in ent.r:
-                        cb = rec[0]
+                        cb = rec.cb
                         if cb is not None:
                             try:
                                 cb()
