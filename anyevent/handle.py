@@ -1562,7 +1562,8 @@ def _read_cbor(hdl, cb):
 
 
 def _read_storable(hdl, cb, *_perl_format):
-    # Perl scripts pass a pack format here (storable => "w", cb); Perl ignores it too.
+    """A BER-framed pickle: packstring "w" plus thawing (Perl's storable type;
+    Perl scripts pass a pack format too, which Perl also ignores)."""
     def thaw_cb(hdl, data):
         try:
             value = _thaw(hdl, data)
@@ -1570,23 +1571,7 @@ def _read_storable(hdl, cb, *_perl_format):
             hdl._error(_errno.EBADMSG)
             return
         cb(hdl, value)
-
-    def reader(hdl):
-        rbuf = hdl.rbuf
-        try:
-            head = ber_decode(rbuf)
-        except ValueError:
-            hdl._error(_errno.EBADMSG, True)
-            return False
-        if head is None:
-            return False
-        length, size = head
-        if _too_big(hdl, length):
-            return False
-        del rbuf[:size]
-        hdl.unshift_read("chunk", length, thaw_cb)
-        return True
-    return reader
+    return _read_packstring(hdl, thaw_cb, "w")
 
 
 _TLS_RECORD = re.compile(rb"(?:\Z|\x16(\Z|[\x03\x04](?:\Z|.(?:\Z|[\x00-\x40]))))", re.DOTALL)
