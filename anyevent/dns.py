@@ -96,27 +96,29 @@ _DECODERS = {
     dns.rdatatype.CAA: lambda r: (r.flags, _text(r.tag), _text(r.value)),
 }
 
-_type_names = {}
-_class_names = {}
+_perl_names = {}
+
+
+def _perl_name(enum, value, any_value, prefix):
+    """Perl's name for a type or class: lower-case text, ``"*"`` for ANY, the
+    number when dnspython only knows it as ``TYPE123``/``CLASS123``."""
+    key = (enum, value)
+    name = _perl_names.get(key)
+    if name is None:
+        text = enum.to_text(value)
+        name = _perl_names[key] = "*" if value == any_value else (
+            int(value) if text.startswith(prefix) else text.lower())
+    return name
 
 
 def _type_str(t):
     """Perl's name for a record type: ``"a"``, ``"*"`` for ANY, the number if unknown."""
-    name = _type_names.get(t)
-    if name is None:
-        text = dns.rdatatype.to_text(t)
-        name = _type_names[t] = "*" if t == dns.rdatatype.ANY else (
-            int(t) if text.startswith("TYPE") else text.lower())
-    return name
+    return _perl_name(dns.rdatatype, t, dns.rdatatype.ANY, "TYPE")
 
 
 def _class_str(c):
-    name = _class_names.get(c)
-    if name is None:
-        text = dns.rdataclass.to_text(c)
-        name = _class_names[c] = "*" if c == dns.rdataclass.ANY else (
-            int(c) if text.startswith("CLASS") else text.lower())
-    return name
+    """Perl's name for a record class: ``"in"``, ``"*"`` for ANY, the number if unknown."""
+    return _perl_name(dns.rdataclass, c, dns.rdataclass.ANY, "CLASS")
 
 
 def records(section):
