@@ -12,10 +12,23 @@ error: a ``connect`` error wins over ``bind``, which wins over ``socket``.
 
 The connection attempt lives as long as the :class:`Connector` object:
 dropping it or calling :meth:`Connector.cancel` stops the attempt and closes
-the socket in progress.
+the sockets in progress.
+
+Beyond IO::Async, ``happy_eyeballs=True`` races the addresses as RFC 8305
+describes: the address families are interleaved (the first address's family
+first), and the next address is tried as soon as the current one fails or
+``connection_attempt_delay`` seconds (default 0.25) have passed without an
+answer, so a dead IPv6 (or IPv4) path costs a quarter second instead of a
+full connect timeout.  The first socket that connects wins; the others are
+closed.  :func:`anyevent.socket.tcp_connect` keeps trying in turn; to race,
+use a Connector directly, e.g. ``Connector(host=h, service=s,
+happy_eyeballs=True, on_connected=..., on_connect_error=...,
+on_resolve_error=...)``.
 """
 
 import errno
+import functools
+import itertools
 import os
 import socket
 
@@ -73,6 +86,15 @@ def addrinfo(spec, local=False):
     return (fam, stype, proto, (ip, port, 0, 0) if fam == socket.AF_INET6 else (ip, port))
 
 
+def _interleave(peers):
+    """Alternate address families, the first address's family first (RFC 8305 section 4)."""
+    by_family = {}
+    for peer in peers:
+        by_family.setdefault(peer[0], []).append(peer)
+    rows = itertools.zip_longest(*by_family.values())
+    return [peer for row in rows for peer in row if peer is not None]
+
+
 class Connector:
     """Connect to the first address that works; IO::Async::Connector's ``connect``.
 
@@ -104,6 +126,16 @@ class Connector:
     value, if true, is the timeout in seconds for that address; ``timeout`` is
     the default per-address timeout (``None``: the kernel's).
 
+    Racing (RFC 8305 "Happy Eyeballs", off by default): with
+    ``happy_eyeballs=True`` the addresses are reordered to alternate families,
+    starting with the first address's, and a new one starts every
+    ``connection_attempt_delay`` seconds (default 0.25) or as soon as the
+    latest fails, while earlier ones keep connecting.  The first connected
+    socket is delivered and the other sockets in flight are closed without an
+    ``on_fail`` call (their addresses go back to the front of the queue, for
+    :meth:`retry`).  ``on_fail`` and ``on_connect_error`` behave as without
+    racing.
+
     Work starts from the loop, never inside the constructor; no callback runs
     before the constructor returns.  Raises :class:`TypeError` for missing
     continuations and :class:`ValueError` for malformed addresses.
@@ -116,7 +148,8 @@ class Connector:
                  family=0, socktype=None, protocol=0, flags=0,
                  on_connected=None, on_stream=None, on_socket=None,
                  on_connect_error=None, on_resolve_error=None, on_fail=None,
-                 on_prepare=None, timeout=None):
+                 on_prepare=None, timeout=None, happy_eyeballs=False,
+                 connection_attempt_delay=0.25):
         done = [cb for cb in (on_connected, on_stream, on_socket) if cb is not None]
         if len(done) != 1:
             raise TypeError("Connector needs exactly one of on_connected, on_stream, on_socket")
@@ -133,7 +166,8 @@ class Connector:
         self._state = _Attempt(
             on_connected=on_connected, on_stream=on_stream, on_socket=on_socket,
             on_connect_error=on_connect_error, on_resolve_error=on_resolve_error,
-            on_fail=on_fail, on_prepare=on_prepare, timeout=timeout)
+            on_fail=on_fail, on_prepare=on_prepare, timeout=timeout,
+            delay=connection_attempt_delay if happy_eyeballs else None)
         st = self._state
         st.peers = None if addrs is None else [addrinfo(a) for a in addrs]
         st.locals = None if local_addrs is None else [addrinfo(a, True) for a in local_addrs]
@@ -160,14 +194,18 @@ class Connector:
 
 
 class _Attempt:
-    """The mutable state of one connection attempt, owned by its Connector."""
+    """The mutable state of one connection attempt, owned by its Connector.
+
+    ``delay`` is ``None`` to try addresses one at a time, or the seconds
+    between starts when racing.
+    """
 
     def __init__(self, **callbacks):
         self.__dict__.update(callbacks)
         self.cancelled = False
-        self.queue = []            # (peer addrinfo, local addrinfo or None)
-        self.sock = self.sa = None
-        self.watch = self.timer = None
+        self.queue = []            # (peer addrinfo, local addrinfo or None), next at the end
+        self.tries = []            # _Try in flight: at most one unless racing
+        self.pacer = None          # racing: timer starting the next address
         self.errors = {}           # syscall -> last OSError
 
     # -- resolution ---------------------------------------------------------
@@ -215,7 +253,7 @@ class _Attempt:
         cb(message)
 
     def resolved(self):
-        for peer in self.peers:
+        for peer in self.peers if self.delay is None else _interleave(self.peers):
             if self.locals is None:
                 self.queue.append((peer, None))
             else:
@@ -231,61 +269,70 @@ class _Attempt:
             self.on_fail(syscall, *args)
 
     def next(self):
+        """Start the next queued address; when racing, schedule the one after it."""
         while self.queue and not self.cancelled:
-            (fam, stype, proto, sa), local = self.queue.pop()
-            try:
-                sock = socket.socket(fam, stype, proto)
-            except OSError as exc:
-                self.fail("socket", fam, stype, proto, exc)
-                continue
-            sock.setblocking(False)
-            if local is not None:
-                try:
-                    sock.bind(local[3])
-                except OSError as exc:
-                    self.fail("bind", sock, local[3], exc)
-                    sock.close()
-                    continue
-            timeout = (self.on_prepare(sock) if self.on_prepare else None) or self.timeout
-            err = sock.connect_ex(sa)
-            if err not in _IN_PROGRESS:
-                self.fail("connect", sock, sa, _oserror(err))
-                sock.close()
-                continue
-            self.sock, self.sa = sock, sa
-            self.watch = loop.io(sock, 1, self.writable)
-            if timeout:
-                loop.now_update()  # count from now, not from the start of this iteration
-                self.timer = loop.timer(timeout, 0, self.timed_out)
-            return
-        if not self.cancelled:
+            if self.launch(self.queue.pop()):
+                if self.delay is not None and self.queue:
+                    self.pacer = loop.timer(self.delay, 0, self.next)
+                return
+        if not self.tries and not self.cancelled:
             self.give_up()
 
-    def writable(self):
-        sock = self.sock
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    def launch(self, entry):
+        """socket(), bind(), on_prepare, connect() for one queue entry; True if in flight."""
+        (fam, stype, proto, sa), local = entry
+        try:
+            sock = socket.socket(fam, stype, proto)
+        except OSError as exc:
+            self.fail("socket", fam, stype, proto, exc)
+            return False
+        sock.setblocking(False)
+        if local is not None:
+            try:
+                sock.bind(local[3])
+            except OSError as exc:
+                self.fail("bind", sock, local[3], exc)
+                sock.close()
+                return False
+        timeout = (self.on_prepare(sock) if self.on_prepare else None) or self.timeout
+        err = sock.connect_ex(sa)
+        if err not in _IN_PROGRESS:
+            self.fail("connect", sock, sa, _oserror(err))
+            sock.close()
+            return False
+        t = _Try(entry, sock, sa)
+        t.watch = loop.io(sock, 1, functools.partial(self.writable, t))
+        if timeout:
+            loop.now_update()  # count from now, not from the start of this iteration
+            t.timer = loop.timer(timeout, 0, functools.partial(
+                self.failed_connect, t, _oserror(errno.ETIMEDOUT)))
+        self.tries.append(t)
+        return True
+
+    def writable(self, t):
+        err = t.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err in (errno.EINPROGRESS, errno.EAGAIN):
             return  # spurious wake-up
-        self.watch = self.timer = None
-        self.sock = None
         if err:
-            return self.failed_connect(sock, _oserror(err))
+            return self.failed_connect(t, _oserror(err))
+        self.tries.remove(t)
+        t.watch = t.timer = self.pacer = None
+        for loser in reversed(self.tries):   # racing: the others go back to the queue front
+            loser.close()
+            self.queue.append(loser.entry)
+        self.tries = []
         if self.on_connected is not None:
-            self.on_connected(sock)
+            self.on_connected(t.sock)
         elif self.on_socket is not None:
-            self.on_socket(sock)
+            self.on_socket(t.sock)
         else:
             from .handle import Handle  # Handle builds on this module: import late
-            self.on_stream(Handle(fh=sock))
+            self.on_stream(Handle(fh=t.sock))
 
-    def timed_out(self):
-        sock, self.sock = self.sock, None
-        self.watch = self.timer = None
-        self.failed_connect(sock, _oserror(errno.ETIMEDOUT))
-
-    def failed_connect(self, sock, exc):
-        self.fail("connect", sock, self.sa, exc)
-        sock.close()
+    def failed_connect(self, t, exc):
+        self.tries.remove(t)
+        self.fail("connect", t.sock, t.sa, exc)
+        t.close()
         self.next()
 
     def give_up(self):
@@ -301,11 +348,25 @@ class _Attempt:
 
     def cancel(self):
         self.cancelled = True
-        self.watch = self.timer = None
+        self.pacer = None
         self.queue = []
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        for t in self.tries:
+            t.close()
+        self.tries = []
         for name in ("on_connected", "on_stream", "on_socket", "on_connect_error",
                      "on_resolve_error", "on_fail", "on_prepare"):
             setattr(self, name, None)
+
+
+class _Try:
+    """One socket connecting to one address."""
+
+    __slots__ = ("entry", "sock", "sa", "watch", "timer")
+
+    def __init__(self, entry, sock, sa):
+        self.entry, self.sock, self.sa = entry, sock, sa
+        self.watch = self.timer = None
+
+    def close(self):
+        self.watch = self.timer = None
+        self.sock.close()
