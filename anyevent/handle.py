@@ -1506,10 +1506,11 @@ def _read_json(hdl, cb):
             if end < 0:
                 return False  # the array or object is still open
             try:
-                value, used = decoder.raw_decode(rbuf[:end].decode("utf-8"))
-            except (ValueError, RecursionError) as exc:  # too deep nesting: RecursionError
+                text = rbuf[:end].decode("utf-8")
+                value, used = decoder.raw_decode(text)
+            except (ValueError, RecursionError):  # too deep nesting: RecursionError
                 return bad(hdl, rbuf, end)
-            if used != len(rbuf[:end].decode("utf-8")):
+            if used != len(text):
                 return bad(hdl, rbuf, end)
             del rbuf[:end]
             scan.__init__()
