@@ -1646,8 +1646,8 @@ def _write_cbor(hdl, value):
 
 
 def _write_storable(hdl, value):
-    data = pickle.dumps(value, protocol=4)
-    return ber_encode(len(data)) + data
+    """A BER-framed pickle: packstring "w", as the storable read type expects."""
+    return _write_packstring(hdl, "w", pickle.dumps(value, protocol=4))
 
 
 for _name, _fn in (
