@@ -636,8 +636,7 @@ class Handle:
         ``low_water_mark``; called at once if it is that low already.
         """
         self._on_drain = cb
-        if cb is not None and self._low_water_mark >= len(self.wbuf) + len(self._tls_wbuf or b""):
-            cb(self)
+        self._after_write()
 
     def push_write(self, *args):
         """Queue data for writing: ``push_write(data)`` or ``push_write(type, *args)``.
