@@ -927,7 +927,7 @@ class Handle:
         if self.fh is None:
             self._opts["tls"] = tls
             return
-        self.tls_ctx = _tls.tls_ctx_from(self.tls_ctx) if self.tls_ctx is not None else TLS_CTX()
+        self.tls_ctx = _tls.tls_ctx_from(self.tls_ctx)
         if isinstance(tls, str):
             conn = self.tls_ctx.new_connection(tls, self.peername, self)
         else:
@@ -1211,8 +1211,6 @@ def _last_connect_errno():
     return err.errno if err is not None else 0
 
 
-_TLS_CTX = None
-
 #: The handle whose read callbacks are running.  Its writes are held until the
 #: dispatch returns and then sent at once (Twisted and asyncio coalesce writes
 #: the same way); a condvar wait inside a callback sends them first.
@@ -1230,12 +1228,10 @@ _SSL = None  # OpenSSL.SSL, bound by the first starttls (plain handles never imp
 
 
 def TLS_CTX():
-    """The default :class:`anyevent.tls.TLS` context, made on first use (Perl's TLS_CTX)."""
-    global _TLS_CTX
-    if _TLS_CTX is None:
-        from .tls import TLS
-        _TLS_CTX = TLS()
-    return _TLS_CTX
+    """The default :class:`anyevent.tls.TLS` context, made on first use (Perl's TLS_CTX):
+    the one :func:`anyevent.tls.tls_ctx_from` gives for ``None``."""
+    from .tls import tls_ctx_from
+    return tls_ctx_from(None)
 
 
 # ---------------------------------------------------------------------------
