@@ -276,7 +276,7 @@ class TLS:
         self._sni = sni
         if sni is not None:
             self.ctx.set_tlsext_servername_callback(self._servername_callback)
-        self._alpn = [p.encode() if isinstance(p, str) else bytes(p) for p in alpn or ()]
+        self._alpn = [_bytes(p) for p in alpn or ()]
         if self._alpn:
             self.ctx.set_alpn_protos(self._alpn)
             self.ctx.set_alpn_select_callback(self._alpn_select_callback)
