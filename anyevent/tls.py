@@ -614,7 +614,7 @@ def _pem_source(path, data, what):
 
 def _key_error(exc):
     text = error_message(exc)
-    if "bad decrypt" in text or "decrypt" in text or "bad password" in text:
+    if "decrypt" in text or "bad password" in text:
         return f"{text} (wrong or missing cert_password?)"
     return text
 
