@@ -419,9 +419,12 @@ class _TargetResolver:
     def _add(self, rank, ipn, port):
         af = address_family(ipn)
         if af == socket.AF_INET and self.family != 6:
-            self.results.append((rank, "ipv4", (af, self.type, self.proton, pack_sockaddr(port, ipn))))
+            protocol = "ipv4"
         elif af == socket.AF_INET6 and self.family != 4:
-            self.results.append((rank, "ipv6", (af, self.type, self.proton, pack_sockaddr(port, ipn))))
+            protocol = "ipv6"
+        else:
+            return
+        self.results.append((rank, protocol, (af, self.type, self.proton, pack_sockaddr(port, ipn))))
 
     def _lookup(self, query, parse, node, port, idx, slot):
         self.pending += 1
