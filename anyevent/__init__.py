@@ -29,11 +29,6 @@ __all__ = ["AE", "AnyEvent", "CondVar", "loop", "set_exception_handler",
 __version__ = "0.1.0"
 
 
-def _cv(cb=None):
-    """Create a condition variable; ``cb(cv)`` runs when it becomes ready (``AE::cv``)."""
-    return CondVar(cb, loop)
-
-
 class AE:
     """Perl's ``AE`` functions: ``AE.io(fh, poll, cb)``, ``AE.timer(after, interval, cb)``,
     ``AE.signal(sig, cb)``, ``AE.child(pid, cb)``, ``AE.idle(cb)``, ``AE.cv(cb=None)``,
@@ -45,7 +40,7 @@ class AE:
     signal = staticmethod(loop.signal)
     child = staticmethod(loop.child)
     idle = staticmethod(loop.idle)
-    cv = staticmethod(_cv)
+    cv = staticmethod(loop.condvar)
     now = staticmethod(loop.now)
     now_update = staticmethod(loop.now_update)
     time = staticmethod(loop.time)
@@ -84,7 +79,7 @@ class AnyEvent:
     @staticmethod
     def condvar(*, cb=None):
         """``AnyEvent->condvar(cb => $cb)``."""
-        return CondVar(cb, loop)
+        return loop.condvar(cb)
 
     now = staticmethod(loop.now)
     now_update = staticmethod(loop.now_update)
