@@ -88,7 +88,7 @@ def parse_ipv6(text):
     n = text.count(":")
     if n < 2 or n > 8:
         ipn = None if n else parse_ipv4(text)
-        return b"\0" * 10 + b"\xff\xff" + ipn if ipn else None
+        return _V4MAPPED + ipn if ipn else None
     head, sep, tail = text.partition("::")
     if not sep:
         head, tail = "", head
