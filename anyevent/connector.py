@@ -273,6 +273,7 @@ class _Attempt:
         while self.queue and not self.cancelled:
             if self.launch(self.queue.pop()):
                 if self.delay is not None and self.queue:
+                    loop.now_update()  # the delay counts from this attempt's start
                     self.pacer = loop.timer(self.delay, 0, self.next)
                 return
         if not self.tries and not self.cancelled:
