@@ -66,3 +66,27 @@ def free_port(kind=None, host="127.0.0.1"):
     with socket.socket(socket.AF_INET, kind or socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def settle(seconds=0.05):
+    """Run the loop for ``seconds`` (to show that nothing fires meanwhile)."""
+    from anyevent import AE
+    cv = AE.cv()
+    t = AE.timer(seconds, 0, cv)
+    cv.recv()
+    del t
+
+
+class Bits:
+    """Callbacks that each set one bit of ``value`` and ``end()`` the condvar
+    ``cv`` (AnyEvent's t/09_multi.t pattern); ``cv`` may be replaced between rounds."""
+
+    def __init__(self, cv=None):
+        self.cv = cv
+        self.value = 0
+
+    def cb(self, bit):
+        def cb():
+            self.value |= bit
+            self.cv.end()
+        return cb

@@ -8,6 +8,8 @@ import time
 
 from anyevent import AE, AnyEvent, loop
 
+from conftest import settle
+
 
 def _fork(code=0, sleep=0.0):
     pid = os.fork()
@@ -22,12 +24,6 @@ def _wait_exited(pid):
     """Block until ``pid`` is a zombie, without reaping it."""
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 
-
-def _settle(seconds=0.05):
-    cv = AE.cv()
-    t = AE.timer(seconds, 0, cv)
-    cv.recv()
-    del t
 
 
 def test_child_by_pid_then_any_like_03_child():
@@ -58,14 +54,14 @@ def test_two_watchers_same_pid_killed_like_09_multi():
     wa = AE.child(pid, note("a"))
     cv.begin()
     wb = AE.child(pid, note("b"))
-    _settle(0.05)
+    settle(0.05)
     assert got == {}
     os.kill(pid, signal.SIGKILL)
     guard = AE.timer(3, 0, cv)
     cv.recv()
     assert got == {"a": (pid, signal.SIGKILL), "b": (pid, signal.SIGKILL)}
     got.clear()
-    _settle(0.05)
+    settle(0.05)
     assert got == {}  # reported once
     del wa, wb, guard
 
@@ -89,7 +85,7 @@ def test_pid_watchers_do_not_steal_other_children():
     cv = AE.cv()
     w = AE.child(pid, cv)
     assert cv.recv() == (pid, 2 << 8)
-    _settle(0.02)
+    settle(0.02)
     assert proc.wait(timeout=5) == 5
     del w
 
@@ -105,7 +101,7 @@ def test_any_child_watcher_keeps_status_for_later_pid_watcher():
     cv = AE.cv()
     w = AE.child(pid, lambda p, s: (calls.append(("pid", p, s)), cv.send()))
     cv.recv()
-    _settle(0.02)
+    settle(0.02)
     assert calls == [("any", pid, 4 << 8), ("pid", pid, 4 << 8)]  # pid-0 not told twice
     assert pid not in loop._child_kept
     del any_w, w

@@ -8,6 +8,8 @@ import pytest
 from anyevent import AE, AnyEvent, loop
 from anyevent import reactor
 
+from conftest import Bits, settle
+
 
 @pytest.fixture
 def pair():
@@ -18,12 +20,6 @@ def pair():
     a.close()
     b.close()
 
-
-def _settle(seconds=0.02):
-    cv = AE.cv()
-    t = AE.timer(seconds, 0, cv)
-    cv.recv()
-    del t
 
 
 @pytest.mark.parametrize("as_fd", [False, True], ids=["socket", "fileno"])
@@ -59,7 +55,7 @@ def test_io_sequence_like_07_io(pair, as_fd):
         cv.send()
 
     rb = AnyEvent.io(fh=fh(b), poll="r", cb=b_read)
-    _settle()
+    settle()
     assert out == []  # nothing to read yet
     wa = AnyEvent.io(fh=fh(a), poll="w", cb=a_write)
     ra = AnyEvent.io(fh=fh(a), poll="r", cb=a_read)
@@ -71,55 +67,38 @@ def test_io_sequence_like_07_io(pair, as_fd):
 def test_several_write_watchers_on_one_fd(pair):
     # t/09_multi.t "I/O write": both watchers fire
     a, _ = pair
-    cv = AE.cv()
-    s = 0
-
-    def bit(n):
-        def cb():
-            nonlocal s
-            s |= n
-            cv.end()
-        return cb
-
+    bits = Bits(AE.cv())
+    cv = bits.cv
     guard = AE.timer(1, 0, cv)
     cv.begin()
-    wa = AE.io(a, 1, bit(1))
+    wa = AE.io(a, 1, bits.cb(1))
     cv.begin()
-    wb = AE.io(a, 1, bit(2))
+    wb = AE.io(a, 1, bits.cb(2))
     cv.recv()
-    assert s == 3
+    assert bits.value == 3
     del guard, wa, wb
 
 
 def test_several_read_watchers_on_one_fd(pair):
     # t/09_multi.t "I/O read": quiet while empty, both fire on data, quiet again
     a, b = pair
-    s = 0
-    cv = None
-
-    def bit(n):
-        def cb():
-            nonlocal s
-            s |= n
-            cv.end()
-        return cb
-
-    wa = AE.io(a, 0, bit(1))
-    wb = AE.io(a, 0, bit(2))
-    _settle(0.05)
-    assert s == 0
+    bits = Bits()
+    wa = AE.io(a, 0, bits.cb(1))
+    wb = AE.io(a, 0, bits.cb(2))
+    settle(0.05)
+    assert bits.value == 0
     b.send(b"x")
-    cv = AE.cv()
+    cv = bits.cv = AE.cv()
     cv.begin()
     cv.begin()
     guard = AE.timer(1, 0, cv)
     cv.recv()
-    assert s == 3
+    assert bits.value == 3
     a.recv(1)
-    s = 0
-    cv = AE.cv()
-    _settle(0.05)
-    assert s == 0
+    bits.value = 0
+    bits.cv = AE.cv()
+    settle(0.05)
+    assert bits.value == 0
     del wa, wb, guard
 
 

@@ -8,12 +8,8 @@ import pytest
 
 from anyevent import AE, AnyEvent, loop
 
+from conftest import Bits, settle
 
-def _settle(seconds=0.05):
-    cv = AE.cv()
-    t = AE.timer(seconds, 0, cv)
-    cv.recv()
-    del t
 
 
 def test_signal_delivered_then_watcher_gone_like_02_signals():
@@ -24,39 +20,30 @@ def test_signal_delivered_then_watcher_gone_like_02_signals():
     cv.recv()
     del sw
     os.kill(os.getpid(), signal.SIGCHLD)  # default disposition: ignored
-    _settle(0.02)
+    settle(0.02)
     assert out == ["got"]
 
 
 def test_two_watchers_one_signal_like_09_multi():
-    s = 0
-    cv = AE.cv()
-
-    def bit(n):
-        def cb():
-            nonlocal s
-            s |= n
-            cv.end()
-        return cb
-
+    bits = Bits(AE.cv())
+    cv = bits.cv
     guard = AE.timer(0.1, 0, cv)
     cv.begin()
-    wa = AE.signal("INT", bit(1))
+    wa = AE.signal("INT", bits.cb(1))
     cv.begin()
-    wb = AE.signal("SIGINT", bit(2))
+    wb = AE.signal("SIGINT", bits.cb(2))
     cv.recv()
-    assert s == 0
+    assert bits.value == 0
     os.kill(os.getpid(), signal.SIGINT)
-    cv = AE.cv()
+    cv = bits.cv = AE.cv()
     guard = AE.timer(0.1, 0, cv)
-    s = 0
     cv.recv()
-    assert s == 3
-    cv = AE.cv()
+    assert bits.value == 3
+    cv = bits.cv = AE.cv()
     guard = AE.timer(0.1, 0, cv)
-    s = 0
+    bits.value = 0
     cv.recv()
-    assert s == 0  # delivered once only
+    assert bits.value == 0  # delivered once only
     del wa, wb, guard
 
 

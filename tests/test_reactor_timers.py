@@ -6,6 +6,8 @@ import pytest
 
 from anyevent import AE, AnyEvent, loop
 
+from conftest import Bits
+
 
 def test_basic_timer_fires_and_unstored_timer_never_does():
     # t/01_basic.t: the stored 0.1 s timer fires, the unstored 1 s one is gone
@@ -37,25 +39,17 @@ def test_dropped_and_cancelled_watchers_never_fire():
 
 def test_three_timers_all_fire():
     # t/09_multi.t, last block
-    cv = AE.cv()
-    s = 0
-
-    def bit(b):
-        def cb():
-            nonlocal s
-            s |= b
-            cv.end()
-        return cb
-
+    bits = Bits(AE.cv())
+    cv = bits.cv
     guard = AE.timer(1, 0, cv)
     cv.begin()
-    wa = AE.timer(0, 0, bit(1))
+    wa = AE.timer(0, 0, bits.cb(1))
     cv.begin()
-    wb = AE.timer(0, 0, bit(2))
+    wb = AE.timer(0, 0, bits.cb(2))
     cv.begin()
-    wc = AE.timer(0.01, 0, bit(4))
+    wc = AE.timer(0.01, 0, bits.cb(4))
     cv.recv()
-    assert s == 7
+    assert bits.value == 7
     del guard, wa, wb, wc
 
 
