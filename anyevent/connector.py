@@ -33,7 +33,7 @@ import os
 import socket
 
 from . import socket as _aesock
-from .reactor import loop
+from .reactor import loop, refcounted
 
 __all__ = ["Connector", "addrinfo"]
 
@@ -150,6 +150,7 @@ class Connector:
                  on_connect_error=None, on_resolve_error=None, on_fail=None,
                  on_prepare=None, timeout=None, happy_eyeballs=False,
                  connection_attempt_delay=0.25):
+        refcounted(self)  # a cycle through the connector keeps it, as in Perl
         done = [cb for cb in (on_connected, on_stream, on_socket) if cb is not None]
         if len(done) != 1:
             raise TypeError("Connector needs exactly one of on_connected, on_stream, on_socket")

@@ -356,6 +356,7 @@ class Handle:
     _storable_trusted = False
 
     def __init__(self, fh=None, **opts):
+        _reactor.refcounted(self)  # a cycle through the handle keeps it, as in Perl
         unknown = set(opts) - _OPTIONS
         if unknown:
             if os.environ.get("ANYEVENT_STRICT", "") not in ("", "0"):
@@ -1107,6 +1108,7 @@ class Handle:
             self._queue.clear()
         self._on_error = self._on_read = self._on_eof = self._on_drain = None
         self.__dict__.clear()  # rarer state and user keys, as Perl empties its hash
+        self._opts = _NO_OPTIONS
         self.fh = None
         self.wbuf = bytearray()
 

@@ -24,6 +24,7 @@ postponed callbacks run from a zero-delay timer), else one poll for I/O
 nothing and no timer is due, the idle watchers.
 """
 
+import ctypes
 import logging
 import os
 import selectors
@@ -37,7 +38,7 @@ from time import monotonic, time
 __all__ = [
     "Loop", "CondVar", "IOWatcher", "TimerWatcher", "SignalWatcher",
     "ChildWatcher", "IdleWatcher", "loop", "set_exception_handler",
-    "get_exception_handler", "signal_number", "MAXWAIT",
+    "get_exception_handler", "signal_number", "MAXWAIT", "refcounted",
 ]
 
 _log = logging.getLogger("anyevent")
@@ -159,6 +160,40 @@ def _make_poller():
     except ImportError:
         return _SelectorPoller()
     return epoll()
+
+
+# ---------------------------------------------------------------------------
+# Perl lifetimes: an object referenced from a cycle lives until destroyed
+# ---------------------------------------------------------------------------
+
+def _gc_untrack_function():
+    try:
+        untrack = ctypes.pythonapi.PyObject_GC_UnTrack
+    except AttributeError:  # not CPython: the cyclic collector stays in charge
+        return None
+    untrack.argtypes = (ctypes.py_object,)
+    untrack.restype = None
+    return untrack
+
+
+_gc_untrack = _gc_untrack_function()
+
+
+def refcounted(obj):
+    """Give ``obj`` Perl's lifetime: reference counting only.
+
+    The cyclic garbage collector stops looking into ``obj``, so a reference
+    cycle through it (a handle whose ``on_error`` closure refers to the
+    handle, the commonest AnyEvent idiom) keeps it working until the cycle is
+    broken -- by ``destroy()``/``cancel()``, which drop the callbacks -- just
+    as such a cycle lives in Perl.  Dropping the last reference still
+    finalizes ``obj`` at once.  Uses the C API's ``PyObject_GC_UnTrack`` on
+    CPython; elsewhere a no-op (the collector may then end such cycles).
+    Returns ``obj``.
+    """
+    if _gc_untrack is not None:
+        _gc_untrack(obj)
+    return obj
 
 
 # ---------------------------------------------------------------------------

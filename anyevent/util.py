@@ -19,7 +19,7 @@ import sys
 import traceback
 from collections import deque
 
-from .reactor import get_exception_handler, loop
+from .reactor import get_exception_handler, loop, refcounted
 
 __all__ = [
     "portable_pipe", "portable_socketpair", "fh_nonblocking", "guard", "Guard",
@@ -95,6 +95,7 @@ class Guard:
     __slots__ = ("_cb",)
 
     def __init__(self, cb):
+        refcounted(self)  # a cycle through the guard keeps it, as in Perl
         self._cb = cb
 
     def cancel(self):
