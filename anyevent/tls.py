@@ -39,10 +39,18 @@ Interface used by the Handle
 
 Differences from Perl
 ---------------------
-* SSLv2 and SSLv3 are refused with ``ValueError`` (``method="SSLv3"``, ``sslv3=1``);
-  OpenSSL no longer implements them.  ``method="TLSv1_3"`` and ``tlsv1_3`` are added.
+* ``sslv2=1`` and ``sslv3=1`` are accepted and ignored, as in Perl with a current
+  OpenSSL: OpenSSL >= 1.1 has no SSLv2 (``OP_NO_SSLv2`` is 0) and is built without
+  SSLv3, so Perl's context is the default one and still negotiates TLS 1.2/1.3.
+  (AnyEvent::HTTP's default ``tls_ctx`` is ``{cache => 1, sslv2 => 1}``.)  The port
+  says so in one ``DEBUG`` line on the ``anyevent.tls`` logger; Perl is silent.
+  ``method="SSLv2"``/``"SSLv3"`` raise ``ValueError`` (Perl 7.17 dies too: Net::SSLeay
+  no longer has those methods).  ``method="TLSv1_3"`` and ``tlsv1_3`` are added.
   TLS 1.0/1.1 are also refused by OpenSSL's default security level unless
   ``cipher_list`` lowers it (``"DEFAULT:@SECLEVEL=0"``).
+* Perl's ``debug`` (a no-op in 7.17) and ``cache`` (a key of the Handle's ``tls_ctx``)
+  are also accepted and ignored with a debug line.  Any other unknown option raises
+  ``TypeError``, where Perl ignores every unknown key silently.
 * Unknown ``verify_peername`` scheme names are an error (Perl silently accepts any peer).
 * With ``verify_peername`` set, a client connection without a peername fails verification
   (Perl skips the check).  Server connections without a peername skip it, as in Perl.
@@ -58,6 +66,7 @@ Differences from Perl
 import atexit
 import collections
 import ipaddress
+import logging
 import os
 import re
 import shutil
@@ -130,6 +139,18 @@ _METHODS = {"any": None, "sslv23": None, **dict(_VERSIONS)}
 _BROKEN = ("sslv2", "sslv3")
 _MODES = ("connect", "accept")
 
+# Options Perl's AnyEvent::TLS 7.17 accepts that do nothing with a current OpenSSL (or
+# nothing in AnyEvent::TLS itself): name -> why, for the debug line logged when one is
+# given a true value.
+_IGNORED = {
+    "sslv2": "OpenSSL no longer implements SSLv2",
+    "sslv3": "OpenSSL no longer implements SSLv3",
+    "debug": "it does nothing in Perl's AnyEvent::TLS 7.17 either",
+    "cache": "it is a key of a Handle's tls_ctx (contexts made from a dict are always cached)",
+}
+
+_log = logging.getLogger("anyevent.tls")
+
 # Per-connection records of connections made by TLS.new_connection (weak keys: a record
 # lives exactly as long as its Connection).
 _STATE = weakref.WeakKeyDictionary()
@@ -166,8 +187,16 @@ class TLS:
         ``"TLSv1_3"`` (case-insensitive) for exactly that version.  ``tlsv1``, ``tlsv1_1``,
         ``tlsv1_2``, ``tlsv1_3``: pass a false value to disable a version.  The result
         becomes OpenSSL's minimum/maximum version, so the enabled versions must be
-        contiguous.  ``method="SSLv2"/"SSLv3"``, ``sslv2=1`` or ``sslv3=1`` raise
-        ``ValueError`` (broken protocols, not in OpenSSL).
+        contiguous.  ``method="SSLv2"/"SSLv3"`` raises ``ValueError`` (broken protocols,
+        not in OpenSSL; Perl dies too).
+    Accepted and ignored, as Perl does with a current OpenSSL
+        ``sslv2``, ``sslv3``: OpenSSL no longer implements SSLv2 or SSLv3, so enabling
+        them changes nothing: the context still negotiates TLS 1.2/1.3 (and
+        ``tlsv1_2`` etc. still apply).  ``debug``: a no-op in Perl's AnyEvent::TLS too.
+        ``cache``: a key of the Handle's ``tls_ctx`` dict (see :func:`tls_ctx_from`),
+        meaningless for ``TLS()`` itself.  A true value of any of these is reported by one
+        ``DEBUG`` line on the ``anyevent.tls`` logger (visible with
+        ``ANYEVENT_VERBOSE=8`` or a lower threshold there).
     Peer verification (all off unless ``verify`` is true)
         ``verify``: check the peer certificate chain, validity dates and (with
         ``verify_peername``) its names.  Clients always require a certificate; servers
@@ -222,10 +251,11 @@ class TLS:
                  key_file=None, key=None, cert_file=None, cert=None, cert_password=None,
                  dh_file=None, dh="ffdhe3072", dh_single_use=True, cipher_list=None,
                  session_ticket=None, session_cache=False, sni=None, alpn=None,
-                 prepare=None):
+                 prepare=None, debug=None, cache=None):
+        _log_ignored(sslv2=sslv2, sslv3=sslv3, debug=debug, cache=cache)
         self.ctx = ctx = SSL.Context(SSL.TLS_METHOD)
-        _set_versions(ctx, method, dict(sslv2=sslv2, sslv3=sslv3, tlsv1=tlsv1,
-                                        tlsv1_1=tlsv1_1, tlsv1_2=tlsv1_2, tlsv1_3=tlsv1_3))
+        _set_versions(ctx, method, dict(tlsv1=tlsv1, tlsv1_1=tlsv1_1, tlsv1_2=tlsv1_2,
+                                        tlsv1_3=tlsv1_3))
         if dh_single_use:
             ctx.set_options(SSL.OP_SINGLE_DH_USE)
         if dh_file is None and dh is None:      # Perl: dh => undef disables DHE
@@ -426,13 +456,19 @@ class TLS:
 
 # -- construction helpers ---------------------------------------------------------------
 
+def _log_ignored(**options):
+    """One debug line for each ignored option (see :data:`_IGNORED`) given a true value."""
+    for name, value in options.items():
+        if value:
+            _log.debug("TLS option %s=%r ignored: %s", name, value, _IGNORED[name])
+
+
 def _set_versions(ctx, method, switches):
-    """Map Perl's ``method`` and per-version switches onto min/max protocol versions."""
+    """Map Perl's ``method`` and the TLS version switches onto min/max protocol versions."""
     name = (method or "any").lower()
-    broken = [n for n in _BROKEN if switches[n]] + ([name] if name in _BROKEN else [])
-    if broken:
-        raise ValueError(f"{broken[0]}: SSLv2 and SSLv3 are broken and not supported; "
-                         "use method='any' or a TLS version")
+    if name in _BROKEN:
+        raise ValueError(f"method {method!r}: SSLv2 and SSLv3 are broken and not supported "
+                         "by OpenSSL; use method='any' or a TLS version")
     if name not in _METHODS:
         raise ValueError(f"{method!r} is not a valid TLS method (must be one of "
                          f"{', '.join(sorted(_METHODS))})")

@@ -6,6 +6,7 @@ socketpair.  Peer-name matching is compared with Perl's AnyEvent::TLS::verify_ho
 """
 
 import datetime
+import logging
 import socket
 import ssl
 import subprocess
@@ -277,7 +278,7 @@ def test_bad_certificate_options():
     with pytest.raises(ValueError, match="needs a certificate"):
         TLS(key_file=C.server_key_file)
     with pytest.raises(TypeError):
-        TLS(verfiy=1)
+        TLS(verfiy=1)          # a typo is an error here (Perl ignores any unknown key)
 
 
 # -- protocol versions ---------------------------------------------------------------------
@@ -301,11 +302,89 @@ def test_disjoint_versions_fail_readably():
     assert "protocol version" in pair.message("client") or "protocol version" in pair.message("server")
 
 
-@pytest.mark.parametrize("opts", [{"method": "SSLv3"}, {"method": "sslv2"}, {"sslv3": 1},
-                                  {"sslv2": True}])
-def test_sslv2_sslv3_refused(opts):
+@pytest.mark.parametrize("method", ["SSLv3", "sslv2"])
+def test_sslv2_sslv3_methods_refused(method):
+    # Perl 7.17 dies as well (Net::SSLeay has no CTX_v2_new/CTX_v3_new any more)
     with pytest.raises(ValueError, match="SSLv2 and SSLv3 are broken and not supported"):
-        TLS(**opts)
+        TLS(method=method)
+
+
+def _ignored(caplog):
+    """The names of the options reported as ignored on the anyevent.tls logger."""
+    return [r.args[0] for r in caplog.records
+            if r.name == "anyevent.tls" and r.levelno == logging.DEBUG
+            and r.getMessage().startswith("TLS option ")]
+
+
+@pytest.mark.parametrize("opts, ignored", [
+    ({"sslv2": 1}, ["sslv2"]),
+    ({"sslv3": True}, ["sslv3"]),
+    ({"sslv2": 1, "sslv3": 1, "debug": 1, "cache": 1}, ["sslv2", "sslv3", "debug", "cache"]),
+    ({"sslv2": 0, "sslv3": 0, "debug": 0, "cache": 0}, []),     # asks for nothing
+])
+def test_obsolete_options_ignored_with_debug_line(opts, ignored, caplog):
+    with caplog.at_level(logging.DEBUG, logger="anyevent.tls"):
+        tls = TLS(**opts)
+    assert _ignored(caplog) == ignored
+    for record in caplog.records:
+        assert "\n" not in record.getMessage()
+    if "sslv2" in ignored:
+        assert "TLS option sslv2=1 ignored: OpenSSL no longer implements SSLv2" in caplog.text
+    # the context is the default one (set_options(0) returns the current options)
+    assert tls.ctx.set_options(0) == TLS().ctx.set_options(0)
+    assert Pair(tls, server()).run().c.get_protocol_version_name() == "TLSv1.3"
+
+
+def test_anyevent_http_default_tls_ctx(caplog, monkeypatch):
+    """AnyEvent::HTTP's ``{cache => 1, sslv2 => 1}`` as a Handle would use it."""
+    monkeypatch.setattr(aetls, "_CACHE", {})     # not made by an earlier test
+    opts = {"cache": 1, "sslv2": 1, "verify": 1, "verify_peername": "https", "ca_file": C.ca_file}
+    with caplog.at_level(logging.DEBUG, logger="anyevent.tls"):
+        tls = tls_ctx_from(opts)
+        assert tls_ctx_from(dict(opts)) is tls
+    assert _ignored(caplog) == ["sslv2"]      # once (cached); cache is tls_ctx_from's key
+    pair = Pair(tls, server()).run()
+    assert pair.ok and pair.echo() == b"olleh"
+    assert tls.verify_result(pair.c) is None
+    assert "hostname mismatch" in Pair(tls, server(), "example.com").run().message("client")
+
+
+@pytest.mark.parametrize("opts, version", [
+    ({"sslv2": 1, "cache": 1}, "TLSv1.3"),
+    ({"sslv3": 1}, "TLSv1.3"),
+    ({"sslv2": 1, "sslv3": 1, "tlsv1_2": 1, "tlsv1_3": 0}, "TLSv1.2"),
+    ({"sslv3": 1, "method": "TLSv1_2"}, "TLSv1.2"),
+])
+def test_obsolete_options_against_openssl_s_server(opts, version, caplog):
+    """What Perl 7.17 does with these contexts against ``openssl s_server``: TLS 1.2/1.3."""
+    openssl = require_tool("openssl")
+    srv = subprocess.Popen([openssl, "s_server", "-accept", "127.0.0.1:0", "-cert", C.server_pem,
+                            "-naccept", "1", "-rev"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        for line in srv.stdout:
+            if line.startswith("ACCEPT "):
+                port = int(line.rsplit(":", 1)[1])
+                break
+        assert port, srv.stderr.read()
+        with caplog.at_level(logging.DEBUG, logger="anyevent.tls"):
+            tls = client(**opts)
+        assert _ignored(caplog) == [k for k in ("sslv2", "sslv3", "cache") if k in opts]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            conn = tls.new_connection("connect", "localhost")
+            _drive(conn, sock, lambda: conn.do_handshake() or True)
+            assert tls.verify_result(conn) is None
+            assert conn.get_protocol_version_name() == version
+            conn.send(b"hello\n")
+            assert _drive(conn, sock, lambda: conn.recv(1024)) == b"olleh\n"
+        _, err = srv.communicate(timeout=10)
+        assert f"Protocol version: {version}" in err
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.communicate()
 
 
 def test_bad_version_settings():
