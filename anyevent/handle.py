@@ -46,6 +46,12 @@ __all__ = ["Handle", "register_read_type", "register_write_type", "TLS_CTX",
 MAX_READ_SIZE = 131072
 
 _loop = _reactor.loop
+# Handle._drain_state: on_drain not running / running / to be called again
+_DRAIN_IDLE, _DRAIN_RUNNING, _DRAIN_AGAIN = 0, 1, 2
+# Handle._failing: on_error reports a fatal error; its writes still go out as
+# far as they can (errors from them are not reported again), or, after a
+# TLS failure, are dropped (plaintext must not follow on a TLS stream)
+_FAILING, _TLS_FAILING = 1, 2
 _EAGAIN = (_errno.EAGAIN, _errno.EWOULDBLOCK, _errno.EINTR)
 
 
@@ -354,6 +360,8 @@ class Handle:
     _json = None
     _cbor = None
     _storable_trusted = False
+    _drain_state = 0  # _DRAIN_IDLE
+    _failing = 0  # _FAILING or _TLS_FAILING while on_error reports a fatal error
 
     def __init__(self, fh=None, **opts):
         _reactor.refcounted(self)  # a cycle through the handle keeps it, as in Perl
@@ -476,14 +484,26 @@ class Handle:
 
     # -- errors -----------------------------------------------------------------
 
-    def _error(self, err, fatal=False, message=None):
-        """Report ``err`` (an errno) through on_error; destroy after a fatal one."""
+    def _error(self, err, fatal=False, message=None, failing=_FAILING):
+        """Report ``err`` (an errno) through on_error; destroy after a fatal one.
+
+        While a fatal error is being reported, further errors (from writes
+        ``on_error`` makes on the broken stream, say) are not reported again;
+        the handle is destroyed even if ``on_error`` raises.
+        """
+        if self._failing:
+            return
         self.errno = err
         if message is None:
             message = os.strerror(err) if err else "Unknown error"
         if self._on_error is not None:
-            self._on_error(self, bool(fatal), message)
-            if fatal:
+            if not fatal:
+                self._on_error(self, False, message)
+                return
+            self._failing = failing
+            try:
+                self._on_error(self, True, message)
+            finally:
                 self.destroy()
         elif self.fh is not None or self._connect is not None:
             self.destroy()
@@ -645,10 +665,14 @@ class Handle:
         ``data`` must be bytes-like; a ``str`` is a :class:`TypeError` (encode
         it first).  Types: ``netstring``, ``packstring`` (fmt, data), ``json``,
         ``cbor``, ``storable``, registered and dotted-module types.  A write
-        buffer beyond ``wbuf_max`` is a fatal ENOSPC.  Data is handed to the
-        kernel at once, except while this handle's own read callbacks run:
-        then it is sent in one go when they return (or before a condvar wait
-        inside them).  Raises :class:`ValueError` for an unknown type.
+        buffer beyond ``wbuf_max`` is a fatal ENOSPC.  As in Perl, the data
+        is handed to the kernel at once (unless ``autocork``), so it goes out
+        before anything done to ``hdl.fh`` afterwards, and ``on_drain`` runs
+        inside this call when the kernel took everything.  Data pushed from
+        ``on_error`` while it reports a fatal error goes out as far as the
+        stream still takes it (further errors are not reported; the rest
+        lingers), except after a TLS failure, where it is dropped.  Raises
+        :class:`ValueError` for an unknown type.
         """
         if len(args) == 1:
             data = args[0]
@@ -658,12 +682,16 @@ class Handle:
             raise TypeError("push_write needs data")
         if data.__class__ is str:
             raise TypeError("push_write needs bytes, not str: encode it first (e.g. s.encode())")
+        if self._failing == _TLS_FAILING:
+            return  # on_error's last words after a TLS failure: dropped
         if self.tls is not None or (self.fh is None and self._opts.get("tls")):
             # TLS active, or about to start once connected: plaintext waits
             # in the TLS write buffer (never on the wire unencrypted)
             if self._tls_wbuf is None:
                 self._tls_wbuf = bytearray()
             self._tls_wbuf += data
+            if self._wbuf_max is not None and self._wbuf_max < len(self._tls_wbuf) + len(self.wbuf):
+                return self._error(_errno.ENOSPC, True)  # before encrypting it all
             if self.fh is not None:
                 if self._tls_handshaking:
                     self._dotls()
@@ -672,11 +700,6 @@ class Handle:
                     self._flush_tls_out(self.tls)
             return
         wbuf = self.wbuf
-        if self is _holder:
-            # written from this handle's own read callback: one send when the
-            # dispatch is over (see _read_ready) instead of one per push_write
-            wbuf += data
-            return
         if not wbuf and self._ww is None and not self._autocork and self.fh is not None:
             # fast path: try to hand the data to the kernel without buffering
             try:
@@ -742,10 +765,27 @@ class Handle:
         if not self.wbuf:
             self._ww = None
 
+    def _drained(self):
+        return self._low_water_mark >= len(self.wbuf) + len(self._tls_wbuf or b"")
+
     def _after_write(self):
-        on_drain = self._on_drain
-        if on_drain is not None and self._low_water_mark >= len(self.wbuf) + len(self._tls_wbuf or b""):
-            on_drain(self)
+        if self._on_drain is None or not self._drained():
+            return
+        if self._drain_state:
+            # a write made by on_drain itself drained too: Perl would call
+            # on_drain again from inside that write; the running call loops
+            # instead, so any number of refills keeps the stack flat
+            self._drain_state = _DRAIN_AGAIN
+            return
+        self._drain_state = _DRAIN_RUNNING
+        try:
+            while True:
+                self._on_drain(self)
+                if self._drain_state != _DRAIN_AGAIN or self._on_drain is None or not self._drained():
+                    break
+                self._drain_state = _DRAIN_RUNNING
+        finally:
+            self._drain_state = _DRAIN_IDLE
 
     def push_shutdown(self):
         """Shut down the write side (``shutdown(SHUT_WR)``) once everything queued
@@ -824,7 +864,13 @@ class Handle:
                     self._tls_rbuf.clear()
                 if queue:
                     reader = queue.popleft()
-                    if not reader(self):
+                    try:
+                        done = reader(self)
+                    except Exception as exc:  # noqa: BLE001 - reported, see _reader_raised
+                        if self._reader_raised(exc):
+                            return
+                        done = True  # its callback raised after the message was taken
+                    if not done:
                         if self.fh is None:
                             return
                         if self._eof:
@@ -837,7 +883,11 @@ class Handle:
                     size = len(self.rbuf)
                     if not size:
                         break
-                    self._on_read(self)
+                    try:
+                        self._on_read(self)
+                    except Exception as exc:  # noqa: BLE001 - a user callback: report, go on
+                        _reactor._report(exc, "on_read")
+                        break  # called again when more data arrives
                     if self.fh is None:
                         return
                     queue = self._queue  # on_read may have queued the first request
@@ -861,6 +911,29 @@ class Handle:
             return self._error(_errno.ENOSPC, True)
         if self._rw is None and (self._on_read is not None or self._queue):
             self.start_read()
+
+    def _reader_raised(self, exc):
+        """Deal with an exception from a read request; True if the handle failed.
+
+        An exception from the user callback a read type called (it is raised
+        in a frame outside this module, below the read type's own) goes to
+        the loop's exception handler and the queue goes on: the message was
+        consumed.  Any other exception -- from the read type's own code, from
+        calling the callback (a wrong number of parameters), or from a custom
+        reader -- is a fatal EBADMSG with the exception in the message (its
+        traceback goes to the exception handler too), so that the handle never
+        waits for data it can no longer read.
+        """
+        _reactor._report(exc, "read")
+        tb = exc.__traceback__.tb_next  # the reader's frame
+        ours = tb is not None and tb.tb_frame.f_code.co_filename == __file__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if ours and tb.tb_frame.f_code.co_filename != __file__:
+            return self.fh is None
+        self._error(_errno.EBADMSG, True, "read request failed: %s: %s" % (
+            type(exc).__name__, exc))
+        return True
 
     def stop_read(self):
         """Stop reading from the fh (data keeps arriving in the kernel).  In TLS
@@ -895,15 +968,8 @@ class Handle:
                 self.tls.bio_write(buf[:n])  # the BIO copies it
                 self._dotls()
             else:
-                global _holder
                 self.rbuf += buf[:n]
-                prev, _holder = _holder, self
-                try:
-                    self._drain_rbuf()
-                finally:
-                    _holder = prev
-                if self.wbuf and self._ww is None and self.fh is not None:
-                    self._drain_wbuf()
+                self._drain_rbuf()
         else:
             self._rw = None
             self._eof = True
@@ -915,8 +981,9 @@ class Handle:
         """Start TLS on the stream: ``tls`` is ``"connect"``, ``"accept"`` or an
         ``OpenSSL.SSL.Connection``; ``ctx`` an :class:`anyevent.tls.TLS` or a
         dict of its options (default :func:`TLS_CTX`).  Calling it while TLS
-        is active raises :class:`RuntimeError`.  Failures are fatal EPROTO
-        errors, or go to ``on_starttls(hdl, False, message)`` if set.
+        is active raises :class:`RuntimeError`.  Failures (a context that
+        cannot be built included) are fatal EPROTO errors, or go to
+        ``on_starttls(hdl, False, message)`` if set.
         """
         global _SSL
         if self.tls is not None:
@@ -928,11 +995,15 @@ class Handle:
         if self.fh is None:
             self._opts["tls"] = tls
             return
-        self.tls_ctx = _tls.tls_ctx_from(self.tls_ctx)
-        if isinstance(tls, str):
-            conn = self.tls_ctx.new_connection(tls, self.peername, self)
-        else:
-            conn = tls
+        try:
+            self.tls_ctx = _tls.tls_ctx_from(self.tls_ctx)
+            if isinstance(tls, str):
+                conn = self.tls_ctx.new_connection(tls, self.peername, self)
+            else:
+                conn = tls
+        except Exception as exc:  # noqa: BLE001 - a bad context: the handle fails, never hangs
+            self._tls_handshaking = True
+            return self._tls_error("TLS setup failed: %s: %s" % (type(exc).__name__, exc))
         self.tls = conn
         self._tls_rbuf = bytearray()
         if self._tls_wbuf is None:
@@ -977,7 +1048,7 @@ class Handle:
             self._on_starttls(self, False, message)
         else:
             self._freetls()
-            self._error(_errno.EPROTO, True, message)
+            self._error(_errno.EPROTO, True, message, _TLS_FAILING)
 
     def _dotls(self):
         SSL = _SSL
@@ -1098,8 +1169,6 @@ class Handle:
     def _teardown(self):
         self._freetls()
         fh = self.fh
-        if fh is not None and self.wbuf and self is _holder:
-            self._write_ready()  # what Perl would have written at push_write time
         if fh is not None and self.wbuf and self._linger:
             _Linger(fh, self.wbuf, self._linger)
         self._rw = self._ww = None
@@ -1213,19 +1282,6 @@ def _last_connect_errno():
     return err.errno if err is not None else 0
 
 
-#: The handle whose read callbacks are running.  Its writes are held until the
-#: dispatch returns and then sent at once (Twisted and asyncio coalesce writes
-#: the same way); a condvar wait inside a callback sends them first.
-_holder = None
-
-
-def _release_held():
-    holder = _holder
-    if holder is not None and holder.wbuf and holder._ww is None and holder.fh is not None:
-        holder._drain_wbuf()
-
-
-_loop.wait_hooks.append(_release_held)
 _SSL = None  # OpenSSL.SSL, bound by the first starttls (plain handles never import it)
 
 

@@ -390,7 +390,7 @@ def test_unknown_option_is_stored_like_perl_hash_key():
         Handle(fh=b, push_write=1)
 
 
-def test_writes_from_a_read_callback_go_out_in_one_send(monkeypatch):
+def test_writes_from_a_read_callback_go_out_at_once_as_in_perl(monkeypatch):
     a, b = pair()
     cv = AE.cv()
     sends = []
@@ -412,10 +412,10 @@ def test_writes_from_a_read_callback_go_out_in_one_send(monkeypatch):
     run_until(cv)
     b.settimeout(1)
     assert b.recv(100) == b"A\nB\nC\n"
-    assert sends == [b"A\nB\nC\n"]
+    assert sends == [b"A\n", b"B\n", b"C\n"]  # one syswrite per push_write
 
 
-def test_condvar_wait_inside_read_callback_sends_held_writes_first():
+def test_condvar_wait_inside_read_callback_after_a_write():
     a, b = pair()
     c, d = pair()
     cv = AE.cv()
@@ -426,9 +426,9 @@ def test_condvar_wait_inside_read_callback_sends_held_writes_first():
 
     def on_hello(h, line, eol):
         answer = AE.cv()
-        h.push_write(b"question\n")  # held while this callback runs ...
+        h.push_write(b"question\n")  # on the wire before the nested wait
         replies.push_read("line", lambda h, l, e: answer.send(l))
-        cv.send(run_until(answer))  # ... but sent before the nested wait
+        cv.send(run_until(answer))
     client.push_read("line", on_hello)
     server.push_write(b"hello\n")
     assert run_until(cv) == b"reply to question"
