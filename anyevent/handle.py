@@ -1,13 +1,13 @@
 """Non-blocking buffered stream I/O: the port of AnyEvent::Handle.
 
 A :class:`Handle` wraps a stream socket, pipe or tty (or connects one itself
-with ``connect=(host, service)``), keeps a read buffer (``hdl.rbuf``, a
+with ``connect=(host, service)``), keeps a read buffer (``hdl._rbuf``, a
 ``bytearray``), a queue of read requests and a write buffer, and reports
 problems through ``on_error(hdl, fatal, message)`` with ``hdl.errno`` set to
 the errno (Perl's ``$!``).
 
 Read requests are *readers*: callables ``reader(hdl) -> bool`` that consume
-from ``hdl.rbuf`` and return true once done.  ``push_read("line", cb)`` and
+from ``hdl._rbuf`` and return true once done.  ``push_read("line", cb)`` and
 friends build readers from registered *read types*; a read type is a factory
 ``factory(hdl, cb, *args) -> reader`` (Perl's argument order), registered
 with :func:`register_read_type`.  Write types are ``fn(hdl, *args) -> bytes``
@@ -67,7 +67,7 @@ def register_read_type(name, factory):
     """Register read type ``name``: ``factory(hdl, cb, *args) -> reader``.
 
     The reader is called as ``reader(hdl)`` whenever data may be available
-    and returns true once it has consumed its message from ``hdl.rbuf`` and
+    and returns true once it has consumed its message from ``hdl._rbuf`` and
     called ``cb``.  Port of ``AnyEvent::Handle::register_read_type``.
     """
     _READ_TYPES[name] = factory
@@ -84,18 +84,17 @@ def _load_type(registry, name, funcname):
     fn = registry.get(name)
     if fn is not None:
         return fn
-    if "." in name:
-        path = name
-        while path:
-            try:
-                mod = importlib.import_module(path)
-            except ImportError:
-                mod = None
-            fn = getattr(mod, funcname, None)
-            if fn is not None:
-                registry[name] = fn
-                return fn
-            path = path.rpartition(".")[0]
+    path = name  # a module name, dotted or not, as Perl loads a package
+    while path:
+        try:
+            mod = importlib.import_module(path)
+        except ImportError:
+            mod = None
+        fn = getattr(mod, funcname, None)
+        if fn is not None:
+            registry[name] = fn
+            return fn
+        path = path.rpartition(".")[0]
     raise ValueError("unsupported/unloadable type %r" % (name,))
 
 
@@ -293,6 +292,13 @@ _DICT_OPTIONS = (
     ("json", "_json"), ("cbor", "_cbor"), ("storable_trusted", "_storable_trusted"),
 )
 
+#: Perl hash keys of the callbacks ``hdl[key]`` reads: key -> attribute.
+_CALLBACK_KEYS = {
+    "on_error": "_on_error", "on_read": "_on_read", "on_eof": "_on_eof",
+    "on_drain": "_on_drain", "on_starttls": "_on_starttls", "on_stoptls": "_on_stoptls",
+}
+_DATA_KEYS = ("fh", "rbuf", "wbuf", "tls", "tls_ctx", "peername")
+
 _OPTIONS = frozenset("""
     fh connect on_prepare on_connect on_connect_error on_error on_read on_eof
     on_drain timeout rtimeout wtimeout on_timeout on_rtimeout on_wtimeout
@@ -341,7 +347,7 @@ class Handle:
     # which Python creates only when one of them is set: an idle plain
     # handle stays small.  The class attributes below are their defaults.
     __slots__ = (
-        "fh", "rbuf", "wbuf", "errno", "tls", "_recv", "_send", "_queue",
+        "fh", "_rbuf", "wbuf", "errno", "tls", "_recv", "_send", "_queue",
         "_rw", "_ww", "_eof", "_skip_drain", "_on_error", "_on_read",
         "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
         "max_read_size", "_timers", "_opts", "__dict__", "__weakref__",
@@ -374,7 +380,7 @@ class Handle:
                     raise TypeError("Handle: option %r clashes with a method" % key)
                 setattr(self, key, opts.pop(key))
         self.fh = None
-        self.rbuf = bytearray()
+        self._rbuf = bytearray()
         self.wbuf = bytearray()
         self.errno = 0
         self.tls = None
@@ -481,6 +487,47 @@ class Handle:
                 self.fh = None
 
         self._connect = tcp_connect(host, service, connected, prepare)
+
+    @property
+    def rbuf(self):
+        """The read buffer (a :class:`bytearray`; ``$hdl->{rbuf}``).  Readers
+        and ``on_read`` consume from its front (``del hdl.rbuf[:n]``);
+        assigning to it replaces its contents (``hdl.rbuf = b""`` empties it,
+        as AnyEvent::HTTPD does with ``$hdl->{rbuf} = ''``)."""
+        return self._rbuf
+
+    @rbuf.setter
+    def rbuf(self, data):
+        self._rbuf[:] = data
+
+    def __getitem__(self, key):
+        """Perl's ``$hdl->{key}`` for reading: the current callback of an
+        ``on_*`` option (``None`` if unset), or ``fh``, ``rbuf``, ``wbuf``,
+        ``tls``, ``tls_ctx``, ``peername``, or a key the constructor stored.
+        ``old = hdl["on_eof"]`` saves a callback to restore it later with
+        ``hdl.on_eof(old)`` (AnyEvent::HTTP's keep-alive retry).  Raises
+        :class:`KeyError` for anything else.
+        """
+        attr = _CALLBACK_KEYS.get(key)
+        if attr is not None:
+            return getattr(self, attr)
+        if key in _LATE_OPTIONS:
+            return self._timeout_state(key[3:])[3]
+        if key in _DATA_KEYS or key in self.__dict__:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __setitem__(self, key, value):
+        """Perl's ``$hdl->{key} = value`` for the keys a port assigns: an
+        ``on_*`` callback (as its setter method does) or ``rbuf``.  Raises
+        :class:`KeyError` for anything else.
+        """
+        if key in _CALLBACK_KEYS or key in _LATE_OPTIONS:
+            getattr(self, key)(value)
+        elif key == "rbuf":
+            self.rbuf = value
+        else:
+            raise KeyError(key)
 
     # -- errors -----------------------------------------------------------------
 
@@ -798,7 +845,7 @@ class Handle:
 
     def on_read(self, cb=None):
         """Set ``on_read(hdl)``, called whenever data arrives and the queue is
-        empty; it consumes from ``hdl.rbuf`` itself.  None clears it.
+        empty; it consumes from ``hdl._rbuf`` itself.  None clears it.
         """
         self._on_read = cb
         if cb is not None:
@@ -860,7 +907,7 @@ class Handle:
             queue = self._queue
             while True:
                 if self._tls_rbuf:
-                    self.rbuf += self._tls_rbuf
+                    self._rbuf += self._tls_rbuf
                     self._tls_rbuf.clear()
                 if queue:
                     reader = queue.popleft()
@@ -880,7 +927,7 @@ class Handle:
                     if self.fh is None:
                         return
                 elif self._on_read is not None:
-                    size = len(self.rbuf)
+                    size = len(self._rbuf)
                     if not size:
                         break
                     try:
@@ -891,7 +938,7 @@ class Handle:
                     if self.fh is None:
                         return
                     queue = self._queue  # on_read may have queued the first request
-                    if size == len(self.rbuf) and not queue and self._on_read is not None:
+                    if size == len(self._rbuf) and not queue and self._on_read is not None:
                         if self._eof:
                             return self._error(_errno.EPIPE, True)
                         break
@@ -907,7 +954,7 @@ class Handle:
             else:
                 self._error(0, True, "Unexpected end-of-file")
             return
-        if self._rbuf_max is not None and self._rbuf_max < len(self.rbuf):
+        if self._rbuf_max is not None and self._rbuf_max < len(self._rbuf):
             return self._error(_errno.ENOSPC, True)
         if self._rw is None and (self._on_read is not None or self._queue):
             self.start_read()
@@ -968,7 +1015,7 @@ class Handle:
                 self.tls.bio_write(buf[:n])  # the BIO copies it
                 self._dotls()
             else:
-                self.rbuf += buf[:n]
+                self._rbuf += buf[:n]
                 self._drain_rbuf()
         else:
             self._rw = None
@@ -1009,9 +1056,9 @@ class Handle:
         if self._tls_wbuf is None:
             self._tls_wbuf = bytearray()
         self._tls_handshaking = True
-        if self.rbuf:
-            conn.bio_write(bytes(self.rbuf))
-            self.rbuf.clear()
+        if self._rbuf:
+            conn.bio_write(bytes(self._rbuf))
+            self._rbuf.clear()
         self._dotls()
         self.start_read()
 
@@ -1077,7 +1124,7 @@ class Handle:
                 return
             # decrypt every record that arrived, then dispatch once; straight
             # into rbuf unless a callback is running or older data waits
-            rbuf = self._tls_rbuf if self._skip_drain or self._tls_rbuf else self.rbuf
+            rbuf = self._tls_rbuf if self._skip_drain or self._tls_rbuf else self._rbuf
             size = len(rbuf)
             while True:
                 try:
@@ -1206,7 +1253,7 @@ class _DestroyedHandle(Handle):
     def __getattribute__(self, name):
         if name == "destroyed":
             return _true
-        if name in ("errno", "peername", "rbuf", "__class__", "__dict__"):
+        if name in ("errno", "peername", "rbuf", "_rbuf", "__class__", "__dict__"):
             return object.__getattribute__(self, name)
         attr = getattr(Handle, name, None)
         if callable(attr):
@@ -1269,7 +1316,7 @@ def _retry_connect(ref, retry):
         self._queue.clear()
     self.fh = None
     self._eof = False
-    self.rbuf = bytearray()
+    self._rbuf = bytearray()
     self._freetls()
     self._skip_drain = True
     self._connect = retry  # holding the bound method keeps the connector alive
@@ -1300,7 +1347,7 @@ def _read_chunk(hdl, cb, length):
     length = int(length)
 
     def reader(hdl):
-        rbuf = hdl.rbuf
+        rbuf = hdl._rbuf
         if len(rbuf) < length:
             return False
         data = bytes(rbuf[:length])
@@ -1316,7 +1363,7 @@ _DEFAULT_EOL = re.compile(rb"\r?\n")
 def _read_line(hdl, cb, eol=None):
     if eol is None:
         def reader(hdl):
-            rbuf = hdl.rbuf
+            rbuf = hdl._rbuf
             pos = rbuf.find(b"\n")
             if pos < 0:
                 return False
@@ -1335,7 +1382,7 @@ def _read_line(hdl, cb, eol=None):
         n = len(eol)
 
         def reader(hdl):
-            rbuf = hdl.rbuf
+            rbuf = hdl._rbuf
             pos = rbuf.find(eol)
             if pos < 0:
                 return False
@@ -1349,7 +1396,7 @@ def _read_line(hdl, cb, eol=None):
     pattern = re.compile(rb"(.*?)(" + eol.pattern + rb")", eol.flags | re.DOTALL)
 
     def reader(hdl):
-        rbuf = hdl.rbuf
+        rbuf = hdl._rbuf
         m = pattern.match(rbuf)
         if m is None:
             return False
@@ -1371,7 +1418,7 @@ def _read_regex(hdl, cb, accept, reject=None, skip=None):
     data = bytearray()
 
     def reader(hdl):
-        rbuf = hdl.rbuf
+        rbuf = hdl._rbuf
         m = accept.search(rbuf)
         if m is not None:
             data.extend(rbuf[:m.end()])
@@ -1405,7 +1452,7 @@ def _too_big(hdl, length):
 
 def _read_netstring(hdl, cb):
     def reader(hdl):
-        rbuf = hdl.rbuf
+        rbuf = hdl._rbuf
         m = _NETSTRING_HEAD.match(rbuf)
         if m is None:
             if _DIGITS.fullmatch(rbuf) is None or len(rbuf) > 20:
@@ -1432,7 +1479,7 @@ def _read_packstring(hdl, cb, fmt):
     _pack_struct(fmt)  # validate early
 
     def reader(hdl):
-        rbuf = hdl.rbuf
+        rbuf = hdl._rbuf
         try:
             head = _unpack_length(fmt, rbuf)
         except ValueError:
@@ -1545,7 +1592,7 @@ def _read_json(hdl, cb):
         return False
 
     def reader(hdl):
-        rbuf = hdl.rbuf
+        rbuf = hdl._rbuf
         if not scan.pos:
             start = _JSON_WS.match(rbuf).end()
             if start:
@@ -1596,7 +1643,7 @@ def _read_json(hdl, cb):
 
 def _read_cbor(hdl, cb):
     def reader(hdl):
-        rbuf = hdl.rbuf
+        rbuf = hdl._rbuf
         if not rbuf:
             return False
         fp = _io.BytesIO(rbuf)
@@ -1635,7 +1682,7 @@ _SSL2_RECORD = re.compile(
 
 def _read_tls_detect(hdl, cb):
     def reader(hdl):
-        rbuf = bytes(hdl.rbuf[:6])  # an SSL2-style hello needs six bytes
+        rbuf = bytes(hdl._rbuf[:6])  # an SSL2-style hello needs six bytes
         m = _TLS_RECORD.match(rbuf) or _SSL2_RECORD.match(rbuf)
         if m is not None:
             head = m.group(1)
