@@ -11,6 +11,7 @@ Two facades over the one process-wide loop (:data:`anyevent.reactor.loop`):
 ``AnyEvent`` -- the keyword API of ``AnyEvent->timer(after => ...)``::
 
     w = AnyEvent.timer(after=0.5, interval=1, cb=cb)
+    w = AnyEvent.io(fh=sock, poll="w", cb=cb)  # poll => "r" (read) / "w" (write)
 
 Every watcher runs only while the caller holds the returned object (Perl's
 ``undef $w`` is ``del w`` or ``w.cancel()``).  With ``ANYEVENT_STRICT=1`` in
@@ -53,7 +54,14 @@ class AnyEvent:
 
     @staticmethod
     def io(*, fh, poll, cb):
-        """``AnyEvent->io(fh => $fh, poll => "r"|"w", cb => $cb)``; see :meth:`Loop.io`."""
+        """``AnyEvent->io(fh => $fh, poll => "r"|"w", cb => $cb)``; see :meth:`Loop.io`.
+
+        ``poll`` is ``"r"`` (readable) or ``"w"`` (writable); anything else
+        (``0``, ``1``, ``"write"``) raises :class:`ValueError`, as it does
+        under ``AnyEvent::Strict`` (Perl's backends disagree on what it means).
+        """
+        if poll != "r" and poll != "w":
+            raise ValueError("AnyEvent.io: poll must be 'r' or 'w', got %r" % (poll,))
         return loop.io(fh, poll, cb)
 
     @staticmethod

@@ -51,6 +51,11 @@ _OUT = 4
 _WAKES_WRITERS = ~_IN
 _WAKES_READERS = ~_OUT
 
+#: ``poll`` values :meth:`Loop.io` accepts -> the event watched.  Only these
+#: mean the same on every Perl backend (``AE::io`` takes 0/1, ``AnyEvent->io``
+#: takes "r"/"w"); anything else is a ValueError here.  False/True hash as 0/1.
+_POLL_EVENTS = {0: _IN, "r": _IN, 1: _OUT, "w": _OUT}
+
 #: Longest single sleep in the poll (seconds); bounded so that a clock jump or a
 #: missed wake-up can never stall the loop for long.
 MAXWAIT = 3600.0
@@ -335,10 +340,6 @@ class Loop:
         self._child_kept = {}
         self._chld_watcher = None
         self._depth = 0
-        #: Callables run when a condvar starts to wait (``recv()`` on a condvar
-        #: that is not ready), before the loop turns: anyevent.handle uses one
-        #: to send writes it holds back during a read dispatch.
-        self.wait_hooks = []
 
     # -- time ---------------------------------------------------------------
 
@@ -365,21 +366,28 @@ class Loop:
     def io(self, fh, poll, cb):
         """Watch ``fh`` (an object with ``fileno()`` or an int fd).
 
-        ``poll`` is 0 or ``"r"`` for readability, 1 or ``"w"`` for
-        writability.  ``cb()`` is called with no arguments each time the fd is
+        ``poll`` is ``0`` (or ``False``) or ``"r"`` for readability, ``1``
+        (or ``True``) or ``"w"`` for writability: ``AE::io``'s 0/1 and
+        ``AnyEvent->io``'s ``"r"``/``"w"``, the values every Perl backend
+        reads alike.  ``cb()`` is called with no arguments each time the fd is
         ready (level triggered; an error or hang-up counts as ready for both).
         Several watchers may share one fd and direction; they run in creation
         order.  As in Perl, the fd should not be closed while a watcher for
         it exists; if it is and the fd number is reused, a new watcher for the
-        new file re-arms it.  Raises :class:`OSError` when the fd cannot be polled
-        (``EBADF`` for a closed fd, ``EPERM`` for a regular file) and
-        :class:`ValueError` for a closed file object (``fileno()`` -1).
+        new file re-arms it.  Raises :class:`ValueError` for any other
+        ``poll`` (``"write"``, ``2``, ...) and for a closed file object
+        (``fileno()`` -1), :class:`OSError` when the fd cannot be polled
+        (``EBADF`` for a closed fd, ``EPERM`` for a regular file).
         Port of ``AE::io``.
         """
+        try:
+            ev = _POLL_EVENTS[poll]
+        except (KeyError, TypeError):  # TypeError: unhashable
+            raise ValueError("io watcher: poll must be 0 or 'r' (read), "
+                             "1 or 'w' (write), got %r" % (poll,)) from None
         fd = fh if fh.__class__ is int else fh.fileno()
         if fd < 0:
             raise ValueError("io watcher on a closed file (fileno() is %d)" % fd)
-        ev = _OUT if (poll == 1 or poll == "w") else _IN
         ent = self._fds.get(fd)
         if ent is None:
             ent = self._fds[fd] = _FdEntry(fd)
@@ -686,13 +694,18 @@ class Loop:
         """Run one iteration: due timers (postponed callbacks among them), or one poll for I/O.
 
         Port of ``AnyEvent::Loop::one_event``.  Raises :class:`RuntimeError`
-        when nothing at all could ever wake the loop (no watcher of any kind),
-        instead of sleeping forever.
+        when nothing at all could ever wake the loop (no watcher of any kind;
+        cancelled timers do not count), instead of sleeping forever.
         """
         self._mnow = monotonic()
         timers = self._timers
         if timers and timers[0][0] <= self._mnow and self._run_timers():
             return
+        # Cancelled timers stay in the heap: drop those on top, so that a
+        # non-empty heap means a live timer to wait for.
+        while timers and timers[0][2] is None:
+            heappop(timers)
+            self._ncancelled -= 1
         if self._idle:
             wait = 0
         elif timers:
@@ -802,6 +815,13 @@ def _wait_one(pid):
     return status if rpid == pid else None
 
 
+def _message(err):
+    """``err`` as the text of an error message: bytes decoded, else ``str()``."""
+    if isinstance(err, (bytes, bytearray)):
+        return bytes(err).decode("utf-8", "backslashreplace")
+    return str(err)
+
+
 class CondVar:
     """A condition variable (``AnyEvent::CondVar``).
 
@@ -836,13 +856,18 @@ class CondVar:
 
     __call__ = send
 
-    def croak(self, err):
+    def croak(self, err, *ignored):
         """Mark the condvar ready so that :meth:`recv` raises ``err``.
 
-        ``err`` may be an exception instance, or anything else, which becomes
-        the message of a :class:`RuntimeError`.
+        ``err`` may be an exception instance, which is raised as it is, or
+        anything else, which becomes the message of a :class:`RuntimeError`:
+        ``bytes`` are decoded as UTF-8 (undecodable bytes as ``\\xNN``),
+        other objects go through ``str()``.  Further arguments are accepted
+        and ignored, as Perl's ``$cv->croak`` passes only its first argument
+        to ``Carp::croak``.  Unlike Perl, a false ``err`` (``""``, ``0``,
+        ``None``) still makes :meth:`recv` raise.  Port of ``$cv->croak``.
         """
-        self._error = err if isinstance(err, BaseException) else RuntimeError(str(err))
+        self._error = err if isinstance(err, BaseException) else RuntimeError(_message(err))
         self._values = ()
         self._fire()
 
@@ -865,12 +890,11 @@ class CondVar:
 
         Works when called from inside another callback (the loop runs
         nested); Perl's AnyEvent croaks there with "recursive blocking wait
-        attempted", the port allows it on purpose.  Raises :class:`RuntimeError` if the loop has no watcher left that
-        could ever make the condvar ready.
+        attempted", the port allows it on purpose.  Raises
+        :class:`RuntimeError` if the loop has no watcher left that could ever
+        make the condvar ready (cancelled timers do not count).  Port of
+        ``$cv->recv``.
         """
-        if not self._ready:
-            for hook in self._loop.wait_hooks:
-                hook()
         one_event = self._loop.one_event
         while not self._ready:
             one_event()
