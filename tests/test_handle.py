@@ -448,3 +448,66 @@ def test_write_then_destroy_inside_read_callback_with_linger_0_still_sends():
     run_until(cv)
     b.settimeout(1)
     assert b.recv(100) == b"bye\n"
+
+
+def test_assigning_rbuf_replaces_its_contents():
+    """AnyEvent::HTTPD empties the buffer with ``$hdl->{rbuf} = ''``."""
+    a, b = pair()
+    seen, cv = AE.cv(), AE.cv()
+    h = Handle(fh=a, on_read=lambda h: seen.send())  # leaves the data in rbuf
+    b.sendall(b"junk")
+    run_until(seen)
+    buf = h.rbuf
+    h.rbuf = b""
+    assert h.rbuf is buf and h.rbuf == b""
+    h.on_read(None)
+    h.push_read("line", lambda h, line, eol: cv.send(line))
+    b.sendall(b"next\n")
+    assert run_until(cv) == b"next"
+    h["rbuf"] = b"abc"
+    assert h.rbuf == b"abc"
+
+
+def test_current_callbacks_read_back_as_perl_hash_keys():
+    """AnyEvent::HTTP saves ``$hdl->{on_eof}`` and restores it later."""
+    a, b = pair()
+
+    def eof1(h):
+        pass
+
+    def on_timeout(h):
+        pass
+    h = Handle(fh=a, on_eof=eof1, on_timeout=on_timeout, mykey=5)
+    saved = h["on_eof"]
+    assert saved is eof1
+    h.on_eof(lambda h: None)
+    assert h["on_eof"] is not eof1
+    h["on_eof"] = saved
+    assert h["on_eof"] is eof1
+    assert h["on_error"] is None and h["on_timeout"] is on_timeout
+    assert h["fh"] is a and h["mykey"] == 5
+    with pytest.raises(KeyError):
+        h["no_such_key"]
+
+
+def test_read_and_write_types_from_a_top_level_module(tmp_path, monkeypatch):
+    (tmp_path / "MyProto.py").write_text(
+        "def anyevent_read_type(hdl, cb, n):\n"
+        "    def reader(hdl):\n"
+        "        if len(hdl.rbuf) < n:\n"
+        "            return False\n"
+        "        data = bytes(hdl.rbuf[:n]); del hdl.rbuf[:n]; cb(hdl, data)\n"
+        "        return True\n"
+        "    return reader\n"
+        "def anyevent_write_type(hdl, data):\n"
+        "    return data.upper()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    a, b = pair()
+    cv = AE.cv()
+    h = Handle(fh=a)
+    h.push_read("MyProto", 3, lambda h, data: cv.send(data))
+    h.push_write("MyProto", b"shout")
+    b.sendall(b"abcdef")
+    assert run_until(cv) == b"abc"
+    b.settimeout(2)
+    assert b.recv(10) == b"SHOUT"
