@@ -11,14 +11,17 @@ from ``hdl._rbuf`` and return true once done.  ``push_read("line", cb)`` and
 friends build readers from registered *read types*; a read type is a factory
 ``factory(hdl, cb, *args) -> reader`` (Perl's argument order), registered
 with :func:`register_read_type`.  Write types are ``fn(hdl, *args) -> bytes``
-registered with :func:`register_write_type`.  A type name containing a dot
-names a module whose ``anyevent_read_type`` / ``anyevent_write_type``
+registered with :func:`register_write_type`.  Any other type name names a
+module (dotted or not) whose ``anyevent_read_type`` / ``anyevent_write_type``
 function is used (parent modules are tried in turn, as Perl does).
 
-Lifetime: the handle's watchers reach it through a weak reference, so the
-caller's references keep it alive; dropping the last one destroys it.  With
-``linger`` (default 3600 seconds) unwritten data is still written out in the
-background after destruction, reporting no errors.
+Lifetime, as in Perl: the handle's watchers reach it through a weak
+reference, so the caller's references keep it alive and dropping the last one
+destroys it.  A reference cycle through the handle (its callbacks referring
+to it) keeps it alive until :meth:`Handle.destroy`: the cyclic garbage
+collector does not look into handles (:func:`anyevent.reactor.refcounted`).
+With ``linger`` (default 3600 seconds) unwritten data is still written out in
+the background after destruction, reporting no errors.
 """
 
 import errno as _errno
