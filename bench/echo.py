@@ -11,10 +11,10 @@ server is what is measured.
   ``hdl.rbuf`` back.  Ratios are against the asyncio Protocol server.
 * line echo: 1 KiB messages of sixteen 64-byte lines; our server does one
   ``push_read("line")`` and one ``push_write`` per line, with and without
-  ``autocork``.  Ratios are against Twisted's LineReceiver.  Writes made in a
-  handle's own read callbacks go out in one send when the dispatch returns
-  (Twisted buffers until its next write pass), so the target is checked with
-  the default settings.
+  ``autocork``.  Ratios are against Twisted's LineReceiver.  As in Perl,
+  ``push_write`` hands each line to the kernel at once (one send per line);
+  with ``autocork`` the lines go out together on the next write pass, as
+  Twisted's do.  The target is checked with the default settings.
 * memory: RSS growth per idle connection over 3000 connections (each
   server's handle/transport with its read watcher), against asyncio.
 
