@@ -188,11 +188,16 @@ class ChatServer:
             self.send_last(client, "* Idle for %g seconds, disconnecting." % self.idle_timeout)
             self.drop(client, "* %s timed out" % client.nick)
 
+    def line_too_long(self, rbuf):
+        """True if ``rbuf`` starts with more than --max-line bytes and no
+        newline (rather than holding many short lines not yet answered)."""
+        return len(rbuf) > self.max_line and rbuf.find(b"\n", 0, self.max_line + 1) < 0
+
     def on_error(self, hdl, fatal, message):
         client = self.clients.get(hdl)
         if client is None:
             return
-        if hdl.errno == errno.ENOSPC and len(hdl.rbuf) > self.max_line:
+        if hdl.errno == errno.ENOSPC and self.line_too_long(hdl.rbuf):
             # the line is too long: say so, then cut only this client
             self.send_last(client, "* Error: line longer than %d bytes, disconnecting."
                            % self.max_line)

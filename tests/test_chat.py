@@ -527,3 +527,43 @@ def test_sniff_timeout_leaves_a_waiting_tls_hello_to_tls_detect():
     server.listener = None
     hello.close()
     silent.close()
+
+
+def _flood_help_without_reading(sock, stop):
+    lines = b"/help\n" * 2000
+    try:
+        while not stop.is_set():
+            sock.sendall(lines)
+    except OSError:
+        pass  # dropped by the server: what the test waits for
+
+
+@pytest.mark.parametrize("kind", ["socket", "ssl"])
+def test_help_flooder_that_never_reads_is_dropped_quietly(tmp_path, peers, kind):
+    """Replies written from the flooder's own read callbacks count against
+    --wbuf-max too; over TLS its on_error (a last word) runs once."""
+    server = Server(tmp_path, "--wbuf-max", str(256 << 10))
+    try:
+        watcher = join(server.port, "socket", "watcher")
+        peers.append(watcher)
+        raw = socket.create_connection(("127.0.0.1", server.port))
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if kind == "ssl":
+            ctx = ssl.create_default_context(cafile=certs().ca_file)
+            raw = ctx.wrap_socket(raw, server_hostname="localhost")
+        peers.append(raw)
+        _, m = watcher.expect(r"^\* (guest\d+) has joined$")
+        stop = threading.Event()
+        flooding = threading.Thread(target=_flood_help_without_reading, args=(raw, stop),
+                                    daemon=True)
+        flooding.start()
+        try:
+            watcher.expect(r"^\* %s was dropped \(not reading, too far behind\)$" % m.group(1),
+                           timeout=3 * WAIT)
+        finally:
+            stop.set()
+            flooding.join(WAIT)
+        log = server.log_text()
+        assert "Traceback" not in log and len(log.splitlines()) < 20, log[-2000:]
+    finally:
+        server.stop()
