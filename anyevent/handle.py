@@ -676,10 +676,13 @@ class Handle:
         after = st[1] + st[0] - now
         if after <= 0:
             st[1] = now
-            if st[3] is not None:
-                st[3](self)
-            else:
-                self._error(_errno.ETIMEDOUT)
+            try:
+                if st[3] is not None:
+                    st[3](self)
+                else:
+                    self._error(_errno.ETIMEDOUT)
+            except Exception as exc:  # noqa: BLE001 - reported; the timeout stays armed
+                _reactor._report(exc, "timeout")
             if self.fh is None or not st[0]:
                 return
             after = st[0]

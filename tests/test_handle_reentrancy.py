@@ -308,3 +308,20 @@ def test_obsolete_tls_options_of_anyevent_http_connect():
     client.destroy()
     keep[0].destroy()
     del server
+
+
+def test_on_timeout_that_raises_stays_armed(callback_errors):
+    a, b = socket.socketpair()
+    fired = AE.cv()
+    fired.begin()
+    fired.begin()
+
+    def on_timeout(h):
+        fired.end()
+        raise RuntimeError("timeout handler broke")
+    AE.now_update()
+    hdl = Handle(fh=a, timeout=0.02, on_timeout=on_timeout)
+    run_until(fired)  # called again after raising the first time
+    assert [str(exc) for where, exc in callback_errors][:2] == ["timeout handler broke"] * 2
+    hdl.destroy()
+    b.close()
