@@ -466,8 +466,10 @@ class Handle:
                 err = _last_connect_errno()
                 on_connect_error = opts.get("on_connect_error")
                 if on_connect_error is not None:
-                    on_connect_error(self, os.strerror(err) if err else "connect failed")
-                    self.destroy()
+                    try:
+                        on_connect_error(self, os.strerror(err) if err else "connect failed")
+                    finally:
+                        self.destroy()
                 else:
                     self._error(err or _errno.ECONNREFUSED, True)
                 return
@@ -1122,7 +1124,10 @@ class Handle:
                     self._tls_handshaking = True
                     return self._tls_error(problem)
                 if self._on_starttls is not None:
-                    self._on_starttls(self, True, "TLS/SSL connection established")
+                    try:
+                        self._on_starttls(self, True, "TLS/SSL connection established")
+                    except Exception as exc:  # noqa: BLE001 - reported; TLS goes on
+                        _reactor._report(exc, "on_starttls")
                     if self.tls is not conn:
                         return
         if not self._tls_handshaking:

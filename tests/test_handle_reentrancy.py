@@ -325,3 +325,41 @@ def test_on_timeout_that_raises_stays_armed(callback_errors):
     assert [str(exc) for where, exc in callback_errors][:2] == ["timeout handler broke"] * 2
     hdl.destroy()
     b.close()
+
+
+def test_on_starttls_that_raises_does_not_stall_the_stream(callback_errors):
+    port, got = AE.cv(), AE.cv()
+
+    def accept(fh, host, p):
+        keep.append(Handle(fh=fh, tls="accept", tls_ctx={"cert_file": certs().server_pem},
+                           on_error=lambda h, f, m: got.croak(m)))
+        keep[-1].push_read("line", lambda h, line, eol: got.send(line))
+
+    def on_starttls(h, ok, message):
+        raise RuntimeError("on_starttls broke")
+    keep = []
+    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port.send(p))
+    client = Handle(connect=("127.0.0.1", port.recv()), tls="connect",
+                    tls_ctx={"verify": 1, "ca_file": certs().ca_file, "verify_peername": "https"},
+                    peername="localhost", on_starttls=on_starttls,
+                    on_error=lambda h, f, m: got.croak(m))
+    client.push_write(b"still sent\n")
+    assert run_until(got) == b"still sent"
+    assert [str(exc) for where, exc in callback_errors] == ["on_starttls broke"]
+    client.destroy()
+    keep[0].destroy()
+    del server
+
+
+def test_on_connect_error_that_raises_still_destroys(callback_errors):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]  # closed again: connecting is refused
+    cv = AE.cv()
+
+    def on_connect_error(h, message):
+        AE.postpone(cv.send)
+        raise RuntimeError("on_connect_error broke")
+    hdl = Handle(connect=("127.0.0.1", port), on_connect_error=on_connect_error)
+    run_until(cv)
+    assert hdl.destroyed()
+    assert [str(exc) for where, exc in callback_errors] == ["on_connect_error broke"]
