@@ -1,8 +1,11 @@
-"""Shared fixtures: callback exceptions fail the test; required tools."""
+"""Shared fixtures: callback exceptions fail the test; forced garbage
+collection; required tools."""
 
+import gc
 import os
 import shutil
 import traceback
+from time import monotonic
 
 import pytest
 
@@ -26,6 +29,102 @@ def _reported_errors():
         where, exc = errors[0]
         pytest.fail("exception in %s callback:\n%s" % (
             where, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
+
+
+#: At most one forced full ``gc.collect()`` per this many seconds of loop
+#: iterations, and at least one per :data:`FORCED_GC_MAX_GAP` seconds (see
+#: :func:`_forced_gc`); ``ANYEVENT_TEST_FORCED_GC=0`` turns the forcing off
+#: (to compare timings).
+FORCED_GC_PERIOD = 0.01
+FORCED_GC_MAX_GAP = 0.1
+_FORCED_GC = os.environ.get("ANYEVENT_TEST_FORCED_GC", "1") not in ("", "0")
+
+
+class _GCStats:
+    """Forced collections of the session: how many, and their time (seconds)."""
+    count = 0
+    seconds = 0.0
+    frozen = False
+
+
+def _collect():
+    """A full collection; returns the seconds it took."""
+    start = monotonic()
+    gc.collect()
+    took = monotonic() - start
+    _GCStats.count += 1
+    _GCStats.seconds += took
+    return took
+
+
+def _timer_due_within(lp, seconds):
+    """True when one of the loop's timers is due within ``seconds`` (or overdue)."""
+    try:
+        timers = lp._timers  # a heap of [due (monotonic), seq, cb, interval]
+        return bool(timers) and timers[0][0] - monotonic() < seconds
+    except (AttributeError, LookupError, TypeError):  # the heap changed shape
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _forced_gc(_reported_errors):
+    """Run the cyclic garbage collector often, so that anything only a
+    reference cycle keeps alive meets it: a full ``gc.collect()`` before and
+    after every test, and during the test before loop iterations: at most
+    once per :data:`FORCED_GC_PERIOD` seconds (and no sooner after the last
+    one than twice its duration), preferably where it delays no timer (not
+    when one is due within twice the last collection's duration), but at
+    the latest :data:`FORCED_GC_MAX_GAP` seconds after the last one.  So
+    timing tests keep their precision, and a slow collection neither
+    dominates the run time nor keeps timers overdue (the loop polls for I/O
+    only in iterations where no timer is due).
+
+    It wraps ``anyevent.reactor.loop.one_event`` (an instance attribute over
+    the method: ``Loop.run`` and ``CondVar.recv`` look it up on the loop
+    object); the wrapper is removed after the test.  A handle, connector or
+    guard kept by a cycle must survive this (Perl's lifetime); a test that
+    leaves garbage whose finalizer reports a callback exception fails here,
+    as the teardown collection runs before :func:`_reported_errors` checks.
+
+    The objects that exist before the first test (modules, collected tests)
+    are frozen (:func:`gc.freeze`) once: they live for the session anyway,
+    and leaving them out makes each collection several times cheaper.
+    """
+    if not _FORCED_GC:
+        yield
+        return
+    if not _GCStats.frozen:
+        gc.collect()
+        gc.freeze()
+        _GCStats.frozen = True
+    lp = reactor.loop
+    took = _collect()
+    lp.now_update()  # the collection must not make the test's first timers overdue
+    inner = lp.one_event
+    last = monotonic()
+
+    def one_event():
+        nonlocal took, last
+        since = monotonic() - last
+        if since >= FORCED_GC_PERIOD and since >= 2 * took and (
+                since >= FORCED_GC_MAX_GAP or not _timer_due_within(lp, 2 * took + 0.001)):
+            took = _collect()
+            last = monotonic()
+        return inner()
+
+    lp.one_event = one_event
+    try:
+        yield
+    finally:
+        if lp.__dict__.get("one_event") is one_event:
+            del lp.one_event
+        _collect()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FORCED_GC and _GCStats.count:
+        terminalreporter.write_line("forced gc: %d full collections, %.2fs in total"
+                                    % (_GCStats.count, _GCStats.seconds))
 
 
 @pytest.fixture
