@@ -1,13 +1,13 @@
 """Non-blocking buffered stream I/O: the port of AnyEvent::Handle.
 
 A :class:`Handle` wraps a stream socket, pipe or tty (or connects one itself
-with ``connect=(host, service)``), keeps a read buffer (``hdl._rbuf``, a
+with ``connect=(host, service)``), keeps a read buffer (``hdl.rbuf``, a
 ``bytearray``), a queue of read requests and a write buffer, and reports
 problems through ``on_error(hdl, fatal, message)`` with ``hdl.errno`` set to
 the errno (Perl's ``$!``).
 
 Read requests are *readers*: callables ``reader(hdl) -> bool`` that consume
-from ``hdl._rbuf`` and return true once done.  ``push_read("line", cb)`` and
+from ``hdl.rbuf`` and return true once done.  ``push_read("line", cb)`` and
 friends build readers from registered *read types*; a read type is a factory
 ``factory(hdl, cb, *args) -> reader`` (Perl's argument order), registered
 with :func:`register_read_type`.  Write types are ``fn(hdl, *args) -> bytes``
@@ -70,7 +70,7 @@ def register_read_type(name, factory):
     """Register read type ``name``: ``factory(hdl, cb, *args) -> reader``.
 
     The reader is called as ``reader(hdl)`` whenever data may be available
-    and returns true once it has consumed its message from ``hdl._rbuf`` and
+    and returns true once it has consumed its message from ``hdl.rbuf`` and
     called ``cb``.  Port of ``AnyEvent::Handle::register_read_type``.
     """
     _READ_TYPES[name] = factory
@@ -853,7 +853,7 @@ class Handle:
 
     def on_read(self, cb=None):
         """Set ``on_read(hdl)``, called whenever data arrives and the queue is
-        empty; it consumes from ``hdl._rbuf`` itself.  None clears it.
+        empty; it consumes from ``hdl.rbuf`` itself.  None clears it.
         """
         self._on_read = cb
         if cb is not None:
