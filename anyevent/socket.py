@@ -567,8 +567,9 @@ ACCEPT_BACKOFF = 0.1
 class _Server:
     """The accept loop behind :func:`tcp_server`."""
 
-    def __init__(self, sock, unlink, accept_cb):
+    def __init__(self, sock, unlink, accept_cb, backoff_cb):
         self.sock, self.unlink, self.accept_cb = sock, unlink, accept_cb
+        self.backoff_cb = backoff_cb
         self.unix = sock.family == socket.AF_UNIX
         self.pause = None
         self.watch = loop.io(sock, 0, self._accept)
@@ -585,6 +586,8 @@ class _Server:
                 # out of descriptors: stop watching for a moment instead of spinning
                 self.watch = None
                 self.pause = loop.timer(ACCEPT_BACKOFF, 0, self._resume)
+                if self.backoff_cb is not None:
+                    self.backoff_cb(exc)
                 return
             fh.setblocking(False)
             port, host = unpack_sockaddr(peer) if not self.unix else (peer, UNIX_TOKEN)
@@ -604,7 +607,7 @@ class _Server:
                 self.unlink()
 
 
-def tcp_server(host, service, accept_cb, prepare_cb=None):
+def tcp_server(host, service, accept_cb, prepare_cb=None, backoff_cb=None):
     """Listen on ``host``/``service`` and call ``accept_cb(sock, host, port)``
     for every connection (non-blocking sockets; for Unix, host ``"unix/"``).
 
@@ -615,12 +618,14 @@ def tcp_server(host, service, accept_cb, prepare_cb=None):
     before ``listen`` and may return the backlog (default 128).  Raises
     :class:`OSError`/:class:`ValueError` before listening on errors.  When
     the process is out of descriptors (``EMFILE``) accepting pauses for
-    :data:`ACCEPT_BACKOFF` seconds rather than spinning.  Returns a guard;
-    dropping it closes the listener (and unlinks its Unix path).  Port of
-    ``tcp_server``.
+    :data:`ACCEPT_BACKOFF` seconds rather than spinning, and
+    ``backoff_cb(exc)``, if given, is called with the :class:`OSError` at
+    each such pause (not in Perl: a server's hook to log it).  Returns a
+    guard; dropping it closes the listener (and unlinks its Unix path).
+    Port of ``tcp_server``.
     """
     sock, unlink = _bind_listener(host, service, prepare_cb)
-    server = _Server(sock, unlink, accept_cb)
+    server = _Server(sock, unlink, accept_cb, backoff_cb)
     return guard(server.close)
 
 

@@ -319,13 +319,14 @@ def test_tcp_nodelay_and_congestion():
 
 
 EMFILE_SCRIPT = textwrap.dedent("""
-    import resource, socket, sys, time
+    import errno, resource, socket, sys, time
     import anyevent.socket as aesock
     from anyevent.reactor import loop
     accepted = []
     bound = []
+    backoffs = []
     g = aesock.tcp_server("127.0.0.1", 0, lambda fh, h, p: accepted.append(fh),
-                          lambda fh, h, p: bound.append(p))
+                          lambda fh, h, p: bound.append(p), backoffs.append)
     clients = []
     for _ in range(6):
         c = socket.socket(); c.setblocking(False); c.connect_ex(("127.0.0.1", bound[0]))
@@ -336,14 +337,18 @@ EMFILE_SCRIPT = textwrap.dedent("""
     t = loop.timer(1.0, 0, loop.stop)
     cpu0, wall0 = time.process_time(), time.monotonic()
     loop.run()
-    print(len(accepted), time.process_time() - cpu0)
+    print(len(accepted), time.process_time() - cpu0, len(backoffs),
+          {exc.errno == errno.EMFILE for exc in backoffs})
 """)
 
 
-def test_emfile_does_not_spin():
+def test_emfile_does_not_spin_and_reports_each_pause_to_backoff_cb():
     out = subprocess.run([sys.executable, "-c", EMFILE_SCRIPT], capture_output=True, text=True,
                          timeout=20, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.returncode == 0, out.stderr
-    accepted, cpu = out.stdout.split()
+    accepted, cpu, backoffs, emfile = out.stdout.split()
     assert 0 < int(accepted) < 6
     assert float(cpu) < 0.5  # a spinning accept loop burns the whole second
+    # one call per ACCEPT_BACKOFF pause in the second, each with the EMFILE error
+    assert 5 <= int(backoffs) <= 1.0 / aesock.ACCEPT_BACKOFF + 1
+    assert emfile == "{True}"
