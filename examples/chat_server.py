@@ -3,11 +3,29 @@
 
 Usage: chat_server.py [--host 127.0.0.1] [--port 5555] [--cert server.pem]
                       [--max-line 4096] [--idle-timeout 600] [--wbuf-max 1048576]
+                      [--max-connections N] [--max-per-address 16]
+                      [--handshake-timeout 10] [--login-timeout 60] [--line-timeout 30]
 
 Talk to it with ``nc 127.0.0.1 5555`` or ``openssl s_client -connect 127.0.0.1:5555``.
 Commands: /nick NAME, /who, /me ACTION, /help, /quit; any other line goes to
 everyone else as ``<nick> text``.  Without ``--cert`` a self-signed
 certificate is made on first start and kept in the cache directory.
+
+Slow and greedy peers (slowloris) cannot hold the server:
+
+* ``--max-connections`` (default: the descriptor limit, RLIMIT_NOFILE, less
+  32) and ``--max-per-address`` (16 connections from one IP address; 0 = no
+  limit) cap the connections; one over a cap is told so in one line and closed.
+* ``--handshake-timeout`` (10 s): from connect until the TLS handshake is done
+  (or the client is seen to speak plain text).  A lone TLS record byte or a
+  trickled ClientHello is cut then.
+* ``--login-timeout`` (60 s): from the greeting until the first complete line.
+* ``--line-timeout`` (30 s): once the first byte of a line has arrived, the
+  rest of it must follow within this time.  ``--idle-timeout`` restarts on
+  every byte; these deadlines do not.
+* Should descriptors run out nevertheless, accepting pauses (see
+  ``anyevent.socket.ACCEPT_BACKOFF``); that is logged once per burst, as are
+  refused connections.
 """
 
 import argparse
@@ -15,6 +33,7 @@ import errno
 import logging
 import os
 import re
+import resource
 import socket
 import sys
 from pathlib import Path
@@ -23,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from anyevent import AE  # noqa: E402
 from anyevent.handle import Handle  # noqa: E402
-from anyevent.socket import tcp_server  # noqa: E402
+from anyevent.socket import ACCEPT_BACKOFF, tcp_server  # noqa: E402
 from anyevent.tls import TLS  # noqa: E402
 
 log = logging.getLogger("chat")
@@ -32,6 +51,11 @@ log = logging.getLogger("chat")
 TLS_SNIFF_DELAY = 0.3
 #: How long shutdown waits for goodbyes to be written out (seconds).
 SHUTDOWN_GRACE = 5.0
+#: Descriptors kept free below RLIMIT_NOFILE by the default --max-connections
+#: (the listener, the log, lingering closes, refusing one over the cap).
+FD_RESERVE = 32
+#: A burst of like log events ends after this many quiet seconds.
+BURST_QUIET = 1.0
 NICK_RE = re.compile(r"[A-Za-z0-9_\-\[\]{}^|]{1,32}\Z")
 HELP = (
     "* Commands: /nick NAME (change your name), /who (who is here),",
@@ -81,43 +105,106 @@ def _make_selfsigned():
                              serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM)
 
 
-class Client:
-    """One connected user: their handle, nick and address."""
-    __slots__ = ("hdl", "nick", "addr", "tls", "joined")
+def default_max_connections():
+    """The soft descriptor limit less FD_RESERVE."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 16
+    return max(1, soft - FD_RESERVE)
 
-    def __init__(self, hdl, nick, addr):
+
+class BurstLog:
+    """Logs the first of a burst of like events at once and how many more
+    there were once none came for BURST_QUIET seconds."""
+
+    def __init__(self, summary):
+        self.summary = summary  # format with the count of the rest
+        self.more = 0
+        self.quiet = None
+
+    def note(self, message, *args):
+        if self.quiet is None:
+            log.warning(message, *args)
+        else:
+            self.more += 1
+        self.quiet = AE.timer(BURST_QUIET, 0, self.end)
+
+    def end(self):
+        if self.more:
+            log.warning(self.summary, self.more)
+        self.more = 0
+        self.quiet = None
+
+
+class Client:
+    """One connected user: their handle, nick and address; ``deadline`` is the
+    timer of the handshake, login or line deadline running, if any."""
+    __slots__ = ("hdl", "nick", "host", "addr", "tls", "joined", "deadline")
+
+    def __init__(self, hdl, nick, host, port):
         self.hdl = hdl
         self.nick = nick
-        self.addr = addr
+        self.host = host
+        self.addr = "%s:%s" % (host, port)
         self.tls = False
         self.joined = False
+        self.deadline = None
 
 
 class ChatServer:
     """The chat room: accepts connections and routes lines between clients."""
 
-    def __init__(self, host, port, tls_ctx, max_line, idle_timeout, wbuf_max):
+    def __init__(self, options, tls_ctx):
+        """``options``: the parsed command line (see :func:`parse_args`)."""
+        self.opt = options
         self.tls_ctx = tls_ctx
-        self.max_line = max_line
-        self.idle_timeout = idle_timeout
-        self.wbuf_max = wbuf_max
+        self.max_line = options.max_line
         self.clients = {}  # Handle -> Client
+        self.per_host = {}  # source address -> number of clients
         self.serial = 0
-        self.listener = tcp_server(host, port, self.accept)
+        self.refusals = BurstLog("refused %d more connections over the caps")
+        self.backoffs = BurstLog("accepting paused %d more times (out of descriptors)")
+        self.listener = tcp_server(options.host, options.port, self.accept,
+                                   backoff_cb=self.accept_paused)
 
     # -- connection life -------------------------------------------------------
 
+    def accept_paused(self, exc):
+        self.backoffs.note("out of descriptors (%s): accepting paused for %gs", exc.strerror,
+                           ACCEPT_BACKOFF)
+
+    def over_cap(self, host):
+        """The refusal for a new connection from ``host``, or None."""
+        if len(self.clients) >= self.opt.max_connections:
+            return "* Server full (%d connections), try again later." % len(self.clients)
+        if self.opt.max_per_address and self.per_host.get(host, 0) >= self.opt.max_per_address:
+            return "* Too many connections from %s, try again later." % host
+        return None
+
+    def refuse(self, fh, host, port, refusal):
+        """One line and close: a new socket's send buffer takes it at once."""
+        self.refusals.note("refuse %s:%s: %s", host, port, refusal[2:])
+        try:
+            fh.send(refusal.encode("utf-8") + b"\n")
+        except OSError:
+            pass
+        fh.close()
+
     def accept(self, fh, host, port):
+        refusal = self.over_cap(host)
+        if refusal:
+            return self.refuse(fh, host, port, refusal)
         self.serial += 1
-        addr = "%s:%s" % (host, port)
         hdl = Handle(
-            fh=fh, rbuf_max=self.max_line, wbuf_max=self.wbuf_max,
-            timeout=self.idle_timeout, on_timeout=self.on_idle,
+            fh=fh, rbuf_max=self.max_line, wbuf_max=self.opt.wbuf_max,
+            timeout=self.opt.idle_timeout, on_timeout=self.on_idle,
             on_error=self.on_error, on_eof=self.on_eof, on_starttls=self.on_starttls,
             linger=SHUTDOWN_GRACE,
         )
-        client = self.clients[hdl] = Client(hdl, "guest%d" % self.serial, addr)
-        log.info("connect %s", addr)
+        client = self.clients[hdl] = Client(hdl, "guest%d" % self.serial, host, port)
+        self.per_host[host] = self.per_host.get(host, 0) + 1
+        log.info("connect %s", client.addr)
+        self.set_deadline(client, self.opt.handshake_timeout, "no TLS handshake or plain text")
         # TLS and plain text share the port: look at the first bytes; a
         # client that says nothing for a moment is taken to speak plain text.
         sniff = AE.timer(TLS_SNIFF_DELAY, 0, lambda: self.sniff_expired(client))
@@ -149,6 +236,11 @@ class ChatServer:
         else:
             self.join(client)
 
+    def forget_host(self, host):
+        left = self.per_host.pop(host) - 1
+        if left:
+            self.per_host[host] = left
+
     def on_starttls(self, hdl, ok, message):
         client = self.clients.get(hdl)
         if client is None:
@@ -166,13 +258,44 @@ class ChatServer:
         self.send(client, "* Welcome to the anyevent chat%s. You are %s. Type /help for commands."
                   % (" (TLS)" if client.tls else "", client.nick))
         self.broadcast("* %s has joined" % client.nick, skip=client)
+        self.set_deadline(client, self.opt.login_timeout, "no first line")
+        self.want_line(client)
+
+    def want_line(self, client):
+        """Read the next line; its deadline starts with its first byte."""
+        client.hdl.push_read(lambda hdl: self.line_begun(client))
         client.hdl.push_read("line", self.on_line)
 
-    def drop(self, client, notice):
-        """Forget ``client``; tell the others ``notice`` if given."""
+    def line_begun(self, client):
+        """A reader that is done once the line's first byte is in the buffer."""
+        if not client.hdl.rbuf:
+            return False
+        if client.deadline is None:  # else the login deadline runs
+            self.set_deadline(client, self.opt.line_timeout, "no end of line")
+        return True
+
+    def set_deadline(self, client, seconds, what):
+        """Drop ``client`` unless the deadline is cleared (or replaced) within
+        ``seconds`` (0: none); unlike the idle timeout, data does not restart it."""
+        client.deadline = None
+        if seconds:
+            client.deadline = AE.timer(seconds, 0,
+                                       lambda: self.deadline_passed(client, seconds, what))
+
+    def deadline_passed(self, client, seconds, what):
+        if client.joined:
+            self.send_last(client, "* No complete line within %g seconds, disconnecting."
+                           % seconds)
+        self.drop(client, "* %s timed out" % client.nick, "%s within %gs" % (what, seconds))
+
+    def drop(self, client, notice, reason=None):
+        """Forget ``client``; tell the others ``notice`` if given; log ``reason``
+        (default ``notice``)."""
         if self.clients.pop(client.hdl, None) is None:
             return
-        log.info("disconnect %s (%s)", client.addr, notice or "closed")
+        client.deadline = None
+        self.forget_host(client.host)
+        log.info("disconnect %s (%s)", client.addr, reason or notice or "closed")
         if notice and client.joined:
             self.broadcast(notice)
         client.hdl.destroy()  # queued output still lingers out
@@ -185,7 +308,8 @@ class ChatServer:
     def on_idle(self, hdl):
         client = self.clients.get(hdl)
         if client is not None:
-            self.send_last(client, "* Idle for %g seconds, disconnecting." % self.idle_timeout)
+            self.send_last(client, "* Idle for %g seconds, disconnecting."
+                           % self.opt.idle_timeout)
             self.drop(client, "* %s timed out" % client.nick)
 
     def line_too_long(self, rbuf):
@@ -215,7 +339,8 @@ class ChatServer:
         client = self.clients.get(hdl)
         if client is None:
             return
-        hdl.push_read("line", self.on_line)
+        client.deadline = None
+        self.want_line(client)
         text = data.decode("utf-8", "replace").strip()
         if not text:
             return
@@ -281,6 +406,8 @@ class ChatServer:
         self.listener = None
         # from now on lines, timeouts and errors find no client and are ignored
         clients, self.clients = list(self.clients.values()), {}
+        for client in clients:
+            client.deadline = None
         done = AE.cv()
         done.begin()
         for client in clients:
@@ -303,21 +430,40 @@ class ChatServer:
         done.end()
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5555)
     parser.add_argument("--cert", help="PEM file with certificate and key (default: self-signed)")
     parser.add_argument("--max-line", type=int, default=4096, help="longest line in bytes")
-    parser.add_argument("--idle-timeout", type=float, default=600, help="seconds")
+    parser.add_argument("--idle-timeout", type=float, default=600,
+                        help="seconds of silence before a client is dropped (default %(default)g)")
     parser.add_argument("--wbuf-max", type=int, default=1 << 20,
                         help="bytes queued to a client before it is dropped as too slow")
-    args = parser.parse_args(argv)
+    parser.add_argument("--max-connections", type=int, default=default_max_connections(),
+                        help="connections at once (default: RLIMIT_NOFILE less %d, here "
+                        "%%(default)d)" % FD_RESERVE)
+    parser.add_argument("--max-per-address", type=int, default=16,
+                        help="connections at once from one IP address, 0 = no limit "
+                        "(default %(default)d)")
+    parser.add_argument("--handshake-timeout", type=float, default=10,
+                        help="seconds from connect to a finished TLS handshake or plain "
+                        "text (default %(default)g; 0 = none)")
+    parser.add_argument("--login-timeout", type=float, default=60,
+                        help="seconds from the greeting to the first complete line "
+                        "(default %(default)g; 0 = none)")
+    parser.add_argument("--line-timeout", type=float, default=30,
+                        help="seconds from a line's first byte to its end "
+                        "(default %(default)g; 0 = none)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     tls_ctx = TLS(cert_file=args.cert or default_cert())
-    server = ChatServer(args.host, args.port, tls_ctx, args.max_line, args.idle_timeout,
-                        args.wbuf_max)
+    server = ChatServer(args, tls_ctx)
     log.info("chat server listening on %s:%d (plain and TLS)", args.host, args.port)
     stop = AE.cv()
     sigs = [AE.signal(name, lambda name=name: stop.send(name)) for name in ("INT", "TERM")]

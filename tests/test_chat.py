@@ -221,7 +221,8 @@ def tls_peer(port, cafile=None):
 
 
 KINDS = {"nc": nc_peer, "openssl": openssl_peer, "socket": sock_peer, "ssl": tls_peer,
-         "client": client_peer, "client_tls": lambda port: client_peer(port, "--tls")}
+         "client": client_peer,
+         "client_tls": lambda port: client_peer(port, "--tls", "--cafile", certs().ca_file)}
 TLS_KINDS = ("openssl", "ssl", "client_tls")
 
 
@@ -505,8 +506,8 @@ def test_sniff_timeout_leaves_a_waiting_tls_hello_to_tls_detect():
 
     AE.now_update()  # the loop has not run for a while: its cached time is old
     port = free_port()
-    server = chat_server.ChatServer("127.0.0.1", port, TLS(cert_file=certs().server_pem),
-                                    4096, 60, 1 << 20)
+    options = chat_server.parse_args(["--port", str(port), "--idle-timeout", "60"])
+    server = chat_server.ChatServer(options, TLS(cert_file=certs().server_pem))
     hello = socket.create_connection(("127.0.0.1", port))
     silent = socket.create_connection(("127.0.0.1", port))
     accepted = AE.cv()
