@@ -24,12 +24,14 @@ With ``linger`` (default 3600 seconds) unwritten data is still written out in
 the background after destruction, reporting no errors.
 """
 
+import _compat_pickle
 import errno as _errno
 import importlib
 import io as _io
 import json as _json
 import os
 import pickle
+import pickletools
 import re
 import socket
 import struct
@@ -201,6 +203,10 @@ def _unpack_length(fmt, buf):
 # Restricted unpickling for the storable type
 # ---------------------------------------------------------------------------
 
+#: How deeply the storable read type lets containers nest (cbor2's limit):
+#: deeper pickles are refused with EBADMSG before anything is built.
+STORABLE_MAX_DEPTH = 400
+
 _SAFE_CLASSES = {
     ("builtins", "set"), ("builtins", "frozenset"),
     ("builtins", "complex"), ("builtins", "slice"),
@@ -210,30 +216,140 @@ _SAFE_CLASSES = {
 }
 
 
-def _bytearray_of_data(*args):
-    """``bytearray`` for unpickling, refusing ``bytearray(n)``: a few bytes of
-    input must not allocate ``n`` bytes.  (``range`` is refused altogether,
-    since ``set(range(n))`` is the same kind of memory bomb.)
+def _of_data(cls):
+    """``cls`` for unpickling, refusing ``cls(n)``: a few bytes of input must
+    not allocate ``n`` bytes.  (``range`` is refused altogether, since
+    ``set(range(n))`` is the same kind of memory bomb.)
     """
-    if args and isinstance(args[0], int):
-        raise pickle.UnpicklingError("storable: refusing bytearray(int)")
-    return bytearray(*args)
+    def make(*args):
+        if args and isinstance(args[0], int):
+            raise pickle.UnpicklingError("storable: refusing %s(int)" % cls.__name__)
+        return cls(*args)
+    return make
+
+
+def _latin1_encode(text, encoding="latin1"):
+    """``_codecs.encode`` as protocol 0-2 pickles of bytes use it, and only so."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("storable: refusing _codecs.encode of that")
+    return text.encode("latin-1")
+
+
+_DATA_FACTORIES = {
+    ("builtins", "bytearray"): _of_data(bytearray), ("builtins", "bytes"): _of_data(bytes),
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+def _python3_name(module, name):
+    """The Python 3 name of a global in a protocol 0-2 pickle (pickle's own
+    compat mapping: ``__builtin__.set`` is ``builtins.set``)."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
 class _PlainUnpickler(pickle.Unpickler):
     """Unpickles plain data only; any other class is refused."""
 
     def find_class(self, module, name):
-        if (module, name) == ("builtins", "bytearray"):
-            return _bytearray_of_data
-        if (module, name) in _SAFE_CLASSES:
-            return super().find_class(module, name)
+        key = _python3_name(module, name)
+        if key in _DATA_FACTORIES:
+            return _DATA_FACTORIES[key]
+        if key in _SAFE_CLASSES:
+            return getattr(importlib.import_module(key[0]), key[1])
         raise pickle.UnpicklingError("storable: refusing to load %s.%s" % (module, name))
+
+
+# opcodes adding to the container below their arguments / calling a callable
+_PICKLE_FILLS = frozenset(("APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"))
+_PICKLE_CALLS = frozenset(("REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"))
+_PICKLE_PUTS = frozenset(("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"))
+_PICKLE_GETS = frozenset(("GET", "BINGET", "LONG_BINGET"))
+
+
+class _Shared:
+    """An object the pickle may refer to twice (memoized or DUP'ed), in the
+    depth model of :func:`_check_pickle_depth`."""
+    __slots__ = ("depth", "nested")
+
+    def __init__(self, depth):
+        self.depth, self.nested = depth, False
+
+
+def _depth(obj):
+    return obj.depth if obj.__class__ is _Shared else obj
+
+
+def _shared(stack):
+    top = stack[-1]
+    if top.__class__ is not _Shared:
+        top = stack[-1] = _Shared(top)
+    return top
+
+
+def _pickle_op(name, args):
+    """What ``name`` pushes, given what it popped (depths or _Shared)."""
+    for obj in args[name in _PICKLE_FILLS:]:
+        if obj.__class__ is _Shared:
+            obj.nested = True  # inside something now: must not change any more
+    depths = [_depth(obj) for obj in args]
+    if name not in _PICKLE_FILLS:
+        if name in _PICKLE_CALLS:
+            return max(depths)
+        return 1 + max(depths) if depths else 0
+    target = args[0]
+    depth = max(depths[0], 1 + max(depths[1:]))
+    if target.__class__ is not _Shared:
+        return depth
+    if target.nested:
+        raise pickle.UnpicklingError("storable: refusing to fill a container already nested"
+                                     " in another (cyclic data)")
+    target.depth = depth
+    return target
+
+
+def _check_pickle_depth(data, limit):
+    """Run the pickle machine over nesting depths instead of objects (one
+    pass over the opcodes); raise UnpicklingError if any object would nest
+    deeper than ``limit`` or the data is cyclic, ValueError (or another
+    exception) if the pickle is malformed.
+
+    Sound because a container that went into another one may not change
+    any more: then the depth of everything nested is final.
+    """
+    stack, marks, memo = [], [], {}
+    for op, arg, _ in pickletools.genops(data):
+        name = op.name
+        if name == "MARK":
+            marks.append(len(stack))
+        elif name in _PICKLE_GETS:
+            stack.append(memo[arg])
+        elif name in _PICKLE_PUTS:
+            memo[len(memo) if arg is None else arg] = _shared(stack)
+        elif name == "DUP":
+            stack.append(_shared(stack))
+        else:
+            before = op.stack_before
+            if pickletools.markobject in before:
+                base = marks.pop() - before.index(pickletools.markobject)
+            else:
+                base = len(stack) - len(before)
+            if base < 0:
+                raise ValueError("storable: pickle stack underflow")
+            args = stack[base:]
+            del stack[base:]
+            if op.stack_after:
+                pushed = _pickle_op(name, args)
+                if _depth(pushed) > limit:
+                    raise pickle.UnpicklingError("storable: nesting deeper than %d" % limit)
+                stack.append(pushed)
 
 
 def _thaw(hdl, data):
     if hdl._storable_trusted:
         return pickle.loads(data)
+    _check_pickle_depth(data, STORABLE_MAX_DEPTH)
     return _PlainUnpickler(_io.BytesIO(data)).load()
 
 
@@ -1675,7 +1791,17 @@ def _read_cbor(hdl, cb):
 
 def _read_storable(hdl, cb, *_perl_format):
     """A BER-framed pickle: packstring "w" plus thawing (Perl's storable type;
-    Perl scripts pass a pack format too, which Perl also ignores)."""
+    Perl scripts pass a pack format too, which Perl also ignores).
+
+    ``cb(hdl, value)``.  Unless the handle has ``storable_trusted``, only
+    plain data of any pickle protocol (0-5) is accepted: the builtin
+    scalars and containers, ``set``, ``frozenset``, ``bytes``,
+    ``bytearray``, ``complex``, ``slice``, ``OrderedDict``, ``Decimal`` and
+    the ``datetime`` types, nested at most :data:`STORABLE_MAX_DEPTH` (400)
+    deep and without cycles; anything else (other classes, deeper nesting,
+    cyclic or malformed pickles) is checked in one pass before anything is
+    built and reported as a non-fatal ``EBADMSG`` (the frame is skipped).
+    """
     def thaw_cb(hdl, data):
         try:
             value = _thaw(hdl, data)

@@ -412,3 +412,104 @@ def test_truncated_pickle_is_ebadmsg():
     reader.send(_ber_framed(raw[:len(raw) // 2]))
     assert reader.events == [error(errno.EBADMSG, False)]
     reader.finish()
+
+
+def _plain_values():
+    import collections
+    import datetime
+    import decimal
+    return [set([1, "a"]), frozenset([2]), b"ab", b"", bytearray(b"x"), {"k": (1, [2.5])},
+            None, True, 2 ** 100, "text", complex(1, 2), decimal.Decimal("1.25"),
+            collections.OrderedDict(a=1), datetime.date(2024, 2, 29),
+            datetime.datetime(2024, 2, 29, 1, 2, 3, 4, datetime.timezone.utc),
+            datetime.timedelta(days=3), frozenset([frozenset([1])])]
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_plain_data_of_every_protocol_is_read(protocol):
+    values = _plain_values()
+    reader = Hostile()
+    chain(reader, "storable", (), lambda value: value)
+    reader.send(b"".join(_ber_framed(pickle.dumps(v, protocol=protocol)) for v in values))
+    assert reader.events == [("read", v) for v in values]
+    assert [type(e[1]) for e in reader.events] == [type(v) for v in values]
+    reader.finish()
+
+
+def _nested_list(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _deep_through_memo(depth):
+    """Protocol 0: a ``depth``-deep list built with a stack never deeper than 3."""
+    ops = [b"(lp0\n0"]
+    for i in range(1, depth + 1):
+        ops.append(b"(lp%d\ng%d\na0" % (i, i - 1))
+    return b"".join(ops) + b"g%d\n." % depth
+
+
+def _deep_linked_later(depth):
+    """Protocol 2: ``depth`` empty lists memoized, then each appended to the one before."""
+    ops = [b"\x80\x02"] + [b"]q%s0" % bytes([i % 256]) if i < 256 else
+                          b"]r%s0" % i.to_bytes(4, "little") for i in range(depth)]
+    ops += [_get(i) + _get(i + 1) + b"a0" for i in range(depth - 1)]
+    return b"".join(ops) + _get(0) + b"."
+
+
+def _get(i):
+    return b"h" + bytes([i]) if i < 256 else b"j" + i.to_bytes(4, "little")
+
+
+@pytest.mark.parametrize("make,depth", [
+    (lambda d: pickle.dumps(_nested_list(d), protocol=4), 401),
+    (lambda d: pickle.dumps(_nested_list(d), protocol=0), 401),
+    (lambda d: b"\x80\x04" + b"]" * d + b"a" * (d - 1) + b".", 10 ** 6),  # a 2 MB frame
+    (_deep_through_memo, 10 ** 5),
+    (lambda d: b"\x80\x04" + b"(" * d + b")" + b"t" * d + b".", 10 ** 5),  # mark-deep tuples
+    (_deep_linked_later, 10 ** 5),
+])
+def test_nesting_beyond_the_limit_is_refused_before_building(make, depth):
+    from anyevent.handle import STORABLE_MAX_DEPTH
+    assert STORABLE_MAX_DEPTH == 400
+    import tracemalloc
+    frame = _ber_framed(make(depth))
+    reader = Hostile()
+    reader.hdl.push_read("storable", lambda *a: pytest.fail("built the object"))
+    tracemalloc.start()
+    try:
+        reader.send(frame)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert reader.events == [error(errno.EBADMSG, False)]
+    assert peak < 20 * len(frame) + (1 << 20)  # a 1e6-deep list of lists would be ~100 MB
+    reader.finish()
+
+
+def test_nesting_up_to_the_limit_is_read():
+    value = _nested_list(399)
+    reader = Hostile()
+    chain(reader, "storable", (), lambda v: v)
+    reader.send(b"".join(_ber_framed(pickle.dumps(value, protocol=p)) for p in (0, 2, 5)))
+    assert [e[0] for e in reader.events] == ["read"] * 3
+    reader.finish()
+
+
+@pytest.mark.parametrize("raw", [
+    b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x05\x00\x00\x00utf-7\x86R.",
+    b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x10\x85R.",
+    b"\x80\x02c__builtin__\neval\nX\x01\x00\x00\x001\x85R.",
+    b"\x80\x02ccopy_reg\n_reconstructor\n.",
+    b"\x80\x02a.",  # stack underflow
+    b"\x80\x02]q\x00h\x00a.",  # a list in itself
+    b"\x80\x02]q\x00]q\x01h\x00ah\x01a.",  # two lists in each other
+])
+def test_compat_names_stay_restricted(raw):
+    reader = Hostile()
+    reader.hdl.push_read("storable", lambda *a: pytest.fail("read"))
+    reader.send(_ber_framed(raw))
+    assert reader.events == [error(errno.EBADMSG, False)]
+    reader.finish()
