@@ -8,15 +8,32 @@ option (an object or a dict of the options below)::
     hdl = Handle(connect=("example.org", 443), tls="connect",
                  tls_ctx={"verify": 1, "verify_peername": "https"})
 
-Defaults follow Perl and are NOT secure
----------------------------------------
-As in Perl, ``TLS()`` encrypts but does **not** authenticate the peer: ``verify`` is off,
-so any certificate (expired, self-signed, for another host) is accepted and a man in the
-middle can read everything.  ``verify_peername`` is unset, so even with ``verify=1`` a
-valid certificate for *another* host is accepted.  (Clients also do not ask for session
-tickets, Perl's ``session_ticket`` default; that costs speed, not security.)  The one-line secure client setting is::
+Which contexts verify the peer
+------------------------------
+A Handle **without** ``tls_ctx`` uses :func:`default_ctx`, and its **client**
+connections (``tls="connect"``, ``starttls("connect")``) verify the server as
+``TLS(verify=1, verify_peername="https")`` does: the chain against
+``ANYEVENT_CA_FILE``/``ANYEVENT_CA_PATH`` when set, else the system trust store
+(OpenSSL's ``SSL_CERT_FILE``/``SSL_CERT_DIR`` replace that), and the host name given to
+``connect=`` (or ``peername=``).  An expired, self-signed or wrong-host certificate is a
+fatal ``EPROTO`` error whose message says why (``"certificate verify failed: certificate
+has expired"``, ``"hostname mismatch: certificate is for a.test, not b.test"``).  Server
+connections from it (``tls="accept"``) keep Perl's defaults.  This is a deliberate
+difference from Perl (see below)::
 
-    TLS(verify=1, verify_peername="https")     # or tls_ctx={"verify": 1, "verify_peername": "https"}
+    hdl = Handle(connect=("example.org", 443), tls="connect")   # verified
+
+An explicit context -- a ``TLS(...)`` object or a ``tls_ctx`` dict, even ``{}`` --
+follows Perl, and Perl's defaults are NOT secure: ``verify`` is off, so any certificate
+(expired, self-signed, for another host) is accepted and a man in the middle can read
+everything.  ``verify_peername`` is unset, so even with ``verify=1`` a valid certificate
+for *another* host is accepted.  (Clients also do not ask for session tickets, Perl's
+``session_ticket`` default; that costs speed, not security.)  So ``tls_ctx={"verify":
+0}`` restores Perl's unverified client, and a client with a context of its own (a
+``ca_file``, a certificate) should say::
+
+    TLS(verify=1, verify_peername="https", ca_file=...)
+    tls_ctx={"verify": 1, "verify_peername": "https", "ca_file": ...}   # the same
 
 which checks the chain against the system CAs (or ``ca_file``/``ca_path``/``ca_cert``,
 or the ``ANYEVENT_CA_FILE``/``ANYEVENT_CA_PATH`` environment variables) and the host name.
@@ -35,10 +52,20 @@ Interface used by the Handle
     expired"``, ``"hostname mismatch: ..."``).
 ``tls_ctx_from(value) -> TLS``
     the Handle's ``tls_ctx`` option: a :class:`TLS`, a dict of options (one object per
-    distinct dict content, cached) or ``None`` (a shared default ``TLS()``).
+    distinct dict content, cached) or ``None`` (:func:`default_ctx`, shared).
 
 Differences from Perl
 ---------------------
+* **Deliberate: the default context verifies servers.**  Perl's ``TLS_CTX`` (a Handle
+  without ``tls_ctx``) accepts any server certificate; here client connections made
+  from it check the chain against the system trust store (or ``ANYEVENT_CA_FILE``/
+  ``ANYEVENT_CA_PATH``) and the host name given to ``connect=``/``peername=`` under
+  ``verify_peername="https"`` rules, as asyncio (``ssl=True``), Twisted
+  (``optionsForClientTLS``) and Python's ``ssl.create_default_context()`` do.  A failure
+  is a fatal ``EPROTO`` with the reason in the message.  A client handle made from a
+  bare ``fh`` needs ``peername=`` (else: ``"hostname mismatch: no peername ..."``).
+  Any explicit context (``TLS(...)``, a ``tls_ctx`` dict, ``{"verify": 0}``) keeps
+  Perl's behaviour, as do server connections and a ``tls=Connection`` of the user's.
 * ``sslv2=1`` and ``sslv3=1`` are accepted and ignored, as in Perl with a current
   OpenSSL: OpenSSL >= 1.1 has no SSLv2 (``OP_NO_SSLv2`` is 0) and is built without
   SSLv3, so Perl's context is the default one and still negotiates TLS 1.2/1.3.
@@ -78,8 +105,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 
-__all__ = ["TLS", "tls_ctx_from", "error_message", "verify_hostname", "match_cn",
-           "certname", "CN_SCHEME", "DH_PARAMS"]
+__all__ = ["TLS", "tls_ctx_from", "default_ctx", "error_message", "verify_hostname",
+           "match_cn", "certname", "CN_SCHEME", "DH_PARAMS"]
 
 # RFC 7919 finite-field DH groups (PKCS#3 DER, base64), as written by
 # `openssl genpkey -genparam -algorithm DH -pkeyopt group:NAME | openssl dhparam`.
@@ -197,7 +224,8 @@ class TLS:
         meaningless for ``TLS()`` itself.  A true value of any of these is reported by one
         ``DEBUG`` line on the ``anyevent.tls`` logger (visible with
         ``ANYEVENT_VERBOSE=8`` or a lower threshold there).
-    Peer verification (all off unless ``verify`` is true)
+    Peer verification (all off unless ``verify`` is true, as in Perl; a Handle without
+    ``tls_ctx`` uses :func:`default_ctx` instead, which verifies servers)
         ``verify``: check the peer certificate chain, validity dates and (with
         ``verify_peername``) its names.  Clients always require a certificate; servers
         request one and, with ``verify_require_client_cert``, reject clients without.
@@ -402,7 +430,8 @@ class TLS:
             return None
         if peername is None:
             if mode == "connect":
-                return "hostname mismatch: no peername to check the certificate against"
+                return ("hostname mismatch: no peername to check the certificate against "
+                        "(give the Handle connect= or peername=)")
             return None
         if callable(scheme):
             ok, why = _call_check(scheme, self, peername, cert)
@@ -823,20 +852,73 @@ def _describe_reason(entry):
 
 _CACHE = {}
 
+# The environment variables that choose the default context's trust anchors: ours
+# (``_load_trust``) and OpenSSL's (``set_default_verify_paths``).
+_TRUST_ENV = ("ANYEVENT_CA_FILE", "ANYEVENT_CA_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+class _DefaultTLS(TLS):
+    """The context of a Handle without ``tls_ctx`` (Perl's ``TLS_CTX``), which differs
+    from Perl's: client connections are verified as with ``TLS(verify=1,
+    verify_peername="https")`` (trust: ``ANYEVENT_CA_FILE``/``ANYEVENT_CA_PATH``, else
+    the system store, which OpenSSL's ``SSL_CERT_FILE``/``SSL_CERT_DIR`` may replace);
+    server connections come from a plain ``TLS()`` (``self.server``), Perl's defaults.
+    ``self.ctx`` and the attributes are the client side's."""
+
+    def __init__(self):
+        super().__init__(verify=1, verify_peername="https")
+        self.server = TLS()
+
+    def new_connection(self, mode, peername=None, ref=None):
+        if mode == "accept":
+            return self.server.new_connection(mode, peername, ref)
+        return super().new_connection(mode, peername, ref)
+
+    def verify_result(self, conn, peername=None):
+        state = _STATE.get(conn)
+        if state is None or state.mode != "connect" or conn.get_context() is not self.ctx:
+            # a server connection, or a Connection the user made from a context of
+            # their own (the Handle's tls=Connection): not ours to judge, as in Perl
+            return None
+        return super().verify_result(conn, peername)
+
+    def __repr__(self):
+        return "<anyevent.tls default context: clients verify the peer, servers as Perl>"
+
+
+def default_ctx():
+    """The shared context used when a Handle has no ``tls_ctx`` (Perl's ``TLS_CTX``).
+
+    Unlike Perl's, its **client** connections verify the peer: the chain against
+    ``ANYEVENT_CA_FILE``/``ANYEVENT_CA_PATH`` when set, else the system trust store
+    (OpenSSL's ``SSL_CERT_FILE``/``SSL_CERT_DIR`` replace that), and the host name the
+    Handle was given (``connect=`` or ``peername=``) with ``verify_peername="https"``
+    rules.  Its server (``"accept"``) connections keep Perl's defaults (no
+    verification).  One object per value of those environment variables, made on
+    first use.
+    """
+    key = ("default",) + tuple(os.environ.get(name) for name in _TRUST_ENV)
+    tls = _CACHE.get(key)
+    if tls is None:
+        tls = _CACHE[key] = _DefaultTLS()
+    return tls
+
 
 def tls_ctx_from(value=None):
     """The :class:`TLS` object for a Handle's ``tls_ctx`` option.
 
     ``value``: a :class:`TLS` (returned as is); a mapping of :class:`TLS` options (one
     object per distinct content, cached for the life of the process; Perl's ``cache``
-    key is accepted and ignored); ``None``: the shared default ``TLS()``.
+    key is accepted and ignored), which like ``TLS(...)`` keeps Perl's defaults (no
+    verification unless ``verify`` is true); ``None``: :func:`default_ctx`, whose
+    client connections verify the peer.
     Raises ``TypeError`` for other values or unknown options, ``ValueError`` for
     unusable ones.
     """
     if isinstance(value, TLS):
         return value
     if value is None:
-        value = {}
+        return default_ctx()
     if not isinstance(value, Mapping):
         raise TypeError(f"tls_ctx must be a TLS object or a dict of options, not {type(value).__name__}")
     options = {k: v for k, v in value.items() if k != "cache"}

@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
 """A terminal client for chat_server.py: stdin through one Handle, the server through another.
 
-Usage: chat_client.py [--host 127.0.0.1] [--port 5555] [--tls]
+Usage: chat_client.py [--host 127.0.0.1] [--port 5555] [--tls [--cafile PEM | --insecure]]
+
+With ``--tls`` the server's certificate is verified, for the name given to ``--host``:
+against the system's CAs by default (a Handle without ``tls_ctx``), or against
+``--cafile``: the server's own certificate file for a self-signed one (chat_server.py
+keeps the one it makes in ``~/.cache/anyevent-chat/selfsigned.pem``), or the CA that
+signed it.  ``--insecure`` accepts any certificate (Perl's AnyEvent::TLS default):
+encrypted, but anyone in the middle can read along.
 """
 
 import argparse
@@ -19,8 +26,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5555)
-    parser.add_argument("--tls", action="store_true", help="talk TLS (no certificate check)")
+    parser.add_argument("--tls", action="store_true",
+                        help="talk TLS, verifying the server's certificate")
+    trust = parser.add_mutually_exclusive_group()
+    trust.add_argument("--cafile", metavar="PEM",
+                       help="trust the certificates in PEM (the server's own certificate "
+                            "file, or its CA) instead of the system's CAs")
+    trust.add_argument("--insecure", action="store_true",
+                       help="accept any server certificate (no verification)")
     args = parser.parse_args(argv)
+    if (args.cafile or args.insecure) and not args.tls:
+        parser.error("--cafile and --insecure need --tls")
+    if args.insecure:
+        tls_ctx = {"verify": 0}                # Perl's default: encrypted, not authenticated
+    elif args.cafile:
+        tls_ctx = {"verify": 1, "verify_peername": "https", "ca_file": args.cafile}
+    else:
+        tls_ctx = None                         # the default: the system's CAs, the host name
 
     done = AE.cv()
     out = sys.stdout.buffer
@@ -38,6 +60,7 @@ def main(argv=None):
     server = Handle(
         connect=(args.host, args.port),
         tls="connect" if args.tls else None,
+        tls_ctx=tls_ctx,
         on_connect_error=lambda hdl, msg: done.send("cannot connect: %s" % msg),
         on_error=server_error,
     )

@@ -91,7 +91,10 @@ def _ssltest(mode):
             ok(True, "client_eof")
             client_done.send()
             keep.pop("c", None)
-        hd = keep["c"] = Handle(fh=fh, tls="connect", timeout=8, on_error=fail, on_eof=eof)
+        # the default context, as in Perl's test; here it verifies the server (the
+        # test CA is trusted through ANYEVENT_CA_FILE, set by the caller)
+        hd = keep["c"] = Handle(fh=fh, tls="connect", peername="localhost", timeout=8,
+                                on_error=fail, on_eof=eof)
         if mode == 1:
             hd.push_write(b"1\n")
             hd.on_drain(lambda h: (ok(True, "client_drain"), client_done.send(), keep.pop("c", None)))
@@ -138,7 +141,8 @@ def _ssltest(mode):
 
 
 @pytest.mark.parametrize("mode", [1, 2, 3, 4, 5])
-def test_anyevent_ssltest_modes(mode):
+def test_anyevent_ssltest_modes(mode, monkeypatch):
+    monkeypatch.setenv("ANYEVENT_CA_FILE", certs().ca_file)
     checks = _ssltest(mode)
     failed = [name for good, name in checks if not good]
     assert not failed
@@ -423,7 +427,8 @@ def test_client_certificate_required_and_checked():
 
 # -- tls_autostart: TLS and plaintext on one port -----------------------------------------
 
-def test_tls_autostart_serves_tls_and_plain_clients_on_one_port():
+def test_tls_autostart_serves_tls_and_plain_clients_on_one_port(monkeypatch):
+    monkeypatch.setenv("ANYEVENT_CA_FILE", certs().ca_file)  # the default client verifies
     port_cv = AE.cv()
     handles = []
     ctx = server_ctx()
@@ -453,7 +458,8 @@ def test_tls_autostart_serves_tls_and_plain_clients_on_one_port():
     assert got == {"one": b"tls:one", "two": b"plain:two"}
 
 
-def test_stoptls_then_plaintext_and_on_stoptls():
+def test_stoptls_then_plaintext_and_on_stoptls(monkeypatch):
+    monkeypatch.setenv("ANYEVENT_CA_FILE", certs().ca_file)  # the default client verifies
     port_cv, cv = AE.cv(), AE.cv()
     handles = []
     ctx = server_ctx()

@@ -504,7 +504,9 @@ def test_tls_ctx_from_caches_by_content():
     assert tls_ctx_from({**opts, "cache": 1}) is one
     assert tls_ctx_from({**opts, "alpn": ["h3"]}) is not one
     assert tls_ctx_from(one) is one
-    assert tls_ctx_from(None) is tls_ctx_from({}) is tls_ctx_from()
+    assert tls_ctx_from(None) is tls_ctx_from() is aetls.default_ctx()
+    assert tls_ctx_from({}) is tls_ctx_from({"cache": 1}) is not tls_ctx_from(None)
+    assert not tls_ctx_from({}).verify          # an explicit dict keeps Perl's defaults
     with pytest.raises(TypeError):
         tls_ctx_from("connect")
     with pytest.raises(TypeError):

@@ -45,7 +45,8 @@ def on_eof(hdl):
 hdl = Handle(
     connect=(host, port),
     tls="connect",
-    # the defaults check nothing; this is the secure setting (plus our CA)
+    # Perl's defaults check nothing (the port's default checks the system's
+    # CAs and the host); this is the secure setting (plus our CA)
     tls_ctx={"verify": 1, "verify_peername": "https", "ca_file": ca_file},
     on_connect=on_connect,
     on_starttls=on_starttls,
