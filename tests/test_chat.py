@@ -9,6 +9,7 @@ with a deadline, never fixed sleeps.
 
 import os
 import queue
+import resource
 import re
 import select
 import signal
@@ -41,21 +42,26 @@ def wait_for(predicate, timeout=WAIT, what="condition"):
 
 
 class Server:
-    """A chat_server.py subprocess on a free port; its stderr goes to ``log``."""
+    """A chat_server.py subprocess on a free port; its stderr goes to ``log``;
+    ``fd_limit`` sets its RLIMIT_NOFILE."""
 
-    def __init__(self, tmp_path, *args, cert=True):
+    def __init__(self, tmp_path, *args, cert=True, fd_limit=None):
         self.port = free_port()
         self.log = tmp_path / ("server-%d.log" % self.port)
         cmd = [sys.executable, SERVER, "--port", str(self.port), *args]
         if cert:
             cmd += ["--cert", certs().server_pem]
         env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+        limit = None if fd_limit is None else lambda: _limit_fds(fd_limit)
         with open(self.log, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=err, env=env)
+                                         stderr=err, env=env, preexec_fn=limit)
         wait_for(lambda: "listening on" in self.log_text() or self.proc.poll() is not None,
                  what="server start")
         assert self.proc.poll() is None, self.log_text()
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def log_text(self):
         return self.log.read_text(errors="replace")
@@ -64,6 +70,10 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+
+
+def _limit_fds(n):
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
 
 class Peer:
@@ -205,10 +215,12 @@ def _socket_peer(name, sock):
     return peer
 
 
-def sock_peer(port, **sockopts):
+def sock_peer(port, source="127.0.0.1", **sockopts):
+    """A plain socket peer connecting from address ``source``."""
     sock = socket.socket()
     for opt, value in sockopts.items():
         sock.setsockopt(socket.SOL_SOCKET, getattr(socket, opt), value)
+    sock.bind((source, 0))
     sock.connect(("127.0.0.1", port))
     return _socket_peer("socket", sock)
 
@@ -228,9 +240,13 @@ TLS_KINDS = ("openssl", "ssl", "client_tls")
 
 def join(port, kind, nick):
     """Connect a client of ``kind``, wait for the greeting, take ``nick``."""
-    peer = KINDS[kind](port)
+    return greet(KINDS[kind](port), nick, kind in TLS_KINDS)
+
+
+def greet(peer, nick, tls=False):
+    """Wait for ``peer``'s greeting (over TLS if ``tls``), take ``nick``."""
     _, m = peer.expect(r"^\* Welcome to the anyevent chat( \(TLS\))?\. You are (guest\d+)\.")
-    assert bool(m.group(1)) == (kind in TLS_KINDS), m.group(0)
+    assert bool(m.group(1)) == tls, m.group(0)
     peer.guest = m.group(2)
     peer.send("/nick " + nick)
     peer.expect(r"^\* You are now known as %s$" % nick)
