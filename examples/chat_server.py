@@ -15,7 +15,8 @@ Slow and greedy peers (slowloris) cannot hold the server:
 
 * ``--max-connections`` (default: the descriptor limit, RLIMIT_NOFILE, less
   32) and ``--max-per-address`` (16 connections from one IP address; 0 = no
-  limit) cap the connections; one over a cap is told so in one line and closed.
+  limit) cap the connections; one over a cap is told so in one line (plain
+  text, to TLS clients too) and closed.
 * ``--handshake-timeout`` (10 s): from connect until the TLS handshake is done
   (or the client is seen to speak plain text).  A lone TLS record byte or a
   trickled ClientHello is cut then.
@@ -236,11 +237,6 @@ class ChatServer:
         else:
             self.join(client)
 
-    def forget_host(self, host):
-        left = self.per_host.pop(host) - 1
-        if left:
-            self.per_host[host] = left
-
     def on_starttls(self, hdl, ok, message):
         client = self.clients.get(hdl)
         if client is None:
@@ -299,6 +295,12 @@ class ChatServer:
         if notice and client.joined:
             self.broadcast(notice)
         client.hdl.destroy()  # queued output still lingers out
+
+    def forget_host(self, host):
+        """Count one connection from ``host`` less."""
+        left = self.per_host.pop(host) - 1
+        if left:
+            self.per_host[host] = left
 
     def on_eof(self, hdl):
         client = self.clients.get(hdl)
