@@ -132,9 +132,12 @@ def test_system_store_is_loaded():
             pem = fh.read()
     except OSError:
         pytest.skip("no system CA bundle at " + bundle)
-    root = crypto.load_certificate(crypto.FILETYPE_PEM, pem)   # the first root in it
+    end = b"-----END CERTIFICATE-----"
+    roots = (crypto.load_certificate(crypto.FILETYPE_PEM, block + end)
+             for block in pem.split(end) if b"BEGIN CERTIFICATE" in block)
+    root = next(r for r in roots if not r.has_expired())
     store = default_ctx().ctx.get_cert_store()
-    crypto.X509StoreContext(store, root).verify_certificate()  # raises unless trusted
+    crypto.X509StoreContext(store, root).verify_certificate()   # raises unless trusted
 
 
 def test_ssl_cert_file_replaces_the_system_store(s_server, trust_env):
