@@ -1484,54 +1484,97 @@ def _read_chunk(hdl, cb, length):
     return reader
 
 
-_DEFAULT_EOL = re.compile(rb"\r?\n")
-
-
 def _read_line(hdl, cb, eol=None):
+    """``cb(hdl, line, eol)`` for the next line (without its end-of-line).
+
+    ``eol`` is None (``\\n`` or ``\\r\\n``), a bytes string, or a compiled
+    bytes regex (Perl's ``qr//``).  The search resumes where the last one
+    stopped, so a line costs time linear in its length however it arrives;
+    for a regex that is so when its matches have a bounded width and it has
+    no lookaround or backreference (``\\r?\\n``, ``\\r\\n|\\n``, literal
+    alternatives); any other regex is searched from the start of the buffer
+    on every arrival, quadratic in the worst case as in Perl.
+    """
     if eol is None:
-        def reader(hdl):
-            rbuf = hdl._rbuf
-            pos = rbuf.find(b"\n")
-            if pos < 0:
-                return False
-            if pos and rbuf[pos - 1] == 13:
-                line = bytes(rbuf[:pos - 1])
-                del rbuf[:pos + 1]
-                cb(hdl, line, b"\r\n")
-            else:
-                line = bytes(rbuf[:pos])
-                del rbuf[:pos + 1]
-                cb(hdl, line, b"\n")
-            return True
-        return reader
+        return _line_reader(cb, _find_newline, 0)
     if isinstance(eol, (bytes, bytearray)):
         eol = bytes(eol)
-        n = len(eol)
-
-        def reader(hdl):
-            rbuf = hdl._rbuf
-            pos = rbuf.find(eol)
-            if pos < 0:
-                return False
-            line = bytes(rbuf[:pos])
-            del rbuf[:pos + n]
-            cb(hdl, line, eol)
-            return True
-        return reader
+        return _line_reader(cb, partial(_find_bytes, eol), len(eol) - 1)
     if isinstance(eol, str):
         raise TypeError("line eol must be bytes or a compiled bytes regex, not str")
-    pattern = re.compile(rb"(.*?)(" + eol.pattern + rb")", eol.flags | re.DOTALL)
+    rx = re.compile(eol)
+    return _line_reader(cb, partial(_find_regex, rx), _match_width(rx))
+
+
+def _find_newline(rbuf, start):
+    pos = rbuf.find(b"\n", start)
+    if pos < 0:
+        return None
+    if pos and rbuf[pos - 1] == 13:
+        return pos - 1, pos + 1
+    return pos, pos + 1
+
+
+def _find_bytes(eol, rbuf, start):
+    pos = rbuf.find(eol, start)
+    return None if pos < 0 else (pos, pos + len(eol))
+
+
+def _find_regex(rx, rbuf, start):
+    m = rx.search(rbuf, start)
+    return None if m is None else m.span()
+
+
+_UNBOUNDED = re.compile(rb"\(\?<?[=!]|\\[1-9]|\(\?P=")  # lookaround, backreference
+
+
+def _match_width(rx):
+    """The most bytes a match of ``rx`` examines (None: unbounded or unknown)."""
+    if _UNBOUNDED.search(rx.pattern):
+        return None
+    try:
+        from re import _parser
+        width = _parser.parse(rx.pattern, rx.flags).getwidth()[1]
+    except Exception:  # noqa: BLE001 - a private module: be conservative
+        return None
+    return width if width < _parser.MAXREPEAT else None
+
+
+def _line_reader(cb, find, width):
+    """A reader cutting a line at ``find(rbuf, start) -> (eol_start, eol_end)
+    | None``; a failed search resumes ``width`` bytes (plus one, for an
+    anchor or ``\\b`` that looks at the byte after) before the end of the
+    buffer it saw, or at the start when ``width`` is None."""
+    scan = _Resume()
 
     def reader(hdl):
         rbuf = hdl._rbuf
-        m = pattern.match(rbuf)
-        if m is None:
+        found = find(rbuf, scan.start(rbuf))
+        if found is None:
+            scan.stop(rbuf, None if width is None else len(rbuf) - width - 1)
             return False
-        line, found = m.group(1), m.group(2)
-        del rbuf[:m.end()]
-        cb(hdl, line, found)
+        scan.stop(rbuf, None)
+        start, end = found
+        line, eol = bytes(rbuf[:start]), bytes(rbuf[start:end])
+        del rbuf[:end]
+        cb(hdl, line, eol)
         return True
     return reader
+
+
+class _Resume:
+    """Where a reader's scan of ``hdl.rbuf`` stopped.  If the buffer is
+    shorter than it was (someone else took from it), it starts over."""
+    __slots__ = ("pos", "size")
+
+    def __init__(self):
+        self.pos = self.size = 0
+
+    def start(self, rbuf):
+        return self.pos if len(rbuf) >= self.size else 0
+
+    def stop(self, rbuf, pos):
+        self.pos, self.size = (0, 0) if pos is None else (max(0, pos), len(rbuf))
 
 
 def _compile(rx):
@@ -1638,27 +1681,53 @@ def _json_decoder(hdl):
     return coder if hasattr(coder, "raw_decode") else _JSON_DECODER
 
 
-_JSON_DECODER = _json.JSONDecoder()
+def _refuse_constant(name):
+    raise ValueError("not JSON: " + name)
+
+
+# strict like JSON::XS: NaN and Infinity are no JSON
+_JSON_DECODER = _json.JSONDecoder(parse_constant=_refuse_constant)
 _JSON_WS = re.compile(rb"[ \t\n\r]*")
-
-
 _JSON_OUTSIDE = re.compile(rb'["\[\]{}]')
 _JSON_INSIDE = re.compile(rb'[\\"]')
+_JSON_NUMBER = re.compile(rb"[-+.0-9eE]*")  # the bytes a number runs over
+_JSON_LITERALS = (b"true", b"false", b"null")
 
 
 class _JsonScan:
-    """Finds where a JSON array or object ends, scanning each byte only once
-    however the text is split (JSON::XS's incremental parser does the same):
-    brackets are counted outside strings, escapes skipped inside them.
+    """Finds where the JSON text at the start of a buffer ends, scanning each
+    byte only once however the text is split (JSON::XS's incremental parser
+    does the same): an array or object ends at its closing bracket (brackets
+    counted outside strings, escapes skipped inside them), a string at its
+    closing quote, a number at the first byte that cannot continue it, or at
+    end-of-file.
     """
-    __slots__ = ("pos", "depth", "in_str")
+    __slots__ = ("pos", "depth", "in_str", "size")
 
     def __init__(self):
-        self.pos = self.depth = 0
+        self.pos = self.depth = self.size = 0
         self.in_str = False
 
-    def end(self, buf):
-        """Index just past the complete value at the start of ``buf``, or -1."""
+    def end(self, buf, eof):
+        """Index just past the JSON text at the start of ``buf``; -1 if more
+        input may complete it; 0 if it can never be valid."""
+        if self.pos and len(buf) < self.size:
+            self.__init__()  # someone else consumed the buffer: rescan
+        first = buf[0]
+        if first in b'[{"':
+            end = self._nested_end(buf)
+        elif first in b"-0123456789":
+            end = self._number_end(buf, eof)
+        else:
+            return _literal_end(buf, eof)
+        self.size = len(buf)
+        return end
+
+    def _number_end(self, buf, eof):
+        self.pos = _JSON_NUMBER.match(buf, self.pos).end()
+        return self.pos if self.pos < len(buf) or eof else -1
+
+    def _nested_end(self, buf):
         pos, depth, in_str = self.pos, self.depth, self.in_str
         size = len(buf)
         result = -1
@@ -1676,6 +1745,9 @@ class _JsonScan:
                     continue
                 in_str = False
                 pos = m.end()
+                if depth <= 0:  # a string at the top level
+                    result = pos
+                    break
                 continue
             m = _JSON_OUTSIDE.search(buf, pos)
             if m is None:
@@ -1696,27 +1768,27 @@ class _JsonScan:
         return result
 
 
-def _json_scalar_incomplete(text, pos):
-    """True if a top-level scalar ``text[pos:]`` may still become valid with more input."""
-    rest = text[pos:].rstrip()
-    if not rest:
-        return True
-    for literal in ("true", "false", "null"):
-        if literal.startswith(rest) and len(rest) < len(literal):
-            return True
-    return False
+def _literal_end(buf, eof):
+    """``true``, ``false`` or ``null`` at the start of ``buf``: as for :meth:`_JsonScan.end`."""
+    for literal in _JSON_LITERALS:
+        if buf.startswith(literal):
+            return len(literal)
+        if not eof and len(buf) < len(literal) and literal.startswith(buf):
+            return -1
+    return 0
 
 
 def _read_json(hdl, cb):
+    """``cb(hdl, value)`` for the next JSON text (UTF-8): an array, object,
+    string, number, ``true``, ``false`` or ``null`` (JSON::XS with
+    ``allow_nonref``), after any whitespace.  The values are the same
+    however the stream is split: a number at the end of the buffer waits for
+    the next byte or end-of-file.  Invalid JSON (NaN and Infinity included)
+    is a non-fatal ``EBADMSG`` and the bad text is skipped; the decoder is
+    ``json=``'s ``raw_decode`` if it has one.
+    """
     decoder = _json_decoder(hdl)
     scan = _JsonScan()
-
-    def bad(hdl, rbuf, nbytes):
-        # skip the bad text, like JSON::XS's incr_skip, and start over
-        del rbuf[:max(1, nbytes)]
-        scan.__init__()
-        hdl._error(_errno.EBADMSG)
-        return False
 
     def reader(hdl):
         rbuf = hdl._rbuf
@@ -1726,46 +1798,31 @@ def _read_json(hdl, cb):
                 del rbuf[:start]
             if not rbuf:
                 return False
-        elif scan.pos > len(rbuf):
-            scan.__init__()  # someone else consumed the buffer: rescan
-        if rbuf[0] in b"[{":
-            end = scan.end(rbuf)
-            if end < 0:
-                return False  # the array or object is still open
-            try:
-                text = rbuf[:end].decode("utf-8")
-                value, used = decoder.raw_decode(text)
-            except (ValueError, RecursionError):  # too deep nesting: RecursionError
-                return bad(hdl, rbuf, end)
-            if used != len(text):
-                return bad(hdl, rbuf, end)
-            del rbuf[:end]
-            scan.__init__()
-            cb(hdl, value)
-            return True
-        # a top-level scalar (string, number, literal)
-        more = True  # could more input complete the text?
+        end = scan.end(rbuf, hdl._eof)
+        if end < 0:
+            return False
+        scan.__init__()
         try:
-            text = rbuf.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            # decode the valid prefix; what follows may be a split character
-            # (wait) or garbage (only bad if the JSON value runs into it)
-            more = exc.end == len(rbuf) and exc.reason == "unexpected end of data"
-            text = rbuf[:exc.start].decode("utf-8")
-        try:
-            value, end = decoder.raw_decode(text)
-        except (ValueError, RecursionError) as exc:
-            pos = getattr(exc, "pos", 0)
-            if more and (text[:1] == '"' or _json_scalar_incomplete(text, pos)):
-                return False
-            return bad(hdl, rbuf, len(text[:pos].encode("utf-8")))
-        if more and end == len(text) and isinstance(value, (int, float)) \
-                and not isinstance(value, bool) and len(text) == len(rbuf):
-            return False  # a number at the very end may continue
-        del rbuf[:len(text[:end].encode("utf-8"))]
+            value = _json_value(decoder, rbuf, end)
+        except (ValueError, RecursionError):  # too deep nesting: RecursionError
+            # skip the bad text, like JSON::XS's incr_skip, and start over
+            del rbuf[:max(1, end)]
+            hdl._error(_errno.EBADMSG)
+            return False
+        del rbuf[:end]
         cb(hdl, value)
         return True
     return reader
+
+
+def _json_value(decoder, rbuf, end):
+    """The value of the JSON text ``rbuf[:end]``; ValueError if it is not
+    one JSON text (``1.``, ``1-2`` and ``01`` are not, as in JSON::XS)."""
+    text = rbuf[:end].decode("utf-8")
+    value, used = decoder.raw_decode(text)
+    if used != len(text):
+        raise ValueError("JSON text followed by garbage")
+    return value
 
 
 def _read_cbor(hdl, cb):

@@ -374,6 +374,48 @@ def test_json(values, gap, points):
     check_split_invariance(stream, points, setup, [("json",) + _canon_json(v) for v in values])
 
 
+# top-level scalars: a number or literal needs whitespace (or a bracket/quote)
+# after it, else it runs into the next; the last text may end the stream
+json_top_texts = json_texts | json_scalars
+
+
+def _json_stream(values, gaps):
+    """The texts, each after its gap: whitespace after the last would stay in
+    the buffer (and make the Reader's finish an EPIPE)."""
+    return b"".join(gap + json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+                    for value, gap in zip(values, gaps))
+
+
+@PROPS
+@given(st.lists(json_top_texts, max_size=6),
+       st.lists(st.sampled_from([b" ", b"\n", b"\r\n\t "]), min_size=6, max_size=6),
+       splits)
+def test_json_top_level_scalars(values, gaps, points):
+    def setup(r):
+        for _ in values:
+            r.hdl.push_read("json", r.record("json", _canon_json))
+    stream = _json_stream(values, gaps)
+    check_split_invariance(stream, points, setup, [("json",) + _canon_json(v) for v in values])
+
+
+NUMBERS = b"-5 0 -0 1.5e+3 -0.25E-2 1E5 12345678901234567890 -1.0e-0 3.25"
+
+
+@pytest.mark.parametrize("tail", [b"", b" true null false \"a\\\"b\" 7"])
+def test_json_numbers_cut_anywhere(tail):
+    """Every single cut of a stream of numbers (and then literals, a string,
+    a number just before EOF) gives the same values."""
+    stream = NUMBERS + tail
+    texts = stream.decode().split()
+    expected = [("json",) + _canon_json(json.loads(t)) for t in texts]
+
+    def setup(r):
+        for _ in texts:
+            r.hdl.push_read("json", r.record("json", _canon_json))
+    for point in range(1, len(stream)):
+        assert feed(stream, cut(stream, [point]), setup) == expected + [("eof",)], point
+
+
 # -- cbor ------------------------------------------------------------------------
 
 cbor_values = st.recursive(
