@@ -1825,22 +1825,143 @@ def _json_value(decoder, rbuf, end):
     return value
 
 
+#: Containers nested deeper than this are EBADMSG (cbor2's own limit).
+CBOR_MAX_DEPTH = 400
+# runs of fixed-size data items (integers, simple values, floats, empty
+# strings and containers), each with its item size: skipped at C speed
+_CBOR_RUNS = tuple((re.compile(rx, re.DOTALL), size) for rx, size in (
+    (rb"[\x00-\x17\x20-\x37\x40\x60\x80\xa0\xe0-\xf7]*", 1),
+    (rb"(?:[\x18\x38\xf8].)*", 2), (rb"(?:[\x19\x39\xf9]..)*", 3),
+    (rb"(?:[\x1a\x3a\xfa].{4})*", 5), (rb"(?:[\x1b\x3b\xfb].{8})*", 9)))
+_INDEFINITE = -1
+
+
+class _CborScan:
+    """Finds where the CBOR data item at the start of a buffer ends, in one
+    pass that resumes where it stopped however the item is split: headers
+    are read (major type, argument, indefinite lengths, tags), string
+    contents skipped, and ``open`` holds how many items each open array or
+    map still needs (``_INDEFINITE`` until its break).
+    """
+    __slots__ = ("pos", "open", "size")
+
+    def __init__(self):
+        self.pos = self.size = 0
+        self.open = []
+
+    def end(self, buf):
+        """Index just past the item at the start of ``buf``, or -1 if it is
+        incomplete; ValueError if a header is malformed or nests too deep."""
+        if self.pos and len(buf) < self.size:
+            self.__init__()  # someone else consumed the buffer: rescan
+        self.size = len(buf)
+        while self.pos < len(buf):
+            if self.open and self._skip_runs(buf):
+                return self.pos
+            if self.pos < len(buf):
+                done = self._item(buf)
+                if done is None:
+                    break
+                if done:
+                    return self.pos
+        return -1
+
+    def _skip_runs(self, buf):
+        """Skip runs of fixed-size items inside a container; True if that
+        completed the outermost item."""
+        for rx, size in _CBOR_RUNS:
+            left = self.open[-1]
+            run = (rx.match(buf, self.pos).end() - self.pos) // size
+            if not run:
+                continue
+            if left == _INDEFINITE:
+                self.pos += run * size
+                continue
+            run = min(run, left)
+            self.pos += run * size
+            self.open[-1] = left - run + 1  # _done counts the last one
+            if self._done():
+                return True
+            if not self.open:
+                return False
+        return False
+
+    def _item(self, buf):
+        """Read one header (and skip its string); True if the outermost item
+        is complete, None if the header or string is not all there yet."""
+        pos = self.pos
+        major, info = buf[pos] >> 5, buf[pos] & 31
+        if info >= 28:
+            return self._indefinite(major, info)
+        size = 1 if info < 24 else 1 + (1 << (info - 24))
+        if pos + size > len(buf):
+            return None
+        arg = info if info < 24 else int.from_bytes(buf[pos + 1:pos + size], "big")
+        if major in (2, 3):
+            size += arg
+            if pos + size > len(buf):
+                return None  # wait for the whole string, without rescanning it
+        self.pos = pos + size
+        if major == 6:
+            return False  # a tag: its item follows
+        if major in (4, 5) and arg:
+            return self._push(arg * (major - 3))
+        return self._done()
+
+    def _indefinite(self, major, info):
+        if info != 31 or major in (0, 1, 6):
+            raise ValueError("CBOR: reserved additional information %d" % info)
+        self.pos += 1
+        if major != 7:
+            return self._push(_INDEFINITE)
+        if not self.open or self.open[-1] != _INDEFINITE:
+            raise ValueError("CBOR: break outside an indefinite-length item")
+        self.open.pop()
+        return self._done()
+
+    def _push(self, count):
+        if len(self.open) >= CBOR_MAX_DEPTH:
+            raise ValueError("CBOR: nesting deeper than %d" % CBOR_MAX_DEPTH)
+        self.open.append(count)
+        return False
+
+    def _done(self):
+        """An item ended: count it in its container; True if none is open."""
+        open_ = self.open
+        while open_:
+            if open_[-1] == _INDEFINITE:
+                return False
+            open_[-1] -= 1
+            if open_[-1]:
+                return False
+            open_.pop()
+        return True
+
+
 def _read_cbor(hdl, cb):
+    """``cb(hdl, value)`` for the next CBOR data item.  The end of the item
+    is found in one pass that resumes on each arrival, then the item is
+    decoded once (cbor2).  A malformed item, or one nesting containers
+    deeper than :data:`CBOR_MAX_DEPTH` (400), is a non-fatal ``EBADMSG`` and
+    the read buffer is emptied (CBOR has no way to find the next item).
+    """
+    scan = _CborScan()
+
     def reader(hdl):
         rbuf = hdl._rbuf
-        if not rbuf:
-            return False
-        fp = _io.BytesIO(rbuf)
         try:
-            value = cbor2.CBORDecoder(fp).decode()
-        except cbor2.CBORDecodeEOF:
-            return False
+            end = scan.end(rbuf) if rbuf else -1
+            if end < 0:
+                return False
+            scan.__init__()
+            value = cbor2.loads(bytes(rbuf[:end]))
         except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
                 RecursionError, MemoryError):
+            scan.__init__()
             del rbuf[:]
             hdl._error(_errno.EBADMSG)
             return False
-        del rbuf[:fp.tell()]
+        del rbuf[:end]
         cb(hdl, value)
         return True
     return reader

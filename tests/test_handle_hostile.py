@@ -522,3 +522,29 @@ def test_compat_names_stay_restricted(raw):
     reader.send(_ber_framed(raw))
     assert reader.events == [error(errno.EBADMSG, False)]
     reader.finish()
+
+
+@pytest.mark.parametrize("data", [
+    b"\x81" * 401 + b"\x01",            # deeper than CBOR_MAX_DEPTH
+    b"\x9f" * 100000,                   # a deep indefinite nest, refused before its end
+    b"\x1c", b"\x3d", b"\x7e\x01",      # reserved additional information
+    b"\x1f", b"\xdf\x01",               # no indefinite integers or tags
+    b"\x82\x01\xff",                    # break inside a definite array
+    b"\x5f\x01\xff",                    # not a string chunk (cbor2 refuses it)
+])
+def test_malformed_cbor_header_is_ebadmsg(data):
+    reader = Hostile()
+    reader.hdl.push_read("cbor", lambda *a: pytest.fail("read"))
+    reader.send(data)
+    assert reader.events == [error(errno.EBADMSG, False)]
+    reader.finish()
+
+
+def test_cbor_nesting_up_to_the_limit_is_read():
+    from anyevent.handle import CBOR_MAX_DEPTH
+    data = b"\x81" * (CBOR_MAX_DEPTH - 1) + b"\x01"
+    reader = Hostile()
+    chain(reader, "cbor", (), lambda v: v)
+    reader.send(data)
+    assert len(reader.events) == 1 and reader.events[0][0] == "read"
+    reader.finish()

@@ -1,0 +1,179 @@
+"""Every read type does work linear in the size of a frame, however it is split.
+
+A frame of ``n`` and of ``4n`` bytes is fed in fixed pieces straight into a
+Handle's read buffer, and the bytes the read type examines are counted:
+
+* every access of the read buffer (indexing, slicing, ``find``, ``decode``)
+  through a ``bytearray`` subclass that meters them;
+* every regex search or match (the module's patterns, and any pattern the
+  read types compile) through a wrapper counting the span from the start
+  position to the end of the match, or of the buffer when it fails;
+* the text handed to the JSON decoder and the bytes handed to cbor2.
+
+Linear readers do about 4 times the work for ``4n``; a reader re-scanning the
+whole buffer on every arrival does about 16 times.  The line type with an
+arbitrary regex end-of-line is quadratic in the worst case (in Perl as well);
+only regexes of bounded width are held to linear time here.
+"""
+
+import io
+import re
+import socket
+import types
+
+import cbor2
+import pytest
+
+import anyevent.handle as handle_mod
+from anyevent.handle import Handle
+
+PIECE = 512
+N = 32 * 1024
+LINEAR = 6  # ratio of work for 4n to work for n: ~4 if linear, ~16 if quadratic
+
+
+class Meter:
+    def __init__(self):
+        self.bytes = 0
+
+
+class MeteredBuffer(bytearray):
+    """A read buffer counting the bytes each access examines."""
+
+    meter = None
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            self.meter.bytes += len(range(*key.indices(len(self))))
+        else:
+            self.meter.bytes += 1
+        return super().__getitem__(key)
+
+    def find(self, sub, start=0, *args):
+        pos = super().find(sub, start, *args)
+        self.meter.bytes += (len(self) if pos < 0 else pos + len(sub)) - max(0, start)
+        return pos
+
+    def decode(self, *args, **kwargs):
+        self.meter.bytes += len(self)
+        return super().decode(*args, **kwargs)
+
+
+class MeteredPattern:
+    """A compiled regex counting the span each search or match covers."""
+
+    def __init__(self, pattern, meter):
+        self._pattern, self._meter = pattern, meter
+        self.pattern, self.flags = pattern.pattern, pattern.flags
+
+    def _metered(self, name):
+        def call(string, pos=0, endpos=None):
+            m = getattr(self._pattern, name)(string, pos, len(string) if endpos is None else endpos)
+            self._meter.bytes += (len(string) if m is None else m.end()) - pos
+            return m
+        return call
+
+    def __getattr__(self, name):
+        if name in ("search", "match", "fullmatch"):
+            return self._metered(name)
+        return getattr(self._pattern, name)
+
+
+def metered_re(meter):
+    def compile(pattern, flags=0):
+        if isinstance(pattern, MeteredPattern):
+            return pattern
+        return MeteredPattern(re.compile(pattern, flags), meter)
+    ns = types.SimpleNamespace(**{k: getattr(re, k) for k in dir(re) if not k.startswith("__")})
+    ns.compile = compile
+    return ns
+
+
+class MeteredJsonDecoder:
+    def __init__(self, decoder, meter):
+        self._decoder, self._meter = decoder, meter
+
+    def raw_decode(self, text, idx=0):
+        self._meter.bytes += len(text) - idx
+        return self._decoder.raw_decode(text, idx)
+
+
+def metered_cbor2(meter):
+    def decoder(fp, *args, **kwargs):
+        meter.bytes += len(fp.getbuffer()) - fp.tell()
+        return cbor2.CBORDecoder(fp, *args, **kwargs)
+
+    def loads(data, *args, **kwargs):
+        meter.bytes += len(data)
+        return cbor2.loads(data, *args, **kwargs)
+    ns = types.SimpleNamespace(**{k: getattr(cbor2, k) for k in dir(cbor2) if not k.startswith("__")})
+    ns.CBORDecoder, ns.loads = decoder, loads
+    return ns
+
+
+def work(monkeypatch, args, frame):
+    """Bytes examined reading ``frame`` with ``push_read(*args, cb)`` in PIECE pieces."""
+    meter = Meter()
+    with monkeypatch.context() as m:
+        for name, value in list(vars(handle_mod).items()):
+            if isinstance(value, re.Pattern):
+                m.setattr(handle_mod, name, MeteredPattern(value, meter))
+        m.setattr(handle_mod, "re", metered_re(meter))
+        m.setattr(handle_mod, "cbor2", metered_cbor2(meter))
+        m.setattr(handle_mod, "_JSON_DECODER",
+                  MeteredJsonDecoder(handle_mod._JSON_DECODER, meter))
+        m.setattr(MeteredBuffer, "meter", meter)
+        a, b = socket.socketpair()
+        with a, b:
+            errors, got = [], []
+            hdl = Handle(fh=b, on_error=lambda h, fatal, msg: errors.append(msg))
+            hdl._rbuf = MeteredBuffer()
+            hdl.push_read(*args, lambda h, *v: got.append(v))
+            for i in range(0, len(frame), PIECE):
+                hdl._rbuf.extend(frame[i:i + PIECE])
+                hdl._drain_rbuf()
+            hdl.destroy()
+    assert not errors
+    assert len(got) == 1, "the frame was not read"
+    return meter.bytes
+
+
+def _cbor_array(n):
+    return cbor2.dumps([1000 + i % 50000 for i in range(n // 3)])
+
+
+def _cbor_nested(n):
+    # maps of arrays of byte strings and tagged items, definite and indefinite
+    item = b"\xa1\x61k\x9f\x43abc\xc1\x1a\x00\x01\x00\x00\xff"
+    count = n // len(item)
+    return b"\x9b" + count.to_bytes(8, "big") + item * count
+
+
+FRAMES = {
+    "line default": (("line",), lambda n: b"x" * n + b"\r\n"),
+    "line bytes eol": (("line", b"<END>"), lambda n: b"x<EN" * (n // 4) + b"<END>"),
+    "line regex \\r?\\n": (("line", re.compile(rb"\r?\n")), lambda n: b"x\r" * (n // 2) + b"\n"),
+    "line regex \\r\\n|\\n": (("line", re.compile(rb"\r\n|\n")), lambda n: b"x" * n + b"\n"),
+    "line regex literals": (("line", re.compile(rb"<EOL>|<eol>|\x00\x01")),
+                            lambda n: b"<EO" * (n // 3) + b"<eol>"),
+    "chunk": (("chunk", N * 4 + 8), lambda n: b"x" * (N * 4 + 8)),
+    "netstring": (("netstring",), lambda n: b"%d:%s," % (n, b"x" * n)),
+    "packstring": (("packstring", "w"), lambda n: handle_mod.ber_encode(n) + b"x" * n),
+    "storable": (("storable",), lambda n: handle_mod._write_storable(None, b"x" * n)),
+    "json string": (("json",), lambda n: b'"' + b'x\\"' * (n // 3) + b'"'),
+    "json array": (("json",), lambda n: b"[" + b'"a",' * (n // 4) + b"1]"),
+    "json number": (("json",), lambda n: b"-0." + b"1" * n + b"e-5 "),
+    "cbor array": (("cbor",), _cbor_array),
+    "cbor nested": (("cbor",), _cbor_nested),
+    "cbor bytes": (("cbor",), lambda n: cbor2.dumps(b"x" * n)),
+    "cbor small ints": (("cbor",), lambda n: cbor2.dumps(list(range(20)) * (n // 20))),
+}
+
+
+@pytest.mark.parametrize("name", list(FRAMES))
+def test_work_is_linear_in_frame_size(monkeypatch, name):
+    args, make = FRAMES[name]
+    small = work(monkeypatch, args, make(N))
+    big = work(monkeypatch, args, make(4 * N))
+    print("%s: n %d, 4n %d, ratio %.2f" % (name, small, big, big / small))
+    assert big / small < LINEAR, "work for 4n is %.1f times the work for n" % (big / small)
