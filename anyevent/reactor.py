@@ -30,6 +30,7 @@ import os
 import selectors
 import signal as _signal
 import socket
+import threading
 from collections import deque
 from heapq import heapify, heappop, heappush
 from itertools import count
@@ -340,6 +341,8 @@ class Loop:
         self._child_kept = {}
         self._chld_watcher = None
         self._depth = 0
+        # call_soon_threadsafe: the wake-up socket pair is made on first use
+        self._ts_reset()
 
     # -- time ---------------------------------------------------------------
 
@@ -688,6 +691,78 @@ class Loop:
                     continue
             _call_all(tuple(recs.get(pid, ())), "child", pid, status)
 
+    # -- calls from other threads ----------------------------------------------
+
+    def call_soon_threadsafe(self, cb, *args):
+        """Call ``cb(*args)`` on the loop's thread, soon; safe to call from any thread.
+
+        Named after asyncio's ``loop.call_soon_threadsafe``, which it mirrors
+        (AnyEvent has no twin: Perl's loops are single-threaded).  The call is
+        queued and the loop is woken at once through a wake-up socket pair
+        watched like any fd, so a loop sleeping in its poll runs ``cb`` without
+        waiting for a timer.  Queued calls run in the order they were queued,
+        as ordinary callbacks: an exception escaping ``cb`` goes to the
+        exception handler (``where`` is ``"call_soon_threadsafe"``).  Returns
+        nothing; there is no way to cancel a queued call.
+
+        The wake-up pair is created on the first call (from any thread: epoll
+        lets another thread add an fd to a sleeping poll) and then stays, so
+        from then on the loop always has a watcher and no longer raises
+        "the loop has no watchers" (another thread might still call in).
+        Until the first call the loop's iteration is untouched; see
+        :meth:`prepare_threadsafe` to create the wake-up before the first call.
+        """
+        with self._ts_lock:
+            if self._ts_w is None:
+                self._ts_open()
+            calls = self._ts_calls
+            calls.append((cb, args))
+            if len(calls) == 1:  # otherwise a wake-up is pending already
+                try:
+                    self._ts_w.send(b"\0")
+                except (BlockingIOError, InterruptedError):
+                    pass  # the pipe is full: the loop is being woken anyway
+
+    def prepare_threadsafe(self):
+        """Create :meth:`call_soon_threadsafe`'s wake-up now, if not done yet.
+
+        Call it on the loop's thread before handing work to a thread that will
+        report back through :meth:`call_soon_threadsafe`: then a loop with
+        nothing else to wait for sleeps until the call arrives instead of
+        raising "the loop has no watchers", and a select-based poller (no
+        epoll) watches the wake-up from its next poll on.  Idempotent.
+        """
+        with self._ts_lock:
+            if self._ts_w is None:
+                self._ts_open()
+
+    def _ts_reset(self):
+        self._ts_lock = threading.Lock()
+        self._ts_calls = deque()
+        self._ts_r = self._ts_w = self._ts_io = None
+
+    def _ts_open(self):
+        r, w = socket.socketpair()
+        r.setblocking(False)
+        w.setblocking(False)
+        self._ts_r, self._ts_w = r, w
+        self._ts_io = self.io(r, 0, self._ts_dispatch)
+
+    def _ts_dispatch(self):
+        try:
+            self._ts_r.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            pass
+        # drain first, then take the queue: a call queued in between brings
+        # its own wake-up byte, at worst a spare one
+        with self._ts_lock:
+            calls, self._ts_calls = self._ts_calls, deque()
+        for cb, args in calls:
+            try:
+                cb(*args)
+            except Exception as exc:
+                _report(exc, "call_soon_threadsafe")
+
     # -- running --------------------------------------------------------------
 
     def one_event(self):
@@ -768,6 +843,8 @@ class Loop:
         """Give a forked child its own poller and forget the parent's watchers.
 
         Call this in a child process that wants to run the loop itself.
+        Calls queued by :meth:`call_soon_threadsafe` are dropped (their threads
+        stayed in the parent).
         """
         self._poller.close()
         self._poller = _make_poller()
@@ -788,6 +865,10 @@ class Loop:
         self._child_recs.clear()
         self._child_kept.clear()
         self._chld_watcher = None
+        if self._ts_r is not None:
+            self._ts_r.close()
+            self._ts_w.close()
+        self._ts_reset()  # a new lock too: another thread may have held the old one
 
 
 def _noop_handler(signum, frame):
