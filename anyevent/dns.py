@@ -16,7 +16,16 @@ loop:
 * at most ``max_outstanding`` requests (default 10, ``ANYEVENT_MAX_OUTSTANDING_DNS``)
   are on the wire, the rest wait in a queue;
 * names are tried with the ``search`` list according to ``ndots``; EDNS0
-  (4096-byte answers) when ``edns0`` is on (default: ``ANYEVENT_EDNS0``).
+  (4096-byte answers) when ``edns0`` is on (default: ``ANYEVENT_EDNS0``);
+* a name with non-ASCII letters is asked in the form
+  :func:`anyevent.util.idn_to_ascii` gives (UTS #46, as
+  :func:`anyevent.socket.resolve_sockaddr` does in Perl): ``straße.de`` is
+  ``xn--strae-oqa.de``, never IDNA 2003's ``strasse.de``.
+
+Debugging: queries sent, timeouts and retries, TCP fallbacks and the rcode
+of every answer are logged at DEBUG level on the ``anyevent.dns`` logger
+(:mod:`logging`; nothing is formatted unless that level is enabled, and no
+logger's level is ever set here).
 
 Results use Perl's shapes: a resource record is a tuple ``(name, type,
 class, ttl, *data)`` with ``type``/``class`` lowercase names (``"a"``,
@@ -29,8 +38,8 @@ strings (UTF-8 with ``surrogateescape``, so any bytes round-trip), ``ns``,
 """
 
 import io
+import logging
 import os
-import random
 import re
 import secrets
 import socket
@@ -44,9 +53,14 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
+import dns.reversename
+import dns.rdtypes.util
 
 from . import socket as _aesock
 from .reactor import loop
+from .util import idn_to_ascii
+
+_log = logging.getLogger("anyevent.dns")
 
 __all__ = ["a", "aaaa", "mx", "ns", "txt", "srv", "ptr", "any", "reverse_lookup",
            "reverse_verify", "resolver", "Resolver", "RESOLVER", "MAX_PKT",
@@ -166,6 +180,17 @@ def _server(spec):
     return (_aesock.address_family(ipn), _aesock.pack_sockaddr(int(port), ipn))
 
 
+def _peer(server):
+    """``"ip:port"`` of a ``(family, sockaddr)`` server, for the debug log."""
+    return _aesock.format_hostport(server[1][0], server[1][1])
+
+
+def _question(query):
+    """``"name/TYPE"`` of a query's question, for the debug log."""
+    q = query.question[0]
+    return "%s/%s" % (q.name, dns.rdatatype.to_text(q.rdtype))
+
+
 def _same_address(got, want):
     return got[0] == want[0] and got[1] == want[1] or (
         # compare IPv6 texts through their binary form
@@ -235,6 +260,7 @@ class _TCPQuery:
                 self.resolver._answer(self.req, res, self.server, over_tcp=True)
 
     def _failed(self):
+        _log.debug("query %d: TCP to %s failed", self.req.query.id, _peer(self.server))
         self.close()
         self.resolver._next_try(self.req)
 
@@ -247,6 +273,47 @@ class _TCPQuery:
 # ---------------------------------------------------------------------------
 # the resolver
 # ---------------------------------------------------------------------------
+
+class _Timeouts(tuple):
+    """A resolver's timeouts: a tuple of seconds that, called, sets new ones
+    (Perl's ``$resolver->timeout(@seconds)`` method)."""
+
+    def __new__(cls, resolver, timeouts):
+        if isinstance(timeouts, (str, bytes)) or not hasattr(timeouts, "__iter__"):
+            raise TypeError("timeout must be a list of seconds, not %r" % (timeouts,))
+        timeouts = tuple(timeouts)
+        if not timeouts or not all(isinstance(t, (int, float)) and not isinstance(t, bool)
+                                   and t > 0 for t in timeouts):
+            raise ValueError("timeout must be a non-empty list of seconds > 0, not %r"
+                             % (timeouts,))
+        self = super().__new__(cls, timeouts)
+        self._resolver = resolver
+        return self
+
+    def __call__(self, *timeouts):
+        self._resolver.timeout = timeouts
+
+
+class _MaxOutstanding(int):
+    """A resolver's ``max_outstanding``: an int that, called, sets a new one
+    (Perl's ``$resolver->max_outstanding($n)`` method)."""
+
+    def __new__(cls, resolver, n):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError("max_outstanding must be an int >= 1, not %r" % (n,))
+        self = super().__new__(cls, n)
+        self._resolver = resolver
+        return self
+
+    def __call__(self, n):
+        self._resolver.max_outstanding = n
+
+
+def _is_compiled_server(s):
+    """Whether ``s`` is already a ``(family, sockaddr)`` pair."""
+    return (isinstance(s, tuple) and len(s) == 2 and isinstance(s[1], tuple)
+            and s[0] in (socket.AF_INET, socket.AF_INET6))
+
 
 class Resolver:
     """A DNS stub resolver (an ``AnyEvent::DNS`` object).
@@ -261,15 +328,25 @@ class Resolver:
       is first tried as is (default 1);
       ``max_outstanding`` -- requests on the wire at once (default 10);
       ``edns0`` -- advertise :data:`MAX_PKT`-byte UDP answers (default :data:`EDNS0`).
+
+    Perl's hash fields are attributes that take effect when assigned
+    (``res.timeout = [0.5]`` is ``$res->{timeout} = [0.5]``, and the retry
+    plan is rebuilt at once, where Perl waits for the next ``_compile``):
+    ``timeout`` (a tuple of seconds; also callable, ``res.timeout(2, 5, 5)``
+    as Perl's method), ``max_outstanding`` (an int; also callable, as Perl's
+    method), ``server`` (read back as ``(family, sockaddr)`` pairs),
+    ``search`` (a list; changes to it count from the next ``resolve``),
+    ``ndots`` (an int).  A value of the wrong type or range raises
+    :class:`TypeError` or :class:`ValueError` instead of being ignored.
     """
 
     def __init__(self, *, server=(), timeout=(2, 5, 5), search=(), ndots=1,
                  max_outstanding=10, edns0=None):
-        self.server = [_server(s) for s in server]
-        self._timeout = list(timeout)
-        self.search = list(search)
+        self._server_list = [_server(s) for s in server]
+        self._timeout = _Timeouts(self, timeout)
+        self.search = search
         self.ndots = ndots
-        self._max = max_outstanding
+        self._max = _MaxOutstanding(self, max_outstanding)
         self.edns0 = EDNS0 if edns0 is None else edns0
         self._outstanding = 0
         self._queue = []       # requests waiting for a slot (FIFO via index)
@@ -279,16 +356,73 @@ class Resolver:
         self._ids = set()
         self._compile()
 
-    # -- configuration ------------------------------------------------------
+    # -- configuration: Perl's hash fields ---------------------------------
+
+    @property
+    def timeout(self):
+        """The per-try timeouts in seconds, a tuple; assign a list to change
+        them, or call it as Perl's method: ``res.timeout(2, 5, 5)``."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, timeouts):
+        self._timeout = _Timeouts(self, timeouts)
+        self._compile()
+
+    @property
+    def max_outstanding(self):
+        """How many requests may be on the wire at once, an int; assign to
+        change it, or call it as Perl's method: ``res.max_outstanding(5)``."""
+        return self._max
+
+    @max_outstanding.setter
+    def max_outstanding(self, n):
+        self._max = _MaxOutstanding(self, n)
+        self._scheduler()
+
+    @property
+    def server(self):
+        """The servers, as ``(family, sockaddr)`` pairs; assign a list of
+        server specs (as for the constructor) to replace them."""
+        return self._server_list
+
+    @server.setter
+    def server(self, servers):
+        if isinstance(servers, (str, bytes)):
+            raise TypeError("server must be a list of servers, not %r" % (servers,))
+        self._server_list = [s if _is_compiled_server(s) else _server(s) for s in servers]
+        self._compile()
+
+    @property
+    def search(self):
+        """The search suffixes, a list of str."""
+        return self._search
+
+    @search.setter
+    def search(self, suffixes):
+        if isinstance(suffixes, (str, bytes)):
+            raise TypeError("search must be a list of domains, not %r" % (suffixes,))
+        self._search = [s for s in dict.fromkeys(str(s).rstrip(".") for s in suffixes) if s]
+
+    @property
+    def ndots(self):
+        """Dots a name needs to be tried as is before the search list, an int."""
+        return self._ndots
+
+    @ndots.setter
+    def ndots(self, n):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError("ndots must be an int >= 0, not %r" % (n,))
+        self._ndots = n
 
     def _compile(self):
-        self.search = [s for s in dict.fromkeys(s.rstrip(".") for s in self.search) if s]
-        self.server = list(dict.fromkeys(self.server))
-        if not self.server:
+        self.search = self._search
+        self._server_list = list(dict.fromkeys(self._server_list))
+        if not self._server_list:
             default = "::1" if _aesock.PROTOCOL.get("ipv6", 0) > _aesock.PROTOCOL.get("ipv4", 0) \
                 else "127.0.0.1"
-            self.server = [_server(s) for s in [default] + DNS_FALLBACK]
-        self._retry = [(srv, t) for t in self._timeout for srv in self.server]
+            self._server_list = [_server(s) for s in [default] + DNS_FALLBACK]
+        self._retry = [(srv, t) for t in self._timeout for srv in self._server_list]
 
     def parse_resolv_conf(self, text):
         """Configure from ``resolv.conf`` text: ``nameserver``, ``domain``,
@@ -298,9 +432,9 @@ class Resolver:
         conf = dns.resolver.Resolver(configure=False)
         try:
             conf.read_resolv_conf(io.StringIO(text))
-            self.server = [_server(s) for s in conf.nameservers]
+            self._server_list = [_server(s) for s in conf.nameservers]
         except (dns.resolver.NoResolverConfiguration, ValueError):
-            self.server = []
+            self._server_list = []
         search = conf.search or ([conf.domain] if conf.domain != dns.name.root else [])
         self.search = [_name(n) for n in search]
         if conf.ndots is not None:
@@ -312,7 +446,8 @@ class Resolver:
             l for l in text.splitlines() if l.split()[:1] == ["options"])))
         if opts:
             first = int(opts.get("timeout", self._timeout[0]))
-            self._timeout = [first] * int(opts.get("attempts", 1 if "timeout" in opts else len(self._timeout)))
+            self._timeout = _Timeouts(self, [first] * int(
+                opts.get("attempts", 1 if "timeout" in opts else len(self._timeout))))
         self._compile()
 
     def os_config(self):
@@ -324,18 +459,8 @@ class Resolver:
             with open(path, encoding="utf-8", errors="replace") as f:
                 self.parse_resolv_conf(f.read())
         except OSError:
-            self.server = []
+            self._server_list = []
             self._compile()
-
-    def timeout(self, *timeouts):
-        """Set the per-try timeouts in seconds (``$resolver->timeout(2, 5, 5)``)."""
-        self._timeout = list(timeouts)
-        self._compile()
-
-    def max_outstanding(self, n):
-        """Set how many requests may be on the wire at once."""
-        self._max = n
-        self._scheduler()
 
     # -- scheduling ---------------------------------------------------------
 
@@ -388,10 +513,18 @@ class Resolver:
             if req.tcp is not None:
                 req.tcp.close()
             if req.tries >= len(self._retry):
+                if _log.isEnabledFor(logging.DEBUG):
+                    _log.debug("query %d %s: no usable answer after %d tries, giving up%s",
+                               req.query.id, _question(req.query), req.tries,
+                               "" if req.bad is None
+                               else " (last rcode %s)" % dns.rcode.to_text(req.bad.rcode()))
                 return self._finish(req, req.bad)
             server, timeout = self._retry[req.tries]
             req.tries += 1
-            req.timer = loop.timer(timeout, 0, partial(self._next_try, req))
+            req.timer = loop.timer(timeout, 0, partial(self._timed_out, req, server, timeout))
+            if _log.isEnabledFor(logging.DEBUG):
+                _log.debug("query %d %s to %s, try %d of %d, timeout %gs", req.query.id,
+                           _question(req.query), _peer(server), req.tries, len(self._retry), timeout)
             try:
                 sock = socket.socket(server[0], socket.SOCK_DGRAM)
             except OSError:
@@ -400,20 +533,26 @@ class Resolver:
                 sock.setblocking(False)
                 sock.connect(server[1])
                 sock.send(req.wire)
-            except OSError:
+            except OSError as e:
+                _log.debug("query %d: sending to %s failed: %s", req.query.id, _peer(server), e)
                 sock.close()
                 continue
             req.udp.append((sock, loop.io(sock, 0, partial(self._udp_readable, req, sock, server)),
                             server))
             return
 
+    def _timed_out(self, req, server, timeout):
+        _log.debug("query %d: no answer from %s within %gs", req.query.id, _peer(server), timeout)
+        self._next_try(req)
+
     def _udp_readable(self, req, sock, server):
         try:
             data, peer = sock.recvfrom(65535)
         except (BlockingIOError, InterruptedError):
             return
-        except OSError:
+        except OSError as e:
             # e.g. ECONNREFUSED from an ICMP port unreachable: this try is over
+            _log.debug("query %d: %s: %s", req.query.id, _peer(server), e)
             current = req.udp[-1][0] is sock
             req.udp = [u for u in req.udp if u[0] is not sock]
             sock.close()
@@ -421,10 +560,14 @@ class Resolver:
                 self._next_try(req)
             return
         if not _same_address(peer, server[1]):
+            _log.debug("query %d: ignored a packet from %s", req.query.id, peer)
             return
         res = self._parse(req, data)
         if res is not None:
             self._answer(req, res, server)
+        else:
+            _log.debug("query %d: ignored a packet from %s that does not answer it",
+                       req.query.id, _peer(server))
 
     @staticmethod
     def _parse(req, data):
@@ -438,10 +581,17 @@ class Resolver:
     def _answer(self, req, res, server, over_tcp=False):
         if req.done:
             return
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("query %d %s: %s from %s%s, %d answer records%s", req.query.id,
+                       _question(req.query), dns.rcode.to_text(res.rcode()), _peer(server),
+                       " over TCP" if over_tcp else "", sum(len(r) for r in res.answer),
+                       ", truncated" if res.flags & dns.flags.TC else "")
         if res.flags & dns.flags.TC and not over_tcp:
             if req.tcp is None:
+                _log.debug("query %d: truncated, asking %s again over TCP", req.query.id,
+                           _peer(server))
                 timeout = self._retry[req.tries - 1][1]
-                req.timer = loop.timer(timeout, 0, partial(self._next_try, req))
+                req.timer = loop.timer(timeout, 0, partial(self._timed_out, req, server, timeout))
                 req.tcp = _TCPQuery(self, req, server)
         elif res.rcode() in _NEXT_SERVER_RCODES:
             req.bad = res
@@ -488,6 +638,10 @@ class _Resolution:
 
     def __init__(self, resolver, qname, qtype, cb, search, accept, class_):
         self.resolver, self.qtype, self.cb, self.class_ = resolver, qtype, cb, class_
+        qname = idn_to_ascii(qname)
+        if not qname.isascii():
+            # idn_to_ascii refused it: send the UTF-8 bytes as Perl does (never IDNA 2003)
+            qname = qname.encode("utf-8").decode("latin-1")
         if qname.endswith("."):
             qname, suffixes = qname[:-1], [""]
         elif search is not None:
@@ -513,7 +667,8 @@ class _Resolution:
     def ask(self):
         try:
             query = dns.message.make_query(
-                dns.name.from_text(self.name), _rdtype(self.qtype), _rdclass(self.class_),
+                dns.name.from_text(self.name.encode("latin-1")), _rdtype(self.qtype),
+                _rdclass(self.class_),
                 use_edns=0 if self.resolver.edns0 else False, payload=MAX_PKT)
         except (dns.exception.DNSException, ValueError):
             return self.next_suffix()
@@ -615,35 +770,40 @@ def any(domain, cb):  # noqa: A001 - Perl's name
 def srv(service, proto, domain, cb):
     """``cb(*(priority, weight, port, target))`` for ``_service._proto.domain``,
     lowest priority first, within a priority ordered by RFC 2782 weighted
-    random choice.  Port of ``AnyEvent::DNS::srv``.
+    random choice (dnspython's ``weighted_processing_order``, which gives a
+    weight-0 record weight 0.1; Perl gives it about ``1/(sum+1)`` as first).
+    Port of ``AnyEvent::DNS::srv``.
     """
     def order(*rrs):
-        result = []
-        for pri in sorted({rr[4] for rr in rrs}):
-            group = sorted((rr[4:8] for rr in rrs if rr[4] == pri), key=lambda r: r[1])
-            total = sum(r[1] for r in group)
-            while group:
-                w = random.randint(0, total)
-                for i, r in enumerate(group):
-                    w -= r[1]
-                    if w <= 0:
-                        total -= r[1]
-                        result.append(group.pop(i))
-                        break
-        cb(*result)
+        cb(*[item.rr for item in dns.rdtypes.util.weighted_processing_order(_SrvItem(rr[4:8]) for rr in rrs)])
     resolver().resolve("_%s._%s.%s" % (service, proto, domain), "srv", order)
 
 
+class _SrvItem:
+    """An SRV tuple as dnspython's RFC 2782 ordering wants it (the two methods
+    :class:`dns.rdtypes.IN.SRV.SRV` has)."""
+    __slots__ = ("rr",)
+
+    def __init__(self, rr):
+        self.rr = rr
+
+    def _processing_priority(self):
+        return self.rr[0]
+
+    def _processing_weight(self):
+        return self.rr[1]
+
+
 def _ptr_name(ipn):
-    """The in-addr.arpa/ip6.arpa name for a network-form address, or ``None``."""
-    if len(ipn) == 16:
-        if ipn[:10] == b"\0" * 10 and ipn[10:12] in (b"\xff\xff", b"\0\0"):
-            ipn = ipn[12:]
-        else:
-            return ".".join(reversed(ipn.hex())) + ".ip6.arpa."
-    if len(ipn) == 4:
-        return ".".join(str(b) for b in reversed(ipn)) + ".in-addr.arpa."
-    return None
+    """The in-addr.arpa/ip6.arpa name (str, final dot) for a network-form
+    address, or ``None``; v4-mapped and v4-compatible IPv6 addresses use
+    in-addr.arpa, as Perl's ``_munge_ptr``.  Built by :mod:`dns.reversename`."""
+    if len(ipn) == 16 and ipn[:10] == b"\0" * 10 and ipn[10:12] in (b"\xff\xff", b"\0\0"):
+        ipn = ipn[12:]
+    if len(ipn) not in (4, 16):
+        return None
+    text = socket.inet_ntop(socket.AF_INET if len(ipn) == 4 else socket.AF_INET6, ipn)
+    return dns.reversename.from_address(text).to_text()
 
 
 def reverse_lookup(ip, cb):

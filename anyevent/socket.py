@@ -22,7 +22,7 @@ import weakref
 from . import dns as _dns
 from . import connector as _connector
 from .reactor import loop
-from .util import guard
+from .util import guard, idn_to_ascii
 
 __all__ = [
     "parse_ipv4", "parse_ipv6", "parse_unix", "parse_address", "aton",
@@ -30,7 +30,7 @@ __all__ = [
     "parse_hostport", "format_hostport", "inet_aton", "pack_sockaddr",
     "unpack_sockaddr", "resolve_sockaddr", "tcp_connect", "tcp_server",
     "tcp_bind", "tcp_nodelay", "tcp_congestion", "last_error", "PROTOCOL",
-    "UNIX_TOKEN",
+    "UNIX_TOKEN", "getprotobyname", "parse_ip", "format_ip", "sockaddr_family",
 ]
 
 #: The network-form "address" of Unix domain sockets (Perl's ``pack "S", AF_UNIX``).
@@ -128,6 +128,10 @@ def parse_address(text):
 
 aton = parse_address
 
+#: The old name of :func:`parse_address` (AnyEvent 4.x/5.x; 7.17 still exports
+#: ``parse_ip`` but no longer defines it).
+parse_ip = parse_address
+
 _V4MAPPED = b"\0" * 10 + b"\xff\xff"
 _ZERO_RUNS = [re.compile(r"(?:^|:)" + ":".join(["0"] * k) + r"(?:$|:)") for k in range(7, 1, -1)]
 
@@ -170,6 +174,10 @@ def format_address(ipn):
 
 
 ntoa = format_address
+
+#: The old name of :func:`format_address` (AnyEvent 4.x/5.x; 7.17 still exports
+#: ``format_ip`` but no longer defines it).
+format_ip = format_address
 
 
 def address_family(ipn):
@@ -245,6 +253,49 @@ def pack_sockaddr(service, host):
     if af == socket.AF_UNIX:
         return service
     raise ValueError("pack_sockaddr: invalid host")
+
+
+def sockaddr_family(sa):
+    """The address family (``socket.AF_INET``, ``AF_INET6`` or ``AF_UNIX``,
+    an int) of a socket address: a Python one as :func:`pack_sockaddr`
+    builds (``(ip, port)``, ``(ip6, port, flow, scope)``, a path str/bytes),
+    or a raw C ``struct sockaddr`` given as a :class:`bytearray` or
+    :class:`memoryview` (family in the first two bytes, native order).
+    Raises :class:`ValueError` for anything else.  Port of
+    ``AnyEvent::Socket::sockaddr_family`` (Perl's ``Socket::sockaddr_family``).
+    """
+    if isinstance(sa, (bytearray, memoryview)):
+        if len(sa) < 2:
+            raise ValueError("sockaddr_family: sockaddr too short")
+        return struct.unpack_from("=H", sa)[0]
+    if isinstance(sa, (str, bytes)):
+        return socket.AF_UNIX
+    if isinstance(sa, tuple) and len(sa) == 2 and isinstance(sa[0], str):
+        return socket.AF_INET
+    if isinstance(sa, tuple) and len(sa) == 4 and isinstance(sa[0], str):
+        return socket.AF_INET6
+    raise ValueError("sockaddr_family: not a socket address: %r" % (sa,))
+
+
+#: Protocol numbers known without /etc/protocols (Perl's ``%PROTO_BYNAME``).
+PROTO_BYNAME = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.IPPROTO_ICMP}
+
+
+def getprotobyname(name):
+    """``(name, NAME, number)`` for a protocol name (case-insensitive;
+    ``("tcp", "TCP", 6)``), or ``None`` if it is unknown.  tcp, udp and icmp
+    are known even without ``/etc/protocols`` (:data:`PROTO_BYNAME`).
+    Port of ``AnyEvent::Socket::getprotobyname`` (Perl returns the empty list
+    where this returns ``None``).
+    """
+    name = name.lower()
+    proton = PROTO_BYNAME.get(name)
+    if proton is None:
+        try:
+            proton = socket.getprotobyname(name)
+        except OSError:
+            return None
+    return (name, name.upper(), proton)
 
 
 def unpack_sockaddr(sa):
@@ -350,7 +401,10 @@ def _service_port(service, proto):
 def resolve_sockaddr(node, service, proto, family, type_, cb):
     """Resolve ``node`` and ``service`` into socket addresses to try in order.
 
-    ``node``: IP address, host name (IDN allowed), ``localhost`` or ``"unix/"``
+    ``node``: IP address, host name, ``localhost`` or ``"unix/"``; a name
+    with non-ASCII letters is converted with :func:`anyevent.util.idn_to_ascii`
+    (UTS #46 non-transitional, as Perl: ``straße.de`` is ``xn--strae-oqa.de``,
+    not IDNA 2003's ``strasse.de``)
     (then ``service`` is an absolute path).  ``service``: port number, name
     from ``/etc/services``, or ``"name=port"``.  When both are names, SRV
     records are consulted first.  Names DNS does not know come from the
@@ -373,13 +427,12 @@ def resolve_sockaddr(node, service, proto, family, type_, cb):
         family = 4 if "ipv6" not in PROTOCOL else (6 if "ipv4" not in PROTOCOL else 0)
     proto = proto or "tcp"
     type_ = type_ or (socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM)
-    try:
-        proton = socket.getprotobyname(proto)
-    except OSError:
-        raise ValueError("%s: protocol unknown" % proto) from None
+    known = getprotobyname(proto)
+    if known is None:
+        raise ValueError("%s: protocol unknown" % proto)
+    proton = known[2]
     srv_name, port = _service_port(service, proto)
-    if re.search(r"[^\x00-\x7f]", node):
-        node = node.encode("idna").decode("ascii")
+    node = idn_to_ascii(node)  # as Perl: UTS #46, "straße.de" is xn--strae-oqa.de
     resolve = _TargetResolver(family, type_, proton, cb).resolve
     if node == "localhost":
         resolve([("127.0.0.1", port), ("::1", port)])

@@ -100,9 +100,30 @@ def dns_peers():
     peers.close()
 
 
+#: IDN test names under ZONE: Unicode label -> (Perl's spelling, IDNA 2003's).
+#: Perl's spelling answers 127.0.0.1, IDNA 2003's 127.0.0.2, so a lookup or a
+#: connect shows which one was asked.
+IDN_SPELLINGS = {
+    "stra\u00dfe": ("xn--strae-oqa", "strasse"),
+    "fa\u00df": ("xn--fa-hia", "fass"),
+    "\u03c2\u03bf\u03c6\u03b9\u03b1": ("xn--mxaprlv", "xn--mxaprpq"),
+    "a\u200db": ("xn--ab-m1t", "ab"),
+    "a\u200cb": ("xn--ab-j1t", "ab"),
+}
+IDN_PERL_ADDRESS, IDN_IDNA2003_ADDRESS = "127.0.0.1", "127.0.0.2"
+
+
+def idn_records():
+    out = []
+    for perl, idna2003 in IDN_SPELLINGS.values():
+        out.append("host-record=%s.%s,%s" % (perl, ZONE, IDN_PERL_ADDRESS))
+        out.append("host-record=%s.%s,%s" % (idna2003, ZONE, IDN_IDNA2003_ADDRESS))
+    return sorted(set(out))
+
+
 def records(peers):
     """The dnsmasq records every test can rely on."""
-    return [
+    return idn_records() + [
         "host-record=www.%s,192.0.2.10,2001:db8::10" % ZONE,
         "host-record=mx1.%s,192.0.2.21" % ZONE,
         "host-record=mx2.%s,192.0.2.22" % ZONE,

@@ -152,3 +152,150 @@ def test_to_ascii_is_idempotent_and_inverted_by_to_unicode(parts):
     assert ascii_name.isascii()
     assert idn_to_ascii(ascii_name) == ascii_name
     assert idn_to_unicode(ascii_name) == idn_nameprep(name)
+
+
+# ---------------------------------------------------------------------------
+# host names resolved and connected to as Perl does, against a real dnsmasq
+# that gives Perl's spelling (UTS #46) and IDNA 2003's different addresses
+# ---------------------------------------------------------------------------
+
+import os  # noqa: E402
+import socket  # noqa: E402
+import textwrap  # noqa: E402
+
+import anyevent.dns as aedns  # noqa: E402
+import anyevent.socket as aesock  # noqa: E402
+from anyevent.connector import Connector  # noqa: E402
+from anyevent.handle import Handle  # noqa: E402
+from anyevent.reactor import CondVar  # noqa: E402
+from conftest import free_port  # noqa: E402
+from fixtures_dns import (IDN_IDNA2003_ADDRESS, IDN_PERL_ADDRESS, IDN_SPELLINGS,  # noqa: E402
+                          ZONE, default_resolver, dns_peers, dnsmasq)  # noqa: F401
+
+IDN_HOSTS = ["%s.%s" % (label, ZONE) for label in IDN_SPELLINGS]
+
+
+def collect(start):
+    cv = CondVar()
+    start(lambda *args: cv.send(list(args)))
+    return cv.recv()
+
+
+def test_the_spellings_really_differ():
+    """Python's "idna" codec (IDNA 2003) spells every name differently, so
+    the addresses below tell which spelling was asked."""
+    for label, (perl, idna2003) in IDN_SPELLINGS.items():
+        assert idn_to_ascii(label) == perl != label.encode("idna").decode()
+        assert label.encode("idna").decode() == idna2003
+
+
+@pytest.mark.parametrize("host", IDN_HOSTS)
+def test_dns_asks_perls_spelling(default_resolver, host):
+    assert collect(lambda cb: aedns.a(host, cb)) == [IDN_PERL_ADDRESS]
+    rrs = collect(lambda cb: default_resolver.resolve(host, "a", cb))
+    assert [rr[0] for rr in rrs] == [idn_to_ascii(host)]
+    # the Unicode name with a final dot, and the full-width dot, too
+    assert collect(lambda cb: aedns.a(host + ".", cb)) == [IDN_PERL_ADDRESS]
+    assert collect(lambda cb: aedns.a(host.replace(".", "\u3002", 1), cb)) == [IDN_PERL_ADDRESS]
+
+
+@pytest.mark.parametrize("host", IDN_HOSTS)
+def test_resolve_sockaddr_gives_perls_address(default_resolver, host):
+    targets = collect(lambda cb: aesock.resolve_sockaddr(host, 80, "tcp", 0, None, cb))
+    assert [t[3] for t in targets] == [(IDN_PERL_ADDRESS, 80)]
+
+
+@pytest.fixture
+def two_listeners():
+    """Listeners on 127.0.0.1:port (Perl's spelling) and 127.0.0.2:port (IDNA 2003's)."""
+    port = free_port()
+    socks = {}
+    for ip in (IDN_PERL_ADDRESS, IDN_IDNA2003_ADDRESS):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ip, port))
+        s.listen(8)
+        s.setblocking(False)
+        socks[ip] = s
+    yield port, socks
+    for s in socks.values():
+        s.close()
+
+
+def accepted_on(socks):
+    """Which listener has a connection waiting (accepts and closes it)."""
+    got = []
+    for ip, s in socks.items():
+        try:
+            conn, _ = s.accept()
+        except BlockingIOError:
+            continue
+        conn.close()
+        got.append(ip)
+    return got
+
+
+@pytest.mark.parametrize("host", IDN_HOSTS)
+def test_tcp_connect_reaches_perls_host(default_resolver, two_listeners, host):
+    port, socks = two_listeners
+    guards = []
+    got = collect(lambda cb: guards.append(aesock.tcp_connect(host, port, cb)))
+    assert got and got[1] == IDN_PERL_ADDRESS
+    got[0].close()
+    assert accepted_on(socks) == [IDN_PERL_ADDRESS]
+
+
+def test_handle_connect_reaches_perls_host(default_resolver, two_listeners):
+    port, socks = two_listeners
+    cv = CondVar()
+    hdl = Handle(connect=(IDN_HOSTS[0], port), on_connect=lambda h, host, p, retry: cv.send(host),
+                 on_connect_error=lambda h, m: cv.send("error: %s" % m),
+                 on_error=lambda h, f, m: None)
+    assert cv.recv() == IDN_PERL_ADDRESS
+    hdl.destroy()
+    assert accepted_on(socks) == [IDN_PERL_ADDRESS]
+
+
+def test_connector_reaches_perls_host(default_resolver, two_listeners):
+    port, socks = two_listeners
+    cv = CondVar()
+    conn = Connector(host=IDN_HOSTS[1], service=port, family=4,  # noqa: F841 (kept alive)
+                     on_connected=lambda sock: cv.send(sock),
+                     on_connect_error=lambda syscall, err: cv.send(err),
+                     on_resolve_error=lambda msg: cv.send(msg))
+    sock = cv.recv()
+    assert isinstance(sock, socket.socket) and sock.getpeername() == (IDN_PERL_ADDRESS, port)
+    sock.close()
+    assert accepted_on(socks) == [IDN_PERL_ADDRESS]
+
+
+PERL_RESOLVE = textwrap.dedent(r"""
+    use utf8; use AnyEvent; use AnyEvent::Socket; use JSON::XS;
+    binmode STDIN, ":utf8";
+    my @out;
+    for my $host (@{ JSON::XS->new->decode(join "", <STDIN>) }) {
+        my $cv = AE::cv;
+        AnyEvent::Socket::resolve_sockaddr $host, 80, "tcp", 0, undef, sub {
+            $cv->send([map { my ($p, $h) = AnyEvent::Socket::unpack_sockaddr $_->[3];
+                             AnyEvent::Socket::format_address $h } @_]);
+        };
+        push @out, $cv->recv;
+    }
+    print JSON::XS->new->encode(\@out);
+""")
+
+
+def test_same_addresses_as_perl(dnsmasq, default_resolver, tmp_path):
+    """Perl's resolve_sockaddr and ours, same dnsmasq, same Unicode names."""
+    perl = require_tool("perl")
+    if dnsmasq.port != 53:
+        pytest.skip("AnyEvent::DNS only talks to port 53: needs root for dnsmasq there")
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver %s\n" % dnsmasq.ip)
+    env = dict(os.environ, PERL_ANYEVENT_RESOLV_CONF=str(conf))
+    theirs = json.loads(subprocess.run([perl, "-e", PERL_RESOLVE], input=json.dumps(IDN_HOSTS),
+                                       env=env, capture_output=True, text=True, check=True,
+                                       timeout=30).stdout)
+    ours = [[t[3][0] for t in collect(lambda cb: aesock.resolve_sockaddr(h, 80, "tcp", 0, None, cb))]
+            for h in IDN_HOSTS]
+    assert ours == theirs == [[IDN_PERL_ADDRESS]] * len(IDN_HOSTS)
