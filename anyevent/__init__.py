@@ -34,7 +34,7 @@ class AE:
     """Perl's ``AE`` functions: ``AE.io(fh, poll, cb)``, ``AE.timer(after, interval, cb)``,
     ``AE.signal(sig, cb)``, ``AE.child(pid, cb)``, ``AE.idle(cb)``, ``AE.cv(cb=None)``,
     ``AE.now()``, ``AE.now_update()``, ``AE.time()``, ``AE.postpone(cb)``,
-    ``AE.log(level, msg, *args)``.  See :class:`anyevent.reactor.Loop` for each.
+    ``AE.log(level, msg, *args)``, ``AE.logger(level)`` (:mod:`anyevent.log`).  See :class:`anyevent.reactor.Loop` for each.
     """
     io = staticmethod(loop.io)
     timer = staticmethod(loop.timer)
@@ -47,6 +47,7 @@ class AE:
     time = staticmethod(loop.time)
     postpone = staticmethod(loop.postpone)
     log = staticmethod(_log_mod.log)
+    logger = staticmethod(_log_mod.logger)
 
 
 class AnyEvent:
@@ -93,6 +94,8 @@ class AnyEvent:
     now_update = staticmethod(loop.now_update)
     time = staticmethod(loop.time)
     postpone = staticmethod(loop.postpone)
+    log = staticmethod(_log_mod.log)
+    logger = staticmethod(_log_mod.logger)
 
 
 if os.environ.get("ANYEVENT_STRICT", "") not in ("", "0"):
