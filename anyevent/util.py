@@ -756,12 +756,13 @@ def idn_to_unicode(idn):
 # ---------------------------------------------------------------------------
 
 _DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[0-9][0-9]?)"
-                          r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[0-9][0-9]?)){3}\Z")
+                          r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[0-9][0-9]?)){3}$")  # Perl's $
 
 
 def dotted_quad(text):
     """Whether ``text`` (str) is a plain dotted-quad IPv4 address
-    (``"192.0.2.1"``; no octal, hex or short forms).  Returns bool.  Port of
+    (``"192.0.2.1"``; no octal, hex or short forms; as Perl's ``/...$/``, a
+    final newline is allowed).  Returns bool.  Port of
     ``AnyEvent::Util::dotted_quad`` (which Perl marks "to be removed"; prefer
     :func:`anyevent.socket.parse_ipv4`).
     """
