@@ -14,6 +14,10 @@ The connection attempt lives as long as the :class:`Connector` object:
 dropping it or calling :meth:`Connector.cancel` stops the attempt and closes
 the sockets in progress.
 
+With the ``anyevent.connector`` logger at DEBUG, each step is logged: the
+addresses resolved, each address tried, each failure with its errno, the
+winner (nothing is formatted when DEBUG is off).
+
 Beyond IO::Async, ``happy_eyeballs=True`` races the addresses as RFC 8305
 describes: the address families are interleaved (the first address's family
 first), and the next address is tried as soon as the current one fails or
@@ -29,6 +33,7 @@ on_resolve_error=...)``.
 import errno
 import functools
 import itertools
+import logging
 import os
 import socket
 
@@ -41,6 +46,21 @@ _FAMILIES = {"inet": socket.AF_INET, "inet4": socket.AF_INET, "inet6": socket.AF
              "unix": socket.AF_UNIX, 4: socket.AF_INET, 6: socket.AF_INET6}
 _SOCKTYPES = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM, "raw": socket.SOCK_RAW}
 _IN_PROGRESS = (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
+_log = logging.getLogger("anyevent.connector")
+_DEBUG = logging.DEBUG
+
+
+def _where(sa):
+    """An address for a log line: ``host:port``, ``[v6]:port`` or a unix path."""
+    if isinstance(sa, tuple) and len(sa) >= 2:
+        return ("[%s]:%s" if ":" in str(sa[0]) else "%s:%s") % sa[:2]
+    return repr(sa)
+
+
+def _errno_text(exc):
+    """``ECONNREFUSED (111): Connection refused`` for an OSError."""
+    name = errno.errorcode.get(exc.errno, "errno")
+    return "%s (%s): %s" % (name, exc.errno, exc.strerror or exc)
 
 
 def _oserror(code):
@@ -249,11 +269,17 @@ class _Attempt:
             self.resolved()
 
     def resolve_error(self, message):
+        _log.debug("resolve failed: %s", message)
         cb = self.on_resolve_error
         self.cancel()
         cb(message)
 
     def resolved(self):
+        if _log.isEnabledFor(_DEBUG):
+            host, service = self.lookup[:2]
+            _log.debug("%s: %d address(es) to try: %s",
+                       "addresses given" if host is None else "%s port %s" % (host, service),
+                       len(self.peers), ", ".join(_where(p[3]) for p in self.peers))
         for peer in self.peers if self.delay is None else _interleave(self.peers):
             if self.locals is None:
                 self.queue.append((peer, None))
@@ -266,6 +292,9 @@ class _Attempt:
 
     def fail(self, syscall, *args):
         self.errors[syscall] = args[-1]
+        if _log.isEnabledFor(_DEBUG):
+            what = _where(args[1]) if syscall in ("bind", "connect") else "family %s" % args[0]
+            _log.debug("%s %s failed: %s", syscall, what, _errno_text(args[-1]))
         if self.on_fail is not None:
             self.on_fail(syscall, *args)
 
@@ -302,6 +331,8 @@ class _Attempt:
             self.fail("connect", sock, sa, _oserror(err))
             sock.close()
             return False
+        if _log.isEnabledFor(_DEBUG):
+            _log.debug("connect %s: trying (fd %d)", _where(sa), sock.fileno())
         t = _Try(entry, sock, sa)
         t.watch = loop.io(sock, 1, functools.partial(self.writable, t))
         if timeout:
@@ -323,6 +354,8 @@ class _Attempt:
             loser.close()
             self.queue.append(loser.entry)
         self.tries = []
+        if _log.isEnabledFor(_DEBUG):
+            _log.debug("connect %s: connected from %s", _where(t.sa), _where(t.sock.getsockname()))
         if self.on_connected is not None:
             self.on_connected(t.sock)
         elif self.on_socket is not None:
@@ -344,6 +377,8 @@ class _Attempt:
                 break
         else:
             syscall, err = "connect", _oserror(errno.ECONNABORTED)
+        if _log.isEnabledFor(_DEBUG):
+            _log.debug("giving up: every address failed; reporting %s: %s", syscall, _errno_text(err))
         cb = self.on_connect_error
         self.cancel()
         cb(syscall, err)

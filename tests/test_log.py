@@ -347,3 +347,53 @@ def test_default_format_lines():
     text = log.default_format(0.5, log.Ctx(title="t"), 5, "one\ntwo\n")
     assert _strip_times(text) == ["warn  t: one", "+ two"]
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.500000 [+-]\d{4}$", log.format_time(0.5))
+
+
+# -- the library's own debug lines ------------------------------------------------------
+
+def _connect_refused_then_accepted():
+    """Connector over [a refusing address, a listening one]; returns the connected socket."""
+    from anyevent.connector import Connector
+    with socket.socket() as gone:
+        gone.bind(("127.0.0.1", 0))
+        dead = gone.getsockname()
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        live = srv.getsockname()
+        cv = AE.cv()
+        conn = Connector(addrs=[{"family": "inet", "ip": dead[0], "port": dead[1]},
+                                {"family": "inet", "ip": live[0], "port": live[1]}],
+                         on_connected=cv, on_connect_error=lambda *a: cv(None))
+        sock = cv.recv()
+    del conn
+    return sock, dead, live
+
+
+def test_connector_logs_each_attempt_failure_and_winner(caplog):
+    caplog.set_level(logging.DEBUG, logger="anyevent.connector")
+    sock, (_, dead), (_, live) = _connect_refused_then_accepted()
+    with sock:
+        local = sock.getsockname()[1]
+    lines = [r.getMessage() for r in caplog.records if r.name == "anyevent.connector"]
+    assert lines == [
+        "addresses given: 2 address(es) to try: 127.0.0.1:%d, 127.0.0.1:%d" % (dead, live),
+        "connect 127.0.0.1:%d: trying (fd %d)" % (dead, caplog.records[1].args[1]),
+        "connect 127.0.0.1:%d failed: ECONNREFUSED (111): Connection refused" % dead,
+        "connect 127.0.0.1:%d: trying (fd %d)" % (live, caplog.records[3].args[1]),
+        "connect 127.0.0.1:%d: connected from 127.0.0.1:%d" % (live, local),
+    ]
+    assert all(r.levelno == logging.DEBUG for r in caplog.records)
+
+
+def test_connector_formats_nothing_when_debug_is_off(caplog, monkeypatch):
+    import anyevent.connector as connector
+    built = []
+    monkeypatch.setattr(connector, "_where", lambda sa: built.append(sa) or "?")
+    monkeypatch.setattr(connector, "_errno_text", lambda exc: built.append(exc) or "?")
+    made = []
+    monkeypatch.setattr(connector._log, "makeRecord", lambda *a, **k: made.append(a))
+    caplog.set_level(logging.INFO, logger="anyevent")
+    sock, _, _ = _connect_refused_then_accepted()
+    sock.close()
+    assert built == [] and made == []
