@@ -248,3 +248,27 @@ def answer(query, *addresses, rcode=dns.rcode.NOERROR, truncated=False):
     if truncated:
         reply.flags |= dns.flags.TC
     return reply
+
+
+@pytest.fixture
+def responders():
+    """``responders(udp=None, tcp=None)`` makes a :class:`Responder`; all are closed after the test."""
+    made = []
+
+    def make(udp=None, tcp=None):
+        r = Responder(udp, tcp)
+        made.append(r)
+        return r
+    yield make
+    for r in made:
+        r.close()
+
+
+def perl_dns_env(dnsmasq, tmp_path):
+    """``(perl, env)`` to run Perl's AnyEvent against ``dnsmasq`` (skips when it cannot)."""
+    perl = require_tool("perl")
+    if dnsmasq.port != 53:
+        pytest.skip("AnyEvent::DNS only talks to port 53: needs root for dnsmasq there")
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver %s\n" % dnsmasq.ip)
+    return perl, dict(os.environ, PERL_ANYEVENT_RESOLV_CONF=str(conf))

@@ -2,7 +2,6 @@
 scriptable responder for the faults a real server will not produce on demand."""
 
 import json
-import os
 import socket
 import subprocess
 import textwrap
@@ -16,9 +15,8 @@ import pytest
 
 import anyevent.dns as aedns
 from anyevent.reactor import CondVar, loop
-from conftest import require_tool
-from fixtures_dns import (ZONE, Responder, answer, default_resolver, dns_peers,  # noqa: F401
-                          dnsmasq)
+from fixtures_dns import (ZONE, answer, default_resolver, dns_peers, dnsmasq,  # noqa: F401
+                          perl_dns_env, responders)
 
 
 def collect(start):
@@ -135,12 +133,7 @@ QUERIES = ["a www.%s" % ZONE, "aaaa www.%s" % ZONE, "mx %s" % ZONE, "txt txt.%s"
 
 def test_same_answers_as_perl(dnsmasq, default_resolver, tmp_path):
     """The differential test: Perl's AnyEvent::DNS and ours, same server, same queries."""
-    perl = require_tool("perl")
-    if dnsmasq.port != 53:
-        pytest.skip("AnyEvent::DNS only talks to port 53: needs root for dnsmasq there")
-    conf = tmp_path / "resolv.conf"
-    conf.write_text("nameserver %s\n" % dnsmasq.ip)
-    env = dict(os.environ, PERL_ANYEVENT_RESOLV_CONF=str(conf))
+    perl, env = perl_dns_env(dnsmasq, tmp_path)
     perl_out = json.loads(subprocess.run([perl, "-e", PERL_QUERIES, "--"] + QUERIES, env=env,
                                          capture_output=True, check=True, timeout=20).stdout)
     ours = []
@@ -154,19 +147,6 @@ def test_same_answers_as_perl(dnsmasq, default_resolver, tmp_path):
 # ---------------------------------------------------------------------------
 # faults, with a scriptable responder
 # ---------------------------------------------------------------------------
-
-@pytest.fixture
-def responders():
-    made = []
-
-    def make(udp=None, tcp=None):
-        r = Responder(udp, tcp)
-        made.append(r)
-        return r
-    yield make
-    for r in made:
-        r.close()
-
 
 def lookup(res, name="host.test"):
     return collect(lambda cb: res.resolve(name + ".", "a", lambda *rrs: cb(*[rr[4] for rr in rrs])))

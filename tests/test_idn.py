@@ -2,15 +2,24 @@
 AnyEvent::Util run side by side on the same names, and properties."""
 
 import json
+import socket
 import subprocess
+import textwrap
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import anyevent.dns as aedns
+import anyevent.socket as aesock
+from anyevent.connector import Connector
+from anyevent.handle import Handle
+from anyevent.reactor import CondVar
 from anyevent.util import (idn_nameprep, idn_to_ascii, idn_to_unicode, punycode_decode,
                            punycode_encode)
-from conftest import require_tool
+from conftest import free_port, require_tool
+from fixtures_dns import (IDN_IDNA2003_ADDRESS, IDN_PERL_ADDRESS, IDN_SPELLINGS,  # noqa: F401
+                          ZONE, default_resolver, dns_peers, dnsmasq, perl_dns_env)
 
 # ---------------------------------------------------------------------------
 # t/08_idna.t, test for test
@@ -159,19 +168,6 @@ def test_to_ascii_is_idempotent_and_inverted_by_to_unicode(parts):
 # that gives Perl's spelling (UTS #46) and IDNA 2003's different addresses
 # ---------------------------------------------------------------------------
 
-import os  # noqa: E402
-import socket  # noqa: E402
-import textwrap  # noqa: E402
-
-import anyevent.dns as aedns  # noqa: E402
-import anyevent.socket as aesock  # noqa: E402
-from anyevent.connector import Connector  # noqa: E402
-from anyevent.handle import Handle  # noqa: E402
-from anyevent.reactor import CondVar  # noqa: E402
-from conftest import free_port  # noqa: E402
-from fixtures_dns import (IDN_IDNA2003_ADDRESS, IDN_PERL_ADDRESS, IDN_SPELLINGS,  # noqa: E402
-                          ZONE, default_resolver, dns_peers, dnsmasq)  # noqa: F401
-
 IDN_HOSTS = ["%s.%s" % (label, ZONE) for label in IDN_SPELLINGS]
 
 
@@ -287,12 +283,7 @@ PERL_RESOLVE = textwrap.dedent(r"""
 
 def test_same_addresses_as_perl(dnsmasq, default_resolver, tmp_path):
     """Perl's resolve_sockaddr and ours, same dnsmasq, same Unicode names."""
-    perl = require_tool("perl")
-    if dnsmasq.port != 53:
-        pytest.skip("AnyEvent::DNS only talks to port 53: needs root for dnsmasq there")
-    conf = tmp_path / "resolv.conf"
-    conf.write_text("nameserver %s\n" % dnsmasq.ip)
-    env = dict(os.environ, PERL_ANYEVENT_RESOLV_CONF=str(conf))
+    perl, env = perl_dns_env(dnsmasq, tmp_path)
     theirs = json.loads(subprocess.run([perl, "-e", PERL_RESOLVE], input=json.dumps(IDN_HOSTS),
                                        env=env, capture_output=True, text=True, check=True,
                                        timeout=30).stdout)

@@ -18,8 +18,8 @@ import anyevent.socket as aesock
 import anyevent.util as aeutil
 from anyevent.reactor import CondVar, loop
 from conftest import require_tool
-from fixtures_dns import (ZONE, Responder, answer, default_resolver, dns_peers,  # noqa: F401
-                          dnsmasq)
+from fixtures_dns import (ZONE, answer, default_resolver, dns_peers, dnsmasq,  # noqa: F401
+                          responders)
 
 
 def collect(start):
@@ -139,19 +139,6 @@ def test_util_inet_aton_forwards(default_resolver):
 # ---------------------------------------------------------------------------
 # AnyEvent::DNS: the resolver's hash fields take effect (or raise)
 # ---------------------------------------------------------------------------
-
-@pytest.fixture
-def responders():
-    made = []
-
-    def make(udp=None, tcp=None):
-        r = Responder(udp, tcp)
-        made.append(r)
-        return r
-    yield make
-    for r in made:
-        r.close()
-
 
 def lookup(res, name="host.test."):
     return collect(lambda cb: res.resolve(name, "a", lambda *rrs: cb(*[rr[4] for rr in rrs])))
