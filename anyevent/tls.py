@@ -379,8 +379,17 @@ class TLS:
         user passed to the Handle) are checked here against this object's trust store and
         ``verify_peername``.  Messages: ``"certificate verify failed: <OpenSSL reason>"``,
         ``"hostname mismatch: ..."``, ``"no certificate from peer"``, or a
-        ``verify_cb`` rejection.
+        ``verify_cb`` rejection.  Logged at DEBUG on ``anyevent.tls`` with the
+        protocol and cipher.
         """
+        problem = self._verify_problem(conn, peername)
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("TLS handshake %s done: %s %s; %s", _who(conn, peername),
+                       conn.get_protocol_version_name(), conn.get_cipher_name(),
+                       "peer accepted" if problem is None else "peer rejected: " + problem)
+        return problem
+
+    def _verify_problem(self, conn, peername):
         if not self.verify:
             return None
         state = _STATE.get(conn)
@@ -822,12 +831,27 @@ def error_message(exc_or_conn, conn=None):
     """
     if isinstance(exc_or_conn, SSL.Connection):
         exc_or_conn, conn = None, exc_or_conn
+    message = _error_text(exc_or_conn, conn)
+    if _log.isEnabledFor(logging.DEBUG):
+        _log.debug("TLS %s failed: %s", _who(conn), message)
+    return message
+
+
+def _error_text(exc, conn):
     state = _STATE.get(conn) if conn is not None else None
     if state is not None and state.failure is not None:
         return state.failure
-    if exc_or_conn is None:
+    if exc is None:
         return "TLS error"
-    return _describe(exc_or_conn)
+    return _describe(exc)
+
+
+def _who(conn, peername=None):
+    """``"connect to example.org"`` / ``"accept"``: a connection, for log lines."""
+    state = _STATE.get(conn) if conn is not None else None
+    mode = state.mode if state is not None and state.mode else "connection"
+    peername = peername if peername is not None else state.peername if state is not None else None
+    return mode if peername is None else "%s to %s" % (mode, peername)
 
 
 def _describe(exc):

@@ -397,3 +397,35 @@ def test_connector_formats_nothing_when_debug_is_off(caplog, monkeypatch):
     sock, _, _ = _connect_refused_then_accepted()
     sock.close()
     assert built == [] and made == []
+
+
+def _tls_session(pem):
+    """A verifying TLS client against a server presenting ``pem``: the client's
+    on_starttls result."""
+    from anyevent.handle import Handle
+    from anyevent.socket import tcp_server
+    from anyevent.tls import TLS
+    from conftest import run_until
+    from tlsfixtures import certs
+    port_cv, cv, handles = AE.cv(), AE.cv(), []
+    server = tcp_server("127.0.0.1", 0, lambda fh, h, p: handles.append(Handle(
+        fh=fh, tls="accept", tls_ctx=TLS(cert_file=pem), on_error=lambda *a: None)),
+        lambda fh, h, p: port_cv.send(p))
+    hdl = Handle(connect=("127.0.0.1", port_cv.recv()), tls="connect", peername="localhost",
+                 tls_ctx={"verify": 1, "ca_file": certs().ca_file, "verify_peername": "https"},
+                 on_starttls=lambda h, ok, msg: cv.send(ok), on_error=lambda *a: None)
+    ok = run_until(cv)
+    del server, hdl, handles
+    return ok
+
+
+def test_tls_handshake_results_are_debug_lines(caplog):
+    from tlsfixtures import certs
+    caplog.set_level(logging.DEBUG, logger="anyevent.tls")
+    assert _tls_session(certs().server_pem) is True
+    assert _tls_session(certs().expired_pem) is False
+    lines = [r.getMessage() for r in caplog.records if r.name == "anyevent.tls"]
+    assert any(re.fullmatch(r"TLS handshake connect to localhost done: TLSv1\.[23] \S+; "
+                            r"peer accepted", l) for l in lines), lines
+    assert "TLS connect to localhost failed: certificate verify failed: certificate has expired" \
+        in lines
