@@ -47,7 +47,7 @@ import re
 import sys
 import time
 
-__all__ = ["LEVELS", "Ctx", "COLLECT", "FILTER", "LOG", "ctx", "log", "logger",
+__all__ = ["LEVELS", "Ctx", "LevelLogger", "COLLECT", "FILTER", "LOG", "ctx", "log", "logger",
            "level_number", "perl_level", "fatal_exit", "format_time", "default_format",
            "configure", "reset"]
 
@@ -319,6 +319,7 @@ class Ctx:
         self._logger, self._title = logger, title
         self._mask, self._cap, self._fmt = _ALL, 0, None
         self._target, self._slaves = None, {}
+        self._saved = {}           # logger attributes as they were before we changed them
         self._mask_filter = _Mask(self)
         self._formatter = _PerlFormatter(self)
 
@@ -338,10 +339,16 @@ class Ctx:
 
     # -- levels (Perl: levels, level, enable, disable, cap) -------------------------
 
+    def _change(self, attr, value):
+        """Set an attribute of the logger, remembering its first value for :func:`reset`."""
+        self._saved.setdefault(attr, getattr(self._logger, attr))
+        setattr(self._logger, attr, value)
+
     def _set_mask(self, mask):
         self._mask = frozenset(mask)
         lowest = max(self._mask, default=0)
-        self._logger.setLevel(1 if lowest == 9 else LEVELS[_BY_NUMBER[lowest]] if lowest else _OFF)
+        self._change("level", 1 if lowest == 9 else LEVELS[_BY_NUMBER[lowest]] if lowest else _OFF)
+        self._logger.manager._clear_cache()
         self._logger.addFilter(self._mask_filter)
 
     def levels(self, *levels):
@@ -389,7 +396,7 @@ class Ctx:
         """``$ctx->attach(@ctxs)``: pass messages on to these contexts (or package names) too."""
         for other in map(ctx, contexts):
             if other is self._parent():
-                self._logger.propagate = True
+                self._change("propagate", True)
             elif id(other) not in self._slaves:
                 handler = self._slaves[id(other)] = _Slave(self, other)
                 self._logger.addHandler(handler)
@@ -398,7 +405,7 @@ class Ctx:
         """``$ctx->detach(@ctxs)``: stop passing messages to these contexts."""
         for other in map(ctx, contexts):
             if other is self._parent():
-                self._logger.propagate = False
+                self._change("propagate", False)
             else:
                 self._logger.removeHandler(self._slaves.pop(id(other), None))
 
@@ -578,8 +585,9 @@ def reset():
         for handler in list(context._slaves.values()):
             logger.removeHandler(handler)
         logger.removeFilter(context._mask_filter)
-        logger.setLevel(logging.NOTSET)
-        logger.propagate = context is not LOG
+        for attr, value in context._saved.items():
+            setattr(logger, attr, value)
+        logger.manager._clear_cache()
         context._bind(logger, name or None)
     COLLECT.title("$AnyEvent::Log::COLLECT")
     _default_log()

@@ -429,3 +429,15 @@ def test_tls_handshake_results_are_debug_lines(caplog):
                             r"peer accepted", l) for l in lines), lines
     assert "TLS connect to localhost failed: certificate verify failed: certificate has expired" \
         in lines
+
+
+def test_reset_restores_only_what_the_contexts_changed():
+    root, pkg = logging.getLogger(), log.ctx("Some.Pkg")
+    before = root.level, root.handlers[:]
+    log.COLLECT.level("debug")
+    log.COLLECT.attach(log.Ctx(title="extra"))
+    pkg.slaves()
+    assert root.level == 10 and pkg.logging_logger.propagate is False
+    log.reset()
+    assert (root.level, root.handlers) == before and pkg.logging_logger.propagate is True
+    assert log.COLLECT.title() == "$AnyEvent::Log::COLLECT" and log.LOG.title() == "$AnyEvent::Log::LOG"
