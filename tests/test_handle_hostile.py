@@ -53,6 +53,15 @@ def show_json(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def assert_ebadmsg(kind, data):
+    """``data`` read as ``kind`` is one non-fatal EBADMSG, nothing read."""
+    reader = Hostile()
+    reader.hdl.push_read(kind, lambda *a: pytest.fail("read " + kind))
+    reader.send(data)
+    assert reader.events == [error(errno.EBADMSG, False)]
+    reader.finish()
+
+
 def assert_loop_alive():
     """Another handle on the same loop still exchanges a line."""
     a, b = socket.socketpair()
@@ -291,11 +300,7 @@ def test_netstring_error_is_not_fatal():
     b"[1,]",
 ])
 def test_invalid_json_is_ebadmsg(data):
-    reader = Hostile()
-    reader.hdl.push_read("json", lambda *a: pytest.fail("read json"))
-    reader.send(data)
-    assert reader.events == [error(errno.EBADMSG, False)]
-    reader.finish()
+    assert_ebadmsg("json", data)
     assert_loop_alive()
 
 
@@ -318,11 +323,7 @@ def test_unclosed_json_hits_rbuf_max():
     b"\xff",                                 # break outside an indefinite item
 ])
 def test_invalid_cbor_is_ebadmsg(data):
-    reader = Hostile()
-    reader.hdl.push_read("cbor", lambda *a: pytest.fail("read cbor"))
-    reader.send(data)
-    assert reader.events == [error(errno.EBADMSG, False)]
-    reader.finish()
+    assert_ebadmsg("cbor", data)
     assert_loop_alive()
 
 
@@ -416,11 +417,7 @@ def test_plain_data_still_round_trips_through_storable():
 
 def test_truncated_pickle_is_ebadmsg():
     raw = pickle.dumps({"k": "v" * 100}, protocol=4)
-    reader = Hostile()
-    reader.hdl.push_read("storable", lambda *a: pytest.fail("read"))
-    reader.send(_ber_framed(raw[:len(raw) // 2]))
-    assert reader.events == [error(errno.EBADMSG, False)]
-    reader.finish()
+    assert_ebadmsg("storable", _ber_framed(raw[:len(raw) // 2]))
 
 
 def _plain_values():
@@ -517,11 +514,7 @@ def test_nesting_up_to_the_limit_is_read():
     b"\x80\x02]q\x00]q\x01h\x00ah\x01a.",  # two lists in each other
 ])
 def test_compat_names_stay_restricted(raw):
-    reader = Hostile()
-    reader.hdl.push_read("storable", lambda *a: pytest.fail("read"))
-    reader.send(_ber_framed(raw))
-    assert reader.events == [error(errno.EBADMSG, False)]
-    reader.finish()
+    assert_ebadmsg("storable", _ber_framed(raw))
 
 
 @pytest.mark.parametrize("data", [
@@ -533,11 +526,7 @@ def test_compat_names_stay_restricted(raw):
     b"\x5f\x01\xff",                    # not a string chunk (cbor2 refuses it)
 ])
 def test_malformed_cbor_header_is_ebadmsg(data):
-    reader = Hostile()
-    reader.hdl.push_read("cbor", lambda *a: pytest.fail("read"))
-    reader.send(data)
-    assert reader.events == [error(errno.EBADMSG, False)]
-    reader.finish()
+    assert_ebadmsg("cbor", data)
 
 
 def test_cbor_nesting_up_to_the_limit_is_read():
