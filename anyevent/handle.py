@@ -1584,28 +1584,58 @@ def _compile(rx):
 
 
 def _read_regex(hdl, cb, accept, reject=None, skip=None):
+    """``cb(hdl, data)`` once ``accept`` (a bytes regex, compiled or not)
+    matches the read buffer: ``data`` is everything up to the end of the
+    match (with what ``skip`` matches before, which is taken out of the
+    buffer as it arrives).  If ``reject`` matches first it is a non-fatal
+    ``EBADMSG``.  As for a line's regex, the searches resume where they
+    stopped when the regex has a bounded width (and otherwise start over,
+    quadratic in the worst case as in Perl).
+    """
     accept, reject, skip = _compile(accept), _compile(reject), _compile(skip)
     data = bytearray()
+    accepts = _Search(accept)
+    rejects = None if reject is None else _Search(reject)
 
     def reader(hdl):
         rbuf = hdl._rbuf
-        m = accept.search(rbuf)
+        m = accepts.search(rbuf)
         if m is not None:
             data.extend(rbuf[:m.end()])
             del rbuf[:m.end()]
             cb(hdl, bytes(data))
             return True
-        if reject is not None and reject.search(rbuf):
+        if rejects is not None and rejects.search(rbuf):
             hdl._error(_errno.EBADMSG)
             if hdl.fh is None:
                 return False
         if skip is not None:
             m = skip.search(rbuf)
-            if m is not None:
+            if m is not None and m.end():
                 data.extend(rbuf[:m.end()])
                 del rbuf[:m.end()]
+                accepts.__init__(accept)
+                if rejects is not None:
+                    rejects.__init__(reject)
         return False
     return reader
+
+
+class _Search:
+    """A regex search of ``hdl.rbuf`` that resumes where the last failed
+    one stopped, when the regex's matches have a bounded width."""
+    __slots__ = ("rx", "width", "scan")
+
+    def __init__(self, rx):
+        self.rx, self.width, self.scan = rx, _match_width(rx), _Resume()
+
+    def search(self, rbuf):
+        m = self.rx.search(rbuf, self.scan.start(rbuf))
+        if m is None and self.width is not None:
+            self.scan.stop(rbuf, len(rbuf) - self.width - 1)
+        else:
+            self.scan.stop(rbuf, None)
+        return m
 
 
 _NETSTRING_HEAD = re.compile(rb"(0|[1-9][0-9]{0,19}):")

@@ -11,8 +11,8 @@ Handle's read buffer, and the bytes the read type examines are counted:
 * the text handed to the JSON decoder and the bytes handed to cbor2.
 
 Linear readers do about 4 times the work for ``4n``; a reader re-scanning the
-whole buffer on every arrival does about 16 times.  The line type with an
-arbitrary regex end-of-line is quadratic in the worst case (in Perl as well);
+whole buffer on every arrival does about 16 times.  The line and regex types
+with an arbitrary regex are quadratic in the worst case (in Perl as well);
 only regexes of bounded width are held to linear time here.
 """
 
@@ -156,6 +156,9 @@ FRAMES = {
     "line regex \\r\\n|\\n": (("line", re.compile(rb"\r\n|\n")), lambda n: b"x" * n + b"\n"),
     "line regex literals": (("line", re.compile(rb"<EOL>|<eol>|\x00\x01")),
                             lambda n: b"<EO" * (n // 3) + b"<eol>"),
+    "regex accept": (("regex", re.compile(rb"\r\n\r\n")), lambda n: b"ab\r\n" * (n // 4) + b"\r\n"),
+    "regex accept reject": (("regex", re.compile(rb"\r\n\r\n"), re.compile(rb"\x00")),
+                            lambda n: b"ab\r\n" * (n // 4) + b"\r\n"),
     "chunk": (("chunk", N * 4 + 8), lambda n: b"x" * (N * 4 + 8)),
     "netstring": (("netstring",), lambda n: b"%d:%s," % (n, b"x" * n)),
     "packstring": (("packstring", "w"), lambda n: handle_mod.ber_encode(n) + b"x" * n),
