@@ -1542,18 +1542,14 @@ def _match_width(rx):
 
 def _line_reader(cb, find, width):
     """A reader cutting a line at ``find(rbuf, start) -> (eol_start, eol_end)
-    | None``; a failed search resumes ``width`` bytes (plus one, for an
-    anchor or ``\\b`` that looks at the byte after) before the end of the
-    buffer it saw, or at the start when ``width`` is None."""
-    scan = _Resume()
+    | None`` (see :class:`_Resumable` for ``width``)."""
+    search = _Resumable(find, width)
 
     def reader(hdl):
         rbuf = hdl._rbuf
-        found = find(rbuf, scan.start(rbuf))
+        found = search(rbuf)
         if found is None:
-            scan.stop(rbuf, None if width is None else len(rbuf) - width - 1)
             return False
-        scan.stop(rbuf, None)
         start, end = found
         line, eol = bytes(rbuf[:start]), bytes(rbuf[start:end])
         del rbuf[:end]
@@ -1562,19 +1558,28 @@ def _line_reader(cb, find, width):
     return reader
 
 
-class _Resume:
-    """Where a reader's scan of ``hdl.rbuf`` stopped.  If the buffer is
+class _Resumable:
+    """A search of ``hdl.rbuf`` with ``find(rbuf, start)`` (None: not
+    found) that, after failing, resumes ``width`` bytes (plus one, for an
+    anchor or ``\\b`` that looks at the byte after) before the end of the
+    buffer it saw, or at the start when ``width`` is None.  If the buffer is
     shorter than it was (someone else took from it), it starts over."""
-    __slots__ = ("pos", "size")
+    __slots__ = ("find", "width", "pos", "size")
 
-    def __init__(self):
+    def __init__(self, find, width):
+        self.find, self.width = find, width
         self.pos = self.size = 0
 
-    def start(self, rbuf):
-        return self.pos if len(rbuf) >= self.size else 0
+    def __call__(self, rbuf):
+        found = self.find(rbuf, self.pos if len(rbuf) >= self.size else 0)
+        if found is None and self.width is not None:
+            self.pos, self.size = max(0, len(rbuf) - self.width - 1), len(rbuf)
+        else:
+            self.reset()
+        return found
 
-    def stop(self, rbuf, pos):
-        self.pos, self.size = (0, 0) if pos is None else (max(0, pos), len(rbuf))
+    def reset(self):
+        self.pos = self.size = 0
 
 
 def _compile(rx):
@@ -1594,18 +1599,18 @@ def _read_regex(hdl, cb, accept, reject=None, skip=None):
     """
     accept, reject, skip = _compile(accept), _compile(reject), _compile(skip)
     data = bytearray()
-    accepts = _Search(accept)
-    rejects = None if reject is None else _Search(reject)
+    accepts = _Resumable(accept.search, _match_width(accept))
+    rejects = None if reject is None else _Resumable(reject.search, _match_width(reject))
 
     def reader(hdl):
         rbuf = hdl._rbuf
-        m = accepts.search(rbuf)
+        m = accepts(rbuf)
         if m is not None:
             data.extend(rbuf[:m.end()])
             del rbuf[:m.end()]
             cb(hdl, bytes(data))
             return True
-        if rejects is not None and rejects.search(rbuf):
+        if rejects is not None and rejects(rbuf):
             hdl._error(_errno.EBADMSG)
             if hdl.fh is None:
                 return False
@@ -1614,28 +1619,11 @@ def _read_regex(hdl, cb, accept, reject=None, skip=None):
             if m is not None and m.end():
                 data.extend(rbuf[:m.end()])
                 del rbuf[:m.end()]
-                accepts.__init__(accept)
+                accepts.reset()
                 if rejects is not None:
-                    rejects.__init__(reject)
+                    rejects.reset()
         return False
     return reader
-
-
-class _Search:
-    """A regex search of ``hdl.rbuf`` that resumes where the last failed
-    one stopped, when the regex's matches have a bounded width."""
-    __slots__ = ("rx", "width", "scan")
-
-    def __init__(self, rx):
-        self.rx, self.width, self.scan = rx, _match_width(rx), _Resume()
-
-    def search(self, rbuf):
-        m = self.rx.search(rbuf, self.scan.start(rbuf))
-        if m is None and self.width is not None:
-            self.scan.stop(rbuf, len(rbuf) - self.width - 1)
-        else:
-            self.scan.stop(rbuf, None)
-        return m
 
 
 _NETSTRING_HEAD = re.compile(rb"(0|[1-9][0-9]{0,19}):")
