@@ -128,6 +128,7 @@ def work(monkeypatch, args, frame):
             errors, got = [], []
             hdl = Handle(fh=b, on_error=lambda h, fatal, msg: errors.append(msg))
             hdl._rbuf = MeteredBuffer()
+            args = [MeteredPattern(a, meter) if isinstance(a, re.Pattern) else a for a in args]
             hdl.push_read(*args, lambda h, *v: got.append(v))
             for i in range(0, len(frame), PIECE):
                 hdl._rbuf.extend(frame[i:i + PIECE])
