@@ -2,6 +2,7 @@
 
 The ``aio_*`` functions keep Perl's names and argument order, callback last::
 
+    from anyevent import AE
     from anyevent.io import aio_open, aio_read, O_RDONLY, last_error
 
     def opened(*res):
