@@ -36,6 +36,8 @@ from heapq import heapify, heappop, heappush
 from itertools import count
 from time import monotonic, time
 
+from .log import _has_output
+
 __all__ = [
     "Loop", "CondVar", "IOWatcher", "TimerWatcher", "SignalWatcher",
     "ChildWatcher", "IdleWatcher", "loop", "set_exception_handler",
@@ -66,8 +68,15 @@ _KEPT_STATUSES = 1024
 
 
 def _default_exception_handler(exc, where):
-    _log.error("exception in %s callback", where,
-               exc_info=(type(exc), exc, exc.__traceback__))
+    info = (type(exc), exc, exc.__traceback__)
+    if _has_output(_log):
+        _log.error("exception in %s callback", where, exc_info=info)
+    else:
+        # the application configured no logging (the library's NullHandler
+        # is all there is): never swallow it, print it as Python would
+        logging.lastResort.handle(_log.makeRecord(
+            _log.name, logging.ERROR, __file__, 0, "exception in %s callback",
+            (where,), info))
 
 
 _exception_handler = _default_exception_handler

@@ -129,6 +129,25 @@ def test_unconfigured_application_sees_nothing_but_fatal():
     assert names == ["NullHandler"]
 
 
+def test_unconfigured_application_still_sees_callback_exceptions():
+    """A callback's exception is never swallowed: with no logging set up
+    (only the library's NullHandler) it is printed as Python's last resort
+    prints an unhandled record, traceback included."""
+    code = textwrap.dedent("""\
+        cv = AE.cv()
+        def boom():
+            cv.send()
+            raise ValueError("boom in a timer")
+        t = AE.timer(0, 0, boom)
+        cv.recv()
+        print("loop survived")
+        """)
+    res = _run(code)
+    assert res.returncode == 0 and res.stdout == "loop survived\n"
+    assert "exception in timer callback" in res.stderr
+    assert "ValueError: boom in a timer" in res.stderr
+
+
 def test_without_environment_log_is_detached():
     assert not log.FILTER._slaves and log.FILTER.logging_logger.level == logging.NOTSET
 
