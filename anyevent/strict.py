@@ -161,8 +161,8 @@ def _ae_log(level, msg, *args, context=None):
         level_number(level)
     except ValueError:
         raise ValueError("AE.log: unknown level %r" % (level,)) from None
-    if not isinstance(msg, str):
-        raise TypeError("AE.log: msg must be a str, got %r" % (msg,))
+    if not (isinstance(msg, str) or callable(msg)):  # a callable builds it lazily
+        raise TypeError("AE.log: msg must be a str or a callable, got %r" % (msg,))
     _log(level, msg, *args, context=context)
 
 
