@@ -466,7 +466,7 @@ class Handle:
     # which Python creates only when one of them is set: an idle plain
     # handle stays small.  The class attributes below are their defaults.
     __slots__ = (
-        "fh", "_rbuf", "wbuf", "errno", "tls", "_recv", "_send", "_queue",
+        "fh", "_rbuf", "_rgen", "wbuf", "errno", "tls", "_recv", "_send", "_queue",
         "_rw", "_ww", "_eof", "_skip_drain", "_on_error", "_on_read",
         "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
         "max_read_size", "_timers", "_opts", "__dict__", "__weakref__",
@@ -500,6 +500,7 @@ class Handle:
                 setattr(self, key, opts.pop(key))
         self.fh = None
         self._rbuf = bytearray()
+        self._rgen = 0  # bumped whenever rbuf may have lost bytes at its front
         self.wbuf = bytearray()
         self.errno = 0
         self.tls = None
@@ -615,10 +616,12 @@ class Handle:
         and ``on_read`` consume from its front (``del hdl.rbuf[:n]``);
         assigning to it replaces its contents (``hdl.rbuf = b""`` empties it,
         as AnyEvent::HTTPD does with ``$hdl->{rbuf} = ''``)."""
+        self._rgen += 1  # the caller may take from it: resumed scans start over
         return self._rbuf
 
     @rbuf.setter
     def rbuf(self, data):
+        self._rgen += 1
         self._rbuf[:] = data
 
     def __getitem__(self, key):
@@ -1050,6 +1053,7 @@ class Handle:
                         break
                     if self.fh is None:
                         return
+                    self._rgen += 1  # it took from rbuf: scans of waiting readers are stale
                 elif self._on_read is not None:
                     size = len(self._rbuf)
                     if not size:
@@ -1183,6 +1187,7 @@ class Handle:
         if self._rbuf:
             conn.bio_write(bytes(self._rbuf))
             self._rbuf.clear()
+            self._rgen += 1
         self._dotls()
         self.start_read()
 
@@ -1380,7 +1385,7 @@ class _DestroyedHandle(Handle):
     def __getattribute__(self, name):
         if name == "destroyed":
             return _true
-        if name in ("errno", "peername", "rbuf", "_rbuf", "__class__", "__dict__"):
+        if name in ("errno", "peername", "rbuf", "_rbuf", "_rgen", "__class__", "__dict__"):
             return object.__getattribute__(self, name)
         attr = getattr(Handle, name, None)
         if callable(attr):
@@ -1547,7 +1552,7 @@ def _line_reader(cb, find, width):
 
     def reader(hdl):
         rbuf = hdl._rbuf
-        found = search(rbuf)
+        found = search(hdl)
         if found is None:
             return False
         start, end = found
@@ -1562,24 +1567,26 @@ class _Resumable:
     """A search of ``hdl.rbuf`` with ``find(rbuf, start)`` (None: not
     found) that, after failing, resumes ``width`` bytes (plus one, for an
     anchor or ``\\b`` that looks at the byte after) before the end of the
-    buffer it saw, or at the start when ``width`` is None.  If the buffer is
-    shorter than it was (someone else took from it), it starts over."""
-    __slots__ = ("find", "width", "pos", "size")
+    buffer it saw, or at the start when ``width`` is None.  If anything may
+    have taken bytes from the buffer since (``hdl._rgen`` moved: another
+    reader completed, or user code touched ``hdl.rbuf``), it starts over."""
+    __slots__ = ("find", "width", "pos", "gen")
 
     def __init__(self, find, width):
         self.find, self.width = find, width
-        self.pos = self.size = 0
+        self.pos = self.gen = 0
 
-    def __call__(self, rbuf):
-        found = self.find(rbuf, self.pos if len(rbuf) >= self.size else 0)
+    def __call__(self, hdl):
+        rbuf = hdl._rbuf
+        found = self.find(rbuf, self.pos if hdl._rgen == self.gen else 0)
         if found is None and self.width is not None:
-            self.pos, self.size = max(0, len(rbuf) - self.width - 1), len(rbuf)
+            self.pos, self.gen = max(0, len(rbuf) - self.width - 1), hdl._rgen
         else:
             self.reset()
         return found
 
     def reset(self):
-        self.pos = self.size = 0
+        self.pos = 0
 
 
 def _compile(rx):
@@ -1604,13 +1611,13 @@ def _read_regex(hdl, cb, accept, reject=None, skip=None):
 
     def reader(hdl):
         rbuf = hdl._rbuf
-        m = accepts(rbuf)
+        m = accepts(hdl)
         if m is not None:
             data.extend(rbuf[:m.end()])
             del rbuf[:m.end()]
             cb(hdl, bytes(data))
             return True
-        if rejects is not None and rejects(rbuf):
+        if rejects is not None and rejects(hdl):
             hdl._error(_errno.EBADMSG)
             if hdl.fh is None:
                 return False
@@ -1720,17 +1727,20 @@ class _JsonScan:
     closing quote, a number at the first byte that cannot continue it, or at
     end-of-file.
     """
-    __slots__ = ("pos", "depth", "in_str", "size")
+    __slots__ = ("pos", "depth", "in_str", "gen")
 
     def __init__(self):
-        self.pos = self.depth = self.size = 0
+        self.pos = self.depth = self.gen = 0
         self.in_str = False
 
-    def end(self, buf, eof):
+    def end(self, buf, eof, gen):
         """Index just past the JSON text at the start of ``buf``; -1 if more
-        input may complete it; 0 if it can never be valid."""
-        if self.pos and len(buf) < self.size:
-            self.__init__()  # someone else consumed the buffer: rescan
+        input may complete it; 0 if it can never be valid.  ``gen`` is the
+        handle's ``_rgen``: a new value means the buffer may have lost bytes
+        at its front since the last call, so the scan starts over."""
+        if self.pos and gen != self.gen:
+            self.__init__()
+        self.gen = gen
         first = buf[0]
         if first in b'[{"':
             end = self._nested_end(buf)
@@ -1738,7 +1748,6 @@ class _JsonScan:
             end = self._number_end(buf, eof)
         else:
             return _literal_end(buf, eof)
-        self.size = len(buf)
         return end
 
     def _number_end(self, buf, eof):
@@ -1816,7 +1825,7 @@ def _read_json(hdl, cb):
                 del rbuf[:start]
             if not rbuf:
                 return False
-        end = scan.end(rbuf, hdl._eof)
+        end = scan.end(rbuf, hdl._eof, hdl._rgen)
         if end < 0:
             return False
         scan.__init__()
@@ -1861,18 +1870,19 @@ class _CborScan:
     contents skipped, and ``open`` holds how many items each open array or
     map still needs (``_INDEFINITE`` until its break).
     """
-    __slots__ = ("pos", "open", "size")
+    __slots__ = ("pos", "open", "gen")
 
     def __init__(self):
-        self.pos = self.size = 0
+        self.pos = self.gen = 0
         self.open = []
 
-    def end(self, buf):
+    def end(self, buf, gen):
         """Index just past the item at the start of ``buf``, or -1 if it is
-        incomplete; ValueError if a header is malformed or nests too deep."""
-        if self.pos and len(buf) < self.size:
-            self.__init__()  # someone else consumed the buffer: rescan
-        self.size = len(buf)
+        incomplete; ValueError if a header is malformed or nests too deep.
+        ``gen`` as for :meth:`_JsonScan.end`."""
+        if self.pos and gen != self.gen:
+            self.__init__()
+        self.gen = gen
         while self.pos < len(buf):
             if self.open and self._skip_runs(buf):
                 return self.pos
@@ -1968,7 +1978,7 @@ def _read_cbor(hdl, cb):
     def reader(hdl):
         rbuf = hdl._rbuf
         try:
-            end = scan.end(rbuf) if rbuf else -1
+            end = scan.end(rbuf, hdl._rgen) if rbuf else -1
             if end < 0:
                 return False
             scan.__init__()

@@ -258,7 +258,7 @@ def cbor_reference(stream):
 
 def _cut_short(data):
     try:
-        return handle_mod._CborScan().end(data) < 0
+        return handle_mod._CborScan().end(data, 0) < 0
     except ValueError:
         return False
 

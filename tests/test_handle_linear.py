@@ -181,3 +181,35 @@ def test_work_is_linear_in_frame_size(monkeypatch, name):
     big = work(monkeypatch, args, make(4 * N))
     print("%s: n %d, 4n %d, ratio %.2f" % (name, small, big, big / small))
     assert big / small < LINEAR, "work for 4n is %.1f times the work for n" % (big / small)
+
+
+
+# (read args, what the waiting reader has scanned, what arrives while a
+# chunk(16) unshifted in front waits for its 16th byte, expected value)
+_STALE_SCANS = [
+    (("line",), b"1234567abcdefgh", b"X\n" + b"Y" * 20, b""),
+    (("line", re.compile(rb"\r?\n")), b"1234567abcdefgh", b"X\n" + b"Y" * 20, b""),
+    (("json",), b'["abcdefghijklm', b'n[1]' + b" " * 14, [1]),
+    (("cbor",), b"\x94" + b"\x00" * 14, b"\x00\x82\x01\x02" + b"\x00" * 12, [1, 2]),
+]
+
+
+@pytest.mark.parametrize("args,scanned,arrives,expected", _STALE_SCANS)
+def test_a_reader_unshifted_in_front_does_not_leave_a_stale_scan(args, scanned, arrives,
+                                                                  expected):
+    """A waiting reader scanned the buffer; a chunk reader unshifted in front
+    of it takes 16 bytes once more data came; the buffer is then no shorter
+    than the scan saw it, but its bytes moved: the waiting reader must scan
+    again rather than resume where it was (it would miss its frame)."""
+    a, b = socket.socketpair()
+    got = []
+    hdl = Handle(fh=a, on_error=lambda h, f, m: got.append(("error", m)))
+    hdl.push_read(*args, lambda h, value, *eol: got.append(value))
+    hdl._rbuf += scanned
+    hdl._drain_rbuf()  # scans it all, nothing complete yet
+    hdl.unshift_read("chunk", 16, lambda h, data: got.append(data))
+    hdl._rbuf += arrives
+    hdl._drain_rbuf()
+    assert got == [(scanned + arrives)[:16], expected]
+    hdl.destroy()
+    b.close()
