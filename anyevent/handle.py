@@ -45,7 +45,7 @@ import cbor2
 from . import reactor as _reactor
 
 __all__ = ["Handle", "register_read_type", "register_write_type", "TLS_CTX",
-           "MAX_READ_SIZE", "ber_encode", "ber_decode"]
+           "MAX_READ_SIZE", "ber_encode", "ber_decode", "json_coder", "cbor_coder"]
 
 #: Default ceiling for the adaptive read size (bytes).
 MAX_READ_SIZE = 131072
@@ -452,9 +452,12 @@ class Handle:
     * ``tls`` (``"connect"``, ``"accept"`` or an ``OpenSSL.SSL.Connection``),
       ``tls_ctx`` (:class:`anyevent.tls.TLS` or a dict of its options),
       ``on_starttls(hdl, success, message)``, ``on_stoptls(hdl)``.
-    * ``json`` (an encoder with ``encode`` and/or decoder with ``raw_decode``,
-      or a tuple of both), ``cbor`` (a dict of keyword arguments for
-      :func:`cbor2.dumps`), ``storable_trusted`` (bool: let the ``storable``
+    * ``json``: any object with ``encode(value) -> str | bytes`` and/or
+      ``raw_decode(text) -> (value, end)`` (a ``json.JSONDecoder``), or a
+      tuple ``(encoder, decoder)``; default :func:`json_coder`.  ``cbor``:
+      any object with ``encode(value) -> bytes`` and/or ``decode(bytes) ->
+      value`` (default :func:`cbor_coder`), or a dict of keyword arguments
+      for :func:`cbor2.dumps`.  ``storable_trusted`` (bool: let the ``storable``
       read type unpickle arbitrary classes; off by default).
 
     Unknown options are stored as attributes (Perl keeps them in the hash);
@@ -1712,6 +1715,7 @@ def _refuse_constant(name):
 
 # strict like JSON::XS: NaN and Infinity are no JSON
 _JSON_DECODER = _json.JSONDecoder(parse_constant=_refuse_constant)
+_JSON_ENCODER = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _JSON_WS = re.compile(rb"[ \t\n\r]*")
 _JSON_OUTSIDE = re.compile(rb'["\[\]{}]')
 _JSON_INSIDE = re.compile(rb'[\\"]')
@@ -1974,6 +1978,7 @@ def _read_cbor(hdl, cb):
     the read buffer is emptied (CBOR has no way to find the next item).
     """
     scan = _CborScan()
+    decode = getattr(hdl._cbor, "decode", cbor2.loads)
 
     def reader(hdl):
         rbuf = hdl._rbuf
@@ -1982,7 +1987,7 @@ def _read_cbor(hdl, cb):
             if end < 0:
                 return False
             scan.__init__()
-            value = cbor2.loads(bytes(rbuf[:end]))
+            value = decode(bytes(rbuf[:end]))
         except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
                 RecursionError, MemoryError):
             scan.__init__()
@@ -2073,19 +2078,55 @@ def _write_packstring(hdl, fmt, data):
     return _pack_length(fmt, len(data)) + data
 
 
+def json_coder():
+    """The JSON coder a handle uses when ``json=`` is not given (Perl's
+    ``AnyEvent::Handle::json_coder``): a tuple ``(encoder, decoder)`` of a
+    compact UTF-8 :class:`json.JSONEncoder` and a :class:`json.JSONDecoder`
+    that refuses NaN and Infinity (as JSON::XS does);
+    pass it (or your own objects with ``encode``/``raw_decode``) as
+    ``Handle(json=...)``."""
+    return _JSON_ENCODER, _JSON_DECODER
+
+
+class _CborCoder:
+    """``encode``/``decode`` through cbor2 with fixed keyword arguments."""
+    __slots__ = ("dumps_kw", "loads_kw")
+
+    def __init__(self, dumps_kw, loads_kw):
+        self.dumps_kw, self.loads_kw = dumps_kw, loads_kw
+
+    def encode(self, value):
+        return cbor2.dumps(value, **self.dumps_kw)
+
+    def decode(self, data):
+        return cbor2.loads(data, **self.loads_kw)
+
+
+def cbor_coder(dumps_kw=None, loads_kw=None):
+    """A CBOR coder for ``Handle(cbor=...)`` (Perl's
+    ``AnyEvent::Handle::cbor_coder``, a ``CBOR::XS`` object): an object
+    with ``encode(value) -> bytes`` and ``decode(bytes) -> value`` on
+    cbor2, with the keyword arguments of :func:`cbor2.dumps` /
+    :func:`cbor2.loads` given as dicts.  Any object with those two methods
+    can be passed as ``cbor=`` instead."""
+    return _CborCoder(dict(dumps_kw or {}), dict(loads_kw or {}))
+
+
 def _write_json(hdl, value):
     coder = hdl._json
     if isinstance(coder, tuple):
         coder = coder[0]
-    if coder is not None and hasattr(coder, "encode"):
-        text = coder.encode(value)
-    else:
-        text = _json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not hasattr(coder, "encode"):
+        coder = _JSON_ENCODER
+    text = coder.encode(value)
     return text.encode("utf-8") if isinstance(text, str) else text
 
 
 def _write_cbor(hdl, value):
-    return cbor2.dumps(value, **(hdl._cbor or {}))
+    coder = hdl._cbor
+    if hasattr(coder, "encode"):
+        return coder.encode(value)
+    return cbor2.dumps(value, **(coder or {}))
 
 
 def _write_storable(hdl, value):

@@ -9,6 +9,7 @@ import sys
 import types
 import weakref
 
+import cbor2
 import pytest
 
 from anyevent import AE
@@ -511,3 +512,37 @@ def test_read_and_write_types_from_a_top_level_module(tmp_path, monkeypatch):
     assert run_until(cv) == b"abc"
     b.settimeout(2)
     assert b.recv(10) == b"SHOUT"
+
+
+def test_json_and_cbor_options_take_coder_objects():
+    """Perl's json_coder/cbor_coder, and any object with their methods."""
+    from anyevent.handle import cbor_coder, json_coder
+
+    class Shouting:
+        def encode(self, value):
+            return cbor2.dumps(value.upper())
+
+        def decode(self, data):
+            return cbor2.loads(data).lower()
+
+    a, b = pair()
+    cv = AE.cv()
+    cv.begin()
+    cv.begin()
+    cv.begin()
+    got = []
+    writer = Handle(fh=a, json=json_coder(), cbor=Shouting())
+    reader = Handle(fh=b, json=json_coder(), cbor=cbor_coder(loads_kw={"str_errors": "replace"}))
+    reader.push_read("json", lambda h, v: (got.append(v), cv.end()))
+    reader.push_read("cbor", lambda h, v: (got.append(v), cv.end()))
+    reader.push_read("cbor", lambda h, v: (got.append(v), cv.end()))
+    writer.push_write("json", {"a": [1, "é"]})
+    writer.push_write("cbor", "quiet")
+    Handle(fh=a, cbor=cbor_coder({"canonical": True}), linger=0).push_write("cbor", {"b": 1, "a": 2})
+    run_until(cv)
+    assert got == [{"a": [1, "é"]}, "QUIET", {"a": 2, "b": 1}]
+    assert json_coder()[0].encode({"x": "é"}) == '{"x":"é"}'
+    with pytest.raises(ValueError):
+        json_coder()[1].raw_decode("NaN")
+    writer.destroy()
+    reader.destroy()
