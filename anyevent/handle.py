@@ -1337,6 +1337,35 @@ class Handle:
 
     # -- lifetime -------------------------------------------------------------------
 
+    def close(self):
+        """Python's name for :meth:`destroy`: ``hdl.close()``."""
+        self.destroy()
+
+    def __enter__(self):
+        """``with Handle(...) as hdl:`` destroys the handle when the block ends."""
+        return self
+
+    def __exit__(self, *exc_info):
+        self.destroy()
+
+    def __repr__(self):
+        if self.destroyed():
+            return "<Handle destroyed>"
+        fh = self.fh
+        if fh is None:
+            return "<Handle connecting to %s>" % (self.peername,)
+        try:
+            where = "fd=%d peer=%s" % (
+                fh if isinstance(fh, int) else fh.fileno(),
+                _format_peer(fh.getpeername()) if isinstance(fh, socket.socket) else "-")
+        except OSError:
+            where = "fd=%r peer=-" % (fh if isinstance(fh, int) else fh.fileno(),)
+        state = [name for name, on in (("tls", self.tls is not None), ("eof", self._eof),
+                                       ("reading", self._rw is not None),
+                                       ("writing", self._ww is not None)) if on]
+        return "<Handle %s %s rbuf=%d wbuf=%d>" % (where, " ".join(state) or "idle",
+                                                   len(self._rbuf), len(self.wbuf))
+
     def destroyed(self):
         """False while the handle is alive; True once :meth:`destroy` ran."""
         return False
@@ -1368,6 +1397,13 @@ class Handle:
             self._teardown()
         except Exception:  # noqa: BLE001 - never raise from a finalizer
             pass
+
+
+def _format_peer(addr):
+    if isinstance(addr, tuple):
+        host, port = addr[:2]
+        return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+    return repr(addr) if addr else "-"  # a Unix socket path, or unnamed
 
 
 def _shutdown_write(hdl):

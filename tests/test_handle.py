@@ -546,3 +546,20 @@ def test_json_and_cbor_options_take_coder_objects():
         json_coder()[1].raw_decode("NaN")
     writer.destroy()
     reader.destroy()
+
+
+def test_close_context_manager_and_repr():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        a = socket.create_connection(listener.getsockname())
+        b, _ = listener.accept()
+    with Handle(fh=a, on_read=lambda h: None) as h:
+        text = repr(h)
+        assert re.fullmatch(r"<Handle fd=\d+ peer=127\.0\.0\.1:\d+ reading rbuf=0 wbuf=0>", text), text
+    assert h.destroyed() and repr(h) == "<Handle destroyed>"
+    c, d = pair()
+    h2 = Handle(fh=c)
+    h2.close()
+    assert h2.destroyed()
+    h2.close()  # a no-op now, as every method of a destroyed handle
+    for s in (a, b, c, d):
+        s.close()
