@@ -633,8 +633,11 @@ class Handle:
         ``tls``, ``tls_ctx``, ``peername``, or a key the constructor stored.
         ``old = hdl["on_eof"]`` saves a callback to restore it later with
         ``hdl.on_eof(old)`` (AnyEvent::HTTP's keep-alive retry).  Raises
-        :class:`KeyError` for anything else.
+        :class:`KeyError` for anything else.  A destroyed handle reads
+        ``None`` for every key (Perl empties its hash).
         """
+        if self.destroyed():
+            return None
         attr = _CALLBACK_KEYS.get(key)
         if attr is not None:
             return getattr(self, attr)
@@ -672,7 +675,10 @@ class Handle:
             message = os.strerror(err) if err else "Unknown error"
         if self._on_error is not None:
             if not fatal:
-                self._on_error(self, False, message)
+                try:
+                    self._on_error(self, False, message)
+                except Exception as exc:  # noqa: BLE001 - reported; the handle goes on
+                    _reactor._report(exc, "on_error")
                 return
             self._failing = failing
             try:
@@ -938,9 +944,9 @@ class Handle:
         del wbuf[:n]
         if self._timers is not None:
             self._activity("wtimeout")
+        if not wbuf:
+            self._ww = None  # before on_drain: one that raises must not leave it spinning
         self._after_write()
-        if not self.wbuf:
-            self._ww = None
 
     def _drained(self):
         return self._low_water_mark >= len(self.wbuf) + len(self._tls_wbuf or b"")
@@ -1093,8 +1099,9 @@ class Handle:
     def _reader_raised(self, exc):
         """Deal with an exception from a read request; True if the handle failed.
 
-        An exception from the user callback a read type called (it is raised
-        in a frame outside this module, below the read type's own) goes to
+        An exception from the user callback a read type called (the traceback
+        passes through a frame outside this module below the read type's
+        own; a library call the callback made may raise further in) goes to
         the loop's exception handler and the queue goes on: the message was
         consumed.  Any other exception -- from the read type's own code, from
         calling the callback (a wrong number of parameters), or from a custom
@@ -1104,11 +1111,12 @@ class Handle:
         """
         _reactor._report(exc, "read")
         tb = exc.__traceback__.tb_next  # the reader's frame
-        ours = tb is not None and tb.tb_frame.f_code.co_filename == __file__
-        while tb is not None and tb.tb_next is not None:
+        if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
             tb = tb.tb_next
-        if ours and tb.tb_frame.f_code.co_filename != __file__:
-            return self.fh is None
+            while tb is not None:
+                if tb.tb_frame.f_code.co_filename != __file__:
+                    return self.fh is None  # user code below the read type
+                tb = tb.tb_next
         self._error(_errno.EBADMSG, True, "read request failed: %s: %s" % (
             type(exc).__name__, exc))
         return True
@@ -1540,7 +1548,7 @@ def _read_line(hdl, cb, eol=None):
     on every arrival, quadratic in the worst case as in Perl.
     """
     if eol is None:
-        return _line_reader(cb, _find_newline, 0)
+        return _newline_reader(cb)
     if isinstance(eol, (bytes, bytearray)):
         eol = bytes(eol)
         return _line_reader(cb, partial(_find_bytes, eol), len(eol) - 1)
@@ -1550,13 +1558,27 @@ def _read_line(hdl, cb, eol=None):
     return _line_reader(cb, partial(_find_regex, rx), _match_width(rx))
 
 
-def _find_newline(rbuf, start):
-    pos = rbuf.find(b"\n", start)
-    if pos < 0:
-        return None
-    if pos and rbuf[pos - 1] == 13:
-        return pos - 1, pos + 1
-    return pos, pos + 1
+def _newline_reader(cb):
+    """The default line reader (``\n`` or ``\r\n``), the hot path of line
+    protocols: :class:`_Resumable`'s logic inlined."""
+    start = gen = 0
+
+    def reader(hdl):
+        nonlocal start, gen
+        rbuf = hdl._rbuf
+        pos = rbuf.find(b"\n", start if gen == hdl._rgen else 0)
+        if pos < 0:
+            start, gen = len(rbuf), hdl._rgen
+            return False
+        start = 0
+        if pos and rbuf[pos - 1] == 13:
+            line, eol = bytes(rbuf[:pos - 1]), b"\r\n"
+        else:
+            line, eol = bytes(rbuf[:pos]), b"\n"
+        del rbuf[:pos + 1]
+        cb(hdl, line, eol)
+        return True
+    return reader
 
 
 def _find_bytes(eol, rbuf, start):

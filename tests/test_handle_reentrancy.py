@@ -363,3 +363,73 @@ def test_on_connect_error_that_raises_still_destroys(callback_errors):
     run_until(cv)
     assert hdl.destroyed()
     assert [str(exc) for where, exc in callback_errors] == ["on_connect_error broke"]
+
+
+def test_nonfatal_on_error_that_raises_leaves_the_read_queued(callback_errors):
+    a, b = socket.socketpair()
+    got = []
+
+    def on_error(h, fatal, message):
+        if not fatal:
+            raise RuntimeError("handler bug")
+    hdl = Handle(fh=a, on_error=on_error)
+    hdl.push_read("json", lambda h, value: got.append(value))
+    b.sendall(b"] [1,2]")  # a non-fatal EBADMSG, then a good frame
+    AE.now_update()
+    settle()
+    b.sendall(b" ")  # the read resumes with the next arrival, as in Perl
+    settle()
+    assert got == [[1, 2]] and not hdl.destroyed()
+    assert [str(exc) for where, exc in callback_errors] == ["handler bug"]
+    hdl.destroy()
+
+
+def test_library_misuse_inside_a_read_callback_is_a_user_error(callback_errors):
+    a, b = socket.socketpair()
+    got = []
+
+    def first(h, line, eol):
+        h.push_write("not bytes")  # raises TypeError inside handle.py
+    hdl = Handle(fh=a, on_error=lambda h, f, m: got.append(("error", m)))
+    hdl.push_read("line", first)
+    hdl.push_read("line", lambda h, line, eol: got.append(line))
+    b.sendall(b"one\ntwo\n")
+    AE.now_update()
+    settle()
+    assert got == [b"two"] and not hdl.destroyed()
+    assert [type(exc) for where, exc in callback_errors] == [TypeError]
+    hdl.destroy()
+
+
+def test_on_drain_that_raises_does_not_spin(callback_errors):
+    a, b = socket.socketpair()
+    calls = []
+
+    def on_drain(h):
+        calls.append(1)
+        raise RuntimeError("on_drain broke")
+    hdl = Handle(fh=a, on_error=lambda *x: None)
+    hdl.push_write(b"x" * (4 << 20))  # more than the socket takes at once
+    hdl.on_drain(on_drain)
+    reader = threading.Thread(target=_read_exactly, args=(b, 4 << 20))
+    reader.start()
+    AE.now_update()
+    settle(0.3)
+    assert len(calls) == 1 and hdl.wbuf == b""
+    assert len(callback_errors) == 1
+    hdl.destroy()
+    b.close()
+    reader.join(5)
+
+
+def _read_exactly(sock, size):
+    while size > 0:
+        size -= len(sock.recv(min(size, 1 << 20)))
+
+
+def test_destroyed_handle_reads_none_for_every_key():
+    a, b = socket.socketpair()
+    hdl = Handle(fh=a, on_timeout=lambda h: None)
+    hdl.destroy()
+    assert [hdl[k] for k in ("on_timeout", "on_eof", "fh", "no_such_key")] == [None] * 4
+    b.close()
