@@ -245,20 +245,30 @@ def test_a_reply_pushed_before_the_callback_raised_goes_out(callback_errors):
     assert not hdl.destroyed()
 
 
-def test_user_callback_exception_is_reported_and_the_queue_goes_on(callback_errors):
+def _raise_keyerror(h, line, eol):
+    raise KeyError("oops")
+
+
+def _misuse_push_write(h, line, eol):
+    h.push_write("not bytes")  # raises TypeError inside handle.py
+
+
+@pytest.mark.parametrize("first,raised", [(_raise_keyerror, KeyError),
+                                          (_misuse_push_write, TypeError)])
+def test_read_callback_exception_is_reported_and_the_queue_goes_on(callback_errors, first,
+                                                                    raised):
+    """A callback that raises -- itself, or in a library call it makes -- is
+    reported; the message stays consumed and the next read request runs."""
     a, b = socket.socketpair()
     got = []
-
-    def bad(h, line, eol):
-        raise KeyError("oops")
     hdl = Handle(fh=a, on_error=lambda h, f, m: got.append(("error", m)))
-    hdl.push_read("line", bad)
+    hdl.push_read("line", first)
     hdl.push_read("line", lambda h, line, eol: got.append(line))
     b.sendall(b"one\ntwo\n")
     AE.now_update()
     settle()
-    assert got == [b"two"]
-    assert [type(exc) for where, exc in callback_errors] == [KeyError]
+    assert got == [b"two"] and not hdl.destroyed()
+    assert [type(exc) for where, exc in callback_errors] == [raised]
     hdl.destroy()
 
 
@@ -381,23 +391,6 @@ def test_nonfatal_on_error_that_raises_leaves_the_read_queued(callback_errors):
     settle()
     assert got == [[1, 2]] and not hdl.destroyed()
     assert [str(exc) for where, exc in callback_errors] == ["handler bug"]
-    hdl.destroy()
-
-
-def test_library_misuse_inside_a_read_callback_is_a_user_error(callback_errors):
-    a, b = socket.socketpair()
-    got = []
-
-    def first(h, line, eol):
-        h.push_write("not bytes")  # raises TypeError inside handle.py
-    hdl = Handle(fh=a, on_error=lambda h, f, m: got.append(("error", m)))
-    hdl.push_read("line", first)
-    hdl.push_read("line", lambda h, line, eol: got.append(line))
-    b.sendall(b"one\ntwo\n")
-    AE.now_update()
-    settle()
-    assert got == [b"two"] and not hdl.destroyed()
-    assert [type(exc) for where, exc in callback_errors] == [TypeError]
     hdl.destroy()
 
 
