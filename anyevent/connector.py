@@ -51,10 +51,9 @@ _DEBUG = logging.DEBUG
 
 
 def _where(sa):
-    """An address for a log line: ``host:port``, ``[v6]:port`` or a unix path."""
-    if isinstance(sa, tuple) and len(sa) >= 2:
-        return ("[%s]:%s" if ":" in str(sa[0]) else "%s:%s") % sa[:2]
-    return repr(sa)
+    """An address for a log line (anyevent.socket imports this module, so
+    its formatter is looked up at call time)."""
+    return _aesock._sockaddr_text(sa)
 
 
 def _errno_text(exc):

@@ -1359,13 +1359,14 @@ class Handle:
     def __repr__(self):
         if self.destroyed():
             return "<Handle destroyed>"
+        from .socket import _sockaddr_text
         fh = self.fh
         if fh is None:
             return "<Handle connecting to %s>" % (self.peername,)
         try:
             where = "fd=%d peer=%s" % (
                 fh if isinstance(fh, int) else fh.fileno(),
-                _format_peer(fh.getpeername()) if isinstance(fh, socket.socket) else "-")
+                _sockaddr_text(fh.getpeername()) if isinstance(fh, socket.socket) else "-")
         except OSError:
             where = "fd=%r peer=-" % (fh if isinstance(fh, int) else fh.fileno(),)
         state = [name for name, on in (("tls", self.tls is not None), ("eof", self._eof),
@@ -1405,13 +1406,6 @@ class Handle:
             self._teardown()
         except Exception:  # noqa: BLE001 - never raise from a finalizer
             pass
-
-
-def _format_peer(addr):
-    if isinstance(addr, tuple):
-        host, port = addr[:2]
-        return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
-    return repr(addr) if addr else "-"  # a Unix socket path, or unnamed
 
 
 def _shutdown_write(hdl):

@@ -236,6 +236,14 @@ def format_hostport(host, port=None):
     return host if port in (None, "") else "%s:%s" % (host, port)
 
 
+def _sockaddr_text(sa):
+    """A Python socket address as text for logs and reprs: ``host:port``,
+    ``[v6]:port``, a Unix path (quoted), or ``-`` for an unnamed socket."""
+    if isinstance(sa, tuple):
+        return format_hostport(sa[0], sa[1])
+    return repr(sa) if sa else "-"
+
+
 # ---------------------------------------------------------------------------
 # socket addresses
 # ---------------------------------------------------------------------------
