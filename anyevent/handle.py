@@ -1363,12 +1363,13 @@ class Handle:
         fh = self.fh
         if fh is None:
             return "<Handle connecting to %s>" % (self.peername,)
-        try:
-            where = "fd=%d peer=%s" % (
-                fh if isinstance(fh, int) else fh.fileno(),
-                _sockaddr_text(fh.getpeername()) if isinstance(fh, socket.socket) else "-")
-        except OSError:
-            where = "fd=%r peer=-" % (fh if isinstance(fh, int) else fh.fileno(),)
+        peer = "-"
+        if isinstance(fh, socket.socket):
+            try:
+                peer = _sockaddr_text(fh.getpeername())
+            except OSError:  # not connected (any more)
+                pass
+        where = "fd=%d peer=%s" % (fh if isinstance(fh, int) else fh.fileno(), peer)
         state = [name for name, on in (("tls", self.tls is not None), ("eof", self._eof),
                                        ("reading", self._rw is not None),
                                        ("writing", self._ww is not None)) if on]
