@@ -60,6 +60,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from . import reactor
+from .util import _fd
 
 __all__ = [
     "aio_load", "aio_open", "aio_close", "aio_seek", "aio_read", "aio_write",
@@ -182,10 +183,6 @@ def _succeeds(fn, *args):
     """Perl's ``op or ()``: ``fn``'s result does not matter, success is True."""
     fn(*args)
     return True
-
-
-def _fd(fh):
-    return fh if isinstance(fh, int) else fh.fileno()
 
 
 def _fd_or_path(fh_or_path):
