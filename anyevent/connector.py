@@ -37,7 +37,8 @@ import logging
 import os
 import socket
 
-from . import socket as _aesock
+from ._resolve import resolve_sockaddr
+from ._sockaddr import _sockaddr_text, parse_address
 from .reactor import loop, refcounted
 
 __all__ = ["Connector", "addrinfo"]
@@ -48,12 +49,6 @@ _SOCKTYPES = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM, "raw": s
 _IN_PROGRESS = (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
 _log = logging.getLogger("anyevent.connector")
 _DEBUG = logging.DEBUG
-
-
-def _where(sa):
-    """An address for a log line (anyevent.socket imports this module, so
-    its formatter is looked up at call time)."""
-    return _aesock._sockaddr_text(sa)
 
 
 def _errno_text(exc):
@@ -129,9 +124,8 @@ class Connector:
     ``local_host``/``local_service`` (resolved like ``host``).  Each remote
     address is tried with each local address of its family.
 
-    Continuations (exactly one of the first three):
+    Continuations (exactly one of the first two):
       ``on_connected(sock)`` -- the connected non-blocking :class:`socket.socket`;
-      ``on_stream(handle)`` -- an :class:`anyevent.handle.Handle` on it;
       ``on_socket(sock)`` -- the socket, meant for datagram/raw sockets;
       ``on_connect_error(syscall, err)`` -- all addresses failed: ``syscall`` is
       ``"connect"``, ``"bind"`` or ``"socket"``, ``err`` the :class:`OSError`;
@@ -165,14 +159,14 @@ class Connector:
     def __init__(self, *, addrs=None, addr=None, local_addrs=None, local_addr=None,
                  host=None, service=None, local_host=None, local_service=None,
                  family=0, socktype=None, protocol=0, flags=0,
-                 on_connected=None, on_stream=None, on_socket=None,
+                 on_connected=None, on_socket=None,
                  on_connect_error=None, on_resolve_error=None, on_fail=None,
                  on_prepare=None, timeout=None, happy_eyeballs=False,
                  connection_attempt_delay=0.25):
         refcounted(self)  # a cycle through the connector keeps it, as in Perl
-        done = [cb for cb in (on_connected, on_stream, on_socket) if cb is not None]
+        done = [cb for cb in (on_connected, on_socket) if cb is not None]
         if len(done) != 1:
-            raise TypeError("Connector needs exactly one of on_connected, on_stream, on_socket")
+            raise TypeError("Connector needs exactly one of on_connected, on_socket")
         if on_connect_error is None:
             raise TypeError("Connector needs on_connect_error")
         if host is not None and on_resolve_error is None:
@@ -184,7 +178,7 @@ class Connector:
         if host is None and addrs is None:
             raise TypeError("Connector needs addrs, addr or host")
         self._state = _Attempt(
-            on_connected=on_connected, on_stream=on_stream, on_socket=on_socket,
+            on_connected=on_connected, on_socket=on_socket,
             on_connect_error=on_connect_error, on_resolve_error=on_resolve_error,
             on_fail=on_fail, on_prepare=on_prepare, timeout=timeout,
             delay=connection_attempt_delay if happy_eyeballs else None)
@@ -240,7 +234,7 @@ class _Attempt:
             protocol, "tcp")
         jobs = []
         if host is not None:
-            if flags & socket.AI_NUMERICHOST and _aesock.parse_address(str(host)) is None:
+            if flags & socket.AI_NUMERICHOST and parse_address(str(host)) is None:
                 return self.resolve_error("%s: not a numeric host address" % host)
             jobs.append(("peers", [(host, service)]))
         if self.locals is None and (lhost is not None or lservice is not None):
@@ -253,8 +247,8 @@ class _Attempt:
             setattr(self, attr, [])
             for h, s in specs:
                 try:
-                    _aesock.resolve_sockaddr(str(h), s, proto, fam, stype,
-                                             lambda *t, attr=attr: self._collect(attr, t))
+                    resolve_sockaddr(str(h), s, proto, fam, stype,
+                                     lambda *t, attr=attr: self._collect(attr, t))
                 except ValueError as exc:
                     return self.resolve_error(str(exc))
 
@@ -278,7 +272,7 @@ class _Attempt:
             host, service = self.lookup[:2]
             _log.debug("%s: %d address(es) to try: %s",
                        "addresses given" if host is None else "%s port %s" % (host, service),
-                       len(self.peers), ", ".join(_where(p[3]) for p in self.peers))
+                       len(self.peers), ", ".join(_sockaddr_text(p[3]) for p in self.peers))
         for peer in self.peers if self.delay is None else _interleave(self.peers):
             if self.locals is None:
                 self.queue.append((peer, None))
@@ -292,7 +286,7 @@ class _Attempt:
     def fail(self, syscall, *args):
         self.errors[syscall] = args[-1]
         if _log.isEnabledFor(_DEBUG):
-            what = _where(args[1]) if syscall in ("bind", "connect") else "family %s" % args[0]
+            what = _sockaddr_text(args[1]) if syscall in ("bind", "connect") else "family %s" % args[0]
             _log.debug("%s %s failed: %s", syscall, what, _errno_text(args[-1]))
         if self.on_fail is not None:
             self.on_fail(syscall, *args)
@@ -331,7 +325,7 @@ class _Attempt:
             sock.close()
             return False
         if _log.isEnabledFor(_DEBUG):
-            _log.debug("connect %s: trying (fd %d)", _where(sa), sock.fileno())
+            _log.debug("connect %s: trying (fd %d)", _sockaddr_text(sa), sock.fileno())
         t = _Try(entry, sock, sa)
         t.watch = loop.io(sock, 1, functools.partial(self.writable, t))
         if timeout:
@@ -354,14 +348,11 @@ class _Attempt:
             self.queue.append(loser.entry)
         self.tries = []
         if _log.isEnabledFor(_DEBUG):
-            _log.debug("connect %s: connected from %s", _where(t.sa), _where(t.sock.getsockname()))
+            _log.debug("connect %s: connected from %s", _sockaddr_text(t.sa), _sockaddr_text(t.sock.getsockname()))
         if self.on_connected is not None:
             self.on_connected(t.sock)
-        elif self.on_socket is not None:
-            self.on_socket(t.sock)
         else:
-            from .handle import Handle  # Handle builds on this module: import late
-            self.on_stream(Handle(fh=t.sock))
+            self.on_socket(t.sock)
 
     def failed_connect(self, t, exc):
         self.tries.remove(t)
@@ -389,7 +380,7 @@ class _Attempt:
         for t in self.tries:
             t.close()
         self.tries = []
-        for name in ("on_connected", "on_stream", "on_socket", "on_connect_error",
+        for name in ("on_connected", "on_socket", "on_connect_error",
                      "on_resolve_error", "on_fail", "on_prepare"):
             setattr(self, name, None)
 

@@ -56,7 +56,7 @@ import dns.resolver
 import dns.reversename
 import dns.rdtypes.util
 
-from . import socket as _aesock
+from . import _sockaddr as _aesock
 from .reactor import loop
 from .util import idn_to_ascii
 

@@ -43,6 +43,7 @@ from types import MappingProxyType, MethodType
 import cbor2
 
 from . import reactor as _reactor
+from ._sockaddr import _sockaddr_text
 
 __all__ = ["Handle", "register_read_type", "register_write_type", "TLS_CTX",
            "MAX_READ_SIZE", "ber_encode", "ber_decode", "json_coder", "cbor_coder"]
@@ -1359,7 +1360,6 @@ class Handle:
     def __repr__(self):
         if self.destroyed():
             return "<Handle destroyed>"
-        from .socket import _sockaddr_text
         fh = self.fh
         if fh is None:
             return "<Handle connecting to %s>" % (self.peername,)

@@ -772,5 +772,5 @@ def dotted_quad(text):
 def inet_aton(name, cb):
     """Forwarder to :func:`anyevent.socket.inet_aton` (``cb(*network_form_addresses)``),
     Perl's ``AnyEvent::Util::inet_aton``."""
-    from . import socket as _aesocket
-    return _aesocket.inet_aton(name, cb)
+    from ._resolve import inet_aton as resolve  # Perl's own forwarder loads the upper module
+    return resolve(name, cb)

@@ -187,11 +187,12 @@ def test_addrinfo_forms():
         Connector(addr={"ip": "127.0.0.1", "port": 1}, on_connect_error=print)
 
 
-def test_on_stream_gives_a_handle(listener):
-    pytest.importorskip("anyevent.handle")
+def test_connected_socket_makes_a_handle(listener):
+    from anyevent.handle import Handle
     cv = CondVar()
     conn = Connector(addr={"ip": "127.0.0.1", "port": listener.getsockname()[1]},
-                     on_stream=cv.send, on_connect_error=lambda *a: cv.send(None))
+                     on_connected=lambda sock: cv.send(Handle(fh=sock)),
+                     on_connect_error=lambda *a: cv.send(None))
     hdl = cv.recv()
     peer, _ = listener.accept()
     got = CondVar()

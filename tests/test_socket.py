@@ -134,9 +134,10 @@ def test_resolve_sockaddr_forms(default_resolver, monkeypatch):
     assert [t[3] for t in resolved("www." + ZONE, 80)] == [("192.0.2.10", 80),
                                                            ("2001:db8::10", 80, 0, 0)]
     assert resolved("www." + ZONE, 80, 6)[0][3] == ("2001:db8::10", 80, 0, 0)
-    monkeypatch.setattr(aesock, "PROTOCOL", {"ipv6": 2, "ipv4": 1})
+    monkeypatch.setitem(aesock.PROTOCOL, "ipv6", 2)  # one dict, shared by every module
+    monkeypatch.setitem(aesock.PROTOCOL, "ipv4", 1)
     assert [t[0] for t in resolved("www." + ZONE, 80)] == [socket.AF_INET6, socket.AF_INET]
-    monkeypatch.setattr(aesock, "PROTOCOL", {"ipv4": 1})
+    monkeypatch.delitem(aesock.PROTOCOL, "ipv6")
     assert [t[0] for t in resolved("www." + ZONE, 80)] == [socket.AF_INET]
     with pytest.raises(ValueError):
         aesock.resolve_sockaddr("localhost", "no-such-service", None, 0, None, print)
@@ -153,7 +154,8 @@ def test_resolve_sockaddr_srv(default_resolver, dns_peers):
 
 
 def protocols_env(spec):
-    return aesock._protocols(spec)
+    from anyevent._sockaddr import _protocols
+    return _protocols(spec)
 
 
 def test_inet_aton(default_resolver):

@@ -1,0 +1,95 @@
+"""The module layering: imports only go down.
+
+Bottom to top: the loop (log, reactor, util, io), addresses and names
+(``_sockaddr``, ``dns``, ``_resolve``), the connector, the public socket
+module (``tcp_connect``/``tcp_server``/``tcp_bind`` and the re-exported
+address and resolver functions), the TLS context, the handle, and the
+facades (``anyevent.strict`` wraps the ``anyevent`` package's entries).
+A module may import only modules listed before it, at module level or inside
+a function.  The two exceptions are Perl's own lazy forwarders, listed in
+``UPWARD`` with their reason.
+"""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "anyevent"
+
+LAYERS = [
+    ("loop", ["anyevent.log", "anyevent.reactor", "anyevent.util", "anyevent.io"]),
+    ("socket/dns", ["anyevent._sockaddr", "anyevent.dns", "anyevent._resolve"]),
+    ("connector", ["anyevent.connector"]),
+    ("socket", ["anyevent.socket"]),
+    ("tls", ["anyevent.tls"]),
+    ("handle", ["anyevent.handle"]),
+    ("facades", ["anyevent", "anyevent.strict"]),
+]
+ORDER = [name for _, names in LAYERS for name in names]
+
+UPWARD = {
+    ("anyevent.util", "anyevent._resolve"):
+        "AnyEvent::Util::inet_aton forwards to AnyEvent::Socket's, loaded on first call",
+    ("anyevent", "anyevent.strict"):
+        "AnyEvent loads AnyEvent::Strict when ANYEVENT_STRICT is set",
+}
+
+
+def module_name(path):
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def imported(path):
+    """Every anyevent module ``path`` imports, at any depth of its code."""
+    this = module_name(path)
+    package = this if path.name == "__init__.py" else this.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
+                                + ([base] if base else []))
+            subs = {base + "." + alias.name for alias in node.names} & set(ORDER)
+            found.update(subs or {base})  # "from . import x": the submodule x
+    return {name for name in found if name.split(".")[0] == "anyevent"} - {this}
+
+
+SOURCES = sorted(PACKAGE.glob("*.py"))
+
+
+def test_every_module_has_a_layer():
+    assert sorted(module_name(p) for p in SOURCES) == sorted(ORDER)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
+def test_imports_only_go_down(path):
+    this = module_name(path)
+    upward = sorted(name for name in imported(path)
+                    if ORDER.index(name) > ORDER.index(this) and (this, name) not in UPWARD)
+    assert upward == [], "%s imports higher layers: %s" % (this, upward)
+
+
+def test_fresh_interpreter_loads_nothing_higher():
+    """Import each module alone, bottom-up, in a new interpreter: only itself
+    and lower modules get loaded (besides what ``import anyevent`` loads)."""
+    script = """
+import importlib, json, sys
+import anyevent
+base = {m for m in sys.modules if m.split(".")[0] == "anyevent"}
+mod = importlib.import_module(sys.argv[1])
+print(json.dumps(sorted({m for m in sys.modules if m.split(".")[0] == "anyevent"} - base)))
+"""
+    import json
+    for name in ORDER:
+        out = subprocess.run([sys.executable, "-c", script, name], check=True,
+                             capture_output=True, text=True).stdout
+        higher = [m for m in json.loads(out) if m in ORDER and ORDER.index(m) > ORDER.index(name)]
+        assert higher == [], "importing %s loads %s" % (name, higher)
