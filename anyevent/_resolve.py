@@ -31,7 +31,7 @@ def inet_aton(name, cb):
     lookups = [(p, f, parse) for p, f, parse in (("ipv4", _dns.a, parse_ipv4),
                                                 ("ipv6", _dns.aaaa, parse_ipv6)) if p in PROTOCOL]
 
-    def done():
+    def done() -> None:
         if len(results) == len(lookups):
             ordered = sorted(results.items(), key=lambda kv: -PROTOCOL[kv[0]])
             cb(*[ipn for _, ipns in ordered for ipn in ipns])
@@ -158,12 +158,12 @@ def resolve_sockaddr(node, service, proto, family, type_, cb):
 class _TargetResolver:
     """Turns (node, port) targets into sockaddrs; DNS first, hosts file second."""
 
-    def __init__(self, family, type_, proton, cb):
+    def __init__(self, family, type_, proton, cb) -> None:
         self.family, self.type, self.proton, self.cb = family, type_, proton, cb
         self.results = []  # (rank, protocol, target)
         self.pending = 0
 
-    def resolve(self, targets):
+    def resolve(self, targets) -> None:
         self.pending += 1
         for idx, (node, port) in enumerate(targets):
             ipn = parse_address(node)
@@ -177,7 +177,7 @@ class _TargetResolver:
                 self._lookup(_dns.aaaa, parse_ipv6, node, port, idx, 1)
         self._end()
 
-    def _add(self, rank, ipn, port):
+    def _add(self, rank, ipn, port) -> None:
         af = address_family(ipn)
         if af == socket.AF_INET and self.family != 6:
             protocol = "ipv4"
@@ -187,10 +187,10 @@ class _TargetResolver:
             return
         self.results.append((rank, protocol, (af, self.type, self.proton, pack_sockaddr(port, ipn))))
 
-    def _lookup(self, query, parse, node, port, idx, slot):
+    def _lookup(self, query, parse, node, port, idx, slot) -> None:
         self.pending += 1
 
-        def done(*addrs):
+        def done(*addrs) -> None:
             ipns = [parse(a) for a in addrs] or _hosts_lookup(node, slot)
             rank = idx + 0.5 * (slot and not addrs)  # as Perl: hosts v6 after hosts v4
             for ipn in ipns:
@@ -198,7 +198,7 @@ class _TargetResolver:
             self._end()
         query(node, done)
 
-    def _end(self):
+    def _end(self) -> None:
         self.pending -= 1
         if not self.pending:
             self.results.sort(key=lambda r: (-PROTOCOL.get(r[1], 0), r[0]))

@@ -115,7 +115,7 @@ _V4MAPPED = b"\0" * 10 + b"\xff\xff"
 _ZERO_RUNS = [re.compile(r"(?:^|:)" + ":".join(["0"] * k) + r"(?:$|:)") for k in range(7, 1, -1)]
 
 
-def format_ipv4(ipn):
+def format_ipv4(ipn) -> str:
     """4 bytes to dotted quad text (``format_ipv4``)."""
     return "%d.%d.%d.%d" % tuple(ipn)
 

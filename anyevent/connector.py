@@ -30,6 +30,8 @@ happy_eyeballs=True, on_connected=..., on_connect_error=...,
 on_resolve_error=...)``.
 """
 
+from __future__ import annotations
+
 import errno
 import functools
 import itertools
@@ -51,7 +53,7 @@ _log = logging.getLogger("anyevent.connector")
 _DEBUG = logging.DEBUG
 
 
-def _errno_text(exc):
+def _errno_text(exc) -> str:
     """``ECONNREFUSED (111): Connection refused`` for an OSError."""
     name = errno.errorcode.get(exc.errno, "errno")
     return "%s (%s): %s" % (name, exc.errno, exc.strerror or exc)
@@ -71,7 +73,7 @@ def _socktype(value):
     return _SOCKTYPES.get(value, value) or socket.SOCK_STREAM
 
 
-def addrinfo(spec, local=False):
+def addrinfo(spec, local: bool = False):
     """Normalise an address to ``(family, socktype, protocol, sockaddr)``.
 
     ``spec`` is such a tuple already (family/socktype may be names), or a
@@ -158,11 +160,11 @@ class Connector:
 
     def __init__(self, *, addrs=None, addr=None, local_addrs=None, local_addr=None,
                  host=None, service=None, local_host=None, local_service=None,
-                 family=0, socktype=None, protocol=0, flags=0,
+                 family: int = 0, socktype=None, protocol: int = 0, flags: int = 0,
                  on_connected=None, on_socket=None,
                  on_connect_error=None, on_resolve_error=None, on_fail=None,
-                 on_prepare=None, timeout=None, happy_eyeballs=False,
-                 connection_attempt_delay=0.25):
+                 on_prepare=None, timeout=None, happy_eyeballs: bool = False,
+                 connection_attempt_delay: float = 0.25) -> None:
         refcounted(self)  # a cycle through the connector keeps it, as in Perl
         done = [cb for cb in (on_connected, on_socket) if cb is not None]
         if len(done) != 1:
@@ -188,7 +190,7 @@ class Connector:
         st.lookup = (host, service, local_host, local_service, family, socktype, protocol, flags)
         loop.postpone(st.start)
 
-    def retry(self):
+    def retry(self) -> None:
         """After ``on_connected``: give up this connection and try the next address.
 
         The socket already delivered stays the caller's.  When no address is
@@ -198,7 +200,7 @@ class Connector:
         if self._state is not None:
             self._state.next()
 
-    def cancel(self):
+    def cancel(self) -> None:
         """Stop the attempt, close the socket in progress; no callback runs after this."""
         st, self._state = self._state, None
         if st is not None:
@@ -214,7 +216,7 @@ class _Attempt:
     between starts when racing.
     """
 
-    def __init__(self, **callbacks):
+    def __init__(self, **callbacks) -> None:
         self.__dict__.update(callbacks)
         self.cancelled = False
         self.queue = []            # (peer addrinfo, local addrinfo or None), next at the end
@@ -261,13 +263,13 @@ class _Attempt:
                 return self.resolve_error("%s: no address found for service %s" % (host, service))
             self.resolved()
 
-    def resolve_error(self, message):
+    def resolve_error(self, message) -> None:
         _log.debug("resolve failed: %s", message)
         cb = self.on_resolve_error
         self.cancel()
         cb(message)
 
-    def resolved(self):
+    def resolved(self) -> None:
         if _log.isEnabledFor(_DEBUG):
             host, service = self.lookup[:2]
             _log.debug("%s: %d address(es) to try: %s",
@@ -283,7 +285,7 @@ class _Attempt:
 
     # -- connecting ----------------------------------------------------------
 
-    def fail(self, syscall, *args):
+    def fail(self, syscall, *args) -> None:
         self.errors[syscall] = args[-1]
         if _log.isEnabledFor(_DEBUG):
             what = _sockaddr_text(args[1]) if syscall in ("bind", "connect") else "family %s" % args[0]
@@ -291,7 +293,7 @@ class _Attempt:
         if self.on_fail is not None:
             self.on_fail(syscall, *args)
 
-    def next(self):
+    def next(self) -> None:
         """Start the next queued address; when racing, schedule the one after it."""
         while self.queue and not self.cancelled:
             if self.launch(self.queue.pop()):
@@ -302,7 +304,7 @@ class _Attempt:
         if not self.tries and not self.cancelled:
             self.give_up()
 
-    def launch(self, entry):
+    def launch(self, entry) -> bool:
         """socket(), bind(), on_prepare, connect() for one queue entry; True if in flight."""
         (fam, stype, proto, sa), local = entry
         try:
@@ -354,13 +356,13 @@ class _Attempt:
         else:
             self.on_socket(t.sock)
 
-    def failed_connect(self, t, exc):
+    def failed_connect(self, t, exc) -> None:
         self.tries.remove(t)
         self.fail("connect", t.sock, t.sa, exc)
         t.close()
         self.next()
 
-    def give_up(self):
+    def give_up(self) -> None:
         for syscall in ("connect", "bind", "socket"):
             if syscall in self.errors:
                 err = self.errors[syscall]
@@ -373,7 +375,7 @@ class _Attempt:
         self.cancel()
         cb(syscall, err)
 
-    def cancel(self):
+    def cancel(self) -> None:
         self.cancelled = True
         self.pacer = None
         self.queue = []
@@ -390,10 +392,10 @@ class _Try:
 
     __slots__ = ("entry", "sock", "sa", "watch", "timer")
 
-    def __init__(self, entry, sock, sa):
+    def __init__(self, entry, sock, sa) -> None:
         self.entry, self.sock, self.sa = entry, sock, sa
         self.watch = self.timer = None
 
-    def close(self):
+    def close(self) -> None:
         self.watch = self.timer = None
         self.sock.close()

@@ -37,6 +37,8 @@ strings (UTF-8 with ``surrogateescape``, so any bytes round-trip), ``ns``,
 ``cname``, ``ptr``, ``dname`` the name; unknown types the raw rdata bytes.
 """
 
+from __future__ import annotations
+
 import io
 import logging
 import os
@@ -185,7 +187,7 @@ def _peer(server):
     return _aesock.format_hostport(server[1][0], server[1][1])
 
 
-def _question(query):
+def _question(query) -> str:
     """``"name/TYPE"`` of a query's question, for the debug log."""
     q = query.question[0]
     return "%s/%s" % (q.name, dns.rdatatype.to_text(q.rdtype))
@@ -207,7 +209,7 @@ class _Request:
     """A query and its tries; lives while its watchers live."""
     __slots__ = ("query", "wire", "cb", "tries", "udp", "tcp", "timer", "bad", "done")
 
-    def __init__(self, query, cb):
+    def __init__(self, query, cb) -> None:
         self.query, self.cb = query, cb
         self.tries = 0
         self.udp = []          # (socket, io watcher, server) of every try so far
@@ -220,7 +222,7 @@ class _Request:
 class _TCPQuery:
     """Asks one server over TCP (2-byte length prefix, RFC 1035 4.2.2)."""
 
-    def __init__(self, resolver, req, server):
+    def __init__(self, resolver, req, server) -> None:
         self.resolver, self.req, self.server = resolver, req, server
         self.out = len(req.wire).to_bytes(2, "big") + req.wire
         self.inbuf = bytearray()
@@ -259,12 +261,12 @@ class _TCPQuery:
                 self.close()
                 self.resolver._answer(self.req, res, self.server, over_tcp=True)
 
-    def _failed(self):
+    def _failed(self) -> None:
         _log.debug("query %d: TCP to %s failed", self.req.query.id, _peer(self.server))
         self.close()
         self.resolver._next_try(self.req)
 
-    def close(self):
+    def close(self) -> None:
         self.watch = None
         self.sock.close()
         self.req.tcp = None
@@ -290,7 +292,7 @@ class _Timeouts(tuple):
         self._resolver = resolver
         return self
 
-    def __call__(self, *timeouts):
+    def __call__(self, *timeouts) -> None:
         self._resolver.timeout = timeouts
 
 
@@ -305,7 +307,7 @@ class _MaxOutstanding(int):
         self._resolver = resolver
         return self
 
-    def __call__(self, n):
+    def __call__(self, n) -> None:
         self._resolver.max_outstanding = n
 
 
@@ -340,8 +342,8 @@ class Resolver:
     :class:`TypeError` or :class:`ValueError` instead of being ignored.
     """
 
-    def __init__(self, *, server=(), timeout=(2, 5, 5), search=(), ndots=1,
-                 max_outstanding=10, edns0=None):
+    def __init__(self, *, server=(), timeout=(2, 5, 5), search=(), ndots: int = 1,
+                 max_outstanding: int = 10, edns0=None) -> None:
         self._server_list = [_server(s) for s in server]
         self._timeout = _Timeouts(self, timeout)
         self.search = search
@@ -365,7 +367,7 @@ class Resolver:
         return self._timeout
 
     @timeout.setter
-    def timeout(self, timeouts):
+    def timeout(self, timeouts) -> None:
         self._timeout = _Timeouts(self, timeouts)
         self._compile()
 
@@ -376,7 +378,7 @@ class Resolver:
         return self._max
 
     @max_outstanding.setter
-    def max_outstanding(self, n):
+    def max_outstanding(self, n) -> None:
         self._max = _MaxOutstanding(self, n)
         self._scheduler()
 
@@ -415,7 +417,7 @@ class Resolver:
             raise ValueError("ndots must be an int >= 0, not %r" % (n,))
         self._ndots = n
 
-    def _compile(self):
+    def _compile(self) -> None:
         self.search = self._search
         self._server_list = list(dict.fromkeys(self._server_list))
         if not self._server_list:
@@ -424,7 +426,7 @@ class Resolver:
             self._server_list = [_server(s) for s in [default] + DNS_FALLBACK]
         self._retry = [(srv, t) for t in self._timeout for srv in self._server_list]
 
-    def parse_resolv_conf(self, text):
+    def parse_resolv_conf(self, text) -> None:
         """Configure from ``resolv.conf`` text: ``nameserver``, ``domain``,
         ``search``, ``options timeout:N attempts:N ndots:N edns0``.
         Replaces the servers and the search list.  Port of ``parse_resolv_conf``.
@@ -450,11 +452,11 @@ class Resolver:
                 opts.get("attempts", 1 if "timeout" in opts else len(self._timeout))))
         self._compile()
 
-    def os_config(self):
+    def os_config(self) -> None:
         """Read ``/etc/resolv.conf`` if it exists (``os_config``)."""
         self._load_resolv_conf_file("/etc/resolv.conf")
 
-    def _load_resolv_conf_file(self, path):
+    def _load_resolv_conf_file(self, path) -> None:
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
                 self.parse_resolv_conf(f.read())
@@ -464,7 +466,7 @@ class Resolver:
 
     # -- scheduling ---------------------------------------------------------
 
-    def _scheduler(self):
+    def _scheduler(self) -> None:
         while self._outstanding < self._max:
             if self._qhead < len(self._queue):
                 req = self._queue[self._qhead]
@@ -483,12 +485,12 @@ class Resolver:
             self._wait.clear()
             self._whead = 0
 
-    def wait_for_slot(self, cb):
+    def wait_for_slot(self, cb) -> None:
         """Call ``cb(resolver)`` once a request could be sent without queueing."""
         self._wait.append(cb)
         self._scheduler()
 
-    def request(self, query, cb):
+    def request(self, query, cb) -> None:
         """Send ``query`` (a :class:`dns.message.Message`) and call ``cb(answer)``
         with the :class:`dns.message.Message` received, or ``cb()`` when no
         server answered.  Handles ids, timeouts, retries and TCP fallback,
@@ -497,7 +499,7 @@ class Resolver:
         self._queue.append(_Request(query, cb))
         self._scheduler()
 
-    def _start(self, req):
+    def _start(self, req) -> None:
         self._outstanding += 1
         qid = secrets.randbits(16)
         while qid in self._ids:
@@ -541,11 +543,11 @@ class Resolver:
                             server))
             return
 
-    def _timed_out(self, req, server, timeout):
+    def _timed_out(self, req, server, timeout) -> None:
         _log.debug("query %d: no answer from %s within %gs", req.query.id, _peer(server), timeout)
         self._next_try(req)
 
-    def _udp_readable(self, req, sock, server):
+    def _udp_readable(self, req, sock, server) -> None:
         try:
             data, peer = sock.recvfrom(65535)
         except (BlockingIOError, InterruptedError):
@@ -578,7 +580,7 @@ class Resolver:
             return None
         return res if req.query.is_response(res) else None
 
-    def _answer(self, req, res, server, over_tcp=False):
+    def _answer(self, req, res, server, over_tcp: bool = False) -> None:
         if req.done:
             return
         if _log.isEnabledFor(logging.DEBUG):
@@ -599,7 +601,7 @@ class Resolver:
         else:
             self._finish(req, res)
 
-    def _finish(self, req, res):
+    def _finish(self, req, res) -> None:
         req.done = True
         req.timer = None
         if req.tcp is not None:
@@ -618,7 +620,7 @@ class Resolver:
 
     # -- resolve ------------------------------------------------------------
 
-    def resolve(self, qname, qtype, cb, *, search=None, accept=None, class_="in"):
+    def resolve(self, qname, qtype, cb, *, search=None, accept=None, class_: str = "in") -> None:
         """Look up ``qname`` records of ``qtype`` and call ``cb(*records)``.
 
         ``qtype``: a lowercase type name (``"a"``, ``"mx"``...), ``"*"`` for
@@ -636,7 +638,7 @@ class Resolver:
 class _Resolution:
     """One ``resolve`` call: walks the search list and CNAME chains."""
 
-    def __init__(self, resolver, qname, qtype, cb, search, accept, class_):
+    def __init__(self, resolver, qname, qtype, cb, search, accept, class_) -> None:
         self.resolver, self.qtype, self.cb, self.class_ = resolver, qtype, cb, class_
         qname = idn_to_ascii(qname)
         if not qname.isascii():
@@ -731,50 +733,50 @@ def _field4(cb):
     return lambda *rrs: cb(*[rr[4] for rr in rrs])
 
 
-def a(domain, cb):
+def a(domain, cb) -> None:
     """``cb(*ipv4_texts)`` for ``domain``'s A records (``AnyEvent::DNS::a``)."""
     resolver().resolve(domain, "a", _field4(cb))
 
 
-def aaaa(domain, cb):
+def aaaa(domain, cb) -> None:
     """``cb(*ipv6_texts)`` for ``domain``'s AAAA records."""
     resolver().resolve(domain, "aaaa", _field4(cb))
 
 
-def mx(domain, cb):
+def mx(domain, cb) -> None:
     """``cb(*exchange_names)``, lowest preference first."""
     resolver().resolve(domain, "mx", lambda *rrs: cb(*[rr[5] for rr in sorted(rrs, key=lambda r: r[4])]))
 
 
-def ns(domain, cb):
+def ns(domain, cb) -> None:
     """``cb(*nameserver_names)``."""
     resolver().resolve(domain, "ns", _field4(cb))
 
 
-def txt(domain, cb):
+def txt(domain, cb) -> None:
     """``cb(*texts)``: the first string of each TXT record (use
     ``resolver().resolve(domain, "txt", cb)`` for all of them)."""
     resolver().resolve(domain, "txt", _field4(cb))
 
 
-def ptr(domain, cb):
+def ptr(domain, cb) -> None:
     """``cb(*names)`` for PTR records of ``domain`` (see :func:`reverse_lookup`)."""
     resolver().resolve(domain, "ptr", _field4(cb))
 
 
-def any(domain, cb):  # noqa: A001 - Perl's name
+def any(domain, cb) -> None:  # noqa: A001 - Perl's name
     """``cb(*records)``: every record an ANY query returns (RFC 8482 discourages it)."""
     resolver().resolve(domain, "*", cb)
 
 
-def srv(service, proto, domain, cb):
+def srv(service, proto, domain, cb) -> None:
     """``cb(*(priority, weight, port, target))`` for ``_service._proto.domain``,
     lowest priority first, within a priority ordered by RFC 2782 weighted
     random choice (dnspython's ``weighted_processing_order``, which gives a
     weight-0 record weight 0.1; Perl gives it about ``1/(sum+1)`` as first).
     Port of ``AnyEvent::DNS::srv``.
     """
-    def order(*rrs):
+    def order(*rrs) -> None:
         cb(*[item.rr for item in dns.rdtypes.util.weighted_processing_order(_SrvItem(rr[4:8]) for rr in rrs)])
     resolver().resolve("_%s._%s.%s" % (service, proto, domain), "srv", order)
 
@@ -784,7 +786,7 @@ class _SrvItem:
     :class:`dns.rdtypes.IN.SRV.SRV` has)."""
     __slots__ = ("rr",)
 
-    def __init__(self, rr):
+    def __init__(self, rr) -> None:
         self.rr = rr
 
     def _processing_priority(self):
@@ -834,7 +836,7 @@ def reverse_verify(ip, cb):
         if not names:
             return cb()
         for host in names:
-            def checked(*rrs, host=host):
+            def checked(*rrs, host=host) -> None:
                 verified.extend(host for rr in rrs if rr[4] == text)
                 pending[0] -= 1
                 if not pending[0]:

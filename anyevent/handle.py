@@ -24,6 +24,8 @@ With ``linger`` (default 3600 seconds) unwritten data is still written out in
 the background after destruction, reporting no errors.
 """
 
+from __future__ import annotations
+
 import _compat_pickle
 import errno as _errno
 import importlib
@@ -69,7 +71,7 @@ _READ_TYPES = {}
 _WRITE_TYPES = {}
 
 
-def register_read_type(name, factory):
+def register_read_type(name, factory) -> None:
     """Register read type ``name``: ``factory(hdl, cb, *args) -> reader``.
 
     The reader is called as ``reader(hdl)`` whenever data may be available
@@ -79,7 +81,7 @@ def register_read_type(name, factory):
     _READ_TYPES[name] = factory
 
 
-def register_write_type(name, fn):
+def register_write_type(name, fn) -> None:
     """Register write type ``name``: ``fn(hdl, *args) -> bytes`` to append to the
     write buffer.  Port of ``AnyEvent::Handle::register_write_type``.
     """
@@ -121,7 +123,7 @@ def ber_encode(n):
     return bytes(out)
 
 
-def ber_decode(buf, limit=10):
+def ber_decode(buf, limit: int = 10):
     """Decode a BER integer at the start of ``buf``.
 
     Returns ``(value, nbytes)``, or ``None`` if ``buf`` holds only a prefix.
@@ -229,7 +231,7 @@ def _of_data(cls):
     return make
 
 
-def _latin1_encode(text, encoding="latin1"):
+def _latin1_encode(text, encoding: str = "latin1"):
     """``_codecs.encode`` as protocol 0-2 pickles of bytes use it, and only so."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise pickle.UnpicklingError("storable: refusing _codecs.encode of that")
@@ -274,7 +276,7 @@ class _Shared:
     depth model of :func:`_check_pickle_depth`."""
     __slots__ = ("depth", "nested")
 
-    def __init__(self, depth):
+    def __init__(self, depth) -> None:
         self.depth, self.nested = depth, False
 
 
@@ -372,7 +374,7 @@ def _weak_method(obj, name):
     if caller is None:
         func = getattr(cls, name)
 
-        def caller(ref):
+        def caller(ref) -> None:
             self = ref()
             if self is not None:
                 func(self)
@@ -492,7 +494,7 @@ class Handle:
     _drain_state = 0  # _DRAIN_IDLE
     _failing = 0  # _FAILING or _TLS_FAILING while on_error reports a fatal error
 
-    def __init__(self, fh=None, **opts):
+    def __init__(self, fh=None, **opts) -> None:
         _reactor.refcounted(self)  # a cycle through the handle keeps it, as in Perl
         unknown = set(opts) - _OPTIONS
         if unknown:
@@ -570,7 +572,7 @@ class Handle:
                 self.start_read()
             self._drain_wbuf()
 
-    def _start_connect(self, opts):
+    def _start_connect(self, opts) -> None:
         from .socket import tcp_connect
         host, service = opts["connect"]
         if self.peername is None:
@@ -578,7 +580,7 @@ class Handle:
         self._skip_drain = True
         ref = weakref.ref(self)
 
-        def connected(fh=None, host=None, port=None, retry=None, *rest):
+        def connected(fh=None, host=None, port=None, retry=None, *rest) -> None:
             self = ref()
             if self is None:
                 return
@@ -624,7 +626,7 @@ class Handle:
         return self._rbuf
 
     @rbuf.setter
-    def rbuf(self, data):
+    def rbuf(self, data) -> None:
         self._rgen += 1
         self._rbuf[:] = data
 
@@ -648,7 +650,7 @@ class Handle:
             return getattr(self, key)
         raise KeyError(key)
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key, value) -> None:
         """Perl's ``$hdl->{key} = value`` for the keys a port assigns: an
         ``on_*`` callback (as its setter method does) or ``rbuf``.  Raises
         :class:`KeyError` for anything else.
@@ -662,7 +664,7 @@ class Handle:
 
     # -- errors -----------------------------------------------------------------
 
-    def _error(self, err, fatal=False, message=None, failing=_FAILING):
+    def _error(self, err, fatal: bool = False, message=None, failing=_FAILING):
         """Report ``err`` (an errno) through on_error; destroy after a fatal one.
 
         While a fatal error is being reported, further errors (from writes
@@ -692,88 +694,88 @@ class Handle:
 
     # -- simple setters (Perl's accessor methods) -----------------------------
 
-    def on_error(self, cb=None):
+    def on_error(self, cb=None) -> None:
         """Replace the ``on_error(hdl, fatal, message)`` callback (None clears)."""
         self._on_error = cb
 
-    def on_eof(self, cb=None):
+    def on_eof(self, cb=None) -> None:
         """Replace the ``on_eof(hdl)`` callback (None clears)."""
         self._on_eof = cb
 
-    def on_starttls(self, cb=None):
+    def on_starttls(self, cb=None) -> None:
         """Replace the ``on_starttls(hdl, success, message)`` callback."""
         self._on_starttls = cb
 
-    def on_stoptls(self, cb=None):
+    def on_stoptls(self, cb=None) -> None:
         """Replace the ``on_stoptls(hdl)`` callback."""
         self._on_stoptls = cb
 
-    def autocork(self, value=None):
+    def autocork(self, value=None) -> None:
         """Enable or disable autocork; takes effect on the next write."""
         self._autocork = bool(value)
 
-    def rbuf_max(self, value=None):
+    def rbuf_max(self, value=None) -> None:
         """Set the read buffer limit in bytes (None disables)."""
         self._rbuf_max = value
 
-    def wbuf_max(self, value=None):
+    def wbuf_max(self, value=None) -> None:
         """Set the write buffer limit in bytes (None disables)."""
         self._wbuf_max = value
 
-    def _sockopt(self, level, opt, value):
+    def _sockopt(self, level, opt, value) -> None:
         if isinstance(self.fh, socket.socket):
             try:
                 self.fh.setsockopt(level, opt, int(bool(value)))
             except OSError:
                 pass  # not TCP (unix socket, socketpair): nothing to set
 
-    def no_delay(self, value=None):
+    def no_delay(self, value=None) -> None:
         """Set TCP_NODELAY (disable Nagle) on the socket."""
         self._sockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, value)
 
-    def keepalive(self, value=None):
+    def keepalive(self, value=None) -> None:
         """Set SO_KEEPALIVE on the socket."""
         self._sockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, value)
 
-    def oobinline(self, value=None):
+    def oobinline(self, value=None) -> None:
         """Set SO_OOBINLINE on the socket (on by default, as in Perl)."""
         self._sockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, value)
 
     # -- timeouts ------------------------------------------------------------------
 
-    def timeout(self, seconds=None):
+    def timeout(self, seconds=None) -> None:
         """Set the inactivity timeout in seconds (0/None disables); checked at once."""
         self._set_timeout("timeout", seconds)
 
-    def rtimeout(self, seconds=None):
+    def rtimeout(self, seconds=None) -> None:
         """Set the read inactivity timeout in seconds (0/None disables)."""
         self._set_timeout("rtimeout", seconds)
 
-    def wtimeout(self, seconds=None):
+    def wtimeout(self, seconds=None) -> None:
         """Set the write inactivity timeout in seconds (0/None disables)."""
         self._set_timeout("wtimeout", seconds)
 
-    def on_timeout(self, cb=None):
+    def on_timeout(self, cb=None) -> None:
         """Replace ``on_timeout(hdl)``; without one a timeout is a non-fatal ETIMEDOUT."""
         self._timeout_state("timeout")[3] = cb
 
-    def on_rtimeout(self, cb=None):
+    def on_rtimeout(self, cb=None) -> None:
         """Replace ``on_rtimeout(hdl)``."""
         self._timeout_state("rtimeout")[3] = cb
 
-    def on_wtimeout(self, cb=None):
+    def on_wtimeout(self, cb=None) -> None:
         """Replace ``on_wtimeout(hdl)``."""
         self._timeout_state("wtimeout")[3] = cb
 
-    def timeout_reset(self):
+    def timeout_reset(self) -> None:
         """Count as activity now, restarting the ``timeout`` countdown."""
         self._timeout_state("timeout")[1] = _loop.now()
 
-    def rtimeout_reset(self):
+    def rtimeout_reset(self) -> None:
         """Count as read activity now."""
         self._timeout_state("rtimeout")[1] = _loop.now()
 
-    def wtimeout_reset(self):
+    def wtimeout_reset(self) -> None:
         """Count as write activity now."""
         self._timeout_state("wtimeout")[1] = _loop.now()
 
@@ -798,7 +800,7 @@ class Handle:
         st[2] = None
         self._check_timeout(name)
 
-    def _check_timeout(self, name):
+    def _check_timeout(self, name) -> None:
         st = self._timers[name]
         if not st[0] or self.fh is None:
             st[2] = None
@@ -820,14 +822,14 @@ class Handle:
         if st[2] is None:
             ref = weakref.ref(self)
 
-            def fire():
+            def fire() -> None:
                 self = ref()
                 if self is not None and self._timers is not None:
                     self._timers[name][2] = None
                     self._check_timeout(name)
             st[2] = _loop.timer(after, 0, fire)
 
-    def _activity(self, kind):
+    def _activity(self, kind) -> None:
         timers = self._timers
         if timers is not None:
             now = _loop.now()
@@ -836,7 +838,7 @@ class Handle:
 
     # -- writing ------------------------------------------------------------------
 
-    def on_drain(self, cb=None):
+    def on_drain(self, cb=None) -> None:
         """Set ``on_drain(hdl)``, called when the write buffer falls to
         ``low_water_mark``; called at once if it is that low already.
         """
@@ -904,7 +906,7 @@ class Handle:
         if self.fh is not None and (self._ww is None or self._wbuf_max is not None):
             self._drain_wbuf()
 
-    def unshift_write(self, *args):
+    def unshift_write(self, *args) -> None:
         """Put data at the front of the write buffer (4.x API), same arguments as
         :meth:`push_write`.  Only meaningful for data not yet being written.
         """
@@ -916,7 +918,7 @@ class Handle:
         if self.fh is not None:
             self._drain_wbuf()
 
-    def _drain_wbuf(self):
+    def _drain_wbuf(self) -> None:
         if self._ww is None and self.wbuf:
             if not self._autocork:
                 self._write_ready()
@@ -929,12 +931,12 @@ class Handle:
             # grows: check here too, or wbuf_max would never fire for it
             self._error(_errno.ENOSPC, True)
 
-    def _watch_wbuf(self):
+    def _watch_wbuf(self) -> None:
         self._ww = _loop.io(self.fh, 1, _weak_method(self, "_write_ready"))
         if self._wbuf_max is not None and self._wbuf_max < len(self.wbuf):
             self._error(_errno.ENOSPC, True)
 
-    def _write_ready(self):
+    def _write_ready(self) -> None:
         wbuf = self.wbuf
         try:
             n = self._send(self.fh, wbuf)
@@ -952,7 +954,7 @@ class Handle:
     def _drained(self):
         return self._low_water_mark >= len(self.wbuf) + len(self._tls_wbuf or b"")
 
-    def _after_write(self):
+    def _after_write(self) -> None:
         if self._on_drain is None or not self._drained():
             return
         if self._drain_state:
@@ -971,7 +973,7 @@ class Handle:
         finally:
             self._drain_state = _DRAIN_IDLE
 
-    def push_shutdown(self):
+    def push_shutdown(self) -> None:
         """Shut down the write side (``shutdown(SHUT_WR)``) once everything queued
         so far is written.  Replaces ``on_drain`` and clears ``low_water_mark``.
         """
@@ -980,7 +982,7 @@ class Handle:
 
     # -- reading ------------------------------------------------------------------
 
-    def on_read(self, cb=None):
+    def on_read(self, cb=None) -> None:
         """Set ``on_read(hdl)``, called whenever data arrives and the queue is
         empty; it consumes from ``hdl.rbuf`` itself.  None clears it.
         """
@@ -988,7 +990,7 @@ class Handle:
         if cb is not None:
             self._drain_rbuf()
 
-    def push_read(self, *args):
+    def push_read(self, *args) -> None:
         """Queue a read request: ``push_read(cb)`` with ``cb(hdl) -> bool``, or
         ``push_read(type, *type_args, cb)``, e.g. ``push_read("line", cb)``,
         ``push_read("chunk", 4, cb)``, ``push_read("packstring", "N", cb)``.
@@ -998,7 +1000,7 @@ class Handle:
         if not self._skip_drain:  # else the running drain loop gets to it
             self._drain_rbuf()
 
-    def unshift_read(self, *args):
+    def unshift_read(self, *args) -> None:
         """Like :meth:`push_read`, but the request goes to the front of the queue."""
         self._read_queue().appendleft(self._make_reader(args))
         self._drain_rbuf()
@@ -1020,19 +1022,19 @@ class Handle:
         return factory(self, args[-1], *args[1:-1])
 
     # 4.x-era names, kept so that old scripts port unchanged.
-    def push_read_line(self, *args):
+    def push_read_line(self, *args) -> None:
         """4.x alias of ``push_read("line", [eol,] cb)``."""
         self.push_read("line", *args)
 
-    def unshift_read_line(self, *args):
+    def unshift_read_line(self, *args) -> None:
         """4.x alias of ``unshift_read("line", [eol,] cb)``."""
         self.unshift_read("line", *args)
 
-    def push_read_chunk(self, length, cb):
+    def push_read_chunk(self, length, cb) -> None:
         """4.x alias of ``push_read("chunk", length, cb)``."""
         self.push_read("chunk", length, cb)
 
-    def unshift_read_chunk(self, length, cb):
+    def unshift_read_chunk(self, length, cb) -> None:
         """4.x alias of ``unshift_read("chunk", length, cb)``."""
         self.unshift_read("chunk", length, cb)
 
@@ -1097,7 +1099,7 @@ class Handle:
         if self._rw is None and (self._on_read is not None or self._queue):
             self.start_read()
 
-    def _reader_raised(self, exc):
+    def _reader_raised(self, exc) -> bool:
         """Deal with an exception from a read request; True if the handle failed.
 
         An exception from the user callback a read type called (the traceback
@@ -1122,18 +1124,18 @@ class Handle:
             type(exc).__name__, exc))
         return True
 
-    def stop_read(self):
+    def stop_read(self) -> None:
         """Stop reading from the fh (data keeps arriving in the kernel).  In TLS
         mode the handshake may still read now and then, as in Perl.
         """
         self._rw = None
 
-    def start_read(self):
+    def start_read(self) -> None:
         """Resume reading after :meth:`stop_read`."""
         if self._rw is None and not self._eof and self.fh is not None:
             self._rw = _loop.io(self.fh, 0, _weak_method(self, "_read_ready"))
 
-    def _read_ready(self):
+    def _read_ready(self) -> None:
         global _scratch
         size = self.read_size
         buf = _scratch
@@ -1203,7 +1205,7 @@ class Handle:
         self._dotls()
         self.start_read()
 
-    def stoptls(self):
+    def stoptls(self) -> None:
         """Send a TLS close_notify and leave TLS mode once the peer answers
         (``on_stoptls`` is called then); plaintext may follow, as in Perl.
         """
@@ -1214,17 +1216,17 @@ class Handle:
                 pass
             self._dotls()
 
-    def resettls(self):
+    def resettls(self) -> None:
         """Forget the TLS session without any TLS shutdown (Perl's ``resettls``)."""
         self._freetls()
 
-    def _freetls(self):
+    def _freetls(self) -> None:
         if self.tls is not None:
             self.tls = None
             self._tls_wbuf = None
             self._tls_handshaking = False
 
-    def _tls_error(self, exc):
+    def _tls_error(self, exc) -> None:
         from .tls import error_message
         if isinstance(exc, str):
             message = exc
@@ -1309,7 +1311,7 @@ class Handle:
                 return
         self._flush_tls_out(conn)
 
-    def _tls_send(self, conn):
+    def _tls_send(self, conn) -> bool:
         """Encrypt the queued plaintext into the BIO; False after a TLS error."""
         wbuf = self._tls_wbuf
         while wbuf:
@@ -1323,12 +1325,12 @@ class Handle:
             del wbuf[:n]  # O(1) at the front of a bytearray
         return True
 
-    def _drain_tls_rbuf(self, conn):
+    def _drain_tls_rbuf(self, conn) -> bool:
         """Dispatch decrypted data; False if a callback ended TLS on ``conn``."""
         self._drain_rbuf()
         return self.tls is conn
 
-    def _flush_tls_out(self, conn):
+    def _flush_tls_out(self, conn) -> None:
         # a memory BIO read returns all it holds up to the size asked for, so a
         # short read means it is empty (and saves the exception of reading more)
         wbuf = self.wbuf
@@ -1346,7 +1348,7 @@ class Handle:
 
     # -- lifetime -------------------------------------------------------------------
 
-    def close(self):
+    def close(self) -> None:
         """Python's name for :meth:`destroy`: ``hdl.close()``."""
         self.destroy()
 
@@ -1354,10 +1356,10 @@ class Handle:
         """``with Handle(...) as hdl:`` destroys the handle when the block ends."""
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info) -> None:
         self.destroy()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.destroyed():
             return "<Handle destroyed>"
         fh = self.fh
@@ -1376,18 +1378,18 @@ class Handle:
         return "<Handle %s %s rbuf=%d wbuf=%d>" % (where, " ".join(state) or "idle",
                                                    len(self._rbuf), len(self.wbuf))
 
-    def destroyed(self):
+    def destroyed(self) -> bool:
         """False while the handle is alive; True once :meth:`destroy` ran."""
         return False
 
-    def destroy(self):
+    def destroy(self) -> None:
         """Shut the handle down: no callback runs again, every method becomes a
         silent no-op.  Unwritten data lingers (see ``linger``).
         """
         self._teardown()
         self.__class__ = _DestroyedHandle
 
-    def _teardown(self):
+    def _teardown(self) -> None:
         self._freetls()
         fh = self.fh
         if fh is not None and self.wbuf and self._linger:
@@ -1402,14 +1404,14 @@ class Handle:
         self.fh = None
         self.wbuf = bytearray()
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self._teardown()
         except Exception:  # noqa: BLE001 - never raise from a finalizer
             pass
 
 
-def _shutdown_write(hdl):
+def _shutdown_write(hdl) -> None:
     try:
         hdl.fh.shutdown(socket.SHUT_WR)
     except (OSError, AttributeError):
@@ -1434,11 +1436,11 @@ class _DestroyedHandle(Handle):
             return _noop
         return None
 
-    def __del__(self):
+    def __del__(self) -> None:
         pass
 
 
-def _true():
+def _true() -> bool:
     return True
 
 
@@ -1451,7 +1453,7 @@ class _Linger:
     """
     __slots__ = ("fh", "data", "io", "timer", "send")
 
-    def __init__(self, fh, data, seconds):
+    def __init__(self, fh, data, seconds) -> None:
         self.fh = fh
         self.data = data
         if isinstance(fh, socket.socket):
@@ -1462,7 +1464,7 @@ class _Linger:
         self.timer = _loop.timer(seconds, 0, self._done)
         _lingering.add(self)
 
-    def _write(self):
+    def _write(self) -> None:
         try:
             n = self.send(self.data)
         except OSError as exc:
@@ -1473,12 +1475,12 @@ class _Linger:
         if not self.data or not n:
             self._done()
 
-    def _done(self):
+    def _done(self) -> None:
         self.io = self.timer = None
         _lingering.discard(self)
 
 
-def _retry_connect(ref, retry):
+def _retry_connect(ref, retry) -> None:
     self = ref()
     if self is None:
         return
@@ -1520,7 +1522,7 @@ def TLS_CTX():
 def _read_chunk(hdl, cb, length):
     length = int(length)
 
-    def reader(hdl):
+    def reader(hdl) -> bool:
         rbuf = hdl._rbuf
         if len(rbuf) < length:
             return False
@@ -1558,7 +1560,7 @@ def _newline_reader(cb):
     protocols: :class:`_Resumable`'s logic inlined."""
     start = gen = 0
 
-    def reader(hdl):
+    def reader(hdl) -> bool:
         nonlocal start, gen
         rbuf = hdl._rbuf
         pos = rbuf.find(b"\n", start if gen == hdl._rgen else 0)
@@ -1606,7 +1608,7 @@ def _line_reader(cb, find, width):
     | None`` (see :class:`_Resumable` for ``width``)."""
     search = _Resumable(find, width)
 
-    def reader(hdl):
+    def reader(hdl) -> bool:
         rbuf = hdl._rbuf
         found = search(hdl)
         if found is None:
@@ -1628,7 +1630,7 @@ class _Resumable:
     reader completed, or user code touched ``hdl.rbuf``), it starts over."""
     __slots__ = ("find", "width", "pos", "gen")
 
-    def __init__(self, find, width):
+    def __init__(self, find, width) -> None:
         self.find, self.width = find, width
         self.pos = self.gen = 0
 
@@ -1641,7 +1643,7 @@ class _Resumable:
             self.reset()
         return found
 
-    def reset(self):
+    def reset(self) -> None:
         self.pos = 0
 
 
@@ -1665,7 +1667,7 @@ def _read_regex(hdl, cb, accept, reject=None, skip=None):
     accepts = _Resumable(accept.search, _match_width(accept))
     rejects = None if reject is None else _Resumable(reject.search, _match_width(reject))
 
-    def reader(hdl):
+    def reader(hdl) -> bool:
         rbuf = hdl._rbuf
         m = accepts(hdl)
         if m is not None:
@@ -1693,7 +1695,7 @@ _NETSTRING_HEAD = re.compile(rb"(0|[1-9][0-9]{0,19}):")
 _DIGITS = re.compile(rb"[0-9]{0,21}")
 
 
-def _too_big(hdl, length):
+def _too_big(hdl, length) -> bool:
     """Fatal ENOSPC when a declared length can never fit in ``rbuf_max``."""
     if hdl._rbuf_max is not None and length > hdl._rbuf_max:
         hdl._error(_errno.ENOSPC, True)
@@ -1702,7 +1704,7 @@ def _too_big(hdl, length):
 
 
 def _read_netstring(hdl, cb):
-    def reader(hdl):
+    def reader(hdl) -> bool:
         rbuf = hdl._rbuf
         m = _NETSTRING_HEAD.match(rbuf)
         if m is None:
@@ -1714,8 +1716,8 @@ def _read_netstring(hdl, cb):
             return False
         del rbuf[:m.end()]
 
-        def body(hdl, string):
-            def comma(hdl, c):
+        def body(hdl, string) -> None:
+            def comma(hdl, c) -> None:
                 if c == b",":
                     cb(hdl, string)
                 else:
@@ -1729,7 +1731,7 @@ def _read_netstring(hdl, cb):
 def _read_packstring(hdl, cb, fmt):
     _pack_struct(fmt)  # validate early
 
-    def reader(hdl):
+    def reader(hdl) -> bool:
         rbuf = hdl._rbuf
         try:
             head = _unpack_length(fmt, rbuf)
@@ -1786,7 +1788,7 @@ class _JsonScan:
     """
     __slots__ = ("pos", "depth", "in_str", "gen")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.pos = self.depth = self.gen = 0
         self.in_str = False
 
@@ -1874,7 +1876,7 @@ def _read_json(hdl, cb):
     decoder = _json_decoder(hdl)
     scan = _JsonScan()
 
-    def reader(hdl):
+    def reader(hdl) -> bool:
         rbuf = hdl._rbuf
         if not scan.pos:
             start = _JSON_WS.match(rbuf).end()
@@ -1929,7 +1931,7 @@ class _CborScan:
     """
     __slots__ = ("pos", "open", "gen")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.pos = self.gen = 0
         self.open = []
 
@@ -1951,7 +1953,7 @@ class _CborScan:
                     return self.pos
         return -1
 
-    def _skip_runs(self, buf):
+    def _skip_runs(self, buf) -> bool:
         """Skip runs of fixed-size items inside a container; True if that
         completed the outermost item."""
         for rx, size in _CBOR_RUNS:
@@ -2004,13 +2006,13 @@ class _CborScan:
         self.open.pop()
         return self._done()
 
-    def _push(self, count):
+    def _push(self, count) -> bool:
         if len(self.open) >= CBOR_MAX_DEPTH:
             raise ValueError("CBOR: nesting deeper than %d" % CBOR_MAX_DEPTH)
         self.open.append(count)
         return False
 
-    def _done(self):
+    def _done(self) -> bool:
         """An item ended: count it in its container; True if none is open."""
         open_ = self.open
         while open_:
@@ -2033,7 +2035,7 @@ def _read_cbor(hdl, cb):
     scan = _CborScan()
     decode = getattr(hdl._cbor, "decode", cbor2.loads)
 
-    def reader(hdl):
+    def reader(hdl) -> bool:
         rbuf = hdl._rbuf
         try:
             end = scan.end(rbuf, hdl._rgen) if rbuf else -1
@@ -2066,7 +2068,7 @@ def _read_storable(hdl, cb, *_perl_format):
     cyclic or malformed pickles) is checked in one pass before anything is
     built and reported as a non-fatal ``EBADMSG`` (the frame is skipped).
     """
-    def thaw_cb(hdl, data):
+    def thaw_cb(hdl, data) -> None:
         try:
             value = _thaw(hdl, data)
         except Exception:  # noqa: BLE001 - any unpickling failure is a bad message
@@ -2082,7 +2084,7 @@ _SSL2_RECORD = re.compile(
 
 
 def _read_tls_detect(hdl, cb):
-    def reader(hdl):
+    def reader(hdl) -> bool:
         rbuf = bytes(hdl._rbuf[:6])  # an SSL2-style hello needs six bytes
         m = _TLS_RECORD.match(rbuf) or _SSL2_RECORD.match(rbuf)
         if m is not None:
@@ -2102,7 +2104,7 @@ def _read_tls_autostart(hdl, cb, *tls_args):
     # Perl: push_read(tls_autostart => $tls[, $ctx]); the "callback" slot is the mode.
     args = (cb,) + tls_args
 
-    def detected(hdl, kind, *version):
+    def detected(hdl, kind, *version) -> None:
         if kind:
             hdl.starttls(*args)
     return _read_tls_detect(hdl, detected)
@@ -2121,7 +2123,7 @@ for _name, _factory in (
 # Built-in write types
 # ---------------------------------------------------------------------------
 
-def _write_netstring(hdl, data):
+def _write_netstring(hdl, data) -> bytes:
     data = bytes(data)
     return b"%d:%s," % (len(data), data)
 
@@ -2145,7 +2147,7 @@ class _CborCoder:
     """``encode``/``decode`` through cbor2 with fixed keyword arguments."""
     __slots__ = ("dumps_kw", "loads_kw")
 
-    def __init__(self, dumps_kw, loads_kw):
+    def __init__(self, dumps_kw, loads_kw) -> None:
         self.dumps_kw, self.loads_kw = dumps_kw, loads_kw
 
     def encode(self, value):

@@ -53,6 +53,8 @@ once in the ``"sync"`` model and go to the loop's exception handler in the
 ``"threads"`` model.  Only :class:`OSError` counts as the operation failing.
 """
 
+from __future__ import annotations
+
 import io as _io
 import logging
 import os
@@ -145,7 +147,7 @@ def _attempt(fn, args):
         return None, err
 
 
-def _deliver(cb, result, err):
+def _deliver(cb, result, err) -> None:
     global _last_error
     if err is None:
         cb(result)
@@ -154,7 +156,7 @@ def _deliver(cb, result, err):
         cb()
 
 
-def _in_worker(lp, cb, fn, args):
+def _in_worker(lp, cb, fn, args) -> None:
     try:
         outcome = _attempt(fn, args)
     except Exception as exc:  # a bad argument: report it on the loop thread
@@ -179,7 +181,7 @@ def _submit(cb, fn, *args):
         raise ValueError("anyevent.io.MODEL must be one of %s, not %r" % (_MODELS, MODEL))
 
 
-def _succeeds(fn, *args):
+def _succeeds(fn, *args) -> bool:
     """Perl's ``op or ()``: ``fn``'s result does not matter, success is True."""
     fn(*args)
     return True
@@ -198,7 +200,7 @@ def _load(path):
         return fh.readall()
 
 
-def aio_load(path, cb):
+def aio_load(path, cb) -> None:
     """Read the whole file at ``path``; ``cb(data)`` with its ``bytes``.
 
     Port of ``aio_load``.  Reads until end of file, so a file that changes
@@ -219,7 +221,7 @@ def _open(path, flags, mode):
         raise
 
 
-def aio_open(path, flags, mode, cb):
+def aio_open(path, flags, mode, cb) -> None:
     """Open ``path`` like Perl's ``sysopen``; ``cb(fh)`` with a raw :class:`io.FileIO`.
 
     ``flags`` are the ``O_*`` constants of this module ORed together,
@@ -233,7 +235,7 @@ def aio_open(path, flags, mode, cb):
     _submit(cb, _open, path, flags, mode)
 
 
-def _close(fh):
+def _close(fh) -> bool:
     if isinstance(fh, int):
         os.close(fh)
     else:
@@ -241,7 +243,7 @@ def _close(fh):
     return True
 
 
-def aio_close(fh, cb):
+def aio_close(fh, cb) -> None:
     """Close ``fh`` (a file object or an int fd); ``cb(True)``.
 
     Port of ``aio_close`` (close can block, e.g. on NFS).  Errors: ``EBADF``,
@@ -250,7 +252,7 @@ def aio_close(fh, cb):
     _submit(cb, _close, fh)
 
 
-def aio_seek(fh, offset, whence, cb):
+def aio_seek(fh, offset, whence, cb) -> None:
     """Move ``fh``'s file offset like Perl's ``sysseek``; ``cb(new_offset)``.
 
     ``offset`` in bytes; ``whence`` 0 from the start, 1 from the current
@@ -261,7 +263,7 @@ def aio_seek(fh, offset, whence, cb):
     _submit(cb, os.lseek, _fd(fh), offset, whence)
 
 
-def aio_read(fh, length, cb):
+def aio_read(fh, length, cb) -> None:
     """Read up to ``length`` bytes at ``fh``'s offset, like ``sysread``; ``cb(data)``.
 
     ``data`` is ``bytes``: shorter than ``length`` when fewer were available,
@@ -284,7 +286,7 @@ def aio_write(fh, data, cb):
     _submit(cb, os.write, _fd(fh), data)
 
 
-def aio_truncate(fh_or_path, new_length, cb):
+def aio_truncate(fh_or_path, new_length, cb) -> None:
     """Set the size of a file (path or ``fh``) to ``new_length`` bytes; ``cb(True)``.
 
     Port of ``aio_truncate``.  Errors: ``ENOENT``, ``EACCES``, ``EINVAL``
@@ -293,7 +295,7 @@ def aio_truncate(fh_or_path, new_length, cb):
     _submit(cb, _succeeds, os.truncate, _fd_or_path(fh_or_path), new_length)
 
 
-def _utime(target, atime, mtime):
+def _utime(target, atime, mtime) -> bool:
     if atime is None and mtime is None:
         os.utime(target)
     else:  # as in Perl, a lone undef counts as 0
@@ -301,7 +303,7 @@ def _utime(target, atime, mtime):
     return True
 
 
-def aio_utime(fh_or_path, atime, mtime, cb):
+def aio_utime(fh_or_path, atime, mtime, cb) -> None:
     """Set access and modification times (seconds since the epoch, floats allowed); ``cb(True)``.
 
     Both ``None``: the current time.  Port of ``aio_utime``.  Errors:
@@ -310,7 +312,7 @@ def aio_utime(fh_or_path, atime, mtime, cb):
     _submit(cb, _utime, _fd_or_path(fh_or_path), atime, mtime)
 
 
-def aio_chown(fh_or_path, uid, gid, cb):
+def aio_chown(fh_or_path, uid, gid, cb) -> None:
     """Change owner ``uid`` and group ``gid`` (ints; ``None`` leaves one as is); ``cb(True)``.
 
     Port of ``aio_chown`` (Perl's ``undef`` is ``None`` here, not ``-1``).
@@ -321,7 +323,7 @@ def aio_chown(fh_or_path, uid, gid, cb):
     _submit(cb, _succeeds, os.chown, _fd_or_path(fh_or_path), uid, gid)
 
 
-def aio_chmod(fh_or_path, perms, cb):
+def aio_chmod(fh_or_path, perms, cb) -> None:
     """Change the permission bits to ``perms`` (e.g. ``0o644``); ``cb(True)``.
 
     Port of ``aio_chmod``.  Errors: ``EPERM``, ``ENOENT``, ...
@@ -329,7 +331,7 @@ def aio_chmod(fh_or_path, perms, cb):
     _submit(cb, _succeeds, os.chmod, _fd_or_path(fh_or_path), perms)
 
 
-def aio_stat(fh_or_path, cb):
+def aio_stat(fh_or_path, cb) -> None:
     """``stat`` a path or ``fh``; ``cb(st)`` with the :class:`os.stat_result`.
 
     Perl's callback gets a true value and reads the result from the ``_``
@@ -339,7 +341,7 @@ def aio_stat(fh_or_path, cb):
     _submit(cb, os.stat, _fd_or_path(fh_or_path))
 
 
-def aio_lstat(path, cb):
+def aio_lstat(path, cb) -> None:
     """Like :func:`aio_stat`, but a symbolic link is described itself.
 
     Port of ``aio_lstat``.  Errors: ``ENOENT``, ``EACCES``, ``ENOTDIR``, ...
@@ -347,7 +349,7 @@ def aio_lstat(path, cb):
     _submit(cb, os.lstat, path)
 
 
-def aio_link(oldpath, newpath, cb):
+def aio_link(oldpath, newpath, cb) -> None:
     """Make the hard link ``newpath`` to ``oldpath``; ``cb(True)``.
 
     Port of ``aio_link``.  Errors: ``EEXIST``, ``ENOENT``, ``EXDEV``, ``EPERM``, ...
@@ -355,7 +357,7 @@ def aio_link(oldpath, newpath, cb):
     _submit(cb, _succeeds, os.link, oldpath, newpath)
 
 
-def aio_symlink(oldpath, newpath, cb):
+def aio_symlink(oldpath, newpath, cb) -> None:
     """Make the symbolic link ``newpath`` containing ``oldpath``; ``cb(True)``.
 
     Port of ``aio_symlink``.  Errors: ``EEXIST``, ``ENOENT``, ``EACCES``, ...
@@ -363,7 +365,7 @@ def aio_symlink(oldpath, newpath, cb):
     _submit(cb, _succeeds, os.symlink, oldpath, newpath)
 
 
-def aio_readlink(path, cb):
+def aio_readlink(path, cb) -> None:
     """Read the symbolic link ``path``; ``cb(target)`` (``str``, ``bytes`` for a bytes path).
 
     Port of ``aio_readlink``.  Errors: ``EINVAL`` (not a link), ``ENOENT``, ...
@@ -371,7 +373,7 @@ def aio_readlink(path, cb):
     _submit(cb, os.readlink, path)
 
 
-def aio_rename(oldpath, newpath, cb):
+def aio_rename(oldpath, newpath, cb) -> None:
     """Rename ``oldpath`` to ``newpath`` (replacing it atomically); ``cb(True)``.
 
     Port of ``aio_rename``.  Errors: ``ENOENT``, ``EXDEV``, ``EISDIR``,
@@ -380,7 +382,7 @@ def aio_rename(oldpath, newpath, cb):
     _submit(cb, _succeeds, os.rename, oldpath, newpath)
 
 
-def aio_unlink(path, cb):
+def aio_unlink(path, cb) -> None:
     """Remove the file ``path``; ``cb(True)``.
 
     Port of ``aio_unlink``.  Errors: ``ENOENT``, ``EISDIR``, ``EACCES``, ...
@@ -388,7 +390,7 @@ def aio_unlink(path, cb):
     _submit(cb, _succeeds, os.unlink, path)
 
 
-def aio_mkdir(path, perms, cb):
+def aio_mkdir(path, perms, cb) -> None:
     """Create the directory ``path`` with ``perms`` (e.g. ``0o777``, less the umask); ``cb(True)``.
 
     Port of ``aio_mkdir``.  Errors: ``EEXIST``, ``ENOENT`` (no parent), ``EACCES``, ...
@@ -396,7 +398,7 @@ def aio_mkdir(path, perms, cb):
     _submit(cb, _succeeds, os.mkdir, path, perms)
 
 
-def aio_rmdir(path, cb):
+def aio_rmdir(path, cb) -> None:
     """Remove the empty directory ``path``; ``cb(True)``.
 
     Port of ``aio_rmdir``.  Errors: ``ENOTEMPTY``, ``ENOENT``, ``ENOTDIR``, ...
@@ -404,7 +406,7 @@ def aio_rmdir(path, cb):
     _submit(cb, _succeeds, os.rmdir, path)
 
 
-def aio_readdir(path, cb):
+def aio_readdir(path, cb) -> None:
     """List the directory ``path``; ``cb(names)`` with a ``list`` of names.
 
     Names have no path prefix and exclude ``.`` and ``..``; their order is

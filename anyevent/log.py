@@ -40,6 +40,8 @@ handlers; timestamps are the record's creation time (Perl: the loop's cached
 time unless ``exact_time``).
 """
 
+from __future__ import annotations
+
 import logging
 import logging.handlers
 import os
@@ -118,7 +120,7 @@ def _threshold(level):
 
 # -- formatting and exiting -------------------------------------------------------------
 
-def format_time(timestamp):
+def format_time(timestamp) -> str:
     """``AnyEvent::Log::format_time``: ``2026-11-30 00:10:00.123456 +0000`` (local time)."""
     whole = int(timestamp)
     local = time.localtime(whole)
@@ -143,7 +145,7 @@ def default_format(timestamp, context, level, msg):
                    for i, line in enumerate(lines))
 
 
-def fatal_exit():
+def fatal_exit() -> None:
     """``AnyEvent::Log::fatal_exit``: called after a fatal message; exits with status 1.
 
     Replace it (``anyevent.log.fatal_exit = f``) to change that; it must not return.
@@ -156,10 +158,10 @@ class _Lazy:
 
     __slots__ = ("make", "text")
 
-    def __init__(self, make):
+    def __init__(self, make) -> None:
         self.make, self.text = make, None
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.text is None:
             self.text = str(self.make())
         return self.text
@@ -170,18 +172,18 @@ class _Lazy:
 class _Mask(logging.Filter):
     """A context's level set (Perl's level mask)."""
 
-    def __init__(self, context):
+    def __init__(self, context) -> None:
         super().__init__()
         self.context = context
 
-    def filter(self, record):
+    def filter(self, record) -> bool:
         return perl_level(record.levelno) in self.context._mask
 
 
 class _PerlFormatter(logging.Formatter):
     """Formats a record with the context's ``fmt_cb`` (default: :func:`default_format`)."""
 
-    def __init__(self, context):
+    def __init__(self, context) -> None:
         super().__init__()
         self.context = context
 
@@ -202,11 +204,11 @@ def _origin(record):
 class _Callback(logging.Handler):
     """Perl's ``log_cb``: ``cb(formatted)``; a true result consumes the message."""
 
-    def __init__(self, cb):
+    def __init__(self, cb) -> None:
         super().__init__()
         self.cb = cb
 
-    def emit(self, record):
+    def emit(self, record) -> None:
         if self.cb(self.format(record)):
             record.__dict__.setdefault("ae_consumed", set()).add(id(self.formatter.context))
 
@@ -221,7 +223,7 @@ class _Stderr(logging.StreamHandler):
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value):
+    def stream(self, _value) -> None:
         pass
 
 
@@ -230,14 +232,14 @@ class _File(logging.FileHandler):
 
     terminator = ""
 
-    def __init__(self, path):
+    def __init__(self, path) -> None:
         super().__init__(path, mode="a", delay=True)
 
 
 class _Path(_File):
     """Perl's ``log_to_path``: opens the file for each message."""
 
-    def emit(self, record):
+    def emit(self, record) -> None:
         super().emit(record)
         with self.lock:
             if self.stream is not None:
@@ -254,7 +256,7 @@ class _Syslog(logging.handlers.SysLogHandler):
         return min(self.formatter.context._capped_number(number), 8) - 1
 
 
-def _syslog_format(_timestamp, context, _level, msg):
+def _syslog_format(_timestamp, context, _level, msg) -> str:
     """Perl's syslog ``fmt_cb``: ``(title) msg``, continuation lines marked ``+``."""
     title = context.title() if context is not None else None
     return "(%s) %s" % (title or "", re.sub(r"\n(?=.)", "\n+ ", msg))
@@ -273,12 +275,12 @@ class _Slave(logging.Handler):
     """One attached slave context: passes the record on, unless the master's
     ``log_cb`` consumed it (Perl's propagation to ``%$slaves``)."""
 
-    def __init__(self, master, slave):
+    def __init__(self, master, slave) -> None:
         super().__init__()
         self.master, self.slave = master, slave
         self.addFilter(master._mask_filter)
 
-    def emit(self, record):
+    def emit(self, record) -> None:
         if id(self.master) not in record.__dict__.get("ae_consumed", ()):
             self.slave._receive(self.master._cap_record(record))
 
@@ -286,7 +288,7 @@ class _Slave(logging.Handler):
 class _AnonLogger(logging.Logger):
     """The logger of an anonymous context: outside the tree, never the last resort."""
 
-    def callHandlers(self, record):
+    def callHandlers(self, record) -> None:
         for handler in list(self.handlers):
             if record.levelno >= handler.level:
                 handler.handle(record)
@@ -303,7 +305,7 @@ class Ctx:
     Package contexts come from :func:`ctx`.
     """
 
-    def __init__(self, **methods):
+    def __init__(self, **methods) -> None:
         self._bind(_AnonLogger(""), None)
         for name, value in methods.items():
             args = value if isinstance(value, (list, tuple)) else (value,)
@@ -315,7 +317,7 @@ class Ctx:
         obj._bind(logger, title)
         return obj
 
-    def _bind(self, logger, title):
+    def _bind(self, logger, title) -> None:
         self._logger, self._title = logger, title
         self._mask, self._cap, self._fmt = _ALL, 0, None
         self._target, self._slaves = None, {}
@@ -323,7 +325,7 @@ class Ctx:
         self._mask_filter = _Mask(self)
         self._formatter = _PerlFormatter(self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<anyevent.log.Ctx %r>" % (self._title,)
 
     @property
@@ -339,35 +341,35 @@ class Ctx:
 
     # -- levels (Perl: levels, level, enable, disable, cap) -------------------------
 
-    def _change(self, attr, value):
+    def _change(self, attr, value) -> None:
         """Set an attribute of the logger, remembering its first value for :func:`reset`."""
         self._saved.setdefault(attr, getattr(self._logger, attr))
         setattr(self._logger, attr, value)
 
-    def _set_mask(self, mask):
+    def _set_mask(self, mask) -> None:
         self._mask = frozenset(mask)
         lowest = max(self._mask, default=0)
         self._change("level", 1 if lowest == 9 else LEVELS[_BY_NUMBER[lowest]] if lowest else _OFF)
         self._logger.manager._clear_cache()
         self._logger.addFilter(self._mask_filter)
 
-    def levels(self, *levels):
+    def levels(self, *levels) -> None:
         """``$ctx->levels(@levels)``: enable exactly these levels (``"all"``: every one)."""
         self._set_mask(_level_list(levels))
 
-    def level(self, level):
+    def level(self, level) -> None:
         """``$ctx->level($level)``: enable ``level`` and every higher priority; 0/off: none."""
         self._set_mask(range(1, _threshold(level) + 1))
 
-    def enable(self, *levels):
+    def enable(self, *levels) -> None:
         """``$ctx->enable(@levels)``: enable these levels, leave the others."""
         self._set_mask(self._mask | set(_level_list(levels)))
 
-    def disable(self, *levels):
+    def disable(self, *levels) -> None:
         """``$ctx->disable(@levels)``: disable these levels, leave the others."""
         self._set_mask(self._mask - set(_level_list(levels)))
 
-    def cap(self, level):
+    def cap(self, level) -> None:
         """``$ctx->cap($level)``: messages passing through are lowered to at most ``level``."""
         self._cap = _threshold(level)
 
@@ -392,7 +394,7 @@ class Ctx:
         parent = self._logger.parent
         return None if parent is None else ctx(parent.name)
 
-    def attach(self, *contexts):
+    def attach(self, *contexts) -> None:
         """``$ctx->attach(@ctxs)``: pass messages on to these contexts (or package names) too."""
         for other in map(ctx, contexts):
             if other is self._parent():
@@ -401,7 +403,7 @@ class Ctx:
                 handler = self._slaves[id(other)] = _Slave(self, other)
                 self._logger.addHandler(handler)
 
-    def detach(self, *contexts):
+    def detach(self, *contexts) -> None:
         """``$ctx->detach(@ctxs)``: stop passing messages to these contexts."""
         for other in map(ctx, contexts):
             if other is self._parent():
@@ -409,14 +411,14 @@ class Ctx:
             else:
                 self._logger.removeHandler(self._slaves.pop(id(other), None))
 
-    def slaves(self, *contexts):
+    def slaves(self, *contexts) -> None:
         """``$ctx->slaves(@ctxs)``: exactly these slaves (none: the parent is detached too)."""
         self.detach(*[h.slave for h in list(self._slaves.values())])
         if self._parent() is not None:
             self.detach(self._parent())
         self.attach(*contexts)
 
-    def _receive(self, record):
+    def _receive(self, record) -> None:
         """A record passed on by a master: logged here once, if the level set allows."""
         seen = record.__dict__.setdefault("ae_seen", set())
         if id(self) not in seen:
@@ -425,7 +427,7 @@ class Ctx:
 
     # -- targets (Perl: log_cb, fmt_cb, log_to_*) ----------------------------------------
 
-    def _set_target(self, handler):
+    def _set_target(self, handler) -> None:
         if self._target is not None:
             self._logger.removeHandler(self._target)
             self._target.close()
@@ -435,29 +437,29 @@ class Ctx:
             handler.addFilter(self._mask_filter)
             self._logger.handlers.insert(0, handler)   # before the slaves: it may consume
 
-    def log_cb(self, cb):
+    def log_cb(self, cb) -> None:
         """``$ctx->log_cb($cb)``: ``cb(str) -> bool`` gets each formatted message; a true
         result consumes it (not passed to the slaves).  ``None``: no target."""
         self._set_target(None if cb is None else _Callback(cb))
 
-    def fmt_cb(self, cb):
+    def fmt_cb(self, cb) -> None:
         """``$ctx->fmt_cb($cb)``: ``cb(timestamp, ctx, level 1-9, msg)`` formats for the
         target; ``None`` restores :func:`default_format`."""
         self._fmt = cb
 
-    def log_to_warn(self):
+    def log_to_warn(self) -> None:
         """``$ctx->log_to_warn``: print to ``sys.stderr`` (Perl: ``warn``)."""
         self._set_target(_Stderr())
 
-    def log_to_file(self, path):
+    def log_to_file(self, path) -> None:
         """``$ctx->log_to_file($path)``: append to ``path`` (str), flushed per message."""
         self._set_target(_File(path))
 
-    def log_to_path(self, path):
+    def log_to_path(self, path) -> None:
         """``$ctx->log_to_path($path)``: like :meth:`log_to_file`, opening the file per message."""
         self._set_target(_Path(path))
 
-    def log_to_syslog(self, facility="user", address=None):
+    def log_to_syslog(self, facility: str = "user", address=None) -> None:
         """``$ctx->log_to_syslog([$facility])``: a :class:`logging.handlers.SysLogHandler`.
 
         ``facility``: ``"user"``, ``"local0"``, ``"LOG_LOCAL0"`` ...; ``address``: the
@@ -471,7 +473,7 @@ class Ctx:
 
     # -- logging (Perl: $ctx->log, $ctx->logger) -----------------------------------------
 
-    def log(self, level, msg, *args):
+    def log(self, level, msg, *args) -> None:
         """``$ctx->log($level, $msg, @args)``: log ``msg % args`` in this context.
 
         ``msg`` may be a callable returning the message, called only if it is logged.
@@ -479,7 +481,7 @@ class Ctx:
         """
         self._emit(level_number(level), msg, args)
 
-    def _emit(self, levelno, msg, args, stacklevel=3):
+    def _emit(self, levelno, msg, args, stacklevel: int = 3) -> None:
         if self._logger.isEnabledFor(levelno):
             msg = _Lazy(msg) if callable(msg) else msg
             self._logger.log(levelno, msg, *args, stacklevel=stacklevel,
@@ -494,7 +496,7 @@ class Ctx:
         return LevelLogger(self, level)
 
 
-def _has_output(logger):
+def _has_output(logger) -> bool:
     """Whether some handler other than a NullHandler would see a fatal record."""
     while logger is not None:
         if any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
@@ -512,13 +514,13 @@ class LevelLogger:
 
     __slots__ = ("_ctx", "_levelno")
 
-    def __init__(self, context, level):
+    def __init__(self, context, level) -> None:
         self._ctx, self._levelno = context, level_number(level)
 
-    def __call__(self, msg, *args):
+    def __call__(self, msg, *args) -> None:
         self._ctx._emit(self._levelno, msg, args)
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return self._ctx._logger.isEnabledFor(self._levelno)
 
 
@@ -559,7 +561,7 @@ _ANYEVENT_LOGGER.addHandler(logging.NullHandler())
 class _DefaultLog(Ctx):
     """:data:`LOG`: joins :data:`FILTER` when given a target."""
 
-    def _set_target(self, handler):
+    def _set_target(self, handler) -> None:
         super()._set_target(handler)
         FILTER.attach(self)
 
@@ -568,7 +570,7 @@ class _DefaultLog(Ctx):
 LOG = _DefaultLog()
 
 
-def _default_log():
+def _default_log() -> None:
     LOG.title("$AnyEvent::Log::LOG")
     Ctx._set_target(LOG, _Stderr())
 
@@ -576,7 +578,7 @@ def _default_log():
 _default_log()
 
 
-def reset():
+def reset() -> None:
     """``AnyEvent::Log::reset``: every context back to its defaults (levels, targets,
     slaves, cap, title); LOG prints to stderr and is detached again."""
     for name, context in list(_CTX.items()) + [("", LOG)]:
@@ -593,7 +595,7 @@ def reset():
     _default_log()
 
 
-def log(level, msg, *args, context=None):
+def log(level, msg, *args, context=None) -> None:
     """``AE::log``: log ``msg % args`` at a Perl level in the ``anyevent`` context.
 
     ``context`` names a child (``"dns"`` -> ``anyevent.dns``).  ``msg`` may be a
@@ -714,7 +716,7 @@ def _verbose_level(verbose):
     return _number(verbose)
 
 
-def _configure_from_env():
+def _configure_from_env() -> None:
     verbose = os.environ.get("ANYEVENT_VERBOSE", "").strip()
     spec = os.environ.get("ANYEVENT_LOG", "")
     if not verbose and not spec.strip():

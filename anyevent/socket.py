@@ -56,7 +56,7 @@ def last_error():
     return _last_error
 
 
-def _set_last_error(err):
+def _set_last_error(err) -> None:
     global _last_error
     _last_error = err
 
@@ -77,11 +77,11 @@ def tcp_connect(host, service, cb, prepare_cb=None):
     ``cancel()``-ing the returned guard (a :class:`anyevent.connector.Connector`)
     aborts the attempt and closes its socket.  Port of ``tcp_connect``.
     """
-    def connected(sock):
+    def connected(sock) -> None:
         peer_port, peer_host = unpack_sockaddr(sock.getpeername())
         cb(sock, format_address(peer_host), peer_port, ref().retry)
 
-    def failed(syscall, err):
+    def failed(syscall, err) -> None:
         _set_last_error(err)
         cb()
 
@@ -128,7 +128,7 @@ def _bind_listener(host, service, prepare_cb):
     return sock, unlink
 
 
-def _unlink_if_same(path, ino):
+def _unlink_if_same(path, ino) -> None:
     try:
         if os.lstat(path).st_ino == ino:
             os.unlink(path)
@@ -145,7 +145,7 @@ def tcp_bind(host, service, done_cb, prepare_cb=None):
     """
     sock, unlink = _bind_listener(host, service, prepare_cb)
 
-    def cleanup():
+    def cleanup() -> None:
         sock.close()
         if unlink:
             unlink()
@@ -161,7 +161,7 @@ ACCEPT_BACKOFF = 0.1
 class _Server:
     """The accept loop behind :func:`tcp_server`."""
 
-    def __init__(self, sock, unlink, accept_cb, backoff_cb):
+    def __init__(self, sock, unlink, accept_cb, backoff_cb) -> None:
         self.sock, self.unlink, self.accept_cb = sock, unlink, accept_cb
         self.backoff_cb = backoff_cb
         self.unix = sock.family == socket.AF_UNIX
@@ -187,12 +187,12 @@ class _Server:
             port, host = unpack_sockaddr(peer) if not self.unix else (peer, UNIX_TOKEN)
             self.accept_cb(fh, format_address(host), port)
 
-    def _resume(self):
+    def _resume(self) -> None:
         self.pause = None
         if self.sock is not None:
             self.watch = loop.io(self.sock, 0, self._accept)
 
-    def close(self):
+    def close(self) -> None:
         self.watch = self.pause = None
         if self.sock is not None:
             self.sock.close()
@@ -223,7 +223,7 @@ def tcp_server(host, service, accept_cb, prepare_cb=None, backoff_cb=None):
     return guard(server.close)
 
 
-def tcp_nodelay(fh, enable):
+def tcp_nodelay(fh, enable) -> bool:
     """Set ``TCP_NODELAY`` (disable Nagle) on or off; ``False`` on error."""
     try:
         fh.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if enable else 0)
@@ -232,7 +232,7 @@ def tcp_nodelay(fh, enable):
     return True
 
 
-def tcp_congestion(fh, algorithm):
+def tcp_congestion(fh, algorithm) -> bool:
     """Set the congestion control algorithm (``TCP_CONGESTION``, e.g. ``"cubic"``,
     ``"reno"``); ``False`` on error or where the option does not exist.
     """

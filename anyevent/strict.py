@@ -22,6 +22,8 @@ Setting ``ANYEVENT_STRICT=1`` in the environment enables strict mode when
 meant for development and tests.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import os
@@ -37,14 +39,14 @@ __all__ = ["enable", "disable", "enabled"]
 _saved = {}
 
 
-def _check_cb(where, cb, optional=False):
+def _check_cb(where, cb, optional: bool = False):
     if optional and cb is None:
         return
     if not callable(cb):
         raise TypeError("%s: cb must be callable, got %r" % (where, cb))
 
 
-def _check_seconds(where, name, value, optional=False):
+def _check_seconds(where, name, value, optional: bool = False):
     if optional and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -108,7 +110,7 @@ class _StrictCondVar(CondVar):
             _check_cb("CondVar.cb", args[0], optional=True)
         return CondVar.cb(self, *args)
 
-    def begin(self, cb=None):
+    def begin(self, cb=None) -> None:
         _check_cb("CondVar.begin", cb, optional=True)
         CondVar.begin(self, cb)
 
@@ -146,7 +148,7 @@ def _ae_idle(cb):
     return loop.idle(cb)
 
 
-def _ae_postpone(cb):
+def _ae_postpone(cb) -> None:
     _check_cb("AE.postpone", cb)
     loop.postpone(cb)
 
@@ -175,7 +177,7 @@ def _anyevent_io(*, fh, poll, cb):
     return loop.io(fh, poll, cb)
 
 
-def _anyevent_timer(*, after, cb, interval=0):
+def _anyevent_timer(*, after, cb, interval: int = 0):
     _check_seconds("AnyEvent.timer", "after", after)
     _check_seconds("AnyEvent.timer", "interval", interval, optional=True)
     _check_cb("AnyEvent.timer", cb)
@@ -204,7 +206,7 @@ def _anyevent_condvar(*, cb=None):
     return _StrictCondVar(cb, loop)
 
 
-def _anyevent_postpone(cb):
+def _anyevent_postpone(cb) -> None:
     _check_cb("AnyEvent.postpone", cb)
     loop.postpone(cb)
 
@@ -222,7 +224,7 @@ def _wrappers():
     ]
 
 
-def enable():
+def enable() -> None:
     """Switch the ``AE`` and ``AnyEvent`` facades to checking wrappers.
 
     Idempotent.  Port of loading ``AnyEvent::Strict``.
@@ -235,7 +237,7 @@ def enable():
         setattr(facade, name, staticmethod(wrapper))
 
 
-def disable():
+def disable() -> None:
     """Put the unchecked facade entries back (strict mode off)."""
     for (facade, name), original in _saved.items():
         setattr(facade, name, original)

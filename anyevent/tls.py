@@ -90,6 +90,8 @@ Differences from Perl
   ``session_cache`` (client-side session resumption), ``tlsv1_3``.
 """
 
+from __future__ import annotations
+
 import atexit
 import collections
 import ipaddress
@@ -188,7 +190,7 @@ class _ConnState:
 
     __slots__ = ("mode", "peername", "ref", "failure", "checked")
 
-    def __init__(self, mode, peername, ref):
+    def __init__(self, mode, peername, ref) -> None:
         self.mode = mode
         self.peername = peername
         self.ref = _weak(ref)
@@ -272,14 +274,14 @@ class TLS:
     ``TypeError`` for unknown options.
     """
 
-    def __init__(self, *, method="any", sslv2=None, sslv3=None, tlsv1=None, tlsv1_1=None,
-                 tlsv1_2=None, tlsv1_3=None, verify=False, verify_require_client_cert=False,
-                 verify_peername=None, verify_cb=None, verify_client_once=False,
-                 ca_file=None, ca_path=None, ca_cert=None, check_crl=False,
+    def __init__(self, *, method: str = "any", sslv2=None, sslv3=None, tlsv1=None, tlsv1_1=None,
+                 tlsv1_2=None, tlsv1_3=None, verify: bool = False, verify_require_client_cert: bool = False,
+                 verify_peername=None, verify_cb=None, verify_client_once: bool = False,
+                 ca_file=None, ca_path=None, ca_cert=None, check_crl: bool = False,
                  key_file=None, key=None, cert_file=None, cert=None, cert_password=None,
-                 dh_file=None, dh="ffdhe3072", dh_single_use=True, cipher_list=None,
-                 session_ticket=None, session_cache=False, sni=None, alpn=None,
-                 prepare=None, debug=None, cache=None):
+                 dh_file=None, dh: str = "ffdhe3072", dh_single_use: bool = True, cipher_list=None,
+                 session_ticket=None, session_cache: bool = False, sni=None, alpn=None,
+                 prepare=None, debug=None, cache=None) -> None:
         _log_ignored(sslv2=sslv2, sslv3=sslv3, debug=debug, cache=cache)
         self.ctx = ctx = SSL.Context(SSL.TLS_METHOD)
         _set_versions(ctx, method, dict(tlsv1=tlsv1, tlsv1_1=tlsv1_1, tlsv1_2=tlsv1_2,
@@ -302,7 +304,7 @@ class TLS:
             prepare(self)
 
     def _init_verify(self, verify, require_client_cert, peername_scheme, verify_cb,
-                     client_once, ca_file, ca_path, ca_cert, check_crl):
+                     client_once, ca_file, ca_path, ca_cert, check_crl) -> None:
         self.verify = bool(verify)
         self.verify_require_client_cert = bool(require_client_cert)
         self.verify_peername = _check_scheme(peername_scheme)
@@ -316,7 +318,7 @@ class TLS:
         if check_crl:
             self.ctx.get_cert_store().set_flags(crypto.X509StoreFlags.CRL_CHECK)
 
-    def _init_sessions(self, session_ticket, session_cache):
+    def _init_sessions(self, session_ticket, session_cache) -> None:
         # a per-object session id context: servers resume only their own sessions
         self.ctx.set_session_id(os.urandom(16))
         self.session_ticket = session_ticket
@@ -330,7 +332,7 @@ class TLS:
             self._sessions_max = 100 if session_cache is True else int(session_cache)
             self.ctx.set_info_callback(self._info_callback)
 
-    def _init_extensions(self, sni, alpn):
+    def _init_extensions(self, sni, alpn) -> None:
         self._sni = sni
         if sni is not None:
             self.ctx.set_tlsext_servername_callback(self._servername_callback)
@@ -462,7 +464,7 @@ class TLS:
 
     # -- extensions -----------------------------------------------------------------
 
-    def _info_callback(self, conn, where, ret):
+    def _info_callback(self, conn, where, ret) -> None:
         """Remember a client's session whenever the state machine completes: after the
         handshake and after each TLS 1.3 ticket."""
         if where & SSL.SSL_CB_CONNECT_EXIT and ret == 1:
@@ -474,7 +476,7 @@ class TLS:
                 if len(self._sessions) > self._sessions_max:
                     self._sessions.popitem(last=False)
 
-    def _servername_callback(self, conn):
+    def _servername_callback(self, conn) -> None:
         """Switch the connection to the context chosen for the client's SNI name."""
         name = conn.get_servername()
         if not name:
@@ -494,7 +496,7 @@ class TLS:
 
 # -- construction helpers ---------------------------------------------------------------
 
-def _log_ignored(**options):
+def _log_ignored(**options) -> None:
     """One debug line for each ignored option (see :data:`_IGNORED`) given a true value."""
     for name, value in options.items():
         if value:
@@ -592,7 +594,7 @@ def _scheme_tuple(scheme):
     return scheme
 
 
-def _load_trust(ctx, ca_file, ca_path, ca_cert):
+def _load_trust(ctx, ca_file, ca_path, ca_cert) -> None:
     """Trust anchors as Perl chooses them: explicit ones, else the environment, else
     the system's default store."""
     if ca_file or ca_path or ca_cert:
@@ -811,7 +813,7 @@ def _x509_error_string(errnum):
         return f"X.509 verification error {errnum}"
 
 
-def _chain_reason(text, depth):
+def _chain_reason(text, depth) -> str:
     where = f" (in the chain at depth {depth})" if depth else ""
     return f"certificate verify failed: {text}{where}"
 
@@ -889,7 +891,7 @@ class _DefaultTLS(TLS):
     server connections come from a plain ``TLS()`` (``self.server``), Perl's defaults.
     ``self.ctx`` and the attributes are the client side's."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(verify=1, verify_peername="https")
         self.server = TLS()
 
@@ -906,7 +908,7 @@ class _DefaultTLS(TLS):
             return None
         return super().verify_result(conn, peername)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<anyevent.tls default context: clients verify the peer, servers as Perl>"
 
 

@@ -18,6 +18,8 @@ Forked children never run the parent's loop: they first call
 signal wake-up fd are left alone) and always leave through :func:`os._exit`.
 """
 
+from __future__ import annotations
+
 import errno
 import functools
 import os
@@ -54,7 +56,7 @@ def _hold(watcher):
     return watcher
 
 
-def _release(watcher):
+def _release(watcher) -> None:
     _active.discard(watcher)
     watcher.cancel()
 
@@ -90,7 +92,7 @@ def portable_socketpair():
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
 
-def fh_nonblocking(fh, nonblocking):
+def fh_nonblocking(fh, nonblocking) -> None:
     """Make ``fh`` (an int fd, a socket or any object with ``fileno()``)
     non-blocking when ``nonblocking`` is true, blocking when false.
 
@@ -109,15 +111,15 @@ class Guard:
     """Runs a callback once when dropped, unless cancelled (see :func:`guard`)."""
     __slots__ = ("_cb",)
 
-    def __init__(self, cb):
+    def __init__(self, cb) -> None:
         refcounted(self)  # a cycle through the guard keeps it, as in Perl
         self._cb = cb
 
-    def cancel(self):
+    def cancel(self) -> None:
         """Forget the callback: it will never run (``$guard->cancel``)."""
         self._cb = None
 
-    def _fire(self):
+    def _fire(self) -> None:
         cb, self._cb = self._cb, None
         if cb is not None:
             try:
@@ -130,7 +132,7 @@ class Guard:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info) -> None:
         self._fire()
 
 
@@ -147,7 +149,7 @@ def guard(cb):
     return Guard(cb)
 
 
-def close_all_fds_except(*fds):
+def close_all_fds_except(*fds) -> None:
     """Close every file descriptor of this process except the ints in ``fds``.
 
     Port of ``AnyEvent::Util::close_all_fds_except``; meant for a child just
@@ -170,10 +172,10 @@ def close_all_fds_except(*fds):
 # pumps between the loop and a child's pipes
 # ---------------------------------------------------------------------------
 
-def _pump_out(fd, sink):
+def _pump_out(fd, sink) -> None:
     """Read ``fd`` (non-blocking) until EOF or error, feeding ``sink(bytes)``;
     then close it and call ``sink(None)``."""
-    def readable():
+    def readable() -> None:
         try:
             data = os.read(fd, _CHUNK)
         except (BlockingIOError, InterruptedError):
@@ -190,14 +192,14 @@ def _pump_out(fd, sink):
     w = _hold(loop.io(fd, 0, readable))
 
 
-def _pump_in(fd, first, source, cv):
+def _pump_in(fd, first, source, cv) -> None:
     """Write ``first``, then what ``source()`` returns, to ``fd`` (non-blocking)
     until that is ``None``/``b""`` or the reader goes away (``EPIPE``); then
     close ``fd`` and count one job done on ``cv``."""
     cv.begin()
     data = memoryview(first or b"")
 
-    def writable():
+    def writable() -> None:
         nonlocal data
         try:
             n = os.write(fd, data) if data else 0
@@ -224,7 +226,7 @@ def _bytes_source(data):
 
 
 def _buffer_sink(buf):
-    def sink(data):
+    def sink(data) -> None:
         if data:
             buf.extend(data)
     return sink
@@ -234,7 +236,7 @@ def _counted(sink, cv):
     """Wrap ``sink`` so that ``cv`` counts one job until ``sink(None)``."""
     cv.begin()
 
-    def counted(data):
+    def counted(data) -> None:
         try:
             sink(data)
         finally:
@@ -300,7 +302,7 @@ def _plan_redirection(fd, out, target, cv, parent_ends):
     return r
 
 
-def _exec_child(argv, redir, close_all, on_prepare):
+def _exec_child(argv, redir, close_all, on_prepare) -> None:
     """In the forked child: open files, move fds into place, exec.  Never returns."""
     code = _EXIT_OPEN
     try:
@@ -336,7 +338,7 @@ def _exec_child(argv, redir, close_all, on_prepare):
         os._exit(code)
 
 
-def run_cmd(cmd, *, on_prepare=None, close_all=False, pid=None, **redirections):
+def run_cmd(cmd, *, on_prepare=None, close_all: bool = False, pid=None, **redirections):
     """Run an external command; return a :class:`~anyevent.reactor.CondVar`
     that receives the child's raw wait status once the child has exited *and*
     every output pipe has reached EOF and every input has been written.
@@ -404,7 +406,7 @@ def run_cmd(cmd, *, on_prepare=None, close_all=False, pid=None, **redirections):
             os.close(fd)
     status = None
 
-    def exited(_pid, st):
+    def exited(_pid, st) -> None:
         nonlocal status
         status = st
         _release(w)
@@ -455,7 +457,7 @@ def fork_error():
 class _RemoteTraceback(Exception):
     """Carries the formatted traceback of an exception raised in a child."""
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.args[0]
 
 
@@ -485,7 +487,7 @@ def fork_call(code, *args, cb=None):
     _fork_schedule()
 
 
-def _fork_schedule():
+def _fork_schedule() -> None:
     global _forks
     while _forks < MAX_FORKS and _fork_queue:
         code, args, cb = job = _fork_queue.popleft()
@@ -501,7 +503,7 @@ def _fork_schedule():
         _fork_parent(pid, r, cb)
 
 
-def _flush_std():
+def _flush_std() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -526,7 +528,7 @@ def _spawn(code, args):
     return pid, r
 
 
-def _fork_child(w, code, args):
+def _fork_child(w, code, args) -> None:
     """In the forked child: run the job, write the pickled outcome, _exit."""
     try:
         loop.after_fork()
@@ -555,12 +557,12 @@ def _pickle_error(exc):
         return pickle.dumps((RuntimeError(repr(exc)), tb), pickle.HIGHEST_PROTOCOL)
 
 
-def _fork_parent(pid, r, cb):
+def _fork_parent(pid, r, cb) -> None:
     """Collect the child's output and exit; when both are in, finish the job."""
     buf = bytearray()
     status = eof = None
 
-    def sink(data):
+    def sink(data) -> None:
         nonlocal eof
         if data is None:
             eof = True
@@ -568,13 +570,13 @@ def _fork_parent(pid, r, cb):
         else:
             buf.extend(data)
 
-    def exited(_pid, st):
+    def exited(_pid, st) -> None:
         nonlocal status
         _release(cw)
         status = st
         finish()
 
-    def finish():
+    def finish() -> None:
         global _forks
         if eof is None or status is None:
             return
@@ -603,7 +605,7 @@ def _decode(payload, status):
     return None, (value if isinstance(value, tuple) else (value,))
 
 
-def _deliver(cb, error, result):
+def _deliver(cb, error, result) -> None:
     global _last_error
     _last_error = error
     cb(*result)
@@ -658,7 +660,7 @@ def _uts46_valid(ch):
 
 
 @functools.lru_cache(maxsize=4096)
-def _uts46_mappable(ch):
+def _uts46_mappable(ch) -> bool:
     """Whether UTS #46 (STD3 rules) accepts the code point ``ch`` at all."""
     try:
         idna.uts46_remap(ch, std3_rules=True, transitional=False)
@@ -679,7 +681,7 @@ def _nameprep_label(idn, m):
     raise ValueError("%s: hyphens in 3rd/4th position of a label are not allowed" % idn)
 
 
-def idn_nameprep(idn, display=False):
+def idn_nameprep(idn, display: bool = False):
     """Normalise the domain name ``idn`` (str) and return it (str) in
     Unicode form: ASCII lower-cased; if anything else is in it, the UTS #46
     mapping (non-transitional: ``ß``, ``ς``, ZWJ/ZWNJ are kept; ``。`` and
