@@ -40,7 +40,7 @@ import os
 import socket
 
 from ._resolve import resolve_sockaddr
-from ._sockaddr import _sockaddr_text, parse_address
+from ._sockaddr import _sockaddr_text as _where, parse_address
 from .reactor import loop, refcounted
 
 __all__ = ["Connector", "addrinfo"]
@@ -274,7 +274,7 @@ class _Attempt:
             host, service = self.lookup[:2]
             _log.debug("%s: %d address(es) to try: %s",
                        "addresses given" if host is None else "%s port %s" % (host, service),
-                       len(self.peers), ", ".join(_sockaddr_text(p[3]) for p in self.peers))
+                       len(self.peers), ", ".join(_where(p[3]) for p in self.peers))
         for peer in self.peers if self.delay is None else _interleave(self.peers):
             if self.locals is None:
                 self.queue.append((peer, None))
@@ -288,7 +288,7 @@ class _Attempt:
     def fail(self, syscall, *args) -> None:
         self.errors[syscall] = args[-1]
         if _log.isEnabledFor(_DEBUG):
-            what = _sockaddr_text(args[1]) if syscall in ("bind", "connect") else "family %s" % args[0]
+            what = _where(args[1]) if syscall in ("bind", "connect") else "family %s" % args[0]
             _log.debug("%s %s failed: %s", syscall, what, _errno_text(args[-1]))
         if self.on_fail is not None:
             self.on_fail(syscall, *args)
@@ -327,7 +327,7 @@ class _Attempt:
             sock.close()
             return False
         if _log.isEnabledFor(_DEBUG):
-            _log.debug("connect %s: trying (fd %d)", _sockaddr_text(sa), sock.fileno())
+            _log.debug("connect %s: trying (fd %d)", _where(sa), sock.fileno())
         t = _Try(entry, sock, sa)
         t.watch = loop.io(sock, 1, functools.partial(self.writable, t))
         if timeout:
@@ -350,7 +350,7 @@ class _Attempt:
             self.queue.append(loser.entry)
         self.tries = []
         if _log.isEnabledFor(_DEBUG):
-            _log.debug("connect %s: connected from %s", _sockaddr_text(t.sa), _sockaddr_text(t.sock.getsockname()))
+            _log.debug("connect %s: connected from %s", _where(t.sa), _where(t.sock.getsockname()))
         if self.on_connected is not None:
             self.on_connected(t.sock)
         else:
