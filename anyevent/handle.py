@@ -41,19 +41,115 @@ import weakref
 from collections import deque
 from functools import partial
 from types import MappingProxyType, MethodType
+from typing import (TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, TypedDict, Union,
+                    overload)
 
 import cbor2
 
 from . import reactor as _reactor
 from ._sockaddr import _sockaddr_text
 
+if TYPE_CHECKING:
+    from typing_extensions import Self, Unpack
+
+    from OpenSSL.SSL import Connection
+
+    from .tls import TLS
+
 __all__ = ["Handle", "register_read_type", "register_write_type", "TLS_CTX",
-           "MAX_READ_SIZE", "ber_encode", "ber_decode", "json_coder", "cbor_coder"]
+           "MAX_READ_SIZE", "ber_encode", "ber_decode", "json_coder", "cbor_coder",
+           "HandleOptions"]
 
 #: Default ceiling for the adaptive read size (bytes).
 MAX_READ_SIZE = 131072
 
 _loop = _reactor.loop
+
+# ---------------------------------------------------------------------------
+# Callback shapes (for type checkers; nothing here runs on the hot path)
+# ---------------------------------------------------------------------------
+
+
+class SupportsFileno(Protocol):
+    """Anything with ``fileno()``: a socket, a pipe or tty file object."""
+
+    def fileno(self) -> int: ...
+
+
+#: What ``Handle(fh=...)`` accepts: a socket, a file object or an int fd.
+Fh = Union[int, SupportsFileno]
+#: Data ``push_write`` takes.
+Bytes = Union[bytes, bytearray, memoryview]
+#: ``cb(hdl)``: on_read, on_eof, on_drain, on_timeout, on_stoptls...
+HandleCb = Callable[["Handle"], object]
+#: ``on_error(hdl, fatal, message)``.
+ErrorCb = Callable[["Handle", bool, str], object]
+#: ``on_starttls(hdl, success, message)``.
+StartTlsCb = Callable[["Handle", bool, str], object]
+#: ``on_connect(hdl, host, port, retry)``.
+ConnectCb = Callable[["Handle", str, int, Callable[[], None]], object]
+#: ``on_connect_error(hdl, message)``.
+ConnectErrorCb = Callable[["Handle", str], object]
+#: ``on_prepare(hdl) -> connect timeout in seconds`` (falsy: the kernel's).
+PrepareCb = Callable[["Handle"], Union[float, None]]
+#: A reader ``reader(hdl) -> done``: consumes from ``hdl.rbuf``, true once done.
+Reader = Callable[["Handle"], object]
+#: ``cb(hdl, data)``: chunk, regex, netstring, packstring.
+DataCb = Callable[["Handle", bytes], object]
+#: ``cb(hdl, line, eol)``: the line read type.
+LineCb = Callable[["Handle", bytes, bytes], object]
+#: ``cb(hdl, value)``: json, cbor, storable.
+ValueCb = Callable[["Handle", Any], object]
+#: A bytes regex, compiled or not (Perl's ``qr//``).
+BytesRegex = Union[bytes, "re.Pattern[bytes]"]
+#: ``Handle(tls=...)``, ``starttls(tls)``: a mode or a ready connection.
+TlsMode = Union[Literal["connect", "accept"], "Connection"]
+#: ``Handle(tls_ctx=...)``: a context or a mapping of its options.
+TlsCtx = Union["TLS", Mapping[str, Any]]
+
+
+class TlsDetectCb(Protocol):
+    """``cb(hdl, "accept", major, minor)`` for a TLS/SSL hello, ``cb(hdl, None)`` otherwise."""
+
+    def __call__(self, hdl: Handle, kind: str | None, /, *version: int) -> object: ...
+
+
+class HandleOptions(TypedDict, total=False):
+    """The keyword options of :class:`Handle` (a type checker reports a misspelled one)."""
+
+    connect: tuple[str, int | str]
+    on_prepare: PrepareCb
+    on_connect: ConnectCb
+    on_connect_error: ConnectErrorCb
+    on_error: ErrorCb
+    on_read: HandleCb
+    on_eof: HandleCb
+    on_drain: HandleCb
+    timeout: float
+    rtimeout: float
+    wtimeout: float
+    on_timeout: HandleCb
+    on_rtimeout: HandleCb
+    on_wtimeout: HandleCb
+    rbuf_max: int | None
+    wbuf_max: int | None
+    autocork: bool
+    no_delay: bool
+    keepalive: bool
+    oobinline: bool
+    read_size: int
+    max_read_size: int
+    low_water_mark: int
+    linger: float | None
+    peername: str
+    tls: TlsMode
+    tls_ctx: TlsCtx
+    on_starttls: StartTlsCb
+    on_stoptls: HandleCb
+    json: Any
+    cbor: Any
+    storable_trusted: bool
+
 # Handle._drain_state: on_drain not running / running / to be called again
 _DRAIN_IDLE, _DRAIN_RUNNING, _DRAIN_AGAIN = 0, 1, 2
 # Handle._failing: on_error reports a fatal error; its writes still go out as
@@ -71,7 +167,7 @@ _READ_TYPES = {}
 _WRITE_TYPES = {}
 
 
-def register_read_type(name, factory) -> None:
+def register_read_type(name: str, factory: Callable[..., Reader]) -> None:
     """Register read type ``name``: ``factory(hdl, cb, *args) -> reader``.
 
     The reader is called as ``reader(hdl)`` whenever data may be available
@@ -81,7 +177,7 @@ def register_read_type(name, factory) -> None:
     _READ_TYPES[name] = factory
 
 
-def register_write_type(name, fn) -> None:
+def register_write_type(name: str, fn: Callable[..., Bytes]) -> None:
     """Register write type ``name``: ``fn(hdl, *args) -> bytes`` to append to the
     write buffer.  Port of ``AnyEvent::Handle::register_write_type``.
     """
@@ -110,7 +206,7 @@ def _load_type(registry, name, funcname):
 # Perl pack formats for packstring
 # ---------------------------------------------------------------------------
 
-def ber_encode(n):
+def ber_encode(n: int) -> bytes:
     """Encode a non-negative int as a BER compressed integer (Perl ``pack "w"``)."""
     if n < 0:
         raise ValueError("BER integers cannot be negative")
@@ -123,7 +219,7 @@ def ber_encode(n):
     return bytes(out)
 
 
-def ber_decode(buf, limit: int = 10):
+def ber_decode(buf: Bytes, limit: int = 10) -> tuple[int, int] | None:
     """Decode a BER integer at the start of ``buf``.
 
     Returns ``(value, nbytes)``, or ``None`` if ``buf`` holds only a prefix.
@@ -477,8 +573,14 @@ class Handle:
         "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
         "max_read_size", "_timers", "_opts", "__dict__", "__weakref__",
     )
-    peername = None
-    tls_ctx = None
+    fh: Any
+    wbuf: bytearray
+    errno: int
+    tls: Any
+    read_size: int
+    max_read_size: int
+    peername: str | None = None
+    tls_ctx: TlsCtx | None = None
     _autocork = False
     _low_water_mark = 0
     _linger = 3600
@@ -494,7 +596,7 @@ class Handle:
     _drain_state = 0  # _DRAIN_IDLE
     _failing = 0  # _FAILING or _TLS_FAILING while on_error reports a fatal error
 
-    def __init__(self, fh=None, **opts) -> None:
+    def __init__(self, fh: Fh | None = None, **opts: Unpack[HandleOptions]) -> None:
         _reactor.refcounted(self)  # a cycle through the handle keeps it, as in Perl
         unknown = set(opts) - _OPTIONS
         if unknown:
@@ -617,7 +719,7 @@ class Handle:
         self._connect = tcp_connect(host, service, connected, prepare)
 
     @property
-    def rbuf(self):
+    def rbuf(self) -> bytearray:
         """The read buffer (a :class:`bytearray`; ``$hdl->{rbuf}``).  Readers
         and ``on_read`` consume from its front (``del hdl.rbuf[:n]``);
         assigning to it replaces its contents (``hdl.rbuf = b""`` empties it,
@@ -626,11 +728,11 @@ class Handle:
         return self._rbuf
 
     @rbuf.setter
-    def rbuf(self, data) -> None:
+    def rbuf(self, data: Bytes) -> None:
         self._rgen += 1
         self._rbuf[:] = data
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Any:
         """Perl's ``$hdl->{key}`` for reading: the current callback of an
         ``on_*`` option (``None`` if unset), or ``fh``, ``rbuf``, ``wbuf``,
         ``tls``, ``tls_ctx``, ``peername``, or a key the constructor stored.
@@ -650,7 +752,7 @@ class Handle:
             return getattr(self, key)
         raise KeyError(key)
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: str, value: Any) -> None:
         """Perl's ``$hdl->{key} = value`` for the keys a port assigns: an
         ``on_*`` callback (as its setter method does) or ``rbuf``.  Raises
         :class:`KeyError` for anything else.
@@ -694,31 +796,31 @@ class Handle:
 
     # -- simple setters (Perl's accessor methods) -----------------------------
 
-    def on_error(self, cb=None) -> None:
+    def on_error(self, cb: ErrorCb | None = None) -> None:
         """Replace the ``on_error(hdl, fatal, message)`` callback (None clears)."""
         self._on_error = cb
 
-    def on_eof(self, cb=None) -> None:
+    def on_eof(self, cb: HandleCb | None = None) -> None:
         """Replace the ``on_eof(hdl)`` callback (None clears)."""
         self._on_eof = cb
 
-    def on_starttls(self, cb=None) -> None:
+    def on_starttls(self, cb: StartTlsCb | None = None) -> None:
         """Replace the ``on_starttls(hdl, success, message)`` callback."""
         self._on_starttls = cb
 
-    def on_stoptls(self, cb=None) -> None:
+    def on_stoptls(self, cb: HandleCb | None = None) -> None:
         """Replace the ``on_stoptls(hdl)`` callback."""
         self._on_stoptls = cb
 
-    def autocork(self, value=None) -> None:
+    def autocork(self, value: bool | None = None) -> None:
         """Enable or disable autocork; takes effect on the next write."""
         self._autocork = bool(value)
 
-    def rbuf_max(self, value=None) -> None:
+    def rbuf_max(self, value: int | None = None) -> None:
         """Set the read buffer limit in bytes (None disables)."""
         self._rbuf_max = value
 
-    def wbuf_max(self, value=None) -> None:
+    def wbuf_max(self, value: int | None = None) -> None:
         """Set the write buffer limit in bytes (None disables)."""
         self._wbuf_max = value
 
@@ -729,41 +831,41 @@ class Handle:
             except OSError:
                 pass  # not TCP (unix socket, socketpair): nothing to set
 
-    def no_delay(self, value=None) -> None:
+    def no_delay(self, value: bool | None = None) -> None:
         """Set TCP_NODELAY (disable Nagle) on the socket."""
         self._sockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, value)
 
-    def keepalive(self, value=None) -> None:
+    def keepalive(self, value: bool | None = None) -> None:
         """Set SO_KEEPALIVE on the socket."""
         self._sockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, value)
 
-    def oobinline(self, value=None) -> None:
+    def oobinline(self, value: bool | None = None) -> None:
         """Set SO_OOBINLINE on the socket (on by default, as in Perl)."""
         self._sockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, value)
 
     # -- timeouts ------------------------------------------------------------------
 
-    def timeout(self, seconds=None) -> None:
+    def timeout(self, seconds: float | None = None) -> None:
         """Set the inactivity timeout in seconds (0/None disables); checked at once."""
         self._set_timeout("timeout", seconds)
 
-    def rtimeout(self, seconds=None) -> None:
+    def rtimeout(self, seconds: float | None = None) -> None:
         """Set the read inactivity timeout in seconds (0/None disables)."""
         self._set_timeout("rtimeout", seconds)
 
-    def wtimeout(self, seconds=None) -> None:
+    def wtimeout(self, seconds: float | None = None) -> None:
         """Set the write inactivity timeout in seconds (0/None disables)."""
         self._set_timeout("wtimeout", seconds)
 
-    def on_timeout(self, cb=None) -> None:
+    def on_timeout(self, cb: HandleCb | None = None) -> None:
         """Replace ``on_timeout(hdl)``; without one a timeout is a non-fatal ETIMEDOUT."""
         self._timeout_state("timeout")[3] = cb
 
-    def on_rtimeout(self, cb=None) -> None:
+    def on_rtimeout(self, cb: HandleCb | None = None) -> None:
         """Replace ``on_rtimeout(hdl)``."""
         self._timeout_state("rtimeout")[3] = cb
 
-    def on_wtimeout(self, cb=None) -> None:
+    def on_wtimeout(self, cb: HandleCb | None = None) -> None:
         """Replace ``on_wtimeout(hdl)``."""
         self._timeout_state("wtimeout")[3] = cb
 
@@ -838,14 +940,23 @@ class Handle:
 
     # -- writing ------------------------------------------------------------------
 
-    def on_drain(self, cb=None) -> None:
+    def on_drain(self, cb: HandleCb | None = None) -> None:
         """Set ``on_drain(hdl)``, called when the write buffer falls to
         ``low_water_mark``; called at once if it is that low already.
         """
         self._on_drain = cb
         self._after_write()
 
-    def push_write(self, *args):
+    @overload
+    def push_write(self, data: Bytes, /) -> None: ...
+    @overload
+    def push_write(self, type: Literal["netstring"], data: Bytes, /) -> None: ...
+    @overload
+    def push_write(self, type: Literal["packstring"], fmt: str, data: Bytes, /) -> None: ...
+    @overload
+    def push_write(self, type: Literal["json", "cbor", "storable"], value: Any, /) -> None: ...
+
+    def push_write(self, *args: Any) -> None:
         """Queue data for writing: ``push_write(data)`` or ``push_write(type, *args)``.
 
         ``data`` must be bytes-like; a ``str`` is a :class:`TypeError` (encode
@@ -906,7 +1017,16 @@ class Handle:
         if self.fh is not None and (self._ww is None or self._wbuf_max is not None):
             self._drain_wbuf()
 
-    def unshift_write(self, *args) -> None:
+    @overload
+    def unshift_write(self, data: Bytes, /) -> None: ...
+    @overload
+    def unshift_write(self, type: Literal["netstring"], data: Bytes, /) -> None: ...
+    @overload
+    def unshift_write(self, type: Literal["packstring"], fmt: str, data: Bytes, /) -> None: ...
+    @overload
+    def unshift_write(self, type: Literal["json", "cbor", "storable"], value: Any, /) -> None: ...
+
+    def unshift_write(self, *args: Any) -> None:
         """Put data at the front of the write buffer (4.x API), same arguments as
         :meth:`push_write`.  Only meaningful for data not yet being written.
         """
@@ -982,7 +1102,7 @@ class Handle:
 
     # -- reading ------------------------------------------------------------------
 
-    def on_read(self, cb=None) -> None:
+    def on_read(self, cb: HandleCb | None = None) -> None:
         """Set ``on_read(hdl)``, called whenever data arrives and the queue is
         empty; it consumes from ``hdl.rbuf`` itself.  None clears it.
         """
@@ -990,7 +1110,38 @@ class Handle:
         if cb is not None:
             self._drain_rbuf()
 
-    def push_read(self, *args) -> None:
+    @overload
+    def push_read(self, reader: Reader, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["line"], cb: LineCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["line"], eol: BytesRegex | None, cb: LineCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["chunk"], length: int, cb: DataCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["regex"], accept: BytesRegex, cb: DataCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["regex"], accept: BytesRegex, reject: BytesRegex | None,
+               cb: DataCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["regex"], accept: BytesRegex, reject: BytesRegex | None,
+               skip: BytesRegex | None, cb: DataCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["netstring"], cb: DataCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["packstring"], fmt: str, cb: DataCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["json", "cbor", "storable"], cb: ValueCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["storable"], fmt: str, cb: ValueCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["tls_detect"], cb: TlsDetectCb, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["tls_autostart"], tls: TlsMode, /) -> None: ...
+    @overload
+    def push_read(self, type: Literal["tls_autostart"], tls: TlsMode, ctx: TlsCtx, /) -> None: ...
+
+    def push_read(self, *args: Any) -> None:
         """Queue a read request: ``push_read(cb)`` with ``cb(hdl) -> bool``, or
         ``push_read(type, *type_args, cb)``, e.g. ``push_read("line", cb)``,
         ``push_read("chunk", 4, cb)``, ``push_read("packstring", "N", cb)``.
@@ -1000,7 +1151,38 @@ class Handle:
         if not self._skip_drain:  # else the running drain loop gets to it
             self._drain_rbuf()
 
-    def unshift_read(self, *args) -> None:
+    @overload
+    def unshift_read(self, reader: Reader, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["line"], cb: LineCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["line"], eol: BytesRegex | None, cb: LineCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["chunk"], length: int, cb: DataCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["regex"], accept: BytesRegex, cb: DataCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["regex"], accept: BytesRegex, reject: BytesRegex | None,
+               cb: DataCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["regex"], accept: BytesRegex, reject: BytesRegex | None,
+               skip: BytesRegex | None, cb: DataCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["netstring"], cb: DataCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["packstring"], fmt: str, cb: DataCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["json", "cbor", "storable"], cb: ValueCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["storable"], fmt: str, cb: ValueCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["tls_detect"], cb: TlsDetectCb, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["tls_autostart"], tls: TlsMode, /) -> None: ...
+    @overload
+    def unshift_read(self, type: Literal["tls_autostart"], tls: TlsMode, ctx: TlsCtx, /) -> None: ...
+
+    def unshift_read(self, *args: Any) -> None:
         """Like :meth:`push_read`, but the request goes to the front of the queue."""
         self._read_queue().appendleft(self._make_reader(args))
         self._drain_rbuf()
@@ -1022,19 +1204,29 @@ class Handle:
         return factory(self, args[-1], *args[1:-1])
 
     # 4.x-era names, kept so that old scripts port unchanged.
-    def push_read_line(self, *args) -> None:
+    @overload
+    def push_read_line(self, cb: LineCb, /) -> None: ...
+    @overload
+    def push_read_line(self, eol: BytesRegex | None, cb: LineCb, /) -> None: ...
+
+    def push_read_line(self, *args: Any) -> None:
         """4.x alias of ``push_read("line", [eol,] cb)``."""
         self.push_read("line", *args)
 
-    def unshift_read_line(self, *args) -> None:
+    @overload
+    def unshift_read_line(self, cb: LineCb, /) -> None: ...
+    @overload
+    def unshift_read_line(self, eol: BytesRegex | None, cb: LineCb, /) -> None: ...
+
+    def unshift_read_line(self, *args: Any) -> None:
         """4.x alias of ``unshift_read("line", [eol,] cb)``."""
         self.unshift_read("line", *args)
 
-    def push_read_chunk(self, length, cb) -> None:
+    def push_read_chunk(self, length: int, cb: DataCb) -> None:
         """4.x alias of ``push_read("chunk", length, cb)``."""
         self.push_read("chunk", length, cb)
 
-    def unshift_read_chunk(self, length, cb) -> None:
+    def unshift_read_chunk(self, length: int, cb: DataCb) -> None:
         """4.x alias of ``unshift_read("chunk", length, cb)``."""
         self.unshift_read("chunk", length, cb)
 
@@ -1166,7 +1358,7 @@ class Handle:
 
     # -- TLS ----------------------------------------------------------------------
 
-    def starttls(self, tls, ctx=None):
+    def starttls(self, tls: TlsMode, ctx: TlsCtx | None = None) -> None:
         """Start TLS on the stream: ``tls`` is ``"connect"``, ``"accept"`` or an
         ``OpenSSL.SSL.Connection``; ``ctx`` an :class:`anyevent.tls.TLS` or a
         dict of its options (default :func:`TLS_CTX`).  Calling it while TLS
@@ -1352,11 +1544,11 @@ class Handle:
         """Python's name for :meth:`destroy`: ``hdl.close()``."""
         self.destroy()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         """``with Handle(...) as hdl:`` destroys the handle when the block ends."""
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.destroy()
 
     def __repr__(self) -> str:
@@ -1508,7 +1700,7 @@ def _last_connect_errno():
 _SSL = None  # OpenSSL.SSL, bound by the first starttls (plain handles never import it)
 
 
-def TLS_CTX():
+def TLS_CTX() -> TLS:
     """The default :class:`anyevent.tls.TLS` context, made on first use (Perl's TLS_CTX):
     the one :func:`anyevent.tls.tls_ctx_from` gives for ``None``."""
     from .tls import tls_ctx_from
@@ -2133,7 +2325,7 @@ def _write_packstring(hdl, fmt, data):
     return _pack_length(fmt, len(data)) + data
 
 
-def json_coder():
+def json_coder() -> tuple[_json.JSONEncoder, _json.JSONDecoder]:
     """The JSON coder a handle uses when ``json=`` is not given (Perl's
     ``AnyEvent::Handle::json_coder``): a tuple ``(encoder, decoder)`` of a
     compact UTF-8 :class:`json.JSONEncoder` and a :class:`json.JSONDecoder`
@@ -2147,17 +2339,18 @@ class _CborCoder:
     """``encode``/``decode`` through cbor2 with fixed keyword arguments."""
     __slots__ = ("dumps_kw", "loads_kw")
 
-    def __init__(self, dumps_kw, loads_kw) -> None:
+    def __init__(self, dumps_kw: dict[str, Any], loads_kw: dict[str, Any]) -> None:
         self.dumps_kw, self.loads_kw = dumps_kw, loads_kw
 
-    def encode(self, value):
+    def encode(self, value: Any) -> bytes:
         return cbor2.dumps(value, **self.dumps_kw)
 
-    def decode(self, data):
+    def decode(self, data: Bytes) -> Any:
         return cbor2.loads(data, **self.loads_kw)
 
 
-def cbor_coder(dumps_kw=None, loads_kw=None):
+def cbor_coder(dumps_kw: Mapping[str, Any] | None = None,
+               loads_kw: Mapping[str, Any] | None = None) -> _CborCoder:
     """A CBOR coder for ``Handle(cbor=...)`` (Perl's
     ``AnyEvent::Handle::cbor_coder``, a ``CBOR::XS`` object): an object
     with ``encode(value) -> bytes`` and ``decode(bytes) -> value`` on
