@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test bench run soak clean
+.PHONY: test bench run soak clean typecheck
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(VENV)/.bench: setup.cfg pyproject.toml | $(VPY)
 	$(VPY) -m pip install -q -e '.[test,bench]'
 	touch $@
 
+$(VENV)/.typecheck: setup.cfg pyproject.toml | $(VPY)
+	$(VPY) -m pip install -q -e '.[test,typecheck]'
+	touch $@
+
 test: $(VENV)/.test
 	$(VPY) -m pytest -q
 
@@ -27,6 +31,15 @@ bench: $(VENV)/.bench
 
 run: $(VENV)/.test
 	$(VPY) examples/chat_server.py
+
+# mypy --strict and pyright on the package and the examples, then pyright's
+# completeness score of the public API (PYTHONPATH: pyright cannot see editable installs)
+typecheck: $(VENV)/.typecheck
+	$(VENV)/bin/mypy --strict --python-version 3.10 anyevent examples
+	PYTHONPATH=. $(VENV)/bin/pyright --pythonversion 3.10 anyevent examples
+	PYTHONPATH=. $(VENV)/bin/pyright --verifytypes anyevent --ignoreexternal --outputjson \
+	  | $(VPY) -c "import json, sys; s = json.load(sys.stdin)['typeCompleteness']['completenessScore']; \
+	    print('pyright --verifytypes anyevent: %.1f %% (need 95)' % (100 * s)); sys.exit(s < 0.95)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info
