@@ -10,24 +10,43 @@ from __future__ import annotations
 import os
 import re
 import socket
+from functools import partial
+from typing import Any, Callable, Protocol
 
 from . import dns as _dns
 from ._sockaddr import (PROTOCOL, address_family, getprotobyname, pack_sockaddr,
-                        parse_address, parse_ipv4, parse_ipv6)
+                        parse_address, parse_ipv4, parse_ipv6, Ipn, SockAddr)
 from .util import idn_to_ascii
 
+#: What :func:`resolve_sockaddr` gives: ``(family, socktype, protocol, sockaddr)``.
+Target = tuple[int, int, int, SockAddr]
 
-def inet_aton(name, cb):
+
+class TargetsCb(Protocol):
+    """``cb(*targets)``: the callback of :func:`resolve_sockaddr`."""
+
+    def __call__(self, *targets: Target) -> object: ...
+
+
+class AddressesCb(Protocol):
+    """``cb(*addresses)``: network-form addresses, the callback of :func:`inet_aton`."""
+
+    def __call__(self, *ipns: Ipn) -> object: ...
+
+
+def inet_aton(name: str, cb: AddressesCb) -> None:
     """Resolve ``name`` (an address, ``localhost`` or a DNS name) and call
     ``cb(*addresses)`` with network-form addresses, preferred protocol first.
     Port of ``inet_aton``.
     """
     ipn = parse_ipv4(name) or parse_ipv6(name)
     if ipn:
-        return cb(ipn)
+        cb(ipn)
+        return
     if name == "localhost":
-        return cb(socket.inet_aton("127.0.0.1"), b"\0" * 15 + b"\1")
-    results = {}
+        cb(socket.inet_aton("127.0.0.1"), b"\0" * 15 + b"\1")
+        return
+    results: dict[str, list[Ipn]] = {}
     lookups = [(p, f, parse) for p, f, parse in (("ipv4", _dns.a, parse_ipv4),
                                                 ("ipv6", _dns.aaaa, parse_ipv6)) if p in PROTOCOL]
 
@@ -36,9 +55,12 @@ def inet_aton(name, cb):
             ordered = sorted(results.items(), key=lambda kv: -PROTOCOL[kv[0]])
             cb(*[ipn for _, ipns in ordered for ipn in ipns])
 
+    def got(proto: str, parse: Callable[[str], Any], *addrs: str) -> None:
+        results[proto] = [parse(a) for a in addrs]
+        done()
+
     for proto, lookup, parse in lookups:
-        lookup(name, lambda *addrs, proto=proto, parse=parse: (
-            results.__setitem__(proto, [parse(a) for a in addrs]), done()))
+        lookup(name, partial(got, proto, parse))
     if not lookups:
         cb()
 
@@ -47,12 +69,13 @@ def inet_aton(name, cb):
 # /etc/hosts
 # ---------------------------------------------------------------------------
 
-_hosts = {}          # name -> ([ipv4 network addresses], [ipv6 network addresses])
-_hosts_stamp = None  # (path, mtime) of the loaded file
+_Hosts = dict[str, tuple[list[Ipn], list[Ipn]]]
+_hosts: _Hosts = {}   # name -> ([ipv4 network addresses], [ipv6 network addresses])
+_hosts_stamp: tuple[str, int] | None = None  # (path, mtime) of the loaded file
 
 
-def _parse_hosts(text):
-    hosts = {}
+def _parse_hosts(text: str) -> _Hosts:
+    hosts: _Hosts = {}
     for line in text.splitlines():
         fields = line.partition("#")[0].lower().split()
         if len(fields) < 2:
@@ -68,7 +91,7 @@ def _parse_hosts(text):
     return hosts
 
 
-def _hosts_lookup(name, slot):
+def _hosts_lookup(name: str, slot: int) -> list[Ipn]:
     """Addresses of ``name`` from the hosts file (reloaded when its mtime changes).
 
     The file is ``ANYEVENT_HOSTS`` or ``/etc/hosts``; a local file read, as
@@ -92,7 +115,7 @@ def _hosts_lookup(name, slot):
 # resolve_sockaddr
 # ---------------------------------------------------------------------------
 
-def _service_port(service, proto):
+def _service_port(service: str | int, proto: str) -> tuple[str | None, int]:
     """Split a service into (name for SRV or None, port).  Raises ValueError."""
     service = str(service)
     m = re.match(r"(\S+)=(\d+)\Z", service)
@@ -106,7 +129,8 @@ def _service_port(service, proto):
         raise ValueError("%s/%s: service unknown" % (service, proto)) from None
 
 
-def resolve_sockaddr(node, service, proto, family, type_, cb):
+def resolve_sockaddr(node: str, service: str | int, proto: str | None, family: int | None,
+                     type_: int | None, cb: TargetsCb) -> None:
     """Resolve ``node`` and ``service`` into socket addresses to try in order.
 
     ``node``: IP address, host name, ``localhost`` or ``"unix/"``; a name
@@ -126,11 +150,14 @@ def resolve_sockaddr(node, service, proto, family, type_, cb):
     """
     if node == "unix/":
         if family or not str(service).startswith("/"):
-            return cb()
-        return cb((socket.AF_UNIX, type_ or socket.SOCK_STREAM, 0, str(service)))
+            cb()
+            return
+        cb((socket.AF_UNIX, type_ or socket.SOCK_STREAM, 0, str(service)))
+        return
     family = family or 0
     if (family == 4 and "ipv4" not in PROTOCOL) or (family == 6 and "ipv6" not in PROTOCOL):
-        return cb()
+        cb()
+        return
     if not family:
         family = 4 if "ipv6" not in PROTOCOL else (6 if "ipv4" not in PROTOCOL else 0)
     proto = proto or "tcp"
@@ -145,9 +172,10 @@ def resolve_sockaddr(node, service, proto, family, type_, cb):
     if node == "localhost":
         resolve([("127.0.0.1", port), ("::1", port)])
     elif srv_name is not None and parse_address(node) is None:
-        def srv_done(*srv):
+        def srv_done(*srv: tuple[int, int, int, str]) -> None:
             if len(srv) == 1 and srv[0][3] in ("", "."):
-                return cb()  # a lone "." target: the service is not offered
+                cb()  # a lone "." target: the service is not offered
+                return
             targets = [(t + ".", p) for _, _, p, t in srv if t not in ("", ".")]
             resolve(targets or [(node, port)])
         _dns.srv(srv_name, proto, node, srv_done)
@@ -158,12 +186,12 @@ def resolve_sockaddr(node, service, proto, family, type_, cb):
 class _TargetResolver:
     """Turns (node, port) targets into sockaddrs; DNS first, hosts file second."""
 
-    def __init__(self, family, type_, proton, cb) -> None:
+    def __init__(self, family: int, type_: int, proton: int, cb: TargetsCb) -> None:
         self.family, self.type, self.proton, self.cb = family, type_, proton, cb
-        self.results = []  # (rank, protocol, target)
+        self.results: list[tuple[float, str, Target]] = []  # (rank, protocol, target)
         self.pending = 0
 
-    def resolve(self, targets) -> None:
+    def resolve(self, targets: list[tuple[str, int]]) -> None:
         self.pending += 1
         for idx, (node, port) in enumerate(targets):
             ipn = parse_address(node)
@@ -177,7 +205,7 @@ class _TargetResolver:
                 self._lookup(_dns.aaaa, parse_ipv6, node, port, idx, 1)
         self._end()
 
-    def _add(self, rank, ipn, port) -> None:
+    def _add(self, rank: float, ipn: Ipn, port: int) -> None:
         af = address_family(ipn)
         if af == socket.AF_INET and self.family != 6:
             protocol = "ipv4"
@@ -187,11 +215,13 @@ class _TargetResolver:
             return
         self.results.append((rank, protocol, (af, self.type, self.proton, pack_sockaddr(port, ipn))))
 
-    def _lookup(self, query, parse, node, port, idx, slot) -> None:
+    def _lookup(self, query: Callable[[str, Callable[..., None]], None],
+                parse: Callable[[str], Ipn | None], node: str, port: int, idx: int,
+                slot: int) -> None:
         self.pending += 1
 
-        def done(*addrs) -> None:
-            ipns = [parse(a) for a in addrs] or _hosts_lookup(node, slot)
+        def done(*addrs: str) -> None:
+            ipns: list[Any] = [parse(a) for a in addrs] or _hosts_lookup(node, slot)
             rank = idx + 0.5 * (slot and not addrs)  # as Perl: hosts v6 after hosts v4
             for ipn in ipns:
                 self._add(rank, ipn, port)

@@ -11,12 +11,18 @@ import os
 import re
 import socket
 import struct
+from typing import Union, cast, overload
+
+#: A network-form host address: 4 bytes (IPv4), 16 bytes (IPv6) or :data:`UNIX_TOKEN`.
+Ipn = bytes
+#: A Python socket address: ``(ip, port)``, ``(ip6, port, flowinfo, scope_id)`` or a Unix path.
+SockAddr = Union[tuple[str, int], tuple[str, int, int, int], str, bytes]
 
 #: The network-form "address" of Unix domain sockets (Perl's ``pack "S", AF_UNIX``).
 UNIX_TOKEN = struct.pack("=H", socket.AF_UNIX)
 
 
-def _protocols(spec):
+def _protocols(spec: str) -> dict[str, int]:
     """Parse ``ANYEVENT_PROTOCOLS`` ("ipv4,ipv6"): earlier entries get higher numbers."""
     names = [p for p in re.split(r"\s*,\s*", spec.strip()) if p]
     return {name: len(names) - i for i, name in enumerate(names)}
@@ -34,13 +40,13 @@ _IPV4_RE = re.compile(r"(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)"
                       r"(?:\.(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)){0,3}\Z")
 
 
-def _num(part):
+def _num(part: str) -> int:
     if part[:2] in ("0x", "0X"):
         return int(part, 16)
     return int(part, 8) if part[0] == "0" else int(part)
 
 
-def parse_ipv4(text):
+def parse_ipv4(text: str) -> Ipn | None:
     """Parse a dotted IPv4 address in any POSIX form (``10.1``, ``0x7f.1``,
     ``0377.0.0.1``...) into 4 bytes; ``None`` if it does not parse.
     Port of ``parse_ipv4``.
@@ -59,7 +65,7 @@ def parse_ipv4(text):
 _HEX4_RE = re.compile(r"[0-9a-fA-F]{1,4}\Z")
 
 
-def parse_ipv6(text):
+def parse_ipv6(text: str) -> Ipn | None:
     """Parse an IPv6 address (RFC 2373 forms, IPv4 tail allowed; a plain IPv4
     address becomes v4-mapped) into 16 bytes; ``None`` if it does not parse.
     Scope ids are not supported.  Port of ``parse_ipv6``.
@@ -88,12 +94,12 @@ def parse_ipv6(text):
     return struct.pack("!8H", *words)
 
 
-def parse_unix(text):
+def parse_unix(text: str) -> Ipn | None:
     """Return :data:`UNIX_TOKEN` for ``"unix/"``, else ``None`` (``parse_unix``)."""
     return UNIX_TOKEN if text == "unix/" else None
 
 
-def parse_address(text):
+def parse_address(text: str) -> Ipn | None:
     """Parse an IPv4 or IPv6 address or ``"unix/"`` into network form.
 
     A v4-mapped IPv6 address (``::ffff:1.2.3.4``) gives the 4 IPv4 bytes.
@@ -115,12 +121,12 @@ _V4MAPPED = b"\0" * 10 + b"\xff\xff"
 _ZERO_RUNS = [re.compile(r"(?:^|:)" + ":".join(["0"] * k) + r"(?:$|:)") for k in range(7, 1, -1)]
 
 
-def format_ipv4(ipn) -> str:
+def format_ipv4(ipn: Ipn) -> str:
     """4 bytes to dotted quad text (``format_ipv4``)."""
     return "%d.%d.%d.%d" % tuple(ipn)
 
 
-def format_ipv6(ipn):
+def format_ipv6(ipn: Ipn) -> str:
     """16 bytes to IPv6 text, with Perl's rules (longest zero run as ``::``,
     IPv4 tails for v4-compatible, v4-mapped and v4-translated addresses).
     Port of ``format_ipv6``.
@@ -141,7 +147,7 @@ def format_ipv6(ipn):
     return text
 
 
-def format_address(ipn):
+def format_address(ipn: Ipn) -> str | None:
     """Network form to text: IPv4, IPv6 (v4-mapped shown as IPv4) or ``"unix/"``;
     ``None`` for anything else.  Port of ``format_address``/``ntoa``.
     """
@@ -159,13 +165,14 @@ ntoa = format_address
 format_ip = format_address
 
 
-def address_family(ipn):
+def address_family(ipn: Ipn) -> int:
     """``AF_INET``, ``AF_INET6`` or ``AF_UNIX`` for a network-form address."""
     if len(ipn) == 4:
         return socket.AF_INET
     if len(ipn) == 16:
         return socket.AF_INET6
-    return struct.unpack("=H", ipn)[0]
+    family: int = struct.unpack("=H", ipn)[0]
+    return family
 
 
 _HOSTPORT_V6 = re.compile(r"\s*([0-9a-fA-F:]*:[0-9a-fA-F:]*:[0-9a-fA-F.:]*)")
@@ -174,7 +181,7 @@ _HOSTPORT_PORT = re.compile(r"(?:\s+|:|#)([^:\s]+)\s*\Z")
 _TRAILING_SPACE = re.compile(r"\s*\Z")
 
 
-def parse_hostport(text, default_service=None):
+def parse_hostport(text: str, default_service: str | int | None = None) -> tuple[str, str] | None:
     """Split ``"host:port"`` (also ``[v6]:port``, ``v6 port``, ``host#port``,
     ``unix/:path``, ``/path``) into ``(host, service)``, both ``str``.
 
@@ -208,14 +215,14 @@ def parse_hostport(text, default_service=None):
     return (host, port)
 
 
-def format_hostport(host, port=None):
+def format_hostport(host: str, port: str | int | None = None) -> str:
     """Inverse of :func:`parse_hostport`: brackets hosts containing ``:``."""
     if ":" in host:
         host = "[%s]" % host
     return host if port in (None, "") else "%s:%s" % (host, port)
 
 
-def _sockaddr_text(sa):
+def _sockaddr_text(sa: SockAddr | None) -> str:
     """A Python socket address as text for logs and reprs: ``host:port``,
     ``[v6]:port``, a Unix path (quoted), or ``-`` for an unnamed socket."""
     if isinstance(sa, tuple):
@@ -227,7 +234,7 @@ def _sockaddr_text(sa):
 # socket addresses
 # ---------------------------------------------------------------------------
 
-def pack_sockaddr(service, host):
+def pack_sockaddr(service: int | str, host: Ipn) -> SockAddr:
     """Build the Python socket address for port ``service`` on network-form
     ``host`` (for Unix, ``service`` is the path).  Raises :class:`ValueError`
     for an invalid host.  Port of ``pack_sockaddr``.
@@ -238,11 +245,11 @@ def pack_sockaddr(service, host):
     if af == socket.AF_INET6:
         return (socket.inet_ntop(socket.AF_INET6, host), int(service), 0, 0)
     if af == socket.AF_UNIX:
-        return service
+        return cast("SockAddr", service)  # the path
     raise ValueError("pack_sockaddr: invalid host")
 
 
-def sockaddr_family(sa):
+def sockaddr_family(sa: SockAddr | bytearray | memoryview) -> int:
     """The address family (``socket.AF_INET``, ``AF_INET6`` or ``AF_UNIX``,
     an int) of a socket address: a Python one as :func:`pack_sockaddr`
     builds (``(ip, port)``, ``(ip6, port, flow, scope)``, a path str/bytes),
@@ -254,7 +261,8 @@ def sockaddr_family(sa):
     if isinstance(sa, (bytearray, memoryview)):
         if len(sa) < 2:
             raise ValueError("sockaddr_family: sockaddr too short")
-        return struct.unpack_from("=H", sa)[0]
+        family: int = struct.unpack_from("=H", sa)[0]
+        return family
     if isinstance(sa, (str, bytes)):
         return socket.AF_UNIX
     if isinstance(sa, tuple) and len(sa) == 2 and isinstance(sa[0], str):
@@ -268,7 +276,7 @@ def sockaddr_family(sa):
 PROTO_BYNAME = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.IPPROTO_ICMP}
 
 
-def getprotobyname(name):
+def getprotobyname(name: str) -> tuple[str, str, int] | None:
     """``(name, NAME, number)`` for a protocol name (case-insensitive;
     ``("tcp", "TCP", 6)``), or ``None`` if it is unknown.  tcp, udp and icmp
     are known even without ``/etc/protocols`` (:data:`PROTO_BYNAME`).
@@ -285,7 +293,13 @@ def getprotobyname(name):
     return (name, name.upper(), proton)
 
 
-def unpack_sockaddr(sa):
+@overload
+def unpack_sockaddr(sa: tuple[str, int] | tuple[str, int, int, int]) -> tuple[int, Ipn]: ...
+@overload
+def unpack_sockaddr(sa: str | bytes) -> tuple[str, Ipn]: ...
+
+
+def unpack_sockaddr(sa: SockAddr) -> tuple[int | str, Ipn]:
     """``(service, host)`` from a Python socket address: ``(port, 4 or 16
     bytes)`` for IP, ``(path, UNIX_TOKEN)`` for Unix.  Port of ``unpack_sockaddr``.
     """

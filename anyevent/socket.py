@@ -18,15 +18,30 @@ import errno
 import os
 import socket
 import weakref
-
+from typing import Any, Callable, Protocol, cast
 from ._sockaddr import (PROTO_BYNAME, PROTOCOL, UNIX_TOKEN, address_family, aton, format_address,
                         format_hostport, format_ip, format_ipv4, format_ipv6, getprotobyname,
                         ntoa, pack_sockaddr, parse_address, parse_hostport, parse_ip, parse_ipv4,
                         parse_ipv6, parse_unix, sockaddr_family, unpack_sockaddr)
-from ._resolve import inet_aton, resolve_sockaddr
+from ._resolve import AddressesCb, Target, TargetsCb, inet_aton, resolve_sockaddr
 from .connector import Connector
 from .reactor import loop
-from .util import guard
+from .util import Guard, guard
+
+#: ``tcp_connect``'s ``prepare_cb(sock) -> connect timeout in seconds`` (falsy: the kernel's).
+PrepareCb = Callable[[socket.socket], "float | None"]
+#: ``tcp_server``'s ``accept_cb(sock, host, port)`` (port: an int, the path for Unix sockets).
+AcceptCb = Callable[[socket.socket, str, Any], object]
+#: ``tcp_server``/``tcp_bind``'s ``prepare_cb(sock, host, port) -> backlog`` (falsy: 128).
+ListenPrepareCb = Callable[[socket.socket, str, Any], "int | None"]
+
+
+class ConnectCb(Protocol):
+    """``cb(sock, host, port, retry)`` on success, ``cb()`` on failure (see :func:`last_error`);
+    ``port`` is an int, or the path for a Unix socket."""
+
+    def __call__(self, sock: socket.socket = ..., host: str = ..., port: Any = ...,
+                 retry: Callable[[], None] = ..., /) -> object: ...
 
 __all__ = [
     "parse_ipv4", "parse_ipv6", "parse_unix", "parse_address", "aton",
@@ -42,10 +57,10 @@ __all__ = [
 # tcp_connect, tcp_server, tcp_bind
 # ---------------------------------------------------------------------------
 
-_last_error = None
+_last_error: OSError | None = None
 
 
-def last_error():
+def last_error() -> OSError | None:
     """The :class:`OSError` behind the last failed :func:`tcp_connect` (Perl's ``$!``).
 
     Read it inside the failure callback ``cb()``: ``err.errno`` is e.g.
@@ -56,12 +71,13 @@ def last_error():
     return _last_error
 
 
-def _set_last_error(err) -> None:
+def _set_last_error(err: OSError) -> None:
     global _last_error
     _last_error = err
 
 
-def tcp_connect(host, service, cb, prepare_cb=None):
+def tcp_connect(host: str, service: str | int, cb: ConnectCb,
+                prepare_cb: PrepareCb | None = None) -> Connector:
     """Connect to ``host``/``service`` without blocking; return a guard.
 
     ``host``: name, address or ``"unix/"``; ``service``: port, service name,
@@ -77,11 +93,12 @@ def tcp_connect(host, service, cb, prepare_cb=None):
     ``cancel()``-ing the returned guard (a :class:`anyevent.connector.Connector`)
     aborts the attempt and closes its socket.  Port of ``tcp_connect``.
     """
-    def connected(sock) -> None:
+    def connected(sock: socket.socket) -> None:
         peer_port, peer_host = unpack_sockaddr(sock.getpeername())
-        cb(sock, format_address(peer_host), peer_port, ref().retry)
+        cb(sock, cast(str, format_address(peer_host)), peer_port,
+           ref().retry)  # type: ignore[union-attr]  # the connector is alive while it calls back
 
-    def failed(syscall, err) -> None:
+    def failed(syscall: str, err: OSError) -> None:
         _set_last_error(err)
         cb()
 
@@ -93,7 +110,8 @@ def tcp_connect(host, service, cb, prepare_cb=None):
     return conn
 
 
-def _bind_listener(host, service, prepare_cb):
+def _bind_listener(host: str | None, service: str | int | None,
+                   prepare_cb: ListenPrepareCb | None) -> tuple[socket.socket, Callable[[], None] | None]:
     """Create, bind and listen; return (sock, cleanup-guard-callback)."""
     if host is None:
         host = "::" if PROTOCOL.get("ipv6", 0) > PROTOCOL.get("ipv4", 0) else "0"
@@ -104,6 +122,7 @@ def _bind_listener(host, service, prepare_cb):
     sock = socket.socket(af, socket.SOCK_STREAM)
     unlink = None
     try:
+        path: str | int
         if af == socket.AF_UNIX:
             path = str(service)
             if os.path.lexists(path):
@@ -114,13 +133,13 @@ def _bind_listener(host, service, prepare_cb):
             path = int(service) if str(service).isdigit() else socket.getservbyname(str(service), "tcp")
         sock.bind(pack_sockaddr(path, ipn))
         if af == socket.AF_UNIX:
-            ino = os.lstat(path).st_ino
-            unlink = lambda: _unlink_if_same(path, ino)
+            ino = os.lstat(str(path)).st_ino
+            unlink = lambda: _unlink_if_same(str(path), ino)
         sock.setblocking(False)
-        backlog = 0
+        backlog: int | None = 0
         if prepare_cb is not None:
             port, lhost = unpack_sockaddr(sock.getsockname())
-            backlog = prepare_cb(sock, format_address(lhost), port)
+            backlog = prepare_cb(sock, cast(str, format_address(lhost)), port)
         sock.listen(backlog or 128)
     except BaseException:
         sock.close()
@@ -128,7 +147,7 @@ def _bind_listener(host, service, prepare_cb):
     return sock, unlink
 
 
-def _unlink_if_same(path, ino) -> None:
+def _unlink_if_same(path: str, ino: int) -> None:
     try:
         if os.lstat(path).st_ino == ino:
             os.unlink(path)
@@ -136,7 +155,8 @@ def _unlink_if_same(path, ino) -> None:
         pass
 
 
-def tcp_bind(host, service, done_cb, prepare_cb=None):
+def tcp_bind(host: str | None, service: str | int | None, done_cb: Callable[[socket.socket], object],
+             prepare_cb: ListenPrepareCb | None = None) -> Guard:
     """Create a listening socket and pass it to ``done_cb(sock)``; return a guard.
 
     Same arguments as :func:`tcp_server`; ``accept`` is left to you.  Dropping
@@ -161,14 +181,16 @@ ACCEPT_BACKOFF = 0.1
 class _Server:
     """The accept loop behind :func:`tcp_server`."""
 
-    def __init__(self, sock, unlink, accept_cb, backoff_cb) -> None:
-        self.sock, self.unlink, self.accept_cb = sock, unlink, accept_cb
+    def __init__(self, sock: socket.socket, unlink: Callable[[], None] | None, accept_cb: AcceptCb,
+                 backoff_cb: Callable[[OSError], object] | None) -> None:
+        self.sock: socket.socket | None = sock
+        self.unlink, self.accept_cb = unlink, accept_cb
         self.backoff_cb = backoff_cb
         self.unix = sock.family == socket.AF_UNIX
         self.pause = None
         self.watch = loop.io(sock, 0, self._accept)
 
-    def _accept(self):
+    def _accept(self) -> None:
         while self.sock is not None:
             try:
                 fh, peer = self.sock.accept()
@@ -185,7 +207,7 @@ class _Server:
                 return
             fh.setblocking(False)
             port, host = unpack_sockaddr(peer) if not self.unix else (peer, UNIX_TOKEN)
-            self.accept_cb(fh, format_address(host), port)
+            self.accept_cb(fh, cast(str, format_address(host)), port)
 
     def _resume(self) -> None:
         self.pause = None
@@ -201,7 +223,9 @@ class _Server:
                 self.unlink()
 
 
-def tcp_server(host, service, accept_cb, prepare_cb=None, backoff_cb=None):
+def tcp_server(host: str | None, service: str | int | None, accept_cb: AcceptCb,
+               prepare_cb: ListenPrepareCb | None = None,
+               backoff_cb: Callable[[OSError], object] | None = None) -> Guard:
     """Listen on ``host``/``service`` and call ``accept_cb(sock, host, port)``
     for every connection (non-blocking sockets; for Unix, host ``"unix/"``).
 
@@ -223,7 +247,7 @@ def tcp_server(host, service, accept_cb, prepare_cb=None, backoff_cb=None):
     return guard(server.close)
 
 
-def tcp_nodelay(fh, enable) -> bool:
+def tcp_nodelay(fh: socket.socket, enable: bool) -> bool:
     """Set ``TCP_NODELAY`` (disable Nagle) on or off; ``False`` on error."""
     try:
         fh.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if enable else 0)
@@ -232,7 +256,7 @@ def tcp_nodelay(fh, enable) -> bool:
     return True
 
 
-def tcp_congestion(fh, algorithm) -> bool:
+def tcp_congestion(fh: socket.socket, algorithm: str) -> bool:
     """Set the congestion control algorithm (``TCP_CONGESTION``, e.g. ``"cubic"``,
     ``"reno"``); ``False`` on error or where the option does not exist.
     """
