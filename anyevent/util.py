@@ -31,10 +31,22 @@ import sys
 import traceback
 import unicodedata
 from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import idna
 
 from .reactor import get_exception_handler, loop, refcounted
+
+if TYPE_CHECKING:
+    from io import FileIO
+
+    from typing_extensions import Self
+
+    from ._resolve import AddressesCb
+    from .reactor import CondVar
+
+#: A file descriptor or anything with ``fileno()`` (a socket, a file object).
+FileDescriptorLike = Union[int, Any]
 
 __all__ = [
     "portable_pipe", "portable_socketpair", "fh_nonblocking", "guard", "Guard",
@@ -48,28 +60,29 @@ _CHUNK = 65536
 #: Watchers of run_cmd and fork_call jobs still in progress.  Perl keeps them
 #: alive through self-referencing closures; here this set is the owner, so a
 #: job goes on even when the caller drops the condvar it got.
-_active = set()
+_active: set[Any] = set()
 
 
-def _hold(watcher):
+def _hold(watcher: Any) -> Any:
     _active.add(watcher)
     return watcher
 
 
-def _release(watcher) -> None:
+def _release(watcher: Any) -> None:
     _active.discard(watcher)
     watcher.cancel()
 
 
-def _fd(fh):
-    return fh if isinstance(fh, int) else fh.fileno()
+def _fd(fh: FileDescriptorLike) -> int:
+    fd: int = fh if isinstance(fh, int) else fh.fileno()
+    return fd
 
 
 # ---------------------------------------------------------------------------
 # pipes, socketpairs, blocking mode, guards, closing fds
 # ---------------------------------------------------------------------------
 
-def portable_pipe():
+def portable_pipe() -> tuple[FileIO, FileIO]:
     """Return ``(r, w)``: the two ends of a new pipe as unbuffered binary files.
 
     Port of ``portable_pipe``.  Both ends are ordinary blocking
@@ -82,7 +95,7 @@ def portable_pipe():
     return os.fdopen(r, "rb", buffering=0), os.fdopen(w, "wb", buffering=0)
 
 
-def portable_socketpair():
+def portable_socketpair() -> tuple[socket.socket, socket.socket]:
     """Return ``(a, b)``: two connected ``AF_UNIX``/``SOCK_STREAM`` sockets.
 
     Port of ``portable_socketpair`` (a bidirectional pipe).  Like Perl's
@@ -92,7 +105,7 @@ def portable_socketpair():
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
 
-def fh_nonblocking(fh, nonblocking) -> None:
+def fh_nonblocking(fh: FileDescriptorLike, nonblocking: bool) -> None:
     """Make ``fh`` (an int fd, a socket or any object with ``fileno()``)
     non-blocking when ``nonblocking`` is true, blocking when false.
 
@@ -111,7 +124,9 @@ class Guard:
     """Runs a callback once when dropped, unless cancelled (see :func:`guard`)."""
     __slots__ = ("_cb",)
 
-    def __init__(self, cb) -> None:
+    _cb: Callable[[], object] | None
+
+    def __init__(self, cb: Callable[[], object]) -> None:
         refcounted(self)  # a cycle through the guard keeps it, as in Perl
         self._cb = cb
 
@@ -129,14 +144,14 @@ class Guard:
 
     __del__ = _fire
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._fire()
 
 
-def guard(cb):
+def guard(cb: Callable[[], object]) -> Guard:
     """Return a :class:`Guard` that calls ``cb()`` when it is garbage collected.
 
     Port of ``guard { ... }``: ``g = guard(cleanup)`` runs ``cleanup`` when
@@ -149,7 +164,7 @@ def guard(cb):
     return Guard(cb)
 
 
-def close_all_fds_except(*fds) -> None:
+def close_all_fds_except(*fds: int) -> None:
     """Close every file descriptor of this process except the ints in ``fds``.
 
     Port of ``AnyEvent::Util::close_all_fds_except``; meant for a child just
@@ -338,7 +353,9 @@ def _exec_child(argv, redir, close_all, on_prepare) -> None:
         os._exit(code)
 
 
-def run_cmd(cmd, *, on_prepare=None, close_all: bool = False, pid=None, **redirections):
+def run_cmd(cmd: str | Sequence[str | bytes], *, on_prepare: Callable[[], object] | None = None,
+            close_all: bool = False, pid: list[int] | Callable[[int], object] | None = None,
+            **redirections: Any) -> CondVar[int]:
     """Run an external command; return a :class:`~anyevent.reactor.CondVar`
     that receives the child's raw wait status once the child has exited *and*
     every output pipe has reached EOF and every input has been written.
@@ -423,7 +440,7 @@ def run_cmd(cmd, *, on_prepare=None, close_all: bool = False, pid=None, **redire
 # fork_call
 # ---------------------------------------------------------------------------
 
-def _max_forks_from_env():
+def _max_forks_from_env() -> int:
     try:
         n = int(os.environ.get("ANYEVENT_MAX_FORKS", "0"))
     except ValueError:
@@ -437,10 +454,10 @@ MAX_FORKS = _max_forks_from_env()
 
 _forks = 0
 _fork_queue = deque()
-_last_error = None
+_last_error: BaseException | None = None
 
 
-def fork_error():
+def fork_error() -> BaseException | None:
     """The error of the ``fork_call`` whose callback is running, else ``None``.
 
     Perl's ``$@`` (and ``$!``) for ``fork_call``: set before every callback.
@@ -458,10 +475,11 @@ class _RemoteTraceback(Exception):
     """Carries the formatted traceback of an exception raised in a child."""
 
     def __str__(self) -> str:
-        return self.args[0]
+        text: str = self.args[0]
+        return text
 
 
-def fork_call(code, *args, cb=None):
+def fork_call(code: Callable[..., Any], *args: Any, cb: Callable[..., object] | None = None) -> None:
     """Run ``code(*args)`` in a forked child; call ``cb(*result)`` in the parent.
 
     Port of ``fork_call { CODE } @args, $cb``: the callback is the last
@@ -622,7 +640,7 @@ _ACE_LABEL = re.compile(r"(^|\.)(..)--([^.]*)")
 _ACE_PREFIX_OK = re.compile(r"[a-z0-9]{2}\Z")
 
 
-def punycode_encode(string):
+def punycode_encode(string: str) -> str:
     """Punycode-encode ``string`` (str) and return the ASCII str (RFC 3492,
     no ``xn--`` prefix): ``punycode_encode("öko") == "ko-eka"``.  An all-ASCII
     string comes back unchanged (no trailing ``-``), as in Perl.  Uses the
@@ -633,7 +651,7 @@ def punycode_encode(string):
     return string.encode("punycode").decode("ascii")
 
 
-def punycode_decode(string):
+def punycode_decode(string: str) -> str:
     """Decode the punycode ``string`` (str, no ``xn--`` prefix) and return the
     Unicode str: ``punycode_decode("ko-eka") == "öko"``.  Digits are
     lower-case only, as in Perl.  Raises :class:`ValueError`
@@ -650,7 +668,7 @@ def punycode_decode(string):
 
 
 @functools.lru_cache(maxsize=4096)
-def _uts46_valid(ch):
+def _uts46_valid(ch: str) -> bool:
     """Whether the code point ``ch`` is UTS #46 valid (or a deviation, kept by
     non-transitional processing), with the STD3 ASCII rules."""
     try:
@@ -660,7 +678,7 @@ def _uts46_valid(ch):
 
 
 @functools.lru_cache(maxsize=4096)
-def _uts46_mappable(ch) -> bool:
+def _uts46_mappable(ch: str) -> bool:
     """Whether UTS #46 (STD3 rules) accepts the code point ``ch`` at all."""
     try:
         idna.uts46_remap(ch, std3_rules=True, transitional=False)
@@ -669,7 +687,7 @@ def _uts46_mappable(ch) -> bool:
         return False
 
 
-def _nameprep_label(idn, m):
+def _nameprep_label(idn: str, m: re.Match[str]) -> str:
     pfx, ace, pc = m.group(1), m.group(2), m.group(3)
     if ace == "xn":
         pc = punycode_decode(pc)
@@ -681,7 +699,7 @@ def _nameprep_label(idn, m):
     raise ValueError("%s: hyphens in 3rd/4th position of a label are not allowed" % idn)
 
 
-def idn_nameprep(idn, display: bool = False):
+def idn_nameprep(idn: str, display: bool = False) -> str:
     """Normalise the domain name ``idn`` (str) and return it (str) in
     Unicode form: ASCII lower-cased; if anything else is in it, the UTS #46
     mapping (non-transitional: ``ß``, ``ς``, ZWJ/ZWNJ are kept; ``。`` and
@@ -714,7 +732,7 @@ def idn_nameprep(idn, display: bool = False):
     return s
 
 
-def idn_to_ascii(idn):
+def idn_to_ascii(idn: str) -> str:
     """Convert the domain name ``idn`` (str, e.g. ``"日本語。ＪＰ"``) to its
     ASCII form (str, ``"xn--wgv71a119e.jp"``): :func:`idn_nameprep`, then
     ``xn--`` + punycode for every non-ASCII label.  Idempotent; an all-ASCII
@@ -741,7 +759,7 @@ def idn_to_ascii(idn):
     return ".".join(out)
 
 
-def idn_to_unicode(idn):
+def idn_to_unicode(idn: str) -> str:
     """Convert the domain name ``idn`` (str, e.g. ``"www.xn--l-0ga.de"``) to
     Unicode form (str, ``"www.öl.de"``): ``idn_nameprep(idn, True)``, or
     ``idn`` unchanged when that fails.  Never raises.  Port of
@@ -761,7 +779,7 @@ _DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[0-9][0-9]?)"
                           r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[0-9][0-9]?)){3}$")  # Perl's $
 
 
-def dotted_quad(text):
+def dotted_quad(text: str) -> bool:
     """Whether ``text`` (str) is a plain dotted-quad IPv4 address
     (``"192.0.2.1"``; no octal, hex or short forms; as Perl's ``/...$/``, a
     final newline is allowed).  Returns bool.  Port of
@@ -771,7 +789,7 @@ def dotted_quad(text):
     return bool(_DOTTED_QUAD.match(text))
 
 
-def inet_aton(name, cb):
+def inet_aton(name: str, cb: AddressesCb) -> None:
     """Forwarder to :func:`anyevent.socket.inet_aton` (``cb(*network_form_addresses)``),
     Perl's ``AnyEvent::Util::inet_aton``."""
     from ._resolve import inet_aton as resolve  # Perl's own forwarder loads the upper module
