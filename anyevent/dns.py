@@ -46,6 +46,7 @@ import re
 import secrets
 import socket
 from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Union, cast
 
 import dns.exception
 import dns.flags
@@ -62,7 +63,35 @@ from . import _sockaddr as _aesock
 from .reactor import loop
 from .util import idn_to_ascii
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
 _log = logging.getLogger("anyevent.dns")
+
+#: A Perl-shaped record: ``(name, type, class, ttl, *data)``.
+Record = tuple[Any, ...]
+#: A server as compiled by the resolver: ``(family, sockaddr)``.
+Server = tuple[int, Any]
+#: A server spec: ``"ip"``, ``"ip:port"``, ``"[v6]:port"``, ``(ip, port)`` or network-form bytes.
+ServerSpec = Union[str, bytes, tuple[str, int]]
+
+
+class RecordsCb(Protocol):
+    """``cb(*records)``: :meth:`Resolver.resolve` and :func:`any`."""
+
+    def __call__(self, *records: Record) -> object: ...
+
+
+class NamesCb(Protocol):
+    """``cb(*texts)``: addresses, names or texts, one per record (``cb()`` for none)."""
+
+    def __call__(self, *texts: str) -> object: ...
+
+
+class SrvCb(Protocol):
+    """``cb(*(priority, weight, port, target))``: :func:`srv`."""
+
+    def __call__(self, *srv: tuple[int, int, int, str]) -> object: ...
 
 __all__ = ["a", "aaaa", "mx", "ns", "txt", "srv", "ptr", "any", "reverse_lookup",
            "reverse_verify", "resolver", "Resolver", "RESOLVER", "MAX_PKT",
@@ -85,15 +114,15 @@ _NEXT_SERVER_RCODES = frozenset((dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcod
 # ---------------------------------------------------------------------------
 
 
-def _name(n):
+def _name(n: dns.name.Name) -> str:
     return b".".join(n.labels[:-1] if n.is_absolute() else n.labels).decode("latin-1")
 
 
-def _text(b):
+def _text(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
-_DECODERS = {
+_DECODERS: dict[int, Callable[[Any], tuple[Any, ...]]] = {
     dns.rdatatype.A: lambda r: (r.address,),
     dns.rdatatype.AAAA: lambda r: (_aesock.format_ipv6(socket.inet_pton(socket.AF_INET6, r.address)),),
     dns.rdatatype.NS: lambda r: (_name(r.target),),
@@ -112,10 +141,10 @@ _DECODERS = {
     dns.rdatatype.CAA: lambda r: (r.flags, _text(r.tag), _text(r.value)),
 }
 
-_perl_names = {}
+_perl_names: dict[tuple[Any, int], str | int] = {}
 
 
-def _perl_name(enum, value, any_value, prefix):
+def _perl_name(enum: Any, value: int, any_value: int, prefix: str) -> str | int:
     """Perl's name for a type or class: lower-case text, ``"*"`` for ANY, the
     number when dnspython only knows it as ``TYPE123``/``CLASS123``."""
     key = (enum, value)
@@ -127,19 +156,19 @@ def _perl_name(enum, value, any_value, prefix):
     return name
 
 
-def _type_str(t):
+def _type_str(t: int) -> str | int:
     """Perl's name for a record type: ``"a"``, ``"*"`` for ANY, the number if unknown."""
     return _perl_name(dns.rdatatype, t, dns.rdatatype.ANY, "TYPE")
 
 
-def _class_str(c):
+def _class_str(c: int) -> str | int:
     """Perl's name for a record class: ``"in"``, ``"*"`` for ANY, the number if unknown."""
     return _perl_name(dns.rdataclass, c, dns.rdataclass.ANY, "CLASS")
 
 
-def records(section):
+def records(section: Iterable[Any]) -> list[Record]:
     """Flatten a dnspython message section into Perl-shaped record tuples."""
-    out = []
+    out: list[Record] = []
     for rrset in section:
         head = (_name(rrset.name), _type_str(rrset.rdtype), _class_str(rrset.rdclass), rrset.ttl)
         decode = _DECODERS.get(rrset.rdtype)
@@ -148,13 +177,13 @@ def records(section):
     return out
 
 
-def _rdtype(qtype):
+def _rdtype(qtype: str | int) -> Any:
     if isinstance(qtype, int):
         return qtype
     return dns.rdatatype.ANY if qtype == "*" else dns.rdatatype.from_text(qtype)
 
 
-def _rdclass(qclass):
+def _rdclass(qclass: str | int) -> Any:
     if isinstance(qclass, int):
         return qclass
     return dns.rdataclass.ANY if qclass == "*" else dns.rdataclass.from_text(qclass)
@@ -164,9 +193,11 @@ def _rdclass(qclass):
 # servers
 # ---------------------------------------------------------------------------
 
-def _server(spec):
+def _server(spec: ServerSpec) -> Server:
     """``(family, sockaddr)`` from ``"ip"``, ``"ip:port"``, ``"[v6]:port"``,
     ``(ip, port)`` or a network-form address (bytes)."""
+    ip: str | None
+    port: str | int
     if isinstance(spec, bytes):
         ip, port = _aesock.format_address(spec), DOMAIN_PORT
     elif isinstance(spec, tuple):
@@ -182,18 +213,18 @@ def _server(spec):
     return (_aesock.address_family(ipn), _aesock.pack_sockaddr(int(port), ipn))
 
 
-def _peer(server):
+def _peer(server: Server) -> str:
     """``"ip:port"`` of a ``(family, sockaddr)`` server, for the debug log."""
     return _aesock.format_hostport(server[1][0], server[1][1])
 
 
-def _question(query) -> str:
+def _question(query: dns.message.Message) -> str:
     """``"name/TYPE"`` of a query's question, for the debug log."""
     q = query.question[0]
     return "%s/%s" % (q.name, dns.rdatatype.to_text(q.rdtype))
 
 
-def _same_address(got, want):
+def _same_address(got: Any, want: Any) -> bool:
     return got[0] == want[0] and got[1] == want[1] or (
         # compare IPv6 texts through their binary form
         len(want) == 4 and got[1] == want[1]
@@ -209,7 +240,15 @@ class _Request:
     """A query and its tries; lives while its watchers live."""
     __slots__ = ("query", "wire", "cb", "tries", "udp", "tcp", "timer", "bad", "done")
 
-    def __init__(self, query, cb) -> None:
+    query: dns.message.Message
+    wire: bytes
+    cb: Callable[..., object] | None
+    udp: list[tuple[socket.socket, Any, Server]]
+    tcp: _TCPQuery | None
+    timer: Any
+    bad: dns.message.Message | None
+
+    def __init__(self, query: dns.message.Message, cb: Callable[..., object]) -> None:
         self.query, self.cb = query, cb
         self.tries = 0
         self.udp = []          # (socket, io watcher, server) of every try so far
@@ -222,7 +261,7 @@ class _Request:
 class _TCPQuery:
     """Asks one server over TCP (2-byte length prefix, RFC 1035 4.2.2)."""
 
-    def __init__(self, resolver, req, server) -> None:
+    def __init__(self, resolver: Resolver, req: _Request, server: Server) -> None:
         self.resolver, self.req, self.server = resolver, req, server
         self.out = len(req.wire).to_bytes(2, "big") + req.wire
         self.inbuf = bytearray()
@@ -231,7 +270,7 @@ class _TCPQuery:
         self.sock.connect_ex(server[1])
         self.watch = loop.io(self.sock, 1, self._writable)
 
-    def _writable(self):
+    def _writable(self) -> None:
         try:
             n = self.sock.send(self.out)
         except (BlockingIOError, InterruptedError):
@@ -242,7 +281,7 @@ class _TCPQuery:
         if not self.out:
             self.watch = loop.io(self.sock, 0, self._readable)
 
-    def _readable(self):
+    def _readable(self) -> None:
         try:
             data = self.sock.recv(65537)
         except (BlockingIOError, InterruptedError):
@@ -276,11 +315,13 @@ class _TCPQuery:
 # the resolver
 # ---------------------------------------------------------------------------
 
-class _Timeouts(tuple):
+class _Timeouts(tuple[float, ...]):
     """A resolver's timeouts: a tuple of seconds that, called, sets new ones
     (Perl's ``$resolver->timeout(@seconds)`` method)."""
 
-    def __new__(cls, resolver, timeouts):
+    _resolver: Resolver
+
+    def __new__(cls, resolver: Resolver, timeouts: Iterable[float]) -> _Timeouts:
         if isinstance(timeouts, (str, bytes)) or not hasattr(timeouts, "__iter__"):
             raise TypeError("timeout must be a list of seconds, not %r" % (timeouts,))
         timeouts = tuple(timeouts)
@@ -292,7 +333,7 @@ class _Timeouts(tuple):
         self._resolver = resolver
         return self
 
-    def __call__(self, *timeouts) -> None:
+    def __call__(self, *timeouts: float) -> None:
         self._resolver.timeout = timeouts
 
 
@@ -300,18 +341,20 @@ class _MaxOutstanding(int):
     """A resolver's ``max_outstanding``: an int that, called, sets a new one
     (Perl's ``$resolver->max_outstanding($n)`` method)."""
 
-    def __new__(cls, resolver, n):
+    _resolver: Resolver
+
+    def __new__(cls, resolver: Resolver, n: int) -> _MaxOutstanding:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError("max_outstanding must be an int >= 1, not %r" % (n,))
         self = super().__new__(cls, n)
         self._resolver = resolver
         return self
 
-    def __call__(self, n) -> None:
+    def __call__(self, n: int) -> None:
         self._resolver.max_outstanding = n
 
 
-def _is_compiled_server(s):
+def _is_compiled_server(s: object) -> TypeIs[Server]:
     """Whether ``s`` is already a ``(family, sockaddr)`` pair."""
     return (isinstance(s, tuple) and len(s) == 2 and isinstance(s[1], tuple)
             and s[0] in (socket.AF_INET, socket.AF_INET6))
@@ -342,8 +385,9 @@ class Resolver:
     :class:`TypeError` or :class:`ValueError` instead of being ignored.
     """
 
-    def __init__(self, *, server=(), timeout=(2, 5, 5), search=(), ndots: int = 1,
-                 max_outstanding: int = 10, edns0=None) -> None:
+    def __init__(self, *, server: Iterable[ServerSpec] = (), timeout: Iterable[float] = (2, 5, 5),
+                 search: Iterable[str] = (), ndots: int = 1,
+                 max_outstanding: int = 10, edns0: bool | None = None) -> None:
         self._server_list = [_server(s) for s in server]
         self._timeout = _Timeouts(self, timeout)
         self.search = search
@@ -351,68 +395,68 @@ class Resolver:
         self._max = _MaxOutstanding(self, max_outstanding)
         self.edns0 = EDNS0 if edns0 is None else edns0
         self._outstanding = 0
-        self._queue = []       # requests waiting for a slot (FIFO via index)
+        self._queue: list[_Request] = []   # requests waiting for a slot (FIFO via index)
         self._qhead = 0
-        self._wait = []        # wait_for_slot callbacks
+        self._wait: list[Callable[[Resolver], object]] = []  # wait_for_slot callbacks
         self._whead = 0
-        self._ids = set()
+        self._ids: set[int] = set()
         self._compile()
 
     # -- configuration: Perl's hash fields ---------------------------------
 
     @property
-    def timeout(self):
+    def timeout(self) -> _Timeouts:
         """The per-try timeouts in seconds, a tuple; assign a list to change
         them, or call it as Perl's method: ``res.timeout(2, 5, 5)``."""
         return self._timeout
 
     @timeout.setter
-    def timeout(self, timeouts) -> None:
+    def timeout(self, timeouts: Iterable[float]) -> None:
         self._timeout = _Timeouts(self, timeouts)
         self._compile()
 
     @property
-    def max_outstanding(self):
+    def max_outstanding(self) -> _MaxOutstanding:
         """How many requests may be on the wire at once, an int; assign to
         change it, or call it as Perl's method: ``res.max_outstanding(5)``."""
         return self._max
 
     @max_outstanding.setter
-    def max_outstanding(self, n) -> None:
+    def max_outstanding(self, n: int) -> None:
         self._max = _MaxOutstanding(self, n)
         self._scheduler()
 
     @property
-    def server(self):
+    def server(self) -> list[Server]:
         """The servers, as ``(family, sockaddr)`` pairs; assign a list of
         server specs (as for the constructor) to replace them."""
         return self._server_list
 
     @server.setter
-    def server(self, servers):
+    def server(self, servers: Iterable[ServerSpec | Server]) -> None:
         if isinstance(servers, (str, bytes)):
             raise TypeError("server must be a list of servers, not %r" % (servers,))
         self._server_list = [s if _is_compiled_server(s) else _server(s) for s in servers]
         self._compile()
 
     @property
-    def search(self):
+    def search(self) -> list[str]:
         """The search suffixes, a list of str."""
         return self._search
 
     @search.setter
-    def search(self, suffixes):
+    def search(self, suffixes: Iterable[str]) -> None:
         if isinstance(suffixes, (str, bytes)):
             raise TypeError("search must be a list of domains, not %r" % (suffixes,))
         self._search = [s for s in dict.fromkeys(str(s).rstrip(".") for s in suffixes) if s]
 
     @property
-    def ndots(self):
+    def ndots(self) -> int:
         """Dots a name needs to be tried as is before the search list, an int."""
         return self._ndots
 
     @ndots.setter
-    def ndots(self, n):
+    def ndots(self, n: int) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError("ndots must be an int >= 0, not %r" % (n,))
         self._ndots = n
@@ -426,7 +470,7 @@ class Resolver:
             self._server_list = [_server(s) for s in [default] + DNS_FALLBACK]
         self._retry = [(srv, t) for t in self._timeout for srv in self._server_list]
 
-    def parse_resolv_conf(self, text) -> None:
+    def parse_resolv_conf(self, text: str) -> None:
         """Configure from ``resolv.conf`` text: ``nameserver``, ``domain``,
         ``search``, ``options timeout:N attempts:N ndots:N edns0``.
         Replaces the servers and the search list.  Port of ``parse_resolv_conf``.
@@ -434,7 +478,7 @@ class Resolver:
         conf = dns.resolver.Resolver(configure=False)
         try:
             conf.read_resolv_conf(io.StringIO(text))
-            self._server_list = [_server(s) for s in conf.nameservers]
+            self._server_list = [_server(cast(str, s)) for s in conf.nameservers]
         except (dns.resolver.NoResolverConfiguration, ValueError):
             self._server_list = []
         search = conf.search or ([conf.domain] if conf.domain != dns.name.root else [])
@@ -456,7 +500,7 @@ class Resolver:
         """Read ``/etc/resolv.conf`` if it exists (``os_config``)."""
         self._load_resolv_conf_file("/etc/resolv.conf")
 
-    def _load_resolv_conf_file(self, path) -> None:
+    def _load_resolv_conf_file(self, path: str) -> None:
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
                 self.parse_resolv_conf(f.read())
@@ -485,12 +529,13 @@ class Resolver:
             self._wait.clear()
             self._whead = 0
 
-    def wait_for_slot(self, cb) -> None:
+    def wait_for_slot(self, cb: Callable[[Resolver], object]) -> None:
         """Call ``cb(resolver)`` once a request could be sent without queueing."""
         self._wait.append(cb)
         self._scheduler()
 
-    def request(self, query, cb) -> None:
+    def request(self, query: dns.message.Message,
+                cb: Callable[[dns.message.Message], object] | Callable[[], object]) -> None:
         """Send ``query`` (a :class:`dns.message.Message`) and call ``cb(answer)``
         with the :class:`dns.message.Message` received, or ``cb()`` when no
         server answered.  Handles ids, timeouts, retries and TCP fallback,
@@ -499,7 +544,7 @@ class Resolver:
         self._queue.append(_Request(query, cb))
         self._scheduler()
 
-    def _start(self, req) -> None:
+    def _start(self, req: _Request) -> None:
         self._outstanding += 1
         qid = secrets.randbits(16)
         while qid in self._ids:
@@ -510,7 +555,7 @@ class Resolver:
         loop.now_update()  # timeouts count from now, even after a long callback
         self._next_try(req)
 
-    def _next_try(self, req):
+    def _next_try(self, req: _Request) -> None:
         while not req.done:
             if req.tcp is not None:
                 req.tcp.close()
@@ -543,11 +588,11 @@ class Resolver:
                             server))
             return
 
-    def _timed_out(self, req, server, timeout) -> None:
+    def _timed_out(self, req: _Request, server: Server, timeout: float) -> None:
         _log.debug("query %d: no answer from %s within %gs", req.query.id, _peer(server), timeout)
         self._next_try(req)
 
-    def _udp_readable(self, req, sock, server) -> None:
+    def _udp_readable(self, req: _Request, sock: socket.socket, server: Server) -> None:
         try:
             data, peer = sock.recvfrom(65535)
         except (BlockingIOError, InterruptedError):
@@ -572,7 +617,7 @@ class Resolver:
                        req.query.id, _peer(server))
 
     @staticmethod
-    def _parse(req, data):
+    def _parse(req: _Request, data: bytes) -> dns.message.Message | None:
         """The message if it is an answer to ``req``, else ``None``."""
         try:
             res = dns.message.from_wire(data, ignore_trailing=True)
@@ -580,7 +625,8 @@ class Resolver:
             return None
         return res if req.query.is_response(res) else None
 
-    def _answer(self, req, res, server, over_tcp: bool = False) -> None:
+    def _answer(self, req: _Request, res: dns.message.Message, server: Server,
+                over_tcp: bool = False) -> None:
         if req.done:
             return
         if _log.isEnabledFor(logging.DEBUG):
@@ -601,7 +647,7 @@ class Resolver:
         else:
             self._finish(req, res)
 
-    def _finish(self, req, res) -> None:
+    def _finish(self, req: _Request, res: dns.message.Message | None) -> None:
         req.done = True
         req.timer = None
         if req.tcp is not None:
@@ -612,6 +658,7 @@ class Resolver:
         self._ids.discard(req.query.id)
         self._outstanding -= 1
         self._scheduler()
+        cb: Any
         cb, req.cb = req.cb, None
         if res is None:
             cb()
@@ -620,7 +667,9 @@ class Resolver:
 
     # -- resolve ------------------------------------------------------------
 
-    def resolve(self, qname, qtype, cb, *, search=None, accept=None, class_: str = "in") -> None:
+    def resolve(self, qname: str, qtype: str | int, cb: RecordsCb, *,
+                search: Iterable[str] | None = None, accept: Iterable[str | int] | None = None,
+                class_: str | int = "in") -> None:
         """Look up ``qname`` records of ``qtype`` and call ``cb(*records)``.
 
         ``qtype``: a lowercase type name (``"a"``, ``"mx"``...), ``"*"`` for
@@ -638,7 +687,9 @@ class Resolver:
 class _Resolution:
     """One ``resolve`` call: walks the search list and CNAME chains."""
 
-    def __init__(self, resolver, qname, qtype, cb, search, accept, class_) -> None:
+    def __init__(self, resolver: Resolver, qname: str, qtype: str | int, cb: RecordsCb | None,
+                 search: Iterable[str] | None, accept: Iterable[str | int] | None,
+                 class_: str | int) -> None:
         self.resolver, self.qtype, self.cb, self.class_ = resolver, qtype, cb, class_
         qname = idn_to_ascii(qname)
         if not qname.isascii():
@@ -657,16 +708,17 @@ class _Resolution:
         self.accept = {_type_str(_rdtype(t)) for t in (accept if accept is not None else [qtype])}
         self.next_suffix()
 
-    def next_suffix(self):
+    def next_suffix(self) -> None:
         if not self.suffixes:
             cb, self.cb = self.cb, None
-            return cb()
+            cb()  # type: ignore[misc]  # set until the one call
+            return
         suffix = self.suffixes.pop(0)
         self.name = (self.qname + "." + suffix).rstrip(".").lower()
         self.depth = 10
         self.ask()
 
-    def ask(self):
+    def ask(self) -> None:
         try:
             query = dns.message.make_query(
                 dns.name.from_text(self.name.encode("latin-1")), _rdtype(self.qtype),
@@ -676,7 +728,7 @@ class _Resolution:
             return self.next_suffix()
         self.resolver.request(query, self.answered)
 
-    def answered(self, res=None):
+    def answered(self, res: dns.message.Message | None = None) -> None:
         if res is None:
             return self.next_suffix()
         rrs = records(res.answer)
@@ -687,7 +739,8 @@ class _Resolution:
             found = [rr for rr in rrs if rr[0].lower() == name and (any_type or rr[1] in self.accept)]
             if found:
                 cb, self.cb = self.cb, None
-                return cb(*found)
+                cb(*found)  # type: ignore[misc]  # set until the one call
+                return
             cnames = [rr for rr in rrs if rr[0].lower() == name and rr[1] == "cname"]
             if cnames:
                 self.depth -= 1
@@ -707,10 +760,10 @@ class _Resolution:
 
 #: The resolver :func:`resolver` returns; assign your own to replace it
 #: (Perl's ``$AnyEvent::DNS::RESOLVER``).
-RESOLVER = None
+RESOLVER: Resolver | None = None
 
 
-def resolver():
+def resolver() -> Resolver:
     """The process-wide :class:`Resolver`, created on first use.
 
     Configured from ``ANYEVENT_RESOLV_CONF`` if set, else ``/etc/resolv.conf``;
@@ -728,56 +781,57 @@ def resolver():
     return RESOLVER
 
 
-def _field4(cb):
+def _field4(cb: NamesCb) -> RecordsCb:
     """Adapt ``cb`` to receive the first data field of each record."""
     return lambda *rrs: cb(*[rr[4] for rr in rrs])
 
 
-def a(domain, cb) -> None:
+def a(domain: str, cb: NamesCb) -> None:
     """``cb(*ipv4_texts)`` for ``domain``'s A records (``AnyEvent::DNS::a``)."""
     resolver().resolve(domain, "a", _field4(cb))
 
 
-def aaaa(domain, cb) -> None:
+def aaaa(domain: str, cb: NamesCb) -> None:
     """``cb(*ipv6_texts)`` for ``domain``'s AAAA records."""
     resolver().resolve(domain, "aaaa", _field4(cb))
 
 
-def mx(domain, cb) -> None:
+def mx(domain: str, cb: NamesCb) -> None:
     """``cb(*exchange_names)``, lowest preference first."""
     resolver().resolve(domain, "mx", lambda *rrs: cb(*[rr[5] for rr in sorted(rrs, key=lambda r: r[4])]))
 
 
-def ns(domain, cb) -> None:
+def ns(domain: str, cb: NamesCb) -> None:
     """``cb(*nameserver_names)``."""
     resolver().resolve(domain, "ns", _field4(cb))
 
 
-def txt(domain, cb) -> None:
+def txt(domain: str, cb: NamesCb) -> None:
     """``cb(*texts)``: the first string of each TXT record (use
     ``resolver().resolve(domain, "txt", cb)`` for all of them)."""
     resolver().resolve(domain, "txt", _field4(cb))
 
 
-def ptr(domain, cb) -> None:
+def ptr(domain: str, cb: NamesCb) -> None:
     """``cb(*names)`` for PTR records of ``domain`` (see :func:`reverse_lookup`)."""
     resolver().resolve(domain, "ptr", _field4(cb))
 
 
-def any(domain, cb) -> None:  # noqa: A001 - Perl's name
+def any(domain: str, cb: RecordsCb) -> None:  # noqa: A001 - Perl's name
     """``cb(*records)``: every record an ANY query returns (RFC 8482 discourages it)."""
     resolver().resolve(domain, "*", cb)
 
 
-def srv(service, proto, domain, cb) -> None:
+def srv(service: str, proto: str, domain: str, cb: SrvCb) -> None:
     """``cb(*(priority, weight, port, target))`` for ``_service._proto.domain``,
     lowest priority first, within a priority ordered by RFC 2782 weighted
     random choice (dnspython's ``weighted_processing_order``, which gives a
     weight-0 record weight 0.1; Perl gives it about ``1/(sum+1)`` as first).
     Port of ``AnyEvent::DNS::srv``.
     """
-    def order(*rrs) -> None:
-        cb(*[item.rr for item in dns.rdtypes.util.weighted_processing_order(_SrvItem(rr[4:8]) for rr in rrs)])
+    def order(*rrs: Record) -> None:
+        cb(*[item.rr for item in dns.rdtypes.util.weighted_processing_order(  # type: ignore[no-untyped-call]
+            _SrvItem(rr[4:8]) for rr in rrs)])
     resolver().resolve("_%s._%s.%s" % (service, proto, domain), "srv", order)
 
 
@@ -786,17 +840,17 @@ class _SrvItem:
     :class:`dns.rdtypes.IN.SRV.SRV` has)."""
     __slots__ = ("rr",)
 
-    def __init__(self, rr) -> None:
+    def __init__(self, rr: tuple[int, int, int, str]) -> None:
         self.rr = rr
 
-    def _processing_priority(self):
+    def _processing_priority(self) -> int:
         return self.rr[0]
 
-    def _processing_weight(self):
+    def _processing_weight(self) -> int:
         return self.rr[1]
 
 
-def _ptr_name(ipn):
+def _ptr_name(ipn: bytes) -> str | None:
     """The in-addr.arpa/ip6.arpa name (str, final dot) for a network-form
     address, or ``None``; v4-mapped and v4-compatible IPv6 addresses use
     in-addr.arpa, as Perl's ``_munge_ptr``.  Built by :mod:`dns.reversename`."""
@@ -808,35 +862,38 @@ def _ptr_name(ipn):
     return dns.reversename.from_address(text).to_text()
 
 
-def reverse_lookup(ip, cb):
+def reverse_lookup(ip: str, cb: NamesCb) -> None:
     """``cb(*hostnames)`` for an IPv4/IPv6 address text (v4-mapped handled);
     ``cb()`` if it is not an address.  Port of ``reverse_lookup``.
     """
     ipn = _aesock.parse_address(ip)
     name = ipn and _ptr_name(ipn)
     if not name:
-        return cb()
+        cb()
+        return
     resolver().resolve(name, "ptr", _field4(cb))
 
 
-def reverse_verify(ip, cb):
+def reverse_verify(ip: str, cb: NamesCb) -> None:
     """Like :func:`reverse_lookup`, but passes only names whose forward
     lookup (A or AAAA) gives the address back.  Port of ``reverse_verify``.
     """
     ipn = _aesock.parse_address(ip)
     name = ipn and _ptr_name(ipn)
-    if not name:
-        return cb()
+    if not ipn or not name:
+        cb()
+        return
     text = _aesock.format_address(ipn)
     qtype = "a" if len(ipn) == 4 else "aaaa"
-    verified = []
+    verified: list[str] = []
 
-    def got_names(*names):
+    def got_names(*names: str) -> None:
         pending = [len(names)]
         if not names:
-            return cb()
+            cb()
+            return
         for host in names:
-            def checked(*rrs, host=host) -> None:
+            def checked(*rrs: Record, host: str = host) -> None:
                 verified.extend(host for rr in rrs if rr[4] == text)
                 pending[0] -= 1
                 if not pending[0]:
