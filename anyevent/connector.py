@@ -34,46 +34,54 @@ from __future__ import annotations
 
 import errno
 import functools
+from functools import partial
 import itertools
 import logging
 import os
 import socket
+from typing import Any, Callable, Mapping, Sequence, Union
 
-from ._resolve import resolve_sockaddr
+from ._resolve import Target, resolve_sockaddr
 from ._sockaddr import _sockaddr_text as _where, parse_address
 from .reactor import loop, refcounted
 
+#: An address as :func:`addrinfo` takes it: a 4-tuple or a dict (see there).
+AddrSpec = Union[Sequence[Any], Mapping[str, Any]]
+#: ``on_fail(syscall, ...)``: ``("socket", family, socktype, protocol, err)``,
+#: ``("bind", sock, sockaddr, err)`` or ``("connect", sock, sockaddr, err)``.
+FailCb = Callable[..., object]
+
 __all__ = ["Connector", "addrinfo"]
 
-_FAMILIES = {"inet": socket.AF_INET, "inet4": socket.AF_INET, "inet6": socket.AF_INET6,
+_FAMILIES: dict[Any, Any] = {"inet": socket.AF_INET, "inet4": socket.AF_INET, "inet6": socket.AF_INET6,
              "unix": socket.AF_UNIX, 4: socket.AF_INET, 6: socket.AF_INET6}
-_SOCKTYPES = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM, "raw": socket.SOCK_RAW}
+_SOCKTYPES: dict[Any, Any] = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM, "raw": socket.SOCK_RAW}
 _IN_PROGRESS = (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
 _log = logging.getLogger("anyevent.connector")
 _DEBUG = logging.DEBUG
 
 
-def _errno_text(exc) -> str:
+def _errno_text(exc: OSError) -> str:
     """``ECONNREFUSED (111): Connection refused`` for an OSError."""
-    name = errno.errorcode.get(exc.errno, "errno")
+    name = errno.errorcode.get(exc.errno or 0, "errno")
     return "%s (%s): %s" % (name, exc.errno, exc.strerror or exc)
 
 
-def _oserror(code):
+def _oserror(code: int) -> OSError:
     return OSError(code, os.strerror(code))
 
 
-def _family(value, ip=None):
+def _family(value: str | int | None, ip: str | None = None) -> int:
     if value in (None, 0):
         return socket.AF_INET6 if ip and ":" in ip else socket.AF_INET
     return _FAMILIES.get(value, value)
 
 
-def _socktype(value):
+def _socktype(value: str | int | None) -> int:
     return _SOCKTYPES.get(value, value) or socket.SOCK_STREAM
 
 
-def addrinfo(spec, local: bool = False):
+def addrinfo(spec: AddrSpec, local: bool = False) -> Target:
     """Normalise an address to ``(family, socktype, protocol, sockaddr)``.
 
     ``spec`` is such a tuple already (family/socktype may be names), or a
@@ -102,9 +110,9 @@ def addrinfo(spec, local: bool = False):
     return (fam, stype, proto, (ip, port, 0, 0) if fam == socket.AF_INET6 else (ip, port))
 
 
-def _interleave(peers):
+def _interleave(peers: list[Target]) -> list[Target]:
     """Alternate address families, the first address's family first (RFC 8305 section 4)."""
-    by_family = {}
+    by_family: dict[int, list[Target]] = {}
     for peer in peers:
         by_family.setdefault(peer[0], []).append(peer)
     rows = itertools.zip_longest(*by_family.values())
@@ -156,14 +164,21 @@ class Connector:
     continuations and :class:`ValueError` for malformed addresses.
     """
 
-    _state = None
+    _state: _Attempt | None = None
 
-    def __init__(self, *, addrs=None, addr=None, local_addrs=None, local_addr=None,
-                 host=None, service=None, local_host=None, local_service=None,
-                 family: int = 0, socktype=None, protocol: int = 0, flags: int = 0,
-                 on_connected=None, on_socket=None,
-                 on_connect_error=None, on_resolve_error=None, on_fail=None,
-                 on_prepare=None, timeout=None, happy_eyeballs: bool = False,
+    def __init__(self, *, addrs: Sequence[AddrSpec] | None = None, addr: AddrSpec | None = None,
+                 local_addrs: Sequence[AddrSpec] | None = None, local_addr: AddrSpec | None = None,
+                 host: str | None = None, service: str | int | None = None,
+                 local_host: str | None = None, local_service: str | int | None = None,
+                 family: str | int = 0, socktype: str | int | None = None, protocol: int = 0,
+                 flags: int = 0,
+                 on_connected: Callable[[socket.socket], object] | None = None,
+                 on_socket: Callable[[socket.socket], object] | None = None,
+                 on_connect_error: Callable[[str, OSError], object] | None = None,
+                 on_resolve_error: Callable[[str], object] | None = None,
+                 on_fail: FailCb | None = None,
+                 on_prepare: Callable[[socket.socket], float | None] | None = None,
+                 timeout: float | None = None, happy_eyeballs: bool = False,
                  connection_attempt_delay: float = 0.25) -> None:
         refcounted(self)  # a cycle through the connector keeps it, as in Perl
         done = [cb for cb in (on_connected, on_socket) if cb is not None]
@@ -216,7 +231,26 @@ class _Attempt:
     between starts when racing.
     """
 
-    def __init__(self, **callbacks) -> None:
+    # the Connector's callbacks (None once cancelled: a callback that gets here
+    # after cancel() is a bug, and fails loudly)
+    on_connected: Any
+    on_socket: Any
+    on_connect_error: Any
+    on_resolve_error: Any
+    on_fail: FailCb | None
+    on_prepare: Callable[[socket.socket], float | None] | None
+    timeout: float | None
+    delay: float | None
+    peers: Any    # list[Target]; None until resolved when there is a host
+    locals: list[Target] | None
+    lookup: tuple[Any, ...]
+    pending: int
+    queue: list[tuple[Target, Target | None]]
+    tries: list[_Try]
+    pacer: Any
+    errors: dict[str, OSError]
+
+    def __init__(self, **callbacks: Any) -> None:
         self.__dict__.update(callbacks)
         self.cancelled = False
         self.queue = []            # (peer addrinfo, local addrinfo or None), next at the end
@@ -226,7 +260,7 @@ class _Attempt:
 
     # -- resolution ---------------------------------------------------------
 
-    def start(self):
+    def start(self) -> None:
         if self.cancelled:
             return
         host, service, lhost, lservice, family, socktype, protocol, flags = self.lookup
@@ -234,7 +268,7 @@ class _Attempt:
         stype = _socktype(socktype)
         proto = {socket.IPPROTO_UDP: "udp", 0: "udp" if stype == socket.SOCK_DGRAM else "tcp"}.get(
             protocol, "tcp")
-        jobs = []
+        jobs: list[tuple[str, list[tuple[Any, Any]]]] = []
         if host is not None:
             if flags & socket.AI_NUMERICHOST and parse_address(str(host)) is None:
                 return self.resolve_error("%s: not a numeric host address" % host)
@@ -249,12 +283,11 @@ class _Attempt:
             setattr(self, attr, [])
             for h, s in specs:
                 try:
-                    resolve_sockaddr(str(h), s, proto, fam, stype,
-                                     lambda *t, attr=attr: self._collect(attr, t))
+                    resolve_sockaddr(str(h), s, proto, fam, stype, partial(self._collect, attr))
                 except ValueError as exc:
                     return self.resolve_error(str(exc))
 
-    def _collect(self, attr, targets):
+    def _collect(self, attr: str, *targets: Target) -> None:
         getattr(self, attr).extend(targets)
         self.pending -= 1
         if not self.pending and not self.cancelled:
@@ -263,7 +296,7 @@ class _Attempt:
                 return self.resolve_error("%s: no address found for service %s" % (host, service))
             self.resolved()
 
-    def resolve_error(self, message) -> None:
+    def resolve_error(self, message: str) -> None:
         _log.debug("resolve failed: %s", message)
         cb = self.on_resolve_error
         self.cancel()
@@ -285,7 +318,7 @@ class _Attempt:
 
     # -- connecting ----------------------------------------------------------
 
-    def fail(self, syscall, *args) -> None:
+    def fail(self, syscall: str, *args: Any) -> None:
         self.errors[syscall] = args[-1]
         if _log.isEnabledFor(_DEBUG):
             what = _where(args[1]) if syscall in ("bind", "connect") else "family %s" % args[0]
@@ -304,7 +337,7 @@ class _Attempt:
         if not self.tries and not self.cancelled:
             self.give_up()
 
-    def launch(self, entry) -> bool:
+    def launch(self, entry: tuple[Target, Target | None]) -> bool:
         """socket(), bind(), on_prepare, connect() for one queue entry; True if in flight."""
         (fam, stype, proto, sa), local = entry
         try:
@@ -337,7 +370,7 @@ class _Attempt:
         self.tries.append(t)
         return True
 
-    def writable(self, t):
+    def writable(self, t: _Try) -> None:
         err = t.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err in (errno.EINPROGRESS, errno.EAGAIN):
             return  # spurious wake-up
@@ -356,7 +389,7 @@ class _Attempt:
         else:
             self.on_socket(t.sock)
 
-    def failed_connect(self, t, exc) -> None:
+    def failed_connect(self, t: _Try, exc: OSError) -> None:
         self.tries.remove(t)
         self.fail("connect", t.sock, t.sa, exc)
         t.close()
@@ -392,7 +425,13 @@ class _Try:
 
     __slots__ = ("entry", "sock", "sa", "watch", "timer")
 
-    def __init__(self, entry, sock, sa) -> None:
+    entry: tuple[Target, Target | None]
+    sock: socket.socket
+    sa: Any
+    watch: Any
+    timer: Any
+
+    def __init__(self, entry: tuple[Target, Target | None], sock: socket.socket, sa: Any) -> None:
         self.entry, self.sock, self.sa = entry, sock, sa
         self.watch = self.timer = None
 
