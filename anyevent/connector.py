@@ -74,7 +74,8 @@ def _oserror(code: int) -> OSError:
 def _family(value: str | int | None, ip: str | None = None) -> int:
     if value in (None, 0):
         return socket.AF_INET6 if ip and ":" in ip else socket.AF_INET
-    return _FAMILIES.get(value, value)
+    family: int = _FAMILIES.get(value, value)
+    return family
 
 
 def _socktype(value: str | int | None) -> int:
