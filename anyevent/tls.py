@@ -102,10 +102,21 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Optional, Sequence, Union, cast
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
+
+#: A Perl-style switch: any true or false value (``1``/``0``, ``True``/``False``).
+Flag = Union[bool, int, None]
+#: PEM data given inline.
+Pem = Union[str, bytes]
+#: ``verify_peername``: a scheme name, ``(cn_wildcards, alt_wildcards, check_cn)``, or
+#: ``callback(tls, peername, cert) -> bool``.
+PeernameScheme = Union[str, Sequence[int], Callable[["TLS", str, x509.Certificate], object]]
+#: ``verify_cb(tls, ref, peername, depth, preverify_ok, errnum, cert) -> bool``.
+VerifyCb = Callable[["TLS", Any, Optional[str], int, bool, int, x509.Certificate], object]
 
 __all__ = ["TLS", "tls_ctx_from", "default_ctx", "error_message", "verify_hostname",
            "match_cn", "certname", "CN_SCHEME", "DH_PARAMS"]
@@ -147,7 +158,7 @@ DH_PARAMS = {
 # *_wildcards: 0 none, 1 only a whole leftmost label ("*.example.org"), 2 anywhere in the
 # leftmost label ("www*.example.org").  check_cn: 0 never, 1 only when the certificate
 # has no DNS subjectAltName, 2 always.  A string value is an alias.
-CN_SCHEME = {
+CN_SCHEME: dict[str, Union[str, tuple[int, int, int]]] = {
     "rfc4513": (0, 1, 2),
     "rfc2818": (0, 2, 1),
     "rfc3207": (0, 0, 2),
@@ -182,7 +193,7 @@ _log = logging.getLogger("anyevent.tls")
 
 # Per-connection records of connections made by TLS.new_connection (weak keys: a record
 # lives exactly as long as its Connection).
-_STATE = weakref.WeakKeyDictionary()
+_STATE: weakref.WeakKeyDictionary[SSL.Connection, _ConnState] = weakref.WeakKeyDictionary()
 
 
 class _ConnState:
@@ -190,15 +201,15 @@ class _ConnState:
 
     __slots__ = ("mode", "peername", "ref", "failure", "checked")
 
-    def __init__(self, mode, peername, ref) -> None:
+    def __init__(self, mode: str | None, peername: str | None, ref: object) -> None:
         self.mode = mode
         self.peername = peername
         self.ref = _weak(ref)
-        self.failure = None      # first reason the verify callback rejected the peer
+        self.failure: str | None = None  # first reason the verify callback rejected the peer
         self.checked = False     # the peer certificate (depth 0) was accepted
 
 
-def _weak(obj):
+def _weak(obj: object) -> Callable[[], Any]:
     """A callable returning ``obj`` (weakly held when possible, like Perl's weaken)."""
     if obj is None:
         return lambda: None
@@ -274,14 +285,30 @@ class TLS:
     ``TypeError`` for unknown options.
     """
 
-    def __init__(self, *, method: str = "any", sslv2=None, sslv3=None, tlsv1=None, tlsv1_1=None,
-                 tlsv1_2=None, tlsv1_3=None, verify: bool = False, verify_require_client_cert: bool = False,
-                 verify_peername=None, verify_cb=None, verify_client_once: bool = False,
-                 ca_file=None, ca_path=None, ca_cert=None, check_crl: bool = False,
-                 key_file=None, key=None, cert_file=None, cert=None, cert_password=None,
-                 dh_file=None, dh: str = "ffdhe3072", dh_single_use: bool = True, cipher_list=None,
-                 session_ticket=None, session_cache: bool = False, sni=None, alpn=None,
-                 prepare=None, debug=None, cache=None) -> None:
+    ctx: SSL.Context
+    verify: bool
+    verify_require_client_cert: bool
+    verify_peername: PeernameScheme | None
+    verify_cb: VerifyCb | None
+    session_ticket: Flag
+
+    def __init__(self, *, method: str = "any", sslv2: Flag = None, sslv3: Flag = None,
+                 tlsv1: Flag = None, tlsv1_1: Flag = None, tlsv1_2: Flag = None,
+                 tlsv1_3: Flag = None, verify: Flag = False,
+                 verify_require_client_cert: Flag = False,
+                 verify_peername: PeernameScheme | None = None, verify_cb: VerifyCb | None = None,
+                 verify_client_once: Flag = False, ca_file: str | None = None,
+                 ca_path: str | None = None, ca_cert: Pem | None = None, check_crl: Flag = False,
+                 key_file: str | None = None, key: Pem | None = None,
+                 cert_file: str | None = None, cert: Pem | None = None,
+                 cert_password: Pem | Callable[[TLS], Pem] | None = None,
+                 dh_file: str | None = None, dh: str | None = "ffdhe3072",
+                 dh_single_use: Flag = True, cipher_list: str | None = None,
+                 session_ticket: Flag = None, session_cache: bool | int = False,
+                 sni: Mapping[str, TLS | Mapping[str, Any]] | Callable[[TLS, str], TLS | None] | None = None,
+                 alpn: Iterable[str | bytes] | None = None,
+                 prepare: Callable[[TLS], object] | None = None, debug: Flag = None,
+                 cache: Flag = None) -> None:
         _log_ignored(sslv2=sslv2, sslv3=sslv3, debug=debug, cache=cache)
         self.ctx = ctx = SSL.Context(SSL.TLS_METHOD)
         _set_versions(ctx, method, dict(tlsv1=tlsv1, tlsv1_1=tlsv1_1, tlsv1_2=tlsv1_2,
@@ -303,8 +330,10 @@ class TLS:
         if prepare is not None:
             prepare(self)
 
-    def _init_verify(self, verify, require_client_cert, peername_scheme, verify_cb,
-                     client_once, ca_file, ca_path, ca_cert, check_crl) -> None:
+    def _init_verify(self, verify: Flag, require_client_cert: Flag,
+                     peername_scheme: PeernameScheme | None, verify_cb: VerifyCb | None,
+                     client_once: Flag, ca_file: str | None, ca_path: str | None,
+                     ca_cert: Pem | None, check_crl: Flag) -> None:
         self.verify = bool(verify)
         self.verify_require_client_cert = bool(require_client_cert)
         self.verify_peername = _check_scheme(peername_scheme)
@@ -316,9 +345,9 @@ class TLS:
                                 self._verify_callback)
             _load_trust(self.ctx, ca_file, ca_path, ca_cert)
         if check_crl:
-            self.ctx.get_cert_store().set_flags(crypto.X509StoreFlags.CRL_CHECK)
+            cast(crypto.X509Store, self.ctx.get_cert_store()).set_flags(crypto.X509StoreFlags.CRL_CHECK)
 
-    def _init_sessions(self, session_ticket, session_cache) -> None:
+    def _init_sessions(self, session_ticket: Flag, session_cache: bool | int) -> None:
         # a per-object session id context: servers resume only their own sessions
         self.ctx.set_session_id(os.urandom(16))
         self.session_ticket = session_ticket
@@ -326,13 +355,13 @@ class TLS:
             "connect": 0 if session_ticket else SSL.OP_NO_TICKET,
             "accept": SSL.OP_NO_TICKET if session_ticket is not None and not session_ticket else 0,
         }
-        self._sessions = None
+        self._sessions: Any = None  # an OrderedDict peername -> SSL.Session when caching
         if session_cache:
             self._sessions = collections.OrderedDict()
             self._sessions_max = 100 if session_cache is True else int(session_cache)
             self.ctx.set_info_callback(self._info_callback)
 
-    def _init_extensions(self, sni, alpn) -> None:
+    def _init_extensions(self, sni: Any, alpn: Iterable[str | bytes] | None) -> None:
         self._sni = sni
         if sni is not None:
             self.ctx.set_tlsext_servername_callback(self._servername_callback)
@@ -343,7 +372,8 @@ class TLS:
 
     # -- the Handle's interface ------------------------------------------------------
 
-    def new_connection(self, mode, peername=None, ref=None):
+    def new_connection(self, mode: str, peername: str | None = None,
+                       ref: object = None) -> SSL.Connection:
         """A new ``OpenSSL.SSL.Connection`` on memory BIOs (Perl: ``_get_session``).
 
         ``mode``: ``"connect"`` (client) or ``"accept"`` (server), else ``ValueError``.
@@ -373,7 +403,7 @@ class TLS:
         conn.set_connect_state()
         return conn
 
-    def verify_result(self, conn, peername=None):
+    def verify_result(self, conn: SSL.Connection, peername: str | None = None) -> str | None:
         """Why the peer of a handshaken ``conn`` is not acceptable, or ``None`` if it is.
 
         ``peername`` defaults to the one given to :meth:`new_connection`.  Always
@@ -391,7 +421,7 @@ class TLS:
                        "peer accepted" if problem is None else "peer rejected: " + problem)
         return problem
 
-    def _verify_problem(self, conn, peername):
+    def _verify_problem(self, conn: SSL.Connection, peername: str | None) -> str | None:
         if not self.verify:
             return None
         state = _STATE.get(conn)
@@ -415,7 +445,8 @@ class TLS:
 
     # -- verification ---------------------------------------------------------------
 
-    def _verify_callback(self, conn, cert, errnum, depth, ok):
+    def _verify_callback(self, conn: SSL.Connection, cert: Any, errnum: int, depth: int,
+                         ok: int) -> bool:
         """OpenSSL's per-certificate verify callback (Perl: ``AnyEvent::TLS::verify``)."""
         state = _STATE.get(conn) or _ConnState(None, None, None)
         reason = None if ok else _chain_reason(_x509_error_string(errnum), depth)
@@ -434,7 +465,8 @@ class TLS:
             state.checked = True
         return ok
 
-    def _peername_failure(self, mode, peername, cert):
+    def _peername_failure(self, mode: str | None, peername: str | None,
+                          cert: x509.Certificate) -> str | None:
         """Why ``cert`` does not belong to ``peername`` under ``verify_peername``, or None."""
         scheme = self.verify_peername
         if scheme is None or scheme == "none":
@@ -453,9 +485,10 @@ class TLS:
         names = ", ".join(dns_names + ip_names) or _common_name(cert) or "no names"
         return f"hostname mismatch: certificate is for {names}, not {peername}"
 
-    def _chain_failure(self, cert, chain):
+    def _chain_failure(self, cert: crypto.X509, chain: Sequence[crypto.X509]) -> str | None:
         """Check a foreign connection's chain against our trust store; reason or None."""
-        store_ctx = crypto.X509StoreContext(self.ctx.get_cert_store(), cert, chain[1:])
+        store_ctx = crypto.X509StoreContext(cast(crypto.X509Store, self.ctx.get_cert_store()),
+                                            cert, chain[1:])
         try:
             store_ctx.verify_certificate()
         except crypto.X509StoreContextError as exc:
@@ -464,7 +497,7 @@ class TLS:
 
     # -- extensions -----------------------------------------------------------------
 
-    def _info_callback(self, conn, where, ret) -> None:
+    def _info_callback(self, conn: SSL.Connection, where: int, ret: int) -> None:
         """Remember a client's session whenever the state machine completes: after the
         handshake and after each TLS 1.3 ticket."""
         if where & SSL.SSL_CB_CONNECT_EXIT and ret == 1:
@@ -476,9 +509,9 @@ class TLS:
                 if len(self._sessions) > self._sessions_max:
                     self._sessions.popitem(last=False)
 
-    def _servername_callback(self, conn) -> None:
+    def _servername_callback(self, conn: SSL.Connection) -> None:
         """Switch the connection to the context chosen for the client's SNI name."""
-        name = conn.get_servername()
+        name: Any = conn.get_servername()
         if not name:
             return
         name = name.decode("ascii", "replace").lower()
@@ -486,7 +519,7 @@ class TLS:
         if chosen is not None:
             conn.set_context(tls_ctx_from(chosen).ctx)
 
-    def _alpn_select_callback(self, conn, offered):
+    def _alpn_select_callback(self, conn: SSL.Connection, offered: list[bytes]) -> Any:
         """Pick our most preferred protocol among those the client offers."""
         for proto in self._alpn:
             if proto in offered:
@@ -496,14 +529,14 @@ class TLS:
 
 # -- construction helpers ---------------------------------------------------------------
 
-def _log_ignored(**options) -> None:
+def _log_ignored(**options: object) -> None:
     """One debug line for each ignored option (see :data:`_IGNORED`) given a true value."""
     for name, value in options.items():
         if value:
             _log.debug("TLS option %s=%r ignored: %s", name, value, _IGNORED[name])
 
 
-def _set_versions(ctx, method, switches):
+def _set_versions(ctx: SSL.Context, method: str, switches: dict[str, Flag]) -> None:
     """Map Perl's ``method`` and the TLS version switches onto min/max protocol versions."""
     name = (method or "any").lower()
     if name in _BROKEN:
@@ -526,7 +559,7 @@ def _set_versions(ctx, method, switches):
     ctx.set_max_proto_version(_VERSIONS[enabled[-1]][1])
 
 
-def _set_cipher_list(ctx, cipher_list):
+def _set_cipher_list(ctx: SSL.Context, cipher_list: str) -> None:
     try:
         ctx.set_cipher_list(_bytes(cipher_list))
     except SSL.Error as exc:
@@ -534,10 +567,10 @@ def _set_cipher_list(ctx, cipher_list):
                          f"{error_message(exc)}") from None
 
 
-_DH_FILES = {}
+_DH_FILES: dict[str | None, str] = {}  # None: the directory
 
 
-def _set_dh(ctx, dh_file, dh):
+def _set_dh(ctx: SSL.Context, dh_file: str | None, dh: Any) -> None:
     """Load DH parameters from ``dh_file``, a named group or a PEM string."""
     source = dh_file if dh_file is not None else f"dh {dh[:40]!r}"
     if dh_file is None:
@@ -548,7 +581,7 @@ def _set_dh(ctx, dh_file, dh):
         raise ValueError(f"{source}: failed to load DH parameters: {error_message(exc)}") from None
 
 
-def _dh_to_file(dh):
+def _dh_to_file(dh: str) -> str:
     """Write named or PEM DH parameters to a private temporary file (pyOpenSSL loads
     them only from files) and remember it for the life of the process."""
     if re.fullmatch(r"\w+", dh):
@@ -569,7 +602,7 @@ def _dh_to_file(dh):
     return path
 
 
-def _check_scheme(scheme):
+def _check_scheme(scheme: PeernameScheme | None) -> PeernameScheme | None:
     """Validate ``verify_peername``: None, a callable, a known name or a 3-sequence."""
     if scheme is None or callable(scheme):
         return scheme
@@ -585,7 +618,7 @@ def _check_scheme(scheme):
     return scheme
 
 
-def _scheme_tuple(scheme):
+def _scheme_tuple(scheme: str | Sequence[int]) -> Sequence[int]:
     while isinstance(scheme, str):
         if scheme not in CN_SCHEME:
             raise ValueError(f"{scheme!r}: unknown verify_peername scheme "
@@ -594,12 +627,13 @@ def _scheme_tuple(scheme):
     return scheme
 
 
-def _load_trust(ctx, ca_file, ca_path, ca_cert) -> None:
+def _load_trust(ctx: SSL.Context, ca_file: str | None, ca_path: str | None,
+                ca_cert: Pem | None) -> None:
     """Trust anchors as Perl chooses them: explicit ones, else the environment, else
     the system's default store."""
     if ca_file or ca_path or ca_cert:
         if ca_cert:
-            _add_pem_to_store(ctx.get_cert_store(), _bytes(ca_cert))
+            _add_pem_to_store(cast(crypto.X509Store, ctx.get_cert_store()), _bytes(ca_cert))
         if ca_file or ca_path:
             _load_locations(ctx, ca_file or None, ca_path or None)
     elif os.environ.get("ANYEVENT_CA_FILE") or os.environ.get("ANYEVENT_CA_PATH"):
@@ -609,7 +643,7 @@ def _load_trust(ctx, ca_file, ca_path, ca_cert) -> None:
         ctx.set_default_verify_paths()
 
 
-def _load_locations(ctx, ca_file, ca_path):
+def _load_locations(ctx: SSL.Context, ca_file: str | None, ca_path: str | None) -> None:
     try:
         ctx.load_verify_locations(ca_file, ca_path)
     except SSL.Error as exc:
@@ -620,7 +654,7 @@ def _load_locations(ctx, ca_file, ca_path):
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.S)
 
 
-def _add_pem_to_store(store, pem):
+def _add_pem_to_store(store: crypto.X509Store, pem: bytes) -> None:
     """Add every certificate and CRL of a PEM string to an X509Store."""
     try:
         certs = x509.load_pem_x509_certificates(pem) if b"CERTIFICATE-----" in pem else []
@@ -635,15 +669,17 @@ def _add_pem_to_store(store, pem):
         store.add_crl(crl)
 
 
-def _passphrase(tls, password):
+def _passphrase(tls: TLS, password: Pem | Callable[[TLS], Pem] | None) -> Callable[[int], bytes]:
     """A pyOpenSSL passphrase callback for ``cert_password`` (never a terminal prompt)."""
-    def callback(_rwflag):
+    def callback(_rwflag: int) -> bytes:
         value = password(tls) if callable(password) else password
         return _bytes(value) if value is not None else b""
     return callback
 
 
-def _use_local_cert(ctx, cert_file, cert, key_file, key, passphrase):
+def _use_local_cert(ctx: SSL.Context, cert_file: str | None, cert: Pem | None,
+                    key_file: str | None, key: Pem | None,
+                    passphrase: Callable[[int], bytes]) -> None:
     """Load our certificate chain and private key (Perl: cert_file/cert, key_file/key)."""
     if cert_file is not None and cert is not None:
         raise ValueError("specifying both cert_file and cert is not allowed")
@@ -670,14 +706,14 @@ def _use_local_cert(ctx, cert_file, cert, key_file, key, passphrase):
     for extra in chain[1:]:
         ctx.add_extra_chain_cert(extra)
     try:
-        ctx.use_privatekey(pkey.to_cryptography_key())
+        ctx.use_privatekey(pkey.to_cryptography_key())  # type: ignore[arg-type]  # a private key
         ctx.check_privatekey()
     except SSL.Error:
         raise ValueError(f"{key_name}: private key does not match the certificate "
                          f"in {cert_name}") from None
 
 
-def _pem_source(path, data, what):
+def _pem_source(path: str | None, data: Pem | None, what: str) -> tuple[str, bytes]:
     """(name for messages, PEM bytes) from a file path or an in-memory string."""
     if path is None:
         return what, _bytes(data)
@@ -688,18 +724,18 @@ def _pem_source(path, data, what):
         raise ValueError(f"{path}: cannot read {what} file: {exc.strerror}") from None
 
 
-def _key_error(exc):
+def _key_error(exc: Exception) -> str:
     text = error_message(exc)
     if "decrypt" in text or "bad password" in text:
         return f"{text} (wrong or missing cert_password?)"
     return text
 
 
-def _bytes(value):
+def _bytes(value: Any) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
-def _sni_name(peername):
+def _sni_name(peername: str | None) -> bytes | None:
     """The SNI host name (bytes) for ``peername``, or None for IP addresses and junk."""
     if not peername or _ip(peername) is not None:
         return None
@@ -709,7 +745,7 @@ def _sni_name(peername):
         return None
 
 
-def _call_check(check, *args):
+def _call_check(check: Callable[..., object], *args: Any) -> tuple[bool, str | None]:
     """Call a user verification callback: (verdict, reason if it raised)."""
     try:
         return bool(check(*args)), None
@@ -719,7 +755,7 @@ def _call_check(check, *args):
 
 # -- public helpers (Perl: certname, match_cn, verify_hostname) -------------------------
 
-def certname(cert):
+def certname(cert: x509.Certificate | crypto.X509 | None) -> str | None:
     """A readable ``"issuer: subject"`` string for a certificate (cryptography or
     pyOpenSSL object), or None (Perl: ``AnyEvent::TLS::certname``)."""
     if cert is None:
@@ -728,7 +764,7 @@ def certname(cert):
     return f"{cert.issuer.rfc4514_string()}: {cert.subject.rfc4514_string()}"
 
 
-def match_cn(name, peername, wildcards):
+def match_cn(name: str, peername: str, wildcards: int) -> bool:
     """Whether certificate name ``name`` matches ``peername`` (case-insensitive).
 
     ``wildcards``: 0 exact only; 1 ``*`` allowed as the whole leftmost label
@@ -749,7 +785,8 @@ def match_cn(name, peername, wildcards):
     return name == peername
 
 
-def verify_hostname(peername, cert, scheme):
+def verify_hostname(peername: str, cert: x509.Certificate | crypto.X509,
+                    scheme: str | Sequence[int]) -> bool:
     """Whether ``cert`` (cryptography or pyOpenSSL certificate) is valid for ``peername``
     (a host name or IP address string) under ``scheme`` (a :data:`CN_SCHEME` name or a
     ``(cn_wildcards, alt_wildcards, check_cn)`` sequence).  Perl: ``verify_hostname``.
@@ -774,22 +811,22 @@ def verify_hostname(peername, cert, scheme):
     return False
 
 
-def _strip_ctl(text):
+def _strip_ctl(text: str) -> str:
     return text.strip("".join(map(chr, range(32))))
 
 
-def _ip(text):
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(text.strip("[]"))
     except ValueError:
         return None
 
 
-def _as_cryptography(cert):
+def _as_cryptography(cert: x509.Certificate | crypto.X509) -> x509.Certificate:
     return cert.to_cryptography() if isinstance(cert, crypto.X509) else cert
 
 
-def _alt_names(cert):
+def _alt_names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
     """(DNS names, IP address strings) of a certificate's subjectAltName."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -799,28 +836,30 @@ def _alt_names(cert):
             [str(a) for a in san.get_values_for_type(x509.IPAddress)])
 
 
-def _common_name(cert):
+def _common_name(cert: x509.Certificate) -> str | None:
     attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else None
 
 
-def _x509_error_string(errnum):
+def _x509_error_string(errnum: int) -> str:
     """OpenSSL's text for an X.509 verification error number."""
     try:
         from OpenSSL._util import ffi, lib     # no public API for this string
-        return ffi.string(lib.X509_verify_cert_error_string(errnum)).decode()
+        text: str = ffi.string(lib.X509_verify_cert_error_string(errnum)).decode()
+        return text
     except (ImportError, AttributeError):
         return f"X.509 verification error {errnum}"
 
 
-def _chain_reason(text, depth) -> str:
+def _chain_reason(text: str, depth: int) -> str:
     where = f" (in the chain at depth {depth})" if depth else ""
     return f"certificate verify failed: {text}{where}"
 
 
 # -- errors ------------------------------------------------------------------------------
 
-def error_message(exc_or_conn, conn=None):
+def error_message(exc_or_conn: BaseException | SSL.Connection | None,
+                  conn: SSL.Connection | None = None) -> str:
     """A readable message for a TLS failure (Perl: ``_tls_error``'s message).
 
     ``exc_or_conn``: the ``OpenSSL.SSL.Error`` (or ``OpenSSL.crypto.Error``) raised by a
@@ -839,7 +878,7 @@ def error_message(exc_or_conn, conn=None):
     return message
 
 
-def _error_text(exc, conn):
+def _error_text(exc: BaseException | None, conn: SSL.Connection | None) -> str:
     state = _STATE.get(conn) if conn is not None else None
     if state is not None and state.failure is not None:
         return state.failure
@@ -848,7 +887,7 @@ def _error_text(exc, conn):
     return _describe(exc)
 
 
-def _who(conn, peername=None):
+def _who(conn: SSL.Connection | None, peername: str | None = None) -> str:
     """``"connect to example.org"`` / ``"accept"``: a connection, for log lines."""
     state = _STATE.get(conn) if conn is not None else None
     mode = state.mode if state is not None and state.mode else "connection"
@@ -856,7 +895,7 @@ def _who(conn, peername=None):
     return mode if peername is None else "%s to %s" % (mode, peername)
 
 
-def _describe(exc):
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, SSL.ZeroReturnError):
         return "TLS connection closed by peer"
     if isinstance(exc, SSL.SysCallError):
@@ -867,7 +906,7 @@ def _describe(exc):
     return str(exc) or type(exc).__name__
 
 
-def _describe_reason(entry):
+def _describe_reason(entry: Any) -> str:
     reason = entry[-1] if isinstance(entry, tuple) else str(entry)
     if re.match(r"\w+ alert ", reason):
         return f"{reason} (alert from peer)"
@@ -876,7 +915,7 @@ def _describe_reason(entry):
 
 # -- contexts for the Handle --------------------------------------------------------------
 
-_CACHE = {}
+_CACHE: dict[Any, TLS] = {}
 
 # The environment variables that choose the default context's trust anchors: ours
 # (``_load_trust``) and OpenSSL's (``set_default_verify_paths``).
@@ -895,12 +934,13 @@ class _DefaultTLS(TLS):
         super().__init__(verify=1, verify_peername="https")
         self.server = TLS()
 
-    def new_connection(self, mode, peername=None, ref=None):
+    def new_connection(self, mode: str, peername: str | None = None,
+                       ref: object = None) -> SSL.Connection:
         if mode == "accept":
             return self.server.new_connection(mode, peername, ref)
         return super().new_connection(mode, peername, ref)
 
-    def verify_result(self, conn, peername=None):
+    def verify_result(self, conn: SSL.Connection, peername: str | None = None) -> str | None:
         state = _STATE.get(conn)
         if state is None or state.mode != "connect" or conn.get_context() is not self.ctx:
             # a server connection, or a Connection the user made from a context of
@@ -912,7 +952,7 @@ class _DefaultTLS(TLS):
         return "<anyevent.tls default context: clients verify the peer, servers as Perl>"
 
 
-def default_ctx():
+def default_ctx() -> TLS:
     """The shared context used when a Handle has no ``tls_ctx`` (Perl's ``TLS_CTX``).
 
     Unlike Perl's, its **client** connections verify the peer: the chain against
@@ -930,7 +970,7 @@ def default_ctx():
     return tls
 
 
-def tls_ctx_from(value=None):
+def tls_ctx_from(value: TLS | Mapping[str, Any] | None = None) -> TLS:
     """The :class:`TLS` object for a Handle's ``tls_ctx`` option.
 
     ``value``: a :class:`TLS` (returned as is); a mapping of :class:`TLS` options (one
@@ -955,7 +995,7 @@ def tls_ctx_from(value=None):
     return tls
 
 
-def _freeze(value):
+def _freeze(value: Any) -> Any:
     """A hashable key for an options value (dicts and lists by content)."""
     if isinstance(value, Mapping):
         return ("dict",) + tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
