@@ -48,6 +48,19 @@ import os
 import re
 import sys
 import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
+
+if TYPE_CHECKING:
+    from typing_extensions import Never
+
+#: A Perl log level: its number 1-9 (or as text) or a name such as ``"warn"``.
+Level = Union[int, str]
+#: A message: a str (a %-format with ``args``), or a callable returning it (called only if logged).
+Message = Union[str, Callable[[], object]]
+#: ``fmt_cb(timestamp, context, level, message) -> formatted str``.
+FmtCb = Callable[[float, "Ctx | None", int, str], str]
+#: ``log_cb(formatted) -> consumed``.
+LogCb = Callable[[str], object]
 
 __all__ = ["LEVELS", "Ctx", "LevelLogger", "COLLECT", "FILTER", "LOG", "ctx", "log", "logger",
            "level_number", "perl_level", "fatal_exit", "format_time", "default_format",
@@ -62,7 +75,7 @@ _ALIASES = {
     "emerg": "fatal", "exit": "fatal", "critical": "crit", "err": "error", "die": "error",
     "warning": "warn", "notice": "note",
 }
-_BY_NUMBER = (None, "fatal", "alert", "crit", "error", "warn", "note",
+_BY_NUMBER: tuple[Any, ...] = (None, "fatal", "alert", "crit", "error", "warn", "note",
               "info", "debug", "trace")
 _ALL = frozenset(range(1, 10))
 _OFF = logging.CRITICAL + 100     # above every level: nothing passes
@@ -74,7 +87,7 @@ for _name, _lvl in LEVELS.items():
 
 # -- levels ---------------------------------------------------------------------------
 
-def _number(level):
+def _number(level: Level) -> int:
     """Perl's level number 1-9 for ``level`` (1-9, ``"7"``, a name or an alias)."""
     if isinstance(level, int) and not isinstance(level, bool) and 1 <= level <= 9:
         return level
@@ -87,7 +100,7 @@ def _number(level):
     raise ValueError("unknown AnyEvent log level %r" % (level,))
 
 
-def level_number(level):
+def level_number(level: Level) -> int:
     """The logging level (int) of a Perl level: 1-9 or a name such as ``"warn"``.
 
     Raises :class:`ValueError` for anything else.
@@ -95,7 +108,7 @@ def level_number(level):
     return LEVELS[_BY_NUMBER[_number(level)]]
 
 
-def perl_level(levelno):
+def perl_level(levelno: int) -> int:
     """Perl's level number (1-9) of a logging level (int); below DEBUG is trace (9)."""
     for number in range(1, 9):
         if levelno >= LEVELS[_BY_NUMBER[number]]:
@@ -103,15 +116,15 @@ def perl_level(levelno):
     return 9
 
 
-def _level_list(levels):
+def _level_list(levels: tuple[Level, ...] | list[Level]) -> list[int]:
     """Perl's ``_lvl_lst``: level numbers of the given levels, ``"all"`` being 1-9."""
-    out = []
+    out: list[int] = []
     for level in levels:
         out.extend(_ALL if level == "all" else (_number(level),))
     return out
 
 
-def _threshold(level):
+def _threshold(level: Level) -> int:
     """Perl's ``_lvl``: 0 for ``0``/``"off"``/``"none"``, else the level's number."""
     if level in (0, "0", "off", "none"):
         return 0
@@ -120,7 +133,7 @@ def _threshold(level):
 
 # -- formatting and exiting -------------------------------------------------------------
 
-def format_time(timestamp) -> str:
+def format_time(timestamp: float) -> str:
     """``AnyEvent::Log::format_time``: ``2026-11-30 00:10:00.123456 +0000`` (local time)."""
     whole = int(timestamp)
     local = time.localtime(whole)
@@ -128,7 +141,7 @@ def format_time(timestamp) -> str:
                           int(1e6 * (timestamp - whole)), time.strftime(" %z", local))
 
 
-def default_format(timestamp, context, level, msg):
+def default_format(timestamp: float, context: Ctx | None, level: int, msg: str) -> str:
     """``AnyEvent::Log::default_format``: one line per line of ``msg``, later ones with ``+``.
 
     ``timestamp``: seconds (float); ``context``: the :class:`Ctx` the message was
@@ -145,7 +158,7 @@ def default_format(timestamp, context, level, msg):
                    for i, line in enumerate(lines))
 
 
-def fatal_exit() -> None:
+def fatal_exit() -> Never:
     """``AnyEvent::Log::fatal_exit``: called after a fatal message; exits with status 1.
 
     Replace it (``anyevent.log.fatal_exit = f``) to change that; it must not return.
@@ -158,8 +171,9 @@ class _Lazy:
 
     __slots__ = ("make", "text")
 
-    def __init__(self, make) -> None:
-        self.make, self.text = make, None
+    def __init__(self, make: Callable[[], object]) -> None:
+        self.make: Callable[[], object] = make
+        self.text: str | None = None
 
     def __str__(self) -> str:
         if self.text is None:
@@ -172,22 +186,22 @@ class _Lazy:
 class _Mask(logging.Filter):
     """A context's level set (Perl's level mask)."""
 
-    def __init__(self, context) -> None:
+    def __init__(self, context: Ctx) -> None:
         super().__init__()
         self.context = context
 
-    def filter(self, record) -> bool:
+    def filter(self, record: logging.LogRecord) -> bool:
         return perl_level(record.levelno) in self.context._mask
 
 
 class _PerlFormatter(logging.Formatter):
     """Formats a record with the context's ``fmt_cb`` (default: :func:`default_format`)."""
 
-    def __init__(self, context) -> None:
+    def __init__(self, context: Ctx) -> None:
         super().__init__()
         self.context = context
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         msg = record.getMessage()
         if msg.endswith("\n"):
             msg = msg[:-1]
@@ -195,7 +209,7 @@ class _PerlFormatter(logging.Formatter):
         return fmt(record.created, _origin(record), self.context._capped(record.levelno), msg)
 
 
-def _origin(record):
+def _origin(record: logging.LogRecord) -> Ctx:
     """The context a record was logged in."""
     found = record.__dict__.get("ae_ctx")
     return found if found is not None else ctx(record.name)
@@ -204,26 +218,28 @@ def _origin(record):
 class _Callback(logging.Handler):
     """Perl's ``log_cb``: ``cb(formatted)``; a true result consumes the message."""
 
-    def __init__(self, cb) -> None:
+    formatter: _PerlFormatter
+
+    def __init__(self, cb: LogCb) -> None:
         super().__init__()
         self.cb = cb
 
-    def emit(self, record) -> None:
+    def emit(self, record: logging.LogRecord) -> None:
         if self.cb(self.format(record)):
             record.__dict__.setdefault("ae_consumed", set()).add(id(self.formatter.context))
 
 
-class _Stderr(logging.StreamHandler):
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]  # generic only from 3.11
     """Perl's ``log_to_warn``: the current ``sys.stderr``."""
 
     terminator = ""
 
     @property
-    def stream(self):
+    def stream(self) -> Any:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:
+    def stream(self, _value: object) -> None:
         pass
 
 
@@ -232,16 +248,16 @@ class _File(logging.FileHandler):
 
     terminator = ""
 
-    def __init__(self, path) -> None:
+    def __init__(self, path: str) -> None:
         super().__init__(path, mode="a", delay=True)
 
 
 class _Path(_File):
     """Perl's ``log_to_path``: opens the file for each message."""
 
-    def emit(self, record) -> None:
+    def emit(self, record: logging.LogRecord) -> None:
         super().emit(record)
-        with self.lock:
+        with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
             if self.stream is not None:
                 self.stream.close()
                 self.stream = None
@@ -250,19 +266,21 @@ class _Path(_File):
 class _Syslog(logging.handlers.SysLogHandler):
     """Perl's ``log_to_syslog``: Perl level ``n`` is syslog priority ``n - 1``; trace is debug."""
 
-    def mapPriority(self, levelName):
+    formatter: _PerlFormatter
+
+    def mapPriority(self, levelName: str) -> int:  # type: ignore[override]  # syslog wants the number
         levelno = logging.getLevelName(levelName)
         number = perl_level(levelno) if isinstance(levelno, int) else 5
         return min(self.formatter.context._capped_number(number), 8) - 1
 
 
-def _syslog_format(_timestamp, context, _level, msg) -> str:
+def _syslog_format(_timestamp: float, context: Ctx | None, _level: int, msg: str) -> str:
     """Perl's syslog ``fmt_cb``: ``(title) msg``, continuation lines marked ``+``."""
     title = context.title() if context is not None else None
     return "(%s) %s" % (title or "", re.sub(r"\n(?=.)", "\n+ ", msg))
 
 
-def _facility(name):
+def _facility(name: str | None) -> str:
     """A syslog facility name: ``"user"``, ``"local0"``, ``"LOG_LOCAL0"``."""
     key = (name or "user").lower()
     key = key[4:] if key.startswith("log_") else key
@@ -275,12 +293,12 @@ class _Slave(logging.Handler):
     """One attached slave context: passes the record on, unless the master's
     ``log_cb`` consumed it (Perl's propagation to ``%$slaves``)."""
 
-    def __init__(self, master, slave) -> None:
+    def __init__(self, master: Ctx, slave: Ctx) -> None:
         super().__init__()
         self.master, self.slave = master, slave
         self.addFilter(master._mask_filter)
 
-    def emit(self, record) -> None:
+    def emit(self, record: logging.LogRecord) -> None:
         if id(self.master) not in record.__dict__.get("ae_consumed", ()):
             self.slave._receive(self.master._cap_record(record))
 
@@ -288,7 +306,7 @@ class _Slave(logging.Handler):
 class _AnonLogger(logging.Logger):
     """The logger of an anonymous context: outside the tree, never the last resort."""
 
-    def callHandlers(self, record) -> None:
+    def callHandlers(self, record: logging.LogRecord) -> None:
         for handler in list(self.handlers):
             if record.levelno >= handler.level:
                 handler.handle(record)
@@ -305,23 +323,32 @@ class Ctx:
     Package contexts come from :func:`ctx`.
     """
 
-    def __init__(self, **methods) -> None:
+    def __init__(self, **methods: Any) -> None:
         self._bind(_AnonLogger(""), None)
         for name, value in methods.items():
             args = value if isinstance(value, (list, tuple)) else (value,)
             getattr(self, name)(*args)
 
     @classmethod
-    def _of(cls, logger, title):
+    def _of(cls, logger: logging.Logger, title: str) -> Ctx:
         obj = cls.__new__(cls)
         obj._bind(logger, title)
         return obj
 
-    def _bind(self, logger, title) -> None:
+    _logger: logging.Logger
+    _title: str | None
+    _mask: frozenset[int]
+    _cap: int
+    _fmt: FmtCb | None
+    _target: logging.Handler | None
+    _slaves: dict[int, _Slave]
+    _saved: dict[str, Any]         # logger attributes as they were before we changed them
+
+    def _bind(self, logger: logging.Logger, title: str | None) -> None:
         self._logger, self._title = logger, title
         self._mask, self._cap, self._fmt = _ALL, 0, None
         self._target, self._slaves = None, {}
-        self._saved = {}           # logger attributes as they were before we changed them
+        self._saved = {}
         self._mask_filter = _Mask(self)
         self._formatter = _PerlFormatter(self)
 
@@ -329,11 +356,11 @@ class Ctx:
         return "<anyevent.log.Ctx %r>" % (self._title,)
 
     @property
-    def logging_logger(self):
+    def logging_logger(self) -> logging.Logger:
         """The :class:`logging.Logger` behind this context."""
         return self._logger
 
-    def title(self, new_title=None):
+    def title(self, new_title: str | None = None) -> str | None:
         """``$ctx->title([$new_title])``: the title (str or None), replaced when given."""
         if new_title is not None:
             self._title = new_title
@@ -341,45 +368,45 @@ class Ctx:
 
     # -- levels (Perl: levels, level, enable, disable, cap) -------------------------
 
-    def _change(self, attr, value) -> None:
+    def _change(self, attr: str, value: Any) -> None:
         """Set an attribute of the logger, remembering its first value for :func:`reset`."""
         self._saved.setdefault(attr, getattr(self._logger, attr))
         setattr(self._logger, attr, value)
 
-    def _set_mask(self, mask) -> None:
+    def _set_mask(self, mask: Iterable[int]) -> None:
         self._mask = frozenset(mask)
         lowest = max(self._mask, default=0)
         self._change("level", 1 if lowest == 9 else LEVELS[_BY_NUMBER[lowest]] if lowest else _OFF)
-        self._logger.manager._clear_cache()
+        self._logger.manager._clear_cache()  # type: ignore[attr-defined]
         self._logger.addFilter(self._mask_filter)
 
-    def levels(self, *levels) -> None:
+    def levels(self, *levels: Level) -> None:
         """``$ctx->levels(@levels)``: enable exactly these levels (``"all"``: every one)."""
         self._set_mask(_level_list(levels))
 
-    def level(self, level) -> None:
+    def level(self, level: Level) -> None:
         """``$ctx->level($level)``: enable ``level`` and every higher priority; 0/off: none."""
         self._set_mask(range(1, _threshold(level) + 1))
 
-    def enable(self, *levels) -> None:
+    def enable(self, *levels: Level) -> None:
         """``$ctx->enable(@levels)``: enable these levels, leave the others."""
         self._set_mask(self._mask | set(_level_list(levels)))
 
-    def disable(self, *levels) -> None:
+    def disable(self, *levels: Level) -> None:
         """``$ctx->disable(@levels)``: disable these levels, leave the others."""
         self._set_mask(self._mask - set(_level_list(levels)))
 
-    def cap(self, level) -> None:
+    def cap(self, level: Level) -> None:
         """``$ctx->cap($level)``: messages passing through are lowered to at most ``level``."""
         self._cap = _threshold(level)
 
-    def _capped_number(self, number):
+    def _capped_number(self, number: int) -> int:
         return max(number, self._cap)
 
-    def _capped(self, levelno):
+    def _capped(self, levelno: int) -> int:
         return self._capped_number(perl_level(levelno))
 
-    def _cap_record(self, record):
+    def _cap_record(self, record: logging.LogRecord) -> logging.LogRecord:
         number = perl_level(record.levelno)
         if self._cap <= number:
             return record
@@ -390,11 +417,11 @@ class Ctx:
 
     # -- slaves (Perl: attach, detach, slaves) -------------------------------------------
 
-    def _parent(self):
+    def _parent(self) -> Ctx | None:
         parent = self._logger.parent
         return None if parent is None else ctx(parent.name)
 
-    def attach(self, *contexts) -> None:
+    def attach(self, *contexts: Ctx | str | None) -> None:
         """``$ctx->attach(@ctxs)``: pass messages on to these contexts (or package names) too."""
         for other in map(ctx, contexts):
             if other is self._parent():
@@ -403,22 +430,22 @@ class Ctx:
                 handler = self._slaves[id(other)] = _Slave(self, other)
                 self._logger.addHandler(handler)
 
-    def detach(self, *contexts) -> None:
+    def detach(self, *contexts: Ctx | str | None) -> None:
         """``$ctx->detach(@ctxs)``: stop passing messages to these contexts."""
         for other in map(ctx, contexts):
             if other is self._parent():
                 self._change("propagate", False)
             else:
-                self._logger.removeHandler(self._slaves.pop(id(other), None))
+                self._logger.removeHandler(self._slaves.pop(id(other), None))  # type: ignore[arg-type]
 
-    def slaves(self, *contexts) -> None:
+    def slaves(self, *contexts: Ctx | str | None) -> None:
         """``$ctx->slaves(@ctxs)``: exactly these slaves (none: the parent is detached too)."""
         self.detach(*[h.slave for h in list(self._slaves.values())])
         if self._parent() is not None:
             self.detach(self._parent())
         self.attach(*contexts)
 
-    def _receive(self, record) -> None:
+    def _receive(self, record: logging.LogRecord) -> None:
         """A record passed on by a master: logged here once, if the level set allows."""
         seen = record.__dict__.setdefault("ae_seen", set())
         if id(self) not in seen:
@@ -427,7 +454,7 @@ class Ctx:
 
     # -- targets (Perl: log_cb, fmt_cb, log_to_*) ----------------------------------------
 
-    def _set_target(self, handler) -> None:
+    def _set_target(self, handler: logging.Handler | None) -> None:
         if self._target is not None:
             self._logger.removeHandler(self._target)
             self._target.close()
@@ -437,12 +464,12 @@ class Ctx:
             handler.addFilter(self._mask_filter)
             self._logger.handlers.insert(0, handler)   # before the slaves: it may consume
 
-    def log_cb(self, cb) -> None:
+    def log_cb(self, cb: LogCb | None) -> None:
         """``$ctx->log_cb($cb)``: ``cb(str) -> bool`` gets each formatted message; a true
         result consumes it (not passed to the slaves).  ``None``: no target."""
         self._set_target(None if cb is None else _Callback(cb))
 
-    def fmt_cb(self, cb) -> None:
+    def fmt_cb(self, cb: FmtCb | None) -> None:
         """``$ctx->fmt_cb($cb)``: ``cb(timestamp, ctx, level 1-9, msg)`` formats for the
         target; ``None`` restores :func:`default_format`."""
         self._fmt = cb
@@ -451,15 +478,16 @@ class Ctx:
         """``$ctx->log_to_warn``: print to ``sys.stderr`` (Perl: ``warn``)."""
         self._set_target(_Stderr())
 
-    def log_to_file(self, path) -> None:
+    def log_to_file(self, path: str) -> None:
         """``$ctx->log_to_file($path)``: append to ``path`` (str), flushed per message."""
         self._set_target(_File(path))
 
-    def log_to_path(self, path) -> None:
+    def log_to_path(self, path: str) -> None:
         """``$ctx->log_to_path($path)``: like :meth:`log_to_file`, opening the file per message."""
         self._set_target(_Path(path))
 
-    def log_to_syslog(self, facility: str = "user", address=None) -> None:
+    def log_to_syslog(self, facility: str = "user",
+                      address: str | tuple[str, int] | None = None) -> None:
         """``$ctx->log_to_syslog([$facility])``: a :class:`logging.handlers.SysLogHandler`.
 
         ``facility``: ``"user"``, ``"local0"``, ``"LOG_LOCAL0"`` ...; ``address``: the
@@ -473,7 +501,7 @@ class Ctx:
 
     # -- logging (Perl: $ctx->log, $ctx->logger) -----------------------------------------
 
-    def log(self, level, msg, *args) -> None:
+    def log(self, level: Level, msg: Message, *args: object) -> None:
         """``$ctx->log($level, $msg, @args)``: log ``msg % args`` in this context.
 
         ``msg`` may be a callable returning the message, called only if it is logged.
@@ -481,7 +509,8 @@ class Ctx:
         """
         self._emit(level_number(level), msg, args)
 
-    def _emit(self, levelno, msg, args, stacklevel: int = 3) -> None:
+    def _emit(self, levelno: int, msg: Message | _Lazy, args: tuple[object, ...],
+              stacklevel: int = 3) -> None:
         if self._logger.isEnabledFor(levelno):
             msg = _Lazy(msg) if callable(msg) else msg
             self._logger.log(levelno, msg, *args, stacklevel=stacklevel,
@@ -491,12 +520,12 @@ class Ctx:
                 sys.stderr.write(default_format(time.time(), self, 1, str(msg) % args if args else str(msg)))
             fatal_exit()
 
-    def logger(self, level):
+    def logger(self, level: Level) -> LevelLogger:
         """``$ctx->logger($level)``: a :class:`LevelLogger` for this context."""
         return LevelLogger(self, level)
 
 
-def _has_output(logger) -> bool:
+def _has_output(logger: logging.Logger | None) -> bool:
     """Whether some handler other than a NullHandler would see a fatal record."""
     while logger is not None:
         if any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
@@ -514,21 +543,21 @@ class LevelLogger:
 
     __slots__ = ("_ctx", "_levelno")
 
-    def __init__(self, context, level) -> None:
+    def __init__(self, context: Ctx, level: Level) -> None:
         self._ctx, self._levelno = context, level_number(level)
 
-    def __call__(self, msg, *args) -> None:
+    def __call__(self, msg: Message, *args: object) -> None:
         self._ctx._emit(self._levelno, msg, args)
 
     def __bool__(self) -> bool:
         return self._ctx._logger.isEnabledFor(self._levelno)
 
 
-_CTX = {}
-_CALLER = object()
+_CTX: dict[str, Ctx] = {}
+_CALLER: Any = object()
 
 
-def ctx(pkg=_CALLER):
+def ctx(pkg: str | Ctx | None = _CALLER) -> Ctx:
     """``AnyEvent::Log::ctx([$pkg])``: a context.
 
     No argument: the calling module's (its ``__name__``); a str: that package's
@@ -540,7 +569,7 @@ def ctx(pkg=_CALLER):
     if pkg is None:
         return Ctx()
     if pkg is _CALLER:
-        pkg = sys._getframe(1).f_globals.get("__name__", "__main__")
+        pkg = str(sys._getframe(1).f_globals.get("__name__", "__main__"))
     name = pkg.replace("::", ".") or "root"
     found = _CTX.get(name)
     if found is None:
@@ -561,7 +590,7 @@ _ANYEVENT_LOGGER.addHandler(logging.NullHandler())
 class _DefaultLog(Ctx):
     """:data:`LOG`: joins :data:`FILTER` when given a target."""
 
-    def _set_target(self, handler) -> None:
+    def _set_target(self, handler: logging.Handler | None) -> None:
         super()._set_target(handler)
         FILTER.attach(self)
 
@@ -589,13 +618,13 @@ def reset() -> None:
         logger.removeFilter(context._mask_filter)
         for attr, value in context._saved.items():
             setattr(logger, attr, value)
-        logger.manager._clear_cache()
+        logger.manager._clear_cache()  # type: ignore[attr-defined]
         context._bind(logger, name or None)
     COLLECT.title("$AnyEvent::Log::COLLECT")
     _default_log()
 
 
-def log(level, msg, *args, context=None) -> None:
+def log(level: Level, msg: Message, *args: object, context: str | None = None) -> None:
     """``AE::log``: log ``msg % args`` at a Perl level in the ``anyevent`` context.
 
     ``context`` names a child (``"dns"`` -> ``anyevent.dns``).  ``msg`` may be a
@@ -606,7 +635,7 @@ def log(level, msg, *args, context=None) -> None:
     target._emit(level_number(level), msg, args)
 
 
-def logger(level, context=None):
+def logger(level: Level, context: str | None = None) -> LevelLogger:
     """``AnyEvent::Log::logger``: a :class:`LevelLogger` at ``level`` in the ``anyevent``
     context (``context`` as for :func:`log`)."""
     return (ctx("anyevent." + context) if context else FILTER).logger(level)
@@ -621,11 +650,11 @@ _DIRECTIVE = re.compile(r"((?:[^,:\s\\]+|::|\\.)+)")
 _MODES = {"level": ("all", "level"), "only": ("off", "enable"), "except": ("all", "disable")}
 
 
-def _unescape(text):
+def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text, flags=re.S)
 
 
-def _spec_ctx(name, anon):
+def _spec_ctx(name: str, anon: dict[str, Ctx]) -> Ctx:
     """A context named in a specification: log, filter, collect, %anon or a package."""
     known = {"log": LOG, "filter": FILTER, "collect": COLLECT}
     if name in known:
@@ -637,14 +666,16 @@ def _spec_ctx(name, anon):
     return ctx(name[:-2] if name.endswith("::") else name)
 
 
-def _directive(context, word, mode, anon):
+def _directive(context: Ctx, word: str, mode: str, anon: dict[str, Ctx]) -> str:
     """Apply one directive of a specification; returns the level mode for the next."""
-    simple = {"stderr": context.log_to_warn, "nolog": lambda: context.log_cb(None),
-              "+": context.slaves, "off": lambda: context.level(0),
-              "0": lambda: context.level(0), "all": lambda: context.level("all")}
-    prefixed = {"file=": context.log_to_file, "path=": context.log_to_path,
-                "cap=": context.cap, "syslog=": context.log_to_syslog,
-                "+": lambda name: context.attach(_spec_ctx(name, anon))}
+    simple: dict[str, Callable[[], object]] = {
+        "stderr": context.log_to_warn, "nolog": lambda: context.log_cb(None),
+        "+": context.slaves, "off": lambda: context.level(0),
+        "0": lambda: context.level(0), "all": lambda: context.level("all")}
+    prefixed: dict[str, Callable[[str], object]] = {
+        "file=": context.log_to_file, "path=": context.log_to_path,
+        "cap=": context.cap, "syslog=": context.log_to_syslog,
+        "+": lambda name: context.attach(_spec_ctx(name, anon))}
     if word in simple:
         simple[word]()
         return mode
@@ -662,7 +693,7 @@ def _directive(context, word, mode, anon):
     return mode
 
 
-def _directives(context, spec, pos, anon):
+def _directives(context: Ctx, spec: str, pos: int, anon: dict[str, Ctx]) -> int:
     mode = "level"
     while True:
         match = _DIRECTIVE.match(spec, pos)
@@ -678,7 +709,7 @@ def _directives(context, spec, pos, anon):
         pos += 1
 
 
-def configure(spec):
+def configure(spec: str) -> None:
     """Apply a Perl ``PERL_ANYEVENT_LOG`` specification (str), e.g.
     ``"filter=debug:log=file=/tmp/x"`` or ``"log=+%w:%w=warn,syslog=LOG_LOCAL0"``.
 
@@ -688,7 +719,7 @@ def configure(spec):
     level, ``+ctx``, ``+``; ``\\`` escapes a character.  Raises :class:`ValueError`
     ("parse error at ...") as Perl dies.
     """
-    anon = {}
+    anon: dict[str, Ctx] = {}
     pos = _skip(_WS, spec, 0)
     while True:
         match = _CTX_NAME.match(spec, pos)
@@ -704,12 +735,12 @@ def configure(spec):
         raise ValueError("ANYEVENT_LOG (%s): parse error at '%s'" % (spec, spec[pos:]))
 
 
-def _skip(pattern, text, pos):
+def _skip(pattern: re.Pattern[str], text: str, pos: int) -> int:
     match = pattern.match(text, pos)
     return match.end() if match else pos
 
 
-def _verbose_level(verbose):
+def _verbose_level(verbose: str) -> int:
     """FILTER's threshold for an ``ANYEVENT_VERBOSE`` value: 0 (none) .. 9; above 9 is 9."""
     if verbose.isdigit():
         return min(int(verbose), 9)
