@@ -60,9 +60,23 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Protocol, TypeVar, Union, cast
 
 from . import reactor
-from .util import _fd
+from .util import FileDescriptorLike, _fd
+
+_T_contra = TypeVar("_T_contra", contravariant=True)
+
+
+class ResultCb(Protocol[_T_contra]):
+    """An operation's callback: ``cb(result)`` on success, ``cb()`` on failure
+    (the error is in :func:`last_error`)."""
+
+    def __call__(self, result: _T_contra = ..., /) -> object: ...
+
+
+#: A path, as :mod:`os` takes it.
+Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 __all__ = [
     "aio_load", "aio_open", "aio_close", "aio_seek", "aio_read", "aio_write",
@@ -96,7 +110,7 @@ _SYNC_NAMES = ("sync", "Perl")
 _MODELS = ("threads",) + _SYNC_NAMES
 
 
-def _initial_model():
+def _initial_model() -> str:
     wanted = os.environ.get("ANYEVENT_IO_MODEL")
     if not wanted or wanted in _MODELS:
         return wanted or "threads"
@@ -108,10 +122,10 @@ def _initial_model():
 #: The backend in use, ``"threads"`` or ``"sync"`` (Perl's ``$AnyEvent::IO::MODEL``).
 MODEL = _initial_model()
 
-_last_error = None
+_last_error: OSError | None = None
 
 
-def last_error():
+def last_error() -> OSError | None:
     """The :class:`OSError` of the last failed operation (Perl's ``$!``), or None.
 
     Set just before a failing operation's callback is called with no
@@ -124,22 +138,22 @@ def last_error():
 
 # -- running an operation -------------------------------------------------------
 
-_pool = None
-_pool_pid = None
+_pool: ThreadPoolExecutor | None = None
+_pool_pid: int | None = None
 _pool_lock = threading.Lock()
 
 
-def _executor():
+def _executor() -> ThreadPoolExecutor:
     """The worker pool, made on first use and again in a forked child."""
     global _pool, _pool_pid
     with _pool_lock:
         if _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="anyevent-io")
             _pool_pid = os.getpid()
-        return _pool
+        return cast(ThreadPoolExecutor, _pool)  # made above for this process
 
 
-def _attempt(fn, args):
+def _attempt(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, OSError | None]:
     """Run ``fn(*args)``: ``(result, None)`` or ``(None, oserror)``."""
     try:
         return fn(*args), None
@@ -147,7 +161,7 @@ def _attempt(fn, args):
         return None, err
 
 
-def _deliver(cb, result, err) -> None:
+def _deliver(cb: ResultCb[Any], result: Any, err: OSError | None) -> None:
     global _last_error
     if err is None:
         cb(result)
@@ -156,7 +170,7 @@ def _deliver(cb, result, err) -> None:
         cb()
 
 
-def _in_worker(lp, cb, fn, args) -> None:
+def _in_worker(lp: Any, cb: ResultCb[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     try:
         outcome = _attempt(fn, args)
     except Exception as exc:  # a bad argument: report it on the loop thread
@@ -165,11 +179,11 @@ def _in_worker(lp, cb, fn, args) -> None:
     lp.call_soon_threadsafe(_deliver, cb, *outcome)
 
 
-def _raise(exc):
+def _raise(exc: BaseException) -> None:
     raise exc
 
 
-def _submit(cb, fn, *args):
+def _submit(cb: ResultCb[Any], fn: Callable[..., Any], *args: Any) -> None:
     """Run ``fn(*args)`` in the current :data:`MODEL`; ``cb(result)`` or ``cb()``."""
     if MODEL in _SYNC_NAMES:
         _deliver(cb, *_attempt(fn, args))
@@ -181,13 +195,13 @@ def _submit(cb, fn, *args):
         raise ValueError("anyevent.io.MODEL must be one of %s, not %r" % (_MODELS, MODEL))
 
 
-def _succeeds(fn, *args) -> bool:
+def _succeeds(fn: Callable[..., object], *args: Any) -> bool:
     """Perl's ``op or ()``: ``fn``'s result does not matter, success is True."""
     fn(*args)
     return True
 
 
-def _fd_or_path(fh_or_path):
+def _fd_or_path(fh_or_path: FileDescriptorLike | Path) -> int | Path:
     if isinstance(fh_or_path, (str, bytes, os.PathLike)):
         return fh_or_path
     return _fd(fh_or_path)
@@ -195,12 +209,12 @@ def _fd_or_path(fh_or_path):
 
 # -- the operations -------------------------------------------------------------
 
-def _load(path):
+def _load(path: Path) -> bytes:
     with open(path, "rb", buffering=0) as fh:
         return fh.readall()
 
 
-def aio_load(path, cb) -> None:
+def aio_load(path: Path, cb: ResultCb[bytes]) -> None:
     """Read the whole file at ``path``; ``cb(data)`` with its ``bytes``.
 
     Port of ``aio_load``.  Reads until end of file, so a file that changes
@@ -211,7 +225,7 @@ def aio_load(path, cb) -> None:
     _submit(cb, _load, path)
 
 
-def _open(path, flags, mode):
+def _open(path: Path, flags: int, mode: int) -> _io.FileIO:
     fd = os.open(path, flags, mode)
     access = flags & (O_RDONLY | O_WRONLY | O_RDWR)
     try:
@@ -221,7 +235,7 @@ def _open(path, flags, mode):
         raise
 
 
-def aio_open(path, flags, mode, cb) -> None:
+def aio_open(path: Path, flags: int, mode: int, cb: ResultCb[_io.FileIO]) -> None:
     """Open ``path`` like Perl's ``sysopen``; ``cb(fh)`` with a raw :class:`io.FileIO`.
 
     ``flags`` are the ``O_*`` constants of this module ORed together,
@@ -235,7 +249,7 @@ def aio_open(path, flags, mode, cb) -> None:
     _submit(cb, _open, path, flags, mode)
 
 
-def _close(fh) -> bool:
+def _close(fh: FileDescriptorLike) -> bool:
     if isinstance(fh, int):
         os.close(fh)
     else:
@@ -243,7 +257,7 @@ def _close(fh) -> bool:
     return True
 
 
-def aio_close(fh, cb) -> None:
+def aio_close(fh: FileDescriptorLike, cb: ResultCb[bool]) -> None:
     """Close ``fh`` (a file object or an int fd); ``cb(True)``.
 
     Port of ``aio_close`` (close can block, e.g. on NFS).  Errors: ``EBADF``,
@@ -252,7 +266,7 @@ def aio_close(fh, cb) -> None:
     _submit(cb, _close, fh)
 
 
-def aio_seek(fh, offset, whence, cb) -> None:
+def aio_seek(fh: FileDescriptorLike, offset: int, whence: int, cb: ResultCb[int]) -> None:
     """Move ``fh``'s file offset like Perl's ``sysseek``; ``cb(new_offset)``.
 
     ``offset`` in bytes; ``whence`` 0 from the start, 1 from the current
@@ -263,7 +277,7 @@ def aio_seek(fh, offset, whence, cb) -> None:
     _submit(cb, os.lseek, _fd(fh), offset, whence)
 
 
-def aio_read(fh, length, cb) -> None:
+def aio_read(fh: FileDescriptorLike, length: int, cb: ResultCb[bytes]) -> None:
     """Read up to ``length`` bytes at ``fh``'s offset, like ``sysread``; ``cb(data)``.
 
     ``data`` is ``bytes``: shorter than ``length`` when fewer were available,
@@ -273,7 +287,8 @@ def aio_read(fh, length, cb) -> None:
     _submit(cb, os.read, _fd(fh), length)
 
 
-def aio_write(fh, data, cb):
+def aio_write(fh: FileDescriptorLike, data: bytes | bytearray | memoryview,
+              cb: ResultCb[int]) -> None:
     """Write ``data`` (bytes-like) at ``fh``'s offset, like ``syswrite``; ``cb(n)``.
 
     ``n`` is the number of bytes written, possibly fewer than ``len(data)``.
@@ -286,7 +301,8 @@ def aio_write(fh, data, cb):
     _submit(cb, os.write, _fd(fh), data)
 
 
-def aio_truncate(fh_or_path, new_length, cb) -> None:
+def aio_truncate(fh_or_path: FileDescriptorLike | Path, new_length: int,
+                 cb: ResultCb[bool]) -> None:
     """Set the size of a file (path or ``fh``) to ``new_length`` bytes; ``cb(True)``.
 
     Port of ``aio_truncate``.  Errors: ``ENOENT``, ``EACCES``, ``EINVAL``
@@ -295,7 +311,7 @@ def aio_truncate(fh_or_path, new_length, cb) -> None:
     _submit(cb, _succeeds, os.truncate, _fd_or_path(fh_or_path), new_length)
 
 
-def _utime(target, atime, mtime) -> bool:
+def _utime(target: int | Path, atime: float | None, mtime: float | None) -> bool:
     if atime is None and mtime is None:
         os.utime(target)
     else:  # as in Perl, a lone undef counts as 0
@@ -303,7 +319,8 @@ def _utime(target, atime, mtime) -> bool:
     return True
 
 
-def aio_utime(fh_or_path, atime, mtime, cb) -> None:
+def aio_utime(fh_or_path: FileDescriptorLike | Path, atime: float | None, mtime: float | None,
+              cb: ResultCb[bool]) -> None:
     """Set access and modification times (seconds since the epoch, floats allowed); ``cb(True)``.
 
     Both ``None``: the current time.  Port of ``aio_utime``.  Errors:
@@ -312,7 +329,8 @@ def aio_utime(fh_or_path, atime, mtime, cb) -> None:
     _submit(cb, _utime, _fd_or_path(fh_or_path), atime, mtime)
 
 
-def aio_chown(fh_or_path, uid, gid, cb) -> None:
+def aio_chown(fh_or_path: FileDescriptorLike | Path, uid: int | None, gid: int | None,
+              cb: ResultCb[bool]) -> None:
     """Change owner ``uid`` and group ``gid`` (ints; ``None`` leaves one as is); ``cb(True)``.
 
     Port of ``aio_chown`` (Perl's ``undef`` is ``None`` here, not ``-1``).
@@ -323,7 +341,7 @@ def aio_chown(fh_or_path, uid, gid, cb) -> None:
     _submit(cb, _succeeds, os.chown, _fd_or_path(fh_or_path), uid, gid)
 
 
-def aio_chmod(fh_or_path, perms, cb) -> None:
+def aio_chmod(fh_or_path: FileDescriptorLike | Path, perms: int, cb: ResultCb[bool]) -> None:
     """Change the permission bits to ``perms`` (e.g. ``0o644``); ``cb(True)``.
 
     Port of ``aio_chmod``.  Errors: ``EPERM``, ``ENOENT``, ...
@@ -331,7 +349,7 @@ def aio_chmod(fh_or_path, perms, cb) -> None:
     _submit(cb, _succeeds, os.chmod, _fd_or_path(fh_or_path), perms)
 
 
-def aio_stat(fh_or_path, cb) -> None:
+def aio_stat(fh_or_path: FileDescriptorLike | Path, cb: ResultCb[os.stat_result]) -> None:
     """``stat`` a path or ``fh``; ``cb(st)`` with the :class:`os.stat_result`.
 
     Perl's callback gets a true value and reads the result from the ``_``
@@ -341,7 +359,7 @@ def aio_stat(fh_or_path, cb) -> None:
     _submit(cb, os.stat, _fd_or_path(fh_or_path))
 
 
-def aio_lstat(path, cb) -> None:
+def aio_lstat(path: Path, cb: ResultCb[os.stat_result]) -> None:
     """Like :func:`aio_stat`, but a symbolic link is described itself.
 
     Port of ``aio_lstat``.  Errors: ``ENOENT``, ``EACCES``, ``ENOTDIR``, ...
@@ -349,7 +367,7 @@ def aio_lstat(path, cb) -> None:
     _submit(cb, os.lstat, path)
 
 
-def aio_link(oldpath, newpath, cb) -> None:
+def aio_link(oldpath: Path, newpath: Path, cb: ResultCb[bool]) -> None:
     """Make the hard link ``newpath`` to ``oldpath``; ``cb(True)``.
 
     Port of ``aio_link``.  Errors: ``EEXIST``, ``ENOENT``, ``EXDEV``, ``EPERM``, ...
@@ -357,7 +375,7 @@ def aio_link(oldpath, newpath, cb) -> None:
     _submit(cb, _succeeds, os.link, oldpath, newpath)
 
 
-def aio_symlink(oldpath, newpath, cb) -> None:
+def aio_symlink(oldpath: Path, newpath: Path, cb: ResultCb[bool]) -> None:
     """Make the symbolic link ``newpath`` containing ``oldpath``; ``cb(True)``.
 
     Port of ``aio_symlink``.  Errors: ``EEXIST``, ``ENOENT``, ``EACCES``, ...
@@ -365,7 +383,7 @@ def aio_symlink(oldpath, newpath, cb) -> None:
     _submit(cb, _succeeds, os.symlink, oldpath, newpath)
 
 
-def aio_readlink(path, cb) -> None:
+def aio_readlink(path: Path, cb: ResultCb[Any]) -> None:
     """Read the symbolic link ``path``; ``cb(target)`` (``str``, ``bytes`` for a bytes path).
 
     Port of ``aio_readlink``.  Errors: ``EINVAL`` (not a link), ``ENOENT``, ...
@@ -373,7 +391,7 @@ def aio_readlink(path, cb) -> None:
     _submit(cb, os.readlink, path)
 
 
-def aio_rename(oldpath, newpath, cb) -> None:
+def aio_rename(oldpath: Path, newpath: Path, cb: ResultCb[bool]) -> None:
     """Rename ``oldpath`` to ``newpath`` (replacing it atomically); ``cb(True)``.
 
     Port of ``aio_rename``.  Errors: ``ENOENT``, ``EXDEV``, ``EISDIR``,
@@ -382,7 +400,7 @@ def aio_rename(oldpath, newpath, cb) -> None:
     _submit(cb, _succeeds, os.rename, oldpath, newpath)
 
 
-def aio_unlink(path, cb) -> None:
+def aio_unlink(path: Path, cb: ResultCb[bool]) -> None:
     """Remove the file ``path``; ``cb(True)``.
 
     Port of ``aio_unlink``.  Errors: ``ENOENT``, ``EISDIR``, ``EACCES``, ...
@@ -390,7 +408,7 @@ def aio_unlink(path, cb) -> None:
     _submit(cb, _succeeds, os.unlink, path)
 
 
-def aio_mkdir(path, perms, cb) -> None:
+def aio_mkdir(path: Path, perms: int, cb: ResultCb[bool]) -> None:
     """Create the directory ``path`` with ``perms`` (e.g. ``0o777``, less the umask); ``cb(True)``.
 
     Port of ``aio_mkdir``.  Errors: ``EEXIST``, ``ENOENT`` (no parent), ``EACCES``, ...
@@ -398,7 +416,7 @@ def aio_mkdir(path, perms, cb) -> None:
     _submit(cb, _succeeds, os.mkdir, path, perms)
 
 
-def aio_rmdir(path, cb) -> None:
+def aio_rmdir(path: Path, cb: ResultCb[bool]) -> None:
     """Remove the empty directory ``path``; ``cb(True)``.
 
     Port of ``aio_rmdir``.  Errors: ``ENOTEMPTY``, ``ENOENT``, ``ENOTDIR``, ...
@@ -406,7 +424,7 @@ def aio_rmdir(path, cb) -> None:
     _submit(cb, _succeeds, os.rmdir, path)
 
 
-def aio_readdir(path, cb) -> None:
+def aio_readdir(path: Path, cb: ResultCb[list[Any]]) -> None:
     """List the directory ``path``; ``cb(names)`` with a ``list`` of names.
 
     Names have no path prefix and exclude ``.`` and ``..``; their order is
