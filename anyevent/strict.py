@@ -29,6 +29,7 @@ import numbers
 import os
 import signal as _signal
 import stat
+from typing import Any, Callable
 
 import anyevent
 from .log import level_number, log as _log
@@ -36,27 +37,27 @@ from .reactor import CondVar, loop, signal_number
 
 __all__ = ["enable", "disable", "enabled"]
 
-_saved = {}
+_saved: dict[tuple[type, str], Any] = {}
 
 
-def _check_cb(where, cb, optional: bool = False):
+def _check_cb(where: str, cb: object, optional: bool = False) -> None:
     if optional and cb is None:
         return
     if not callable(cb):
         raise TypeError("%s: cb must be callable, got %r" % (where, cb))
 
 
-def _check_seconds(where, name, value, optional: bool = False):
+def _check_seconds(where: str, name: str, value: Any, optional: bool = False) -> None:
     if optional and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError("%s: %s must be a number of seconds, got %r" % (where, name, value))
-    if not value >= 0 or math.isinf(value):
+    if not value >= 0 or math.isinf(value):  # type: ignore[operator]  # a numbers.Real
         raise ValueError("%s: %s must be a finite number of seconds >= 0, got %r"
                          % (where, name, value))
 
 
-def _check_fh(where, fh):
+def _check_fh(where: str, fh: object) -> None:
     if isinstance(fh, bool):
         raise TypeError("%s: fh must be a file object or an int fd, got %r" % (where, fh))
     if isinstance(fh, int):
@@ -77,13 +78,13 @@ def _check_fh(where, fh):
         raise ValueError("%s: fd %d is a regular file, which cannot be watched" % (where, fd))
 
 
-def _check_poll(where, poll, allowed):
+def _check_poll(where: str, poll: object, allowed: tuple[object, ...]) -> None:
     if isinstance(poll, bool) or poll not in allowed:
         raise ValueError("%s: poll must be one of %s, got %r"
                          % (where, ", ".join(map(repr, allowed)), poll))
 
 
-def _check_signal(where, sig):
+def _check_signal(where: str, sig: object) -> None:
     if isinstance(sig, bool) or not isinstance(sig, (int, str)):
         raise TypeError("%s: signal must be a name or a number, got %r" % (where, sig))
     try:
@@ -94,7 +95,7 @@ def _check_signal(where, sig):
         raise ValueError("%s: unknown signal %r" % (where, sig))
 
 
-def _check_pid(where, pid):
+def _check_pid(where: str, pid: Any) -> None:
     if isinstance(pid, bool) or not isinstance(pid, int):
         raise TypeError("%s: pid must be an int, got %r" % (where, pid))
     if pid < 0:
@@ -105,60 +106,60 @@ class _StrictCondVar(CondVar):
     """A :class:`CondVar` whose ``cb()`` and ``begin()`` check their callback."""
     __slots__ = ()
 
-    def cb(self, *args):
+    def cb(self, *args: Any) -> Any:
         if args:
             _check_cb("CondVar.cb", args[0], optional=True)
         return CondVar.cb(self, *args)
 
-    def begin(self, cb=None) -> None:
+    def begin(self, cb: Any = None) -> None:
         _check_cb("CondVar.begin", cb, optional=True)
         CondVar.begin(self, cb)
 
 
 # -- AE ------------------------------------------------------------------------
 
-def _ae_io(fh, poll, cb):
+def _ae_io(fh: Any, poll: Any, cb: Any) -> Any:
     _check_fh("AE.io", fh)
     _check_poll("AE.io", poll, (0, 1, "r", "w"))
     _check_cb("AE.io", cb)
     return loop.io(fh, poll, cb)
 
 
-def _ae_timer(after, interval, cb):
+def _ae_timer(after: Any, interval: Any, cb: Any) -> Any:
     _check_seconds("AE.timer", "after", after)
     _check_seconds("AE.timer", "interval", interval, optional=True)
     _check_cb("AE.timer", cb)
     return loop.timer(after, interval, cb)
 
 
-def _ae_signal(sig, cb):
+def _ae_signal(sig: Any, cb: Any) -> Any:
     _check_signal("AE.signal", sig)
     _check_cb("AE.signal", cb)
     return loop.signal(sig, cb)
 
 
-def _ae_child(pid, cb):
+def _ae_child(pid: Any, cb: Any) -> Any:
     _check_pid("AE.child", pid)
     _check_cb("AE.child", cb)
     return loop.child(pid, cb)
 
 
-def _ae_idle(cb):
+def _ae_idle(cb: Any) -> Any:
     _check_cb("AE.idle", cb)
     return loop.idle(cb)
 
 
-def _ae_postpone(cb) -> None:
+def _ae_postpone(cb: Any) -> None:
     _check_cb("AE.postpone", cb)
     loop.postpone(cb)
 
 
-def _ae_cv(cb=None):
+def _ae_cv(cb: Any = None) -> Any:
     _check_cb("AE.cv", cb, optional=True)
     return _StrictCondVar(cb, loop)
 
 
-def _ae_log(level, msg, *args, context=None):
+def _ae_log(level: Any, msg: Any, *args: Any, context: str | None = None) -> None:
     try:
         level_number(level)
     except ValueError:
@@ -170,48 +171,48 @@ def _ae_log(level, msg, *args, context=None):
 
 # -- AnyEvent --------------------------------------------------------------------
 
-def _anyevent_io(*, fh, poll, cb):
+def _anyevent_io(*, fh: Any, poll: Any, cb: Any) -> Any:
     _check_fh("AnyEvent.io", fh)
     _check_poll("AnyEvent.io", poll, ("r", "w"))
     _check_cb("AnyEvent.io", cb)
     return loop.io(fh, poll, cb)
 
 
-def _anyevent_timer(*, after, cb, interval: int = 0):
+def _anyevent_timer(*, after: Any, cb: Any, interval: Any = 0) -> Any:
     _check_seconds("AnyEvent.timer", "after", after)
     _check_seconds("AnyEvent.timer", "interval", interval, optional=True)
     _check_cb("AnyEvent.timer", cb)
     return loop.timer(after, interval, cb)
 
 
-def _anyevent_signal(*, signal, cb):
+def _anyevent_signal(*, signal: Any, cb: Any) -> Any:
     _check_signal("AnyEvent.signal", signal)
     _check_cb("AnyEvent.signal", cb)
     return loop.signal(signal, cb)
 
 
-def _anyevent_child(*, pid, cb):
+def _anyevent_child(*, pid: Any, cb: Any) -> Any:
     _check_pid("AnyEvent.child", pid)
     _check_cb("AnyEvent.child", cb)
     return loop.child(pid, cb)
 
 
-def _anyevent_idle(*, cb):
+def _anyevent_idle(*, cb: Any) -> Any:
     _check_cb("AnyEvent.idle", cb)
     return loop.idle(cb)
 
 
-def _anyevent_condvar(*, cb=None):
+def _anyevent_condvar(*, cb: Any = None) -> Any:
     _check_cb("AnyEvent.condvar", cb, optional=True)
     return _StrictCondVar(cb, loop)
 
 
-def _anyevent_postpone(cb) -> None:
+def _anyevent_postpone(cb: Any) -> None:
     _check_cb("AnyEvent.postpone", cb)
     loop.postpone(cb)
 
 
-def _wrappers():
+def _wrappers() -> list[tuple[type, str, Callable[..., Any]]]:
     ae, ev = anyevent.AE, anyevent.AnyEvent
     return [
         (ae, "io", _ae_io), (ae, "timer", _ae_timer), (ae, "signal", _ae_signal),
@@ -244,6 +245,6 @@ def disable() -> None:
     _saved.clear()
 
 
-def enabled():
+def enabled() -> bool:
     """True while strict mode is on."""
     return bool(_saved)
