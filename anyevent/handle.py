@@ -41,8 +41,8 @@ import weakref
 from collections import deque
 from functools import partial
 from types import MappingProxyType, MethodType
-from typing import (TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, TypedDict, Union,
-                    overload)
+from typing import (TYPE_CHECKING, Any, Callable, Literal, Mapping, NoReturn, Protocol, TypedDict,
+                    Union, overload)
 
 import cbor2
 
@@ -163,8 +163,8 @@ _EAGAIN = (_errno.EAGAIN, _errno.EWOULDBLOCK, _errno.EINTR)
 # Type registries
 # ---------------------------------------------------------------------------
 
-_READ_TYPES = {}
-_WRITE_TYPES = {}
+_READ_TYPES: dict[str, Callable[..., Reader]] = {}
+_WRITE_TYPES: dict[str, Callable[..., Bytes]] = {}
 
 
 def register_read_type(name: str, factory: Callable[..., Reader]) -> None:
@@ -184,7 +184,7 @@ def register_write_type(name: str, fn: Callable[..., Bytes]) -> None:
     _WRITE_TYPES[name] = fn
 
 
-def _load_type(registry, name, funcname):
+def _load_type(registry: dict[str, Any], name: str, funcname: str) -> Any:
     fn = registry.get(name)
     if fn is not None:
         return fn
@@ -246,10 +246,10 @@ _PACK_LETTERS = {
 _PACK_FIXED = {"n": ">H", "N": ">I", "v": "<H", "V": "<I"}
 _PACK_FIXED_SIGNED = {"n": ">h", "N": ">i", "v": "<h", "V": "<i"}
 _NATIVE_BANG = {"s": "h", "S": "H", "l": "l", "L": "L", "i": "i", "I": "I"}
-_PACK_CACHE = {}
+_PACK_CACHE: dict[str, Any] = {}
 
 
-def _pack_struct(fmt):
+def _pack_struct(fmt: str) -> Any:
     """Map a Perl pack length format (``"N"``, ``"w"``, ``"L<"``, ``"n!"``...) to a
     :class:`struct.Struct`, or ``None`` for BER (``"w"``).  Raises ValueError.
     """
@@ -283,12 +283,12 @@ def _pack_struct(fmt):
     return st
 
 
-def _pack_length(fmt, n):
+def _pack_length(fmt: str, n: int) -> bytes:
     st = _pack_struct(fmt)
     return ber_encode(n) if st is None else st.pack(n)
 
 
-def _unpack_length(fmt, buf):
+def _unpack_length(fmt: str, buf: Bytes) -> tuple[int, int] | None:
     """``(length, header_size)`` from the front of ``buf``, or None if incomplete."""
     st = _pack_struct(fmt)
     if st is None:
@@ -315,19 +315,19 @@ _SAFE_CLASSES = {
 }
 
 
-def _of_data(cls):
+def _of_data(cls: Callable[..., Any]) -> Callable[..., Any]:
     """``cls`` for unpickling, refusing ``cls(n)``: a few bytes of input must
     not allocate ``n`` bytes.  (``range`` is refused altogether, since
     ``set(range(n))`` is the same kind of memory bomb.)
     """
-    def make(*args):
+    def make(*args: Any) -> Any:
         if args and isinstance(args[0], int):
             raise pickle.UnpicklingError("storable: refusing %s(int)" % cls.__name__)
         return cls(*args)
     return make
 
 
-def _latin1_encode(text, encoding: str = "latin1"):
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     """``_codecs.encode`` as protocol 0-2 pickles of bytes use it, and only so."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise pickle.UnpicklingError("storable: refusing _codecs.encode of that")
@@ -340,7 +340,7 @@ _DATA_FACTORIES = {
 }
 
 
-def _python3_name(module, name):
+def _python3_name(module: str, name: str) -> tuple[str, str]:
     """The Python 3 name of a global in a protocol 0-2 pickle (pickle's own
     compat mapping: ``__builtin__.set`` is ``builtins.set``)."""
     if (module, name) in _compat_pickle.NAME_MAPPING:
@@ -351,7 +351,7 @@ def _python3_name(module, name):
 class _PlainUnpickler(pickle.Unpickler):
     """Unpickles plain data only; any other class is refused."""
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         key = _python3_name(module, name)
         if key in _DATA_FACTORIES:
             return _DATA_FACTORIES[key]
@@ -372,22 +372,22 @@ class _Shared:
     depth model of :func:`_check_pickle_depth`."""
     __slots__ = ("depth", "nested")
 
-    def __init__(self, depth) -> None:
+    def __init__(self, depth: int) -> None:
         self.depth, self.nested = depth, False
 
 
-def _depth(obj):
+def _depth(obj: Any) -> int:
     return obj.depth if obj.__class__ is _Shared else obj
 
 
-def _shared(stack):
+def _shared(stack: list[Any]) -> Any:
     top = stack[-1]
     if top.__class__ is not _Shared:
         top = stack[-1] = _Shared(top)
     return top
 
 
-def _pickle_op(name, args):
+def _pickle_op(name: str, args: list[Any]) -> Any:
     """What ``name`` pushes, given what it popped (depths or _Shared)."""
     for obj in args[name in _PICKLE_FILLS:]:
         if obj.__class__ is _Shared:
@@ -408,7 +408,7 @@ def _pickle_op(name, args):
     return target
 
 
-def _check_pickle_depth(data, limit):
+def _check_pickle_depth(data: bytes, limit: int) -> None:
     """Run the pickle machine over nesting depths instead of objects (one
     pass over the opcodes); raise UnpicklingError if any object would nest
     deeper than ``limit`` or the data is cyclic, ValueError (or another
@@ -417,6 +417,8 @@ def _check_pickle_depth(data, limit):
     Sound because a container that went into another one may not change
     any more: then the depth of everything nested is final.
     """
+    stack: list[Any]
+    memo: dict[Any, Any]
     stack, marks, memo = [], [], {}
     for op, arg, _ in pickletools.genops(data):
         name = op.name
@@ -445,7 +447,7 @@ def _check_pickle_depth(data, limit):
                 stack.append(pushed)
 
 
-def _thaw(hdl, data):
+def _thaw(hdl: Handle, data: bytes) -> Any:
     if hdl._storable_trusted:
         return pickle.loads(data)
     _check_pickle_depth(data, STORABLE_MAX_DEPTH)
@@ -456,10 +458,10 @@ def _thaw(hdl, data):
 # The handle
 # ---------------------------------------------------------------------------
 
-_WEAK_CALLERS = {}
+_WEAK_CALLERS: dict[tuple[type, str], Any] = {}
 
 
-def _weak_method(obj, name):
+def _weak_method(obj: object, name: str) -> Callable[[], None]:
     """A callable running ``obj.name()`` while ``obj`` is alive (Perl's weaken).
 
     It is a method bound to a weak reference to ``obj``: one small object per
@@ -470,7 +472,7 @@ def _weak_method(obj, name):
     if caller is None:
         func = getattr(cls, name)
 
-        def caller(ref) -> None:
+        def caller(ref: Callable[[], Any]) -> None:
             self = ref()
             if self is not None:
                 func(self)
@@ -478,11 +480,11 @@ def _weak_method(obj, name):
     return MethodType(caller, weakref.ref(obj))
 
 
-def _fd_recv_into(fh, buf, size):
+def _fd_recv_into(fh: Any, buf: Any, size: int) -> int:
     return os.readv(fh if fh.__class__ is int else fh.fileno(), (buf[:size],))
 
 
-def _fd_send(fh, data):
+def _fd_send(fh: Any, data: Any) -> int:
     return os.write(fh if fh.__class__ is int else fh.fileno(), data)
 
 
@@ -494,10 +496,10 @@ _scratch = memoryview(bytearray(MAX_READ_SIZE))
 #: The options a handle made from an fh still reads after construction; it
 #: keeps only these (most handles none), which saves memory per handle.
 _LATE_OPTIONS = ("on_timeout", "on_rtimeout", "on_wtimeout")
-_NO_OPTIONS = MappingProxyType({})
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 
 
-def _late_options(opts):
+def _late_options(opts: Mapping[str, Any]) -> Mapping[str, Any]:
     late = {k: opts[k] for k in _LATE_OPTIONS if k in opts}
     return late or _NO_OPTIONS
 
@@ -576,22 +578,39 @@ class Handle:
     fh: Any
     wbuf: bytearray
     errno: int
-    tls: Any
+    tls: Any  # an OpenSSL.SSL.Connection while TLS is on
     read_size: int
     max_read_size: int
+    _rbuf: bytearray
+    _rgen: int
+    _recv: Callable[[Any, Any, int], int]
+    _send: Callable[[Any, Any], int]
+    _queue: Any  # () until the first push_read, then a deque of readers
+    _rw: Any
+    _ww: Any
+    _eof: bool
+    _skip_drain: bool
+    _on_error: ErrorCb | None
+    _on_read: HandleCb | None
+    _on_eof: HandleCb | None
+    _on_drain: HandleCb | None
+    _rbuf_max: int | None
+    _wbuf_max: int | None
+    _timers: dict[str, list[Any]] | None
+    _opts: Any  # the options given: a dict, or a read-only mapping of the late ones
     peername: str | None = None
-    tls_ctx: TlsCtx | None = None
+    tls_ctx: Any = None  # a TLS context (or the dict given) once TLS starts
     _autocork = False
     _low_water_mark = 0
-    _linger = 3600
-    _connect = None
-    _tls_rbuf = None
-    _tls_wbuf = None
+    _linger: float | None = 3600
+    _connect: Any = None
+    _tls_rbuf: Any = None
+    _tls_wbuf: Any = None
     _tls_handshaking = False
-    _on_starttls = None
-    _on_stoptls = None
-    _json = None
-    _cbor = None
+    _on_starttls: StartTlsCb | None = None
+    _on_stoptls: HandleCb | None = None
+    _json: Any = None
+    _cbor: Any = None
     _storable_trusted = False
     _drain_state = 0  # _DRAIN_IDLE
     _failing = 0  # _FAILING or _TLS_FAILING while on_error reports a fatal error
@@ -605,7 +624,7 @@ class Handle:
             for key in unknown:
                 if hasattr(Handle, key):
                     raise TypeError("Handle: option %r clashes with a method" % key)
-                setattr(self, key, opts.pop(key))
+                setattr(self, key, opts.pop(key))  # type: ignore[misc]  # an unknown key
         self.fh = None
         self._rbuf = bytearray()
         self._rgen = 0  # bumped whenever rbuf may have lost bytes at its front
@@ -641,7 +660,7 @@ class Handle:
 
     # -- setup ----------------------------------------------------------------
 
-    def _start(self):
+    def _start(self) -> None:
         fh = self.fh
         opts = self._opts
         if isinstance(fh, socket.socket):
@@ -674,7 +693,7 @@ class Handle:
                 self.start_read()
             self._drain_wbuf()
 
-    def _start_connect(self, opts) -> None:
+    def _start_connect(self, opts: Mapping[str, Any]) -> None:
         from .socket import tcp_connect
         host, service = opts["connect"]
         if self.peername is None:
@@ -682,7 +701,8 @@ class Handle:
         self._skip_drain = True
         ref = weakref.ref(self)
 
-        def connected(fh=None, host=None, port=None, retry=None, *rest) -> None:
+        def connected(fh: socket.socket | None = None, host: str | None = None, port: Any = None,
+                      retry: Callable[[], None] | None = None, *rest: object) -> None:
             self = ref()
             if self is None:
                 return
@@ -703,9 +723,9 @@ class Handle:
             self._start()
             on_connect = opts.get("on_connect")
             if on_connect is not None and self.fh is not None:
-                on_connect(self, host, port, partial(_retry_connect, ref, retry))
+                on_connect(self, host, port, partial(_retry_connect, ref, retry))  # type: ignore[arg-type]
 
-        def prepare(fh, *args):
+        def prepare(fh: socket.socket, *args: object) -> Any:
             self = ref()
             on_prepare = opts.get("on_prepare")
             if self is None or on_prepare is None:
@@ -766,7 +786,8 @@ class Handle:
 
     # -- errors -----------------------------------------------------------------
 
-    def _error(self, err, fatal: bool = False, message=None, failing=_FAILING):
+    def _error(self, err: int, fatal: bool = False, message: str | None = None,
+               failing: int = _FAILING) -> None:
         """Report ``err`` (an errno) through on_error; destroy after a fatal one.
 
         While a fatal error is being reported, further errors (from writes
@@ -824,7 +845,7 @@ class Handle:
         """Set the write buffer limit in bytes (None disables)."""
         self._wbuf_max = value
 
-    def _sockopt(self, level, opt, value) -> None:
+    def _sockopt(self, level: int, opt: int, value: object) -> None:
         if isinstance(self.fh, socket.socket):
             try:
                 self.fh.setsockopt(level, opt, int(bool(value)))
@@ -881,7 +902,7 @@ class Handle:
         """Count as write activity now."""
         self._timeout_state("wtimeout")[1] = _loop.now()
 
-    def _timeout_state(self, name):
+    def _timeout_state(self, name: str) -> list[Any]:
         """The list ``[seconds, last_activity, watcher, on_cb]`` for one timeout kind."""
         timers = self._timers
         if timers is None:
@@ -893,7 +914,7 @@ class Handle:
             }
         return timers[name]
 
-    def _set_timeout(self, name, seconds):
+    def _set_timeout(self, name: str, seconds: float | None) -> None:
         seconds = seconds or 0
         if seconds < 0:
             raise ValueError("Handle.%s called with negative timeout (%r)" % (name, seconds))
@@ -902,8 +923,8 @@ class Handle:
         st[2] = None
         self._check_timeout(name)
 
-    def _check_timeout(self, name) -> None:
-        st = self._timers[name]
+    def _check_timeout(self, name: str) -> None:
+        st = self._timers[name]  # type: ignore[index]  # made by _timeout_state
         if not st[0] or self.fh is None:
             st[2] = None
             return
@@ -931,7 +952,7 @@ class Handle:
                     self._check_timeout(name)
             st[2] = _loop.timer(after, 0, fire)
 
-    def _activity(self, kind) -> None:
+    def _activity(self, kind: str) -> None:
         timers = self._timers
         if timers is not None:
             now = _loop.now()
@@ -1003,7 +1024,7 @@ class Handle:
                 n = self._send(self.fh, data)
             except OSError as exc:
                 if exc.errno not in _EAGAIN:
-                    return self._error(exc.errno, True)
+                    return self._error(exc.errno, True)  # type: ignore[arg-type]  # an OSError from the kernel
                 n = 0
             if self._timers is not None:
                 self._activity("wtimeout")
@@ -1062,7 +1083,7 @@ class Handle:
             n = self._send(self.fh, wbuf)
         except OSError as exc:
             if exc.errno not in _EAGAIN:
-                self._error(exc.errno, True)
+                self._error(exc.errno, True)  # type: ignore[arg-type]  # an OSError from the kernel
             return
         del wbuf[:n]
         if self._timers is not None:
@@ -1071,7 +1092,7 @@ class Handle:
             self._ww = None  # before on_drain: one that raises must not leave it spinning
         self._after_write()
 
-    def _drained(self):
+    def _drained(self) -> bool:
         return self._low_water_mark >= len(self.wbuf) + len(self._tls_wbuf or b"")
 
     def _after_write(self) -> None:
@@ -1187,16 +1208,16 @@ class Handle:
         self._read_queue().appendleft(self._make_reader(args))
         self._drain_rbuf()
 
-    def _read_queue(self):
+    def _read_queue(self) -> deque[Reader]:
         queue = self._queue
         if queue.__class__ is tuple:
             queue = self._queue = deque()
-        return queue
+        return queue  # type: ignore[no-any-return]
 
-    def _make_reader(self, args):
+    def _make_reader(self, args: tuple[Any, ...]) -> Reader:
         nargs = len(args)
         if nargs == 1:
-            return args[0]
+            return args[0]  # type: ignore[no-any-return]
         factory = (_READ_TYPES.get(args[0])
                    or _load_type(_READ_TYPES, args[0], "anyevent_read_type"))
         if nargs == 2:  # the common case: no type arguments
@@ -1230,7 +1251,7 @@ class Handle:
         """4.x alias of ``unshift_read("chunk", length, cb)``."""
         self.unshift_read("chunk", length, cb)
 
-    def _drain_rbuf(self):
+    def _drain_rbuf(self) -> None:
         if self._skip_drain:
             return
         self._skip_drain = True
@@ -1291,7 +1312,7 @@ class Handle:
         if self._rw is None and (self._on_read is not None or self._queue):
             self.start_read()
 
-    def _reader_raised(self, exc) -> bool:
+    def _reader_raised(self, exc: Exception) -> bool:
         """Deal with an exception from a read request; True if the handle failed.
 
         An exception from the user callback a read type called (the traceback
@@ -1305,7 +1326,7 @@ class Handle:
         waits for data it can no longer read.
         """
         _reactor._report(exc, "read")
-        tb = exc.__traceback__.tb_next  # the reader's frame
+        tb = exc.__traceback__.tb_next  # type: ignore[union-attr]  # the reader's frame
         if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
             tb = tb.tb_next
             while tb is not None:
@@ -1337,7 +1358,7 @@ class Handle:
             n = self._recv(self.fh, buf, size)
         except OSError as exc:
             if exc.errno not in _EAGAIN:
-                self._error(exc.errno, True)
+                self._error(exc.errno, True)  # type: ignore[arg-type]  # an OSError from the kernel
             return
         if n:
             if self._timers is not None:
@@ -1370,7 +1391,7 @@ class Handle:
         if self.tls is not None:
             raise RuntimeError("starttls called on a handle while TLS is already active")
         from . import tls as _tls
-        _SSL = _tls.SSL
+        _SSL = _tls.SSL  # type: ignore[attr-defined]  # tls's own import of OpenSSL.SSL
         if ctx is not None:
             self.tls_ctx = ctx
         if self.fh is None:
@@ -1418,7 +1439,7 @@ class Handle:
             self._tls_wbuf = None
             self._tls_handshaking = False
 
-    def _tls_error(self, exc) -> None:
+    def _tls_error(self, exc: Any) -> None:
         from .tls import error_message
         if isinstance(exc, str):
             message = exc
@@ -1432,7 +1453,7 @@ class Handle:
             self._freetls()
             self._error(_errno.EPROTO, True, message, _TLS_FAILING)
 
-    def _dotls(self):
+    def _dotls(self) -> None:
         SSL = _SSL
         conn = self.tls
         if self._tls_handshaking:
@@ -1503,7 +1524,7 @@ class Handle:
                 return
         self._flush_tls_out(conn)
 
-    def _tls_send(self, conn) -> bool:
+    def _tls_send(self, conn: Any) -> bool:
         """Encrypt the queued plaintext into the BIO; False after a TLS error."""
         wbuf = self._tls_wbuf
         while wbuf:
@@ -1517,12 +1538,12 @@ class Handle:
             del wbuf[:n]  # O(1) at the front of a bytearray
         return True
 
-    def _drain_tls_rbuf(self, conn) -> bool:
+    def _drain_tls_rbuf(self, conn: Any) -> bool:
         """Dispatch decrypted data; False if a callback ended TLS on ``conn``."""
         self._drain_rbuf()
         return self.tls is conn
 
-    def _flush_tls_out(self, conn) -> None:
+    def _flush_tls_out(self, conn: Any) -> None:
         # a memory BIO read returns all it holds up to the size asked for, so a
         # short read means it is empty (and saves the exception of reading more)
         wbuf = self.wbuf
@@ -1603,14 +1624,14 @@ class Handle:
             pass
 
 
-def _shutdown_write(hdl) -> None:
+def _shutdown_write(hdl: Handle) -> None:
     try:
         hdl.fh.shutdown(socket.SHUT_WR)
     except (OSError, AttributeError):
         pass
 
 
-def _noop(*args, **kwargs):
+def _noop(*args: object, **kwargs: object) -> None:
     return None
 
 
@@ -1618,7 +1639,7 @@ class _DestroyedHandle(Handle):
     """What a handle becomes after destroy(): every method is a no-op."""
     __slots__ = ()
 
-    def __getattribute__(self, name):
+    def __getattribute__(self, name: str) -> Any:
         if name == "destroyed":
             return _true
         if name in ("errno", "peername", "rbuf", "_rbuf", "_rgen", "__class__", "__dict__"):
@@ -1636,7 +1657,7 @@ def _true() -> bool:
     return True
 
 
-_lingering = set()
+_lingering: set[_Linger] = set()
 
 
 class _Linger:
@@ -1645,7 +1666,7 @@ class _Linger:
     """
     __slots__ = ("fh", "data", "io", "timer", "send")
 
-    def __init__(self, fh, data, seconds) -> None:
+    def __init__(self, fh: Any, data: bytearray, seconds: float) -> None:
         self.fh = fh
         self.data = data
         if isinstance(fh, socket.socket):
@@ -1672,7 +1693,7 @@ class _Linger:
         _lingering.discard(self)
 
 
-def _retry_connect(ref, retry) -> None:
+def _retry_connect(ref: Callable[[], Handle | None], retry: Callable[[], None]) -> None:
     self = ref()
     if self is None:
         return
@@ -1691,13 +1712,13 @@ def _retry_connect(ref, retry) -> None:
     retry()
 
 
-def _last_connect_errno():
+def _last_connect_errno() -> int:
     from .socket import last_error
     err = last_error()
-    return err.errno if err is not None else 0
+    return err.errno if err is not None else 0  # type: ignore[return-value]
 
 
-_SSL = None  # OpenSSL.SSL, bound by the first starttls (plain handles never import it)
+_SSL: Any = None  # OpenSSL.SSL, bound by the first starttls (plain handles never import it)
 
 
 def TLS_CTX() -> TLS:
@@ -1711,10 +1732,10 @@ def TLS_CTX() -> TLS:
 # Built-in read types
 # ---------------------------------------------------------------------------
 
-def _read_chunk(hdl, cb, length):
+def _read_chunk(hdl: Handle, cb: DataCb, length: int) -> Reader:
     length = int(length)
 
-    def reader(hdl) -> bool:
+    def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         if len(rbuf) < length:
             return False
@@ -1725,7 +1746,7 @@ def _read_chunk(hdl, cb, length):
     return reader
 
 
-def _read_line(hdl, cb, eol=None):
+def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader:
     """``cb(hdl, line, eol)`` for the next line (without its end-of-line).
 
     ``eol`` is None (``\\n`` or ``\\r\\n``), a bytes string, or a compiled
@@ -1747,12 +1768,12 @@ def _read_line(hdl, cb, eol=None):
     return _line_reader(cb, partial(_find_regex, rx), _match_width(rx))
 
 
-def _newline_reader(cb):
+def _newline_reader(cb: LineCb) -> Reader:
     """The default line reader (``\n`` or ``\r\n``), the hot path of line
     protocols: :class:`_Resumable`'s logic inlined."""
     start = gen = 0
 
-    def reader(hdl) -> bool:
+    def reader(hdl: Handle) -> bool:
         nonlocal start, gen
         rbuf = hdl._rbuf
         pos = rbuf.find(b"\n", start if gen == hdl._rgen else 0)
@@ -1770,12 +1791,12 @@ def _newline_reader(cb):
     return reader
 
 
-def _find_bytes(eol, rbuf, start):
+def _find_bytes(eol: bytes, rbuf: bytearray, start: int) -> tuple[int, int] | None:
     pos = rbuf.find(eol, start)
     return None if pos < 0 else (pos, pos + len(eol))
 
 
-def _find_regex(rx, rbuf, start):
+def _find_regex(rx: re.Pattern[bytes], rbuf: bytearray, start: int) -> tuple[int, int] | None:
     m = rx.search(rbuf, start)
     return None if m is None else m.span()
 
@@ -1783,24 +1804,25 @@ def _find_regex(rx, rbuf, start):
 _UNBOUNDED = re.compile(rb"\(\?<?[=!]|\\[1-9]|\(\?P=")  # lookaround, backreference
 
 
-def _match_width(rx):
+def _match_width(rx: re.Pattern[bytes]) -> int | None:
     """The most bytes a match of ``rx`` examines (None: unbounded or unknown)."""
     if _UNBOUNDED.search(rx.pattern):
         return None
     try:
-        from re import _parser
+        from re import _parser  # type: ignore[attr-defined]
         width = _parser.parse(rx.pattern, rx.flags).getwidth()[1]
     except Exception:  # noqa: BLE001 - a private module: be conservative
         return None
     return width if width < _parser.MAXREPEAT else None
 
 
-def _line_reader(cb, find, width):
+def _line_reader(cb: LineCb, find: Callable[[bytearray, int], tuple[int, int] | None],
+                 width: int | None) -> Reader:
     """A reader cutting a line at ``find(rbuf, start) -> (eol_start, eol_end)
     | None`` (see :class:`_Resumable` for ``width``)."""
     search = _Resumable(find, width)
 
-    def reader(hdl) -> bool:
+    def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         found = search(hdl)
         if found is None:
@@ -1822,11 +1844,11 @@ class _Resumable:
     reader completed, or user code touched ``hdl.rbuf``), it starts over."""
     __slots__ = ("find", "width", "pos", "gen")
 
-    def __init__(self, find, width) -> None:
+    def __init__(self, find: Callable[[bytearray, int], Any], width: int | None) -> None:
         self.find, self.width = find, width
         self.pos = self.gen = 0
 
-    def __call__(self, hdl):
+    def __call__(self, hdl: Handle) -> Any:
         rbuf = hdl._rbuf
         found = self.find(rbuf, self.pos if hdl._rgen == self.gen else 0)
         if found is None and self.width is not None:
@@ -1839,13 +1861,13 @@ class _Resumable:
         self.pos = 0
 
 
-def _compile(rx):
+def _compile(rx: BytesRegex | None) -> Any:
     if rx is None or hasattr(rx, "search"):
         return rx
     return re.compile(rx)
 
 
-def _read_regex(hdl, cb, accept, reject=None, skip=None):
+def _read_regex(hdl: Handle, cb: DataCb, accept: Any, reject: Any = None, skip: Any = None) -> Reader:
     """``cb(hdl, data)`` once ``accept`` (a bytes regex, compiled or not)
     matches the read buffer: ``data`` is everything up to the end of the
     match (with what ``skip`` matches before, which is taken out of the
@@ -1859,7 +1881,7 @@ def _read_regex(hdl, cb, accept, reject=None, skip=None):
     accepts = _Resumable(accept.search, _match_width(accept))
     rejects = None if reject is None else _Resumable(reject.search, _match_width(reject))
 
-    def reader(hdl) -> bool:
+    def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         m = accepts(hdl)
         if m is not None:
@@ -1887,7 +1909,7 @@ _NETSTRING_HEAD = re.compile(rb"(0|[1-9][0-9]{0,19}):")
 _DIGITS = re.compile(rb"[0-9]{0,21}")
 
 
-def _too_big(hdl, length) -> bool:
+def _too_big(hdl: Handle, length: int) -> bool:
     """Fatal ENOSPC when a declared length can never fit in ``rbuf_max``."""
     if hdl._rbuf_max is not None and length > hdl._rbuf_max:
         hdl._error(_errno.ENOSPC, True)
@@ -1895,8 +1917,8 @@ def _too_big(hdl, length) -> bool:
     return False
 
 
-def _read_netstring(hdl, cb):
-    def reader(hdl) -> bool:
+def _read_netstring(hdl: Handle, cb: DataCb) -> Reader:
+    def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         m = _NETSTRING_HEAD.match(rbuf)
         if m is None:
@@ -1908,8 +1930,8 @@ def _read_netstring(hdl, cb):
             return False
         del rbuf[:m.end()]
 
-        def body(hdl, string) -> None:
-            def comma(hdl, c) -> None:
+        def body(hdl: Handle, string: bytes) -> None:
+            def comma(hdl: Handle, c: bytes) -> None:
                 if c == b",":
                     cb(hdl, string)
                 else:
@@ -1920,10 +1942,10 @@ def _read_netstring(hdl, cb):
     return reader
 
 
-def _read_packstring(hdl, cb, fmt):
+def _read_packstring(hdl: Handle, cb: DataCb, fmt: str) -> Reader:
     _pack_struct(fmt)  # validate early
 
-    def reader(hdl) -> bool:
+    def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         try:
             head = _unpack_length(fmt, rbuf)
@@ -1949,14 +1971,14 @@ def _read_packstring(hdl, cb, fmt):
     return reader
 
 
-def _json_decoder(hdl):
+def _json_decoder(hdl: Handle) -> Any:
     coder = hdl._json
     if isinstance(coder, tuple):
         coder = coder[1]
     return coder if hasattr(coder, "raw_decode") else _JSON_DECODER
 
 
-def _refuse_constant(name):
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError("not JSON: " + name)
 
 
@@ -1984,13 +2006,13 @@ class _JsonScan:
         self.pos = self.depth = self.gen = 0
         self.in_str = False
 
-    def end(self, buf, eof, gen):
+    def end(self, buf: bytearray, eof: bool, gen: int) -> int:
         """Index just past the JSON text at the start of ``buf``; -1 if more
         input may complete it; 0 if it can never be valid.  ``gen`` is the
         handle's ``_rgen``: a new value means the buffer may have lost bytes
         at its front since the last call, so the scan starts over."""
         if self.pos and gen != self.gen:
-            self.__init__()
+            self.__init__()  # type: ignore[misc]
         self.gen = gen
         first = buf[0]
         if first in b'[{"':
@@ -2001,11 +2023,11 @@ class _JsonScan:
             return _literal_end(buf, eof)
         return end
 
-    def _number_end(self, buf, eof):
-        self.pos = _JSON_NUMBER.match(buf, self.pos).end()
+    def _number_end(self, buf: bytearray, eof: bool) -> int:
+        self.pos = _JSON_NUMBER.match(buf, self.pos).end()  # type: ignore[union-attr]  # matches the empty string
         return self.pos if self.pos < len(buf) or eof else -1
 
-    def _nested_end(self, buf):
+    def _nested_end(self, buf: bytearray) -> int:
         pos, depth, in_str = self.pos, self.depth, self.in_str
         size = len(buf)
         result = -1
@@ -2046,7 +2068,7 @@ class _JsonScan:
         return result
 
 
-def _literal_end(buf, eof):
+def _literal_end(buf: bytearray, eof: bool) -> int:
     """``true``, ``false`` or ``null`` at the start of ``buf``: as for :meth:`_JsonScan.end`."""
     for literal in _JSON_LITERALS:
         if buf.startswith(literal):
@@ -2056,7 +2078,7 @@ def _literal_end(buf, eof):
     return 0
 
 
-def _read_json(hdl, cb):
+def _read_json(hdl: Handle, cb: ValueCb) -> Reader:
     """``cb(hdl, value)`` for the next JSON text (UTF-8): an array, object,
     string, number, ``true``, ``false`` or ``null`` (JSON::XS with
     ``allow_nonref``), after any whitespace.  The values are the same
@@ -2068,10 +2090,10 @@ def _read_json(hdl, cb):
     decoder = _json_decoder(hdl)
     scan = _JsonScan()
 
-    def reader(hdl) -> bool:
+    def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         if not scan.pos:
-            start = _JSON_WS.match(rbuf).end()
+            start = _JSON_WS.match(rbuf).end()  # type: ignore[union-attr]  # matches the empty string
             if start:
                 del rbuf[:start]
             if not rbuf:
@@ -2079,7 +2101,7 @@ def _read_json(hdl, cb):
         end = scan.end(rbuf, hdl._eof, hdl._rgen)
         if end < 0:
             return False
-        scan.__init__()
+        scan.__init__()  # type: ignore[misc]
         try:
             value = _json_value(decoder, rbuf, end)
         except (ValueError, RecursionError):  # too deep nesting: RecursionError
@@ -2093,7 +2115,7 @@ def _read_json(hdl, cb):
     return reader
 
 
-def _json_value(decoder, rbuf, end):
+def _json_value(decoder: Any, rbuf: bytearray, end: int) -> Any:
     """The value of the JSON text ``rbuf[:end]``; ValueError if it is not
     one JSON text (``1.``, ``1-2`` and ``01`` are not, as in JSON::XS)."""
     text = rbuf[:end].decode("utf-8")
@@ -2122,17 +2144,18 @@ class _CborScan:
     map still needs (``_INDEFINITE`` until its break).
     """
     __slots__ = ("pos", "open", "gen")
+    open: list[int]
 
     def __init__(self) -> None:
         self.pos = self.gen = 0
         self.open = []
 
-    def end(self, buf, gen):
+    def end(self, buf: bytearray, gen: int) -> int:
         """Index just past the item at the start of ``buf``, or -1 if it is
         incomplete; ValueError if a header is malformed or nests too deep.
         ``gen`` as for :meth:`_JsonScan.end`."""
         if self.pos and gen != self.gen:
-            self.__init__()
+            self.__init__()  # type: ignore[misc]
         self.gen = gen
         while self.pos < len(buf):
             if self.open and self._skip_runs(buf):
@@ -2145,12 +2168,12 @@ class _CborScan:
                     return self.pos
         return -1
 
-    def _skip_runs(self, buf) -> bool:
+    def _skip_runs(self, buf: bytearray) -> bool:
         """Skip runs of fixed-size items inside a container; True if that
         completed the outermost item."""
         for rx, size in _CBOR_RUNS:
             left = self.open[-1]
-            run = (rx.match(buf, self.pos).end() - self.pos) // size
+            run = (rx.match(buf, self.pos).end() - self.pos) // size  # type: ignore[union-attr]
             if not run:
                 continue
             if left == _INDEFINITE:
@@ -2165,7 +2188,7 @@ class _CborScan:
                 return False
         return False
 
-    def _item(self, buf):
+    def _item(self, buf: bytearray) -> bool | None:
         """Read one header (and skip its string); True if the outermost item
         is complete, None if the header or string is not all there yet."""
         pos = self.pos
@@ -2187,7 +2210,7 @@ class _CborScan:
             return self._push(arg * (major - 3))
         return self._done()
 
-    def _indefinite(self, major, info):
+    def _indefinite(self, major: int, info: int) -> bool:
         if info != 31 or major in (0, 1, 6):
             raise ValueError("CBOR: reserved additional information %d" % info)
         self.pos += 1
@@ -2198,7 +2221,7 @@ class _CborScan:
         self.open.pop()
         return self._done()
 
-    def _push(self, count) -> bool:
+    def _push(self, count: int) -> bool:
         if len(self.open) >= CBOR_MAX_DEPTH:
             raise ValueError("CBOR: nesting deeper than %d" % CBOR_MAX_DEPTH)
         self.open.append(count)
@@ -2217,7 +2240,7 @@ class _CborScan:
         return True
 
 
-def _read_cbor(hdl, cb):
+def _read_cbor(hdl: Handle, cb: ValueCb) -> Reader:
     """``cb(hdl, value)`` for the next CBOR data item.  The end of the item
     is found in one pass that resumes on each arrival, then the item is
     decoded once (cbor2).  A malformed item, or one nesting containers
@@ -2227,17 +2250,17 @@ def _read_cbor(hdl, cb):
     scan = _CborScan()
     decode = getattr(hdl._cbor, "decode", cbor2.loads)
 
-    def reader(hdl) -> bool:
+    def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         try:
             end = scan.end(rbuf, hdl._rgen) if rbuf else -1
             if end < 0:
                 return False
-            scan.__init__()
+            scan.__init__()  # type: ignore[misc]
             value = decode(bytes(rbuf[:end]))
         except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
                 RecursionError, MemoryError):
-            scan.__init__()
+            scan.__init__()  # type: ignore[misc]
             del rbuf[:]
             hdl._error(_errno.EBADMSG)
             return False
@@ -2247,7 +2270,7 @@ def _read_cbor(hdl, cb):
     return reader
 
 
-def _read_storable(hdl, cb, *_perl_format):
+def _read_storable(hdl: Handle, cb: ValueCb, *_perl_format: str) -> Reader:
     """A BER-framed pickle: packstring "w" plus thawing (Perl's storable type;
     Perl scripts pass a pack format too, which Perl also ignores).
 
@@ -2260,7 +2283,7 @@ def _read_storable(hdl, cb, *_perl_format):
     cyclic or malformed pickles) is checked in one pass before anything is
     built and reported as a non-fatal ``EBADMSG`` (the frame is skipped).
     """
-    def thaw_cb(hdl, data) -> None:
+    def thaw_cb(hdl: Handle, data: bytes) -> None:
         try:
             value = _thaw(hdl, data)
         except Exception:  # noqa: BLE001 - any unpickling failure is a bad message
@@ -2275,8 +2298,8 @@ _SSL2_RECORD = re.compile(
     rb"(?:\Z|[\x80-\xff](?:\Z|.(?:\Z|\x01(\Z|[\x03\x04](?:\Z|.(?:\Z|.))))))", re.DOTALL)
 
 
-def _read_tls_detect(hdl, cb):
-    def reader(hdl) -> bool:
+def _read_tls_detect(hdl: Handle, cb: TlsDetectCb) -> Reader:
+    def reader(hdl: Handle) -> bool:
         rbuf = bytes(hdl._rbuf[:6])  # an SSL2-style hello needs six bytes
         m = _TLS_RECORD.match(rbuf) or _SSL2_RECORD.match(rbuf)
         if m is not None:
@@ -2292,11 +2315,11 @@ def _read_tls_detect(hdl, cb):
     return reader
 
 
-def _read_tls_autostart(hdl, cb, *tls_args):
+def _read_tls_autostart(hdl: Handle, cb: Any, *tls_args: Any) -> Reader:
     # Perl: push_read(tls_autostart => $tls[, $ctx]); the "callback" slot is the mode.
     args = (cb,) + tls_args
 
-    def detected(hdl, kind, *version) -> None:
+    def detected(hdl: Handle, kind: str | None, *version: int) -> None:
         if kind:
             hdl.starttls(*args)
     return _read_tls_detect(hdl, detected)
@@ -2315,12 +2338,12 @@ for _name, _factory in (
 # Built-in write types
 # ---------------------------------------------------------------------------
 
-def _write_netstring(hdl, data) -> bytes:
+def _write_netstring(hdl: Handle, data: Bytes) -> bytes:
     data = bytes(data)
     return b"%d:%s," % (len(data), data)
 
 
-def _write_packstring(hdl, fmt, data):
+def _write_packstring(hdl: Handle, fmt: str, data: Bytes) -> bytes:
     data = bytes(data)
     return _pack_length(fmt, len(data)) + data
 
@@ -2360,7 +2383,7 @@ def cbor_coder(dumps_kw: Mapping[str, Any] | None = None,
     return _CborCoder(dict(dumps_kw or {}), dict(loads_kw or {}))
 
 
-def _write_json(hdl, value):
+def _write_json(hdl: Handle, value: Any) -> bytes:
     coder = hdl._json
     if isinstance(coder, tuple):
         coder = coder[0]
@@ -2370,14 +2393,14 @@ def _write_json(hdl, value):
     return text.encode("utf-8") if isinstance(text, str) else text
 
 
-def _write_cbor(hdl, value):
+def _write_cbor(hdl: Handle, value: Any) -> bytes:
     coder = hdl._cbor
     if hasattr(coder, "encode"):
-        return coder.encode(value)
+        return coder.encode(value)  # type: ignore[no-any-return]
     return cbor2.dumps(value, **(coder or {}))
 
 
-def _write_storable(hdl, value):
+def _write_storable(hdl: Handle, value: Any) -> bytes:
     """A BER-framed pickle: packstring "w", as the storable read type expects."""
     return _write_packstring(hdl, "w", pickle.dumps(value, protocol=4))
 
