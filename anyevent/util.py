@@ -187,7 +187,7 @@ def close_all_fds_except(*fds: int) -> None:
 # pumps between the loop and a child's pipes
 # ---------------------------------------------------------------------------
 
-def _pump_out(fd, sink) -> None:
+def _pump_out(fd: int, sink: Callable[[bytes | None], object]) -> None:
     """Read ``fd`` (non-blocking) until EOF or error, feeding ``sink(bytes)``;
     then close it and call ``sink(None)``."""
     def readable() -> None:
@@ -207,7 +207,8 @@ def _pump_out(fd, sink) -> None:
     w = _hold(loop.io(fd, 0, readable))
 
 
-def _pump_in(fd, first, source, cv) -> None:
+def _pump_in(fd: int, first: bytes | None, source: Callable[[], bytes | None],
+             cv: CondVar) -> None:
     """Write ``first``, then what ``source()`` returns, to ``fd`` (non-blocking)
     until that is ``None``/``b""`` or the reader goes away (``EPIPE``); then
     close ``fd`` and count one job done on ``cv``."""
@@ -235,23 +236,23 @@ def _pump_in(fd, first, source, cv) -> None:
     w = _hold(loop.io(fd, 1, writable))
 
 
-def _bytes_source(data):
+def _bytes_source(data: bytes | bytearray | memoryview) -> Callable[[], bytes | None]:
     chunks = iter((bytes(data),))
     return lambda: next(chunks, None)
 
 
-def _buffer_sink(buf):
-    def sink(data) -> None:
+def _buffer_sink(buf: bytearray) -> Callable[[bytes | None], None]:
+    def sink(data: bytes | None) -> None:
         if data:
             buf.extend(data)
     return sink
 
 
-def _counted(sink, cv):
+def _counted(sink: Callable[[bytes | None], object], cv: CondVar) -> Callable[[bytes | None], None]:
     """Wrap ``sink`` so that ``cv`` counts one job until ``sink(None)``."""
     cv.begin()
 
-    def counted(data) -> None:
+    def counted(data: bytes | None) -> None:
         try:
             sink(data)
         finally:
@@ -268,7 +269,7 @@ def _counted(sink, cv):
 _EXIT_OPEN, _EXIT_DUP, _EXIT_PREPARE, _EXIT_EXEC = 125, 124, 123, 126
 
 
-def _parse_redirection(key):
+def _parse_redirection(key: str) -> tuple[int, bool] | None:
     """``">"``, ``"2>"``, ``"<"``, ``"3<"`` -> ``(fd, is_output)``, else ``None``."""
     if key[-1:] not in ("<", ">") or not (key[:-1] == "" or key[:-1].isdigit()):
         return None
@@ -278,7 +279,8 @@ def _parse_redirection(key):
     return (1 if out else 0), out
 
 
-def _plan_redirection(fd, out, target, cv, parent_ends):
+def _plan_redirection(fd: int, out: bool, target: Any, cv: CondVar,
+                      parent_ends: list[int]) -> int | str:
     """Prepare one redirection in the parent.
 
     Returns the child's source for ``fd``: an int fd, or a ``str`` file name
@@ -317,7 +319,8 @@ def _plan_redirection(fd, out, target, cv, parent_ends):
     return r
 
 
-def _exec_child(argv, redir, close_all, on_prepare) -> None:
+def _exec_child(argv: Any, redir: dict[int, tuple[Any, bool]], close_all: bool,
+                on_prepare: Callable[[], object] | None) -> None:
     """In the forked child: open files, move fds into place, exec.  Never returns."""
     code = _EXIT_OPEN
     try:
@@ -453,7 +456,7 @@ def _max_forks_from_env() -> int:
 MAX_FORKS = _max_forks_from_env()
 
 _forks = 0
-_fork_queue = deque()
+_fork_queue: deque[tuple[Callable[..., Any], Any, Callable[..., object]]] = deque()
 _last_error: BaseException | None = None
 
 
@@ -529,7 +532,7 @@ def _flush_std() -> None:
             pass
 
 
-def _spawn(code, args):
+def _spawn(code: Callable[..., Any], args: Any) -> tuple[int, int]:
     """Fork a child running ``code(*args)``; return its pid and the read end."""
     r, w = os.pipe()
     try:
@@ -546,7 +549,7 @@ def _spawn(code, args):
     return pid, r
 
 
-def _fork_child(w, code, args) -> None:
+def _fork_child(w: int, code: Callable[..., Any], args: Any) -> None:
     """In the forked child: run the job, write the pickled outcome, _exit."""
     try:
         loop.after_fork()
@@ -562,7 +565,7 @@ def _fork_child(w, code, args) -> None:
         os._exit(0)
 
 
-def _pickle_error(exc):
+def _pickle_error(exc: BaseException) -> bytes:
     """Pickle ``(exc, traceback text)``; an exception that does not survive
     the round trip (custom ``__init__``, unpicklable members) is sent as a
     :class:`RuntimeError` with its ``repr``."""
@@ -575,12 +578,12 @@ def _pickle_error(exc):
         return pickle.dumps((RuntimeError(repr(exc)), tb), pickle.HIGHEST_PROTOCOL)
 
 
-def _fork_parent(pid, r, cb) -> None:
+def _fork_parent(pid: int, r: int, cb: Callable[..., object]) -> None:
     """Collect the child's output and exit; when both are in, finish the job."""
     buf = bytearray()
     status = eof = None
 
-    def sink(data) -> None:
+    def sink(data: bytes | None) -> None:
         nonlocal eof
         if data is None:
             eof = True
@@ -588,7 +591,7 @@ def _fork_parent(pid, r, cb) -> None:
         else:
             buf.extend(data)
 
-    def exited(_pid, st) -> None:
+    def exited(_pid: int, st: int) -> None:
         nonlocal status
         _release(cw)
         status = st
@@ -608,7 +611,7 @@ def _fork_parent(pid, r, cb) -> None:
     cw = _hold(loop.child(pid, exited))
 
 
-def _decode(payload, status):
+def _decode(payload: bytes, status: int) -> tuple[BaseException | None, tuple[Any, ...]]:
     """``(error, args)`` from the child's pickled ``(error_or_None, value)``."""
     if not payload:
         return ChildProcessError(
@@ -623,7 +626,7 @@ def _decode(payload, status):
     return None, (value if isinstance(value, tuple) else (value,))
 
 
-def _deliver(cb, error, result) -> None:
+def _deliver(cb: Callable[..., object], error: BaseException | None, result: tuple[Any, ...]) -> None:
     global _last_error
     _last_error = error
     cb(*result)
