@@ -58,6 +58,7 @@ import dns.rdatatype
 import dns.resolver
 import dns.reversename
 import dns.rdtypes.util
+from dns.message import Message
 
 from . import _sockaddr as _aesock
 from .reactor import loop
@@ -218,7 +219,7 @@ def _peer(server: Server) -> str:
     return _aesock.format_hostport(server[1][0], server[1][1])
 
 
-def _question(query: dns.message.Message) -> str:
+def _question(query: Message) -> str:
     """``"name/TYPE"`` of a query's question, for the debug log."""
     q = query.question[0]
     return "%s/%s" % (q.name, dns.rdatatype.to_text(q.rdtype))
@@ -240,15 +241,15 @@ class _Request:
     """A query and its tries; lives while its watchers live."""
     __slots__ = ("query", "wire", "cb", "tries", "udp", "tcp", "timer", "bad", "done")
 
-    query: dns.message.Message
+    query: Message
     wire: bytes
     cb: Callable[..., object] | None
     udp: list[tuple[socket.socket, Any, Server]]
     tcp: _TCPQuery | None
     timer: Any
-    bad: dns.message.Message | None
+    bad: Message | None
 
-    def __init__(self, query: dns.message.Message, cb: Callable[..., object]) -> None:
+    def __init__(self, query: Message, cb: Callable[..., object]) -> None:
         self.query, self.cb = query, cb
         self.tries = 0
         self.udp = []          # (socket, io watcher, server) of every try so far
@@ -384,6 +385,8 @@ class Resolver:
     ``ndots`` (an int).  A value of the wrong type or range raises
     :class:`TypeError` or :class:`ValueError` instead of being ignored.
     """
+
+    edns0: bool
 
     def __init__(self, *, server: Iterable[ServerSpec] = (), timeout: Iterable[float] = (2, 5, 5),
                  search: Iterable[str] = (), ndots: int = 1,
@@ -534,8 +537,8 @@ class Resolver:
         self._wait.append(cb)
         self._scheduler()
 
-    def request(self, query: dns.message.Message,
-                cb: Callable[[dns.message.Message], object] | Callable[[], object]) -> None:
+    def request(self, query: Message,
+                cb: Callable[[Message], object] | Callable[[], object]) -> None:
         """Send ``query`` (a :class:`dns.message.Message`) and call ``cb(answer)``
         with the :class:`dns.message.Message` received, or ``cb()`` when no
         server answered.  Handles ids, timeouts, retries and TCP fallback,
@@ -617,7 +620,7 @@ class Resolver:
                        req.query.id, _peer(server))
 
     @staticmethod
-    def _parse(req: _Request, data: bytes) -> dns.message.Message | None:
+    def _parse(req: _Request, data: bytes) -> Message | None:
         """The message if it is an answer to ``req``, else ``None``."""
         try:
             res = dns.message.from_wire(data, ignore_trailing=True)
@@ -625,7 +628,7 @@ class Resolver:
             return None
         return res if req.query.is_response(res) else None
 
-    def _answer(self, req: _Request, res: dns.message.Message, server: Server,
+    def _answer(self, req: _Request, res: Message, server: Server,
                 over_tcp: bool = False) -> None:
         if req.done:
             return
@@ -647,7 +650,7 @@ class Resolver:
         else:
             self._finish(req, res)
 
-    def _finish(self, req: _Request, res: dns.message.Message | None) -> None:
+    def _finish(self, req: _Request, res: Message | None) -> None:
         req.done = True
         req.timer = None
         if req.tcp is not None:
@@ -728,7 +731,7 @@ class _Resolution:
             return self.next_suffix()
         self.resolver.request(query, self.answered)
 
-    def answered(self, res: dns.message.Message | None = None) -> None:
+    def answered(self, res: Message | None = None) -> None:
         if res is None:
             return self.next_suffix()
         rrs = records(res.answer)

@@ -2361,6 +2361,8 @@ def json_coder() -> tuple[_json.JSONEncoder, _json.JSONDecoder]:
 class _CborCoder:
     """``encode``/``decode`` through cbor2 with fixed keyword arguments."""
     __slots__ = ("dumps_kw", "loads_kw")
+    dumps_kw: dict[str, Any]
+    loads_kw: dict[str, Any]
 
     def __init__(self, dumps_kw: dict[str, Any], loads_kw: dict[str, Any]) -> None:
         self.dumps_kw, self.loads_kw = dumps_kw, loads_kw
