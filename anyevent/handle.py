@@ -468,7 +468,7 @@ def _weak_method(obj: object, name: str) -> Callable[[], None]:
     watcher, as every handle has a watcher or two.
     """
     cls = type(obj)
-    caller = _WEAK_CALLERS.get((cls, name))
+    caller = _WEAK_CALLERS.get((cls, name))  # pyright: ignore[reportAssignmentType]
     if caller is None:
         func = getattr(cls, name)
 

@@ -218,7 +218,7 @@ def _origin(record: logging.LogRecord) -> Ctx:
 class _Callback(logging.Handler):
     """Perl's ``log_cb``: ``cb(formatted)``; a true result consumes the message."""
 
-    formatter: _PerlFormatter
+    formatter: _PerlFormatter  # pyright: ignore[reportIncompatibleVariableOverride]
 
     def __init__(self, cb: LogCb) -> None:
         super().__init__()
@@ -266,7 +266,7 @@ class _Path(_File):
 class _Syslog(logging.handlers.SysLogHandler):
     """Perl's ``log_to_syslog``: Perl level ``n`` is syslog priority ``n - 1``; trace is debug."""
 
-    formatter: _PerlFormatter
+    formatter: _PerlFormatter  # pyright: ignore[reportIncompatibleVariableOverride]
 
     def mapPriority(self, levelName: str) -> int:  # type: ignore[override]  # syslog wants the number
         levelno = logging.getLevelName(levelName)

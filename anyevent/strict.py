@@ -57,13 +57,13 @@ def _check_seconds(where: str, name: str, value: Any, optional: bool = False) ->
                          % (where, name, value))
 
 
-def _check_fh(where: str, fh: object) -> None:
+def _check_fh(where: str, fh: Any) -> None:
     if isinstance(fh, bool):
         raise TypeError("%s: fh must be a file object or an int fd, got %r" % (where, fh))
     if isinstance(fh, int):
         fd = fh
     else:
-        fileno = getattr(fh, "fileno", None)
+        fileno: Any = getattr(fh, "fileno", None)
         if not callable(fileno):
             raise TypeError("%s: fh must have a fileno() method or be an int fd, got %r"
                             % (where, fh))

@@ -362,7 +362,7 @@ class TLS:
             self.ctx.set_info_callback(self._info_callback)
 
     def _init_extensions(self, sni: Any, alpn: Iterable[str | bytes] | None) -> None:
-        self._sni = sni
+        self._sni: Any = sni
         if sni is not None:
             self.ctx.set_tlsext_servername_callback(self._servername_callback)
         self._alpn = [_bytes(p) for p in alpn or ()]
@@ -515,7 +515,7 @@ class TLS:
         if not name:
             return
         name = name.decode("ascii", "replace").lower()
-        chosen = self._sni(self, name) if callable(self._sni) else self._sni.get(name)
+        chosen: Any = self._sni(self, name) if callable(self._sni) else self._sni.get(name)
         if chosen is not None:
             conn.set_context(tls_ctx_from(chosen).ctx)
 
