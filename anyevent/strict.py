@@ -60,6 +60,7 @@ def _check_seconds(where: str, name: str, value: Any, optional: bool = False) ->
 def _check_fh(where: str, fh: Any) -> None:
     if isinstance(fh, bool):
         raise TypeError("%s: fh must be a file object or an int fd, got %r" % (where, fh))
+    fd: Any
     if isinstance(fh, int):
         fd = fh
     else:
