@@ -29,6 +29,8 @@ Slow and greedy peers (slowloris) cannot hold the server:
   refused connections.
 """
 
+from __future__ import annotations
+
 import argparse
 import errno
 import logging
@@ -38,6 +40,7 @@ import resource
 import socket
 import sys
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -65,7 +68,7 @@ HELP = (
 )
 
 
-def default_cert():
+def default_cert() -> str:
     """Path of the cached self-signed certificate+key PEM, creating it if needed."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "anyevent-chat"
     pem = cache / "selfsigned.pem"
@@ -79,7 +82,7 @@ def default_cert():
     return str(pem)
 
 
-def _make_selfsigned():
+def _make_selfsigned() -> bytes:
     import datetime
     import ipaddress
 
@@ -106,7 +109,7 @@ def _make_selfsigned():
                              serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM)
 
 
-def default_max_connections():
+def default_max_connections() -> int:
     """The soft descriptor limit less FD_RESERVE."""
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
@@ -118,19 +121,19 @@ class BurstLog:
     """Logs the first of a burst of like events at once and how many more
     there were once none came for BURST_QUIET seconds."""
 
-    def __init__(self, summary):
+    def __init__(self, summary: str) -> None:
         self.summary = summary  # format with the count of the rest
         self.more = 0
-        self.quiet = None
+        self.quiet: Any = None
 
-    def note(self, message, *args):
+    def note(self, message: str, *args: object) -> None:
         if self.quiet is None:
             log.warning(message, *args)
         else:
             self.more += 1
         self.quiet = AE.timer(BURST_QUIET, 0, self.end)
 
-    def end(self):
+    def end(self) -> None:
         if self.more:
             log.warning(self.summary, self.more)
         self.more = 0
@@ -141,8 +144,9 @@ class Client:
     """One connected user: their handle, nick and address; ``deadline`` is the
     timer of the handshake, login or line deadline running, if any."""
     __slots__ = ("hdl", "nick", "host", "addr", "tls", "joined", "deadline")
+    deadline: Any
 
-    def __init__(self, hdl, nick, host, port):
+    def __init__(self, hdl: Handle, nick: str, host: str, port: int) -> None:
         self.hdl = hdl
         self.nick = nick
         self.host = host
@@ -155,26 +159,26 @@ class Client:
 class ChatServer:
     """The chat room: accepts connections and routes lines between clients."""
 
-    def __init__(self, options, tls_ctx):
+    def __init__(self, options: argparse.Namespace, tls_ctx: TLS) -> None:
         """``options``: the parsed command line (see :func:`parse_args`)."""
         self.opt = options
         self.tls_ctx = tls_ctx
-        self.max_line = options.max_line
-        self.clients = {}  # Handle -> Client
-        self.per_host = {}  # source address -> number of clients
+        self.max_line: int = options.max_line
+        self.clients: dict[Handle, Client] = {}
+        self.per_host: dict[str, int] = {}  # source address -> number of clients
         self.serial = 0
         self.refusals = BurstLog("refused %d more connections over the caps")
         self.backoffs = BurstLog("accepting paused %d more times (out of descriptors)")
-        self.listener = tcp_server(options.host, options.port, self.accept,
+        self.listener: Any = tcp_server(options.host, options.port, self.accept,
                                    backoff_cb=self.accept_paused)
 
     # -- connection life -------------------------------------------------------
 
-    def accept_paused(self, exc):
+    def accept_paused(self, exc: OSError) -> None:
         self.backoffs.note("out of descriptors (%s): accepting paused for %gs", exc.strerror,
                            ACCEPT_BACKOFF)
 
-    def over_cap(self, host):
+    def over_cap(self, host: str) -> str | None:
         """The refusal for a new connection from ``host``, or None."""
         if len(self.clients) >= self.opt.max_connections:
             return "* Server full (%d connections), try again later." % len(self.clients)
@@ -182,7 +186,7 @@ class ChatServer:
             return "* Too many connections from %s, try again later." % host
         return None
 
-    def refuse(self, fh, host, port, refusal):
+    def refuse(self, fh: socket.socket, host: str, port: int, refusal: str) -> None:
         """One line and close: a new socket's send buffer takes it at once."""
         self.refusals.note("refuse %s:%s: %s", host, port, refusal[2:])
         try:
@@ -191,7 +195,7 @@ class ChatServer:
             pass
         fh.close()
 
-    def accept(self, fh, host, port):
+    def accept(self, fh: socket.socket, host: str, port: int) -> None:
         refusal = self.over_cap(host)
         if refusal:
             return self.refuse(fh, host, port, refusal)
@@ -211,7 +215,7 @@ class ChatServer:
         sniff = AE.timer(TLS_SNIFF_DELAY, 0, lambda: self.sniff_expired(client))
         hdl.push_read("tls_detect", lambda h, kind, *version: self.detected(client, sniff, kind))
 
-    def sniff_expired(self, client):
+    def sniff_expired(self, client: Client) -> None:
         """The client said nothing for TLS_SNIFF_DELAY: greet it in plain text,
         unless its first bytes are in fact waiting.  A busy loop runs overdue
         timers before reading, and greeting a TLS client in the clear would
@@ -227,7 +231,7 @@ class ChatServer:
         except OSError:
             pass  # a connection error: the read watcher reports it
 
-    def detected(self, client, sniff, kind):
+    def detected(self, client: Client, sniff: Any, kind: str | None) -> None:
         sniff.cancel()
         if client.joined:
             return
@@ -237,7 +241,7 @@ class ChatServer:
         else:
             self.join(client)
 
-    def on_starttls(self, hdl, ok, message):
+    def on_starttls(self, hdl: Handle, ok: bool, message: str) -> None:
         client = self.clients.get(hdl)
         if client is None:
             return
@@ -247,7 +251,7 @@ class ChatServer:
             log.info("TLS failed for %s: %s", client.addr, message)
             self.drop(client, None)
 
-    def join(self, client):
+    def join(self, client: Client) -> None:
         if client.joined or client.hdl not in self.clients:
             return
         client.joined = True
@@ -257,12 +261,12 @@ class ChatServer:
         self.set_deadline(client, self.opt.login_timeout, "no first line")
         self.want_line(client)
 
-    def want_line(self, client):
+    def want_line(self, client: Client) -> None:
         """Read the next line; its deadline starts with its first byte."""
         client.hdl.push_read(lambda hdl: self.line_begun(client))
         client.hdl.push_read("line", self.on_line)
 
-    def line_begun(self, client):
+    def line_begun(self, client: Client) -> bool:
         """A reader that is done once the line's first byte is in the buffer."""
         if not client.hdl.rbuf:
             return False
@@ -270,7 +274,7 @@ class ChatServer:
             self.set_deadline(client, self.opt.line_timeout, "no end of line")
         return True
 
-    def set_deadline(self, client, seconds, what):
+    def set_deadline(self, client: Client, seconds: float, what: str) -> None:
         """Drop ``client`` unless the deadline is cleared (or replaced) within
         ``seconds`` (0: none); unlike the idle timeout, data does not restart it."""
         client.deadline = None
@@ -278,13 +282,13 @@ class ChatServer:
             client.deadline = AE.timer(seconds, 0,
                                        lambda: self.deadline_passed(client, seconds, what))
 
-    def deadline_passed(self, client, seconds, what):
+    def deadline_passed(self, client: Client, seconds: float, what: str) -> None:
         if client.joined:
             self.send_last(client, "* No complete line within %g seconds, disconnecting."
                            % seconds)
         self.drop(client, "* %s timed out" % client.nick, "%s within %gs" % (what, seconds))
 
-    def drop(self, client, notice, reason=None):
+    def drop(self, client: Client, notice: str | None, reason: str | None = None) -> None:
         """Forget ``client``; tell the others ``notice`` if given; log ``reason``
         (default ``notice``)."""
         if self.clients.pop(client.hdl, None) is None:
@@ -296,30 +300,30 @@ class ChatServer:
             self.broadcast(notice)
         client.hdl.destroy()  # queued output still lingers out
 
-    def forget_host(self, host):
+    def forget_host(self, host: str) -> None:
         """Count one connection from ``host`` less."""
         left = self.per_host.pop(host) - 1
         if left:
             self.per_host[host] = left
 
-    def on_eof(self, hdl):
+    def on_eof(self, hdl: Handle) -> None:
         client = self.clients.get(hdl)
         if client is not None:
             self.drop(client, "* %s has left" % client.nick)
 
-    def on_idle(self, hdl):
+    def on_idle(self, hdl: Handle) -> None:
         client = self.clients.get(hdl)
         if client is not None:
             self.send_last(client, "* Idle for %g seconds, disconnecting."
                            % self.opt.idle_timeout)
             self.drop(client, "* %s timed out" % client.nick)
 
-    def line_too_long(self, rbuf):
+    def line_too_long(self, rbuf: bytearray) -> bool:
         """True if ``rbuf`` starts with more than --max-line bytes and no
         newline (rather than holding many short lines not yet answered)."""
         return len(rbuf) > self.max_line and rbuf.find(b"\n", 0, self.max_line + 1) < 0
 
-    def on_error(self, hdl, fatal, message):
+    def on_error(self, hdl: Handle, fatal: bool, message: str) -> None:
         client = self.clients.get(hdl)
         if client is None:
             return
@@ -337,7 +341,7 @@ class ChatServer:
 
     # -- chatting ------------------------------------------------------------------
 
-    def on_line(self, hdl, data, eol):
+    def on_line(self, hdl: Handle, data: bytes, eol: bytes) -> None:
         client = self.clients.get(hdl)
         if client is None:
             return
@@ -356,7 +360,7 @@ class ChatServer:
         else:
             self.broadcast("<%s> %s" % (client.nick, text), skip=client)
 
-    def cmd_nick(self, client, name):
+    def cmd_nick(self, client: Client, name: str) -> None:
         if not NICK_RE.match(name):
             self.send(client, "* Usage: /nick NAME (1-32 letters, digits, _-[]{}^|)")
         elif any(c.nick.lower() == name.lower() for c in self.clients.values() if c is not client):
@@ -367,34 +371,34 @@ class ChatServer:
             self.send(client, "* You are now known as %s" % name)
             self.broadcast("* %s is now known as %s" % (old, name), skip=client)
 
-    def cmd_who(self, client, arg):
+    def cmd_who(self, client: Client, arg: str) -> None:
         nicks = sorted(c.nick for c in self.clients.values() if c.joined)
         self.send(client, "* Here: %s" % ", ".join(nicks))
 
-    def cmd_me(self, client, action):
+    def cmd_me(self, client: Client, action: str) -> None:
         self.broadcast("* %s %s" % (client.nick, action), skip=client)
 
-    def cmd_help(self, client, arg):
+    def cmd_help(self, client: Client, arg: str) -> None:
         for line in HELP:
             self.send(client, line)
 
-    def cmd_quit(self, client, arg):
+    def cmd_quit(self, client: Client, arg: str) -> None:
         self.send_last(client, "* Bye, %s!" % client.nick)
         self.drop(client, "* %s has left" % client.nick)
 
-    COMMANDS = {"/nick": cmd_nick, "/who": cmd_who, "/me": cmd_me,
+    COMMANDS: dict[str, Callable[[ChatServer, Client, str], None]] = {"/nick": cmd_nick, "/who": cmd_who, "/me": cmd_me,
                 "/help": cmd_help, "/quit": cmd_quit}
 
-    def send(self, client, text):
+    def send(self, client: Client, text: str) -> None:
         client.hdl.push_write(text.encode("utf-8") + b"\n")
 
-    def send_last(self, client, text):
+    def send_last(self, client: Client, text: str) -> None:
         """Send the last line before closing; TLS clients then get a close_notify."""
         self.send(client, text)
         if client.tls:
             client.hdl.stoptls()
 
-    def broadcast(self, text, skip=None):
+    def broadcast(self, text: str, skip: Client | None = None) -> None:
         data = text.encode("utf-8") + b"\n"
         for client in list(self.clients.values()):
             if client is not skip and client.joined:
@@ -402,7 +406,7 @@ class ChatServer:
 
     # -- shutdown ------------------------------------------------------------------
 
-    def shutdown(self, signame):
+    def shutdown(self, signame: str) -> None:
         """Say goodbye to everyone, wait (bounded) until it is written, then return."""
         log.info("caught SIG%s, shutting down", signame)
         self.listener = None
@@ -425,15 +429,15 @@ class ChatServer:
         done.recv()
 
     @staticmethod
-    def _said_goodbye(hdl, done):
+    def _said_goodbye(hdl: Handle, done: Any) -> None:
         """The goodbye is written (or the client is gone): count it done, once."""
         hdl.on_error(lambda *args: None)
         hdl.push_shutdown()  # also replaces this on_drain callback
         done.end()
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5555)
     parser.add_argument("--cert", help="PEM file with certificate and key (default: self-signed)")
@@ -460,7 +464,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
