@@ -115,22 +115,23 @@ class TlsDetectCb(Protocol):
 
 
 class HandleOptions(TypedDict, total=False):
-    """The keyword options of :class:`Handle` (a type checker reports a misspelled one)."""
+    """The keyword options of :class:`Handle` (a type checker reports a misspelled one);
+    ``None`` for a callback, ``tls``, ``tls_ctx`` or ``peername`` is the same as not giving it."""
 
     connect: tuple[str, int | str]
-    on_prepare: PrepareCb
-    on_connect: ConnectCb
-    on_connect_error: ConnectErrorCb
-    on_error: ErrorCb
-    on_read: HandleCb
-    on_eof: HandleCb
-    on_drain: HandleCb
+    on_prepare: PrepareCb | None
+    on_connect: ConnectCb | None
+    on_connect_error: ConnectErrorCb | None
+    on_error: ErrorCb | None
+    on_read: HandleCb | None
+    on_eof: HandleCb | None
+    on_drain: HandleCb | None
     timeout: float
     rtimeout: float
     wtimeout: float
-    on_timeout: HandleCb
-    on_rtimeout: HandleCb
-    on_wtimeout: HandleCb
+    on_timeout: HandleCb | None
+    on_rtimeout: HandleCb | None
+    on_wtimeout: HandleCb | None
     rbuf_max: int | None
     wbuf_max: int | None
     autocork: bool
@@ -141,11 +142,11 @@ class HandleOptions(TypedDict, total=False):
     max_read_size: int
     low_water_mark: int
     linger: float | None
-    peername: str
-    tls: TlsMode
-    tls_ctx: TlsCtx
-    on_starttls: StartTlsCb
-    on_stoptls: HandleCb
+    peername: str | None
+    tls: TlsMode | None
+    tls_ctx: TlsCtx | None
+    on_starttls: StartTlsCb | None
+    on_stoptls: HandleCb | None
     json: Any
     cbor: Any
     storable_trusted: bool

@@ -11,10 +11,13 @@ signed it.  ``--insecure`` accepts any certificate (Perl's AnyEvent::TLS default
 encrypted, but anyone in the middle can read along.
 """
 
+from __future__ import annotations
+
 import argparse
 import errno
 import sys
 from pathlib import Path
+from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -22,8 +25,8 @@ from anyevent import AE  # noqa: E402
 from anyevent.handle import Handle  # noqa: E402
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5555)
     parser.add_argument("--tls", action="store_true",
@@ -37,6 +40,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if (args.cafile or args.insecure) and not args.tls:
         parser.error("--cafile and --insecure need --tls")
+    tls_ctx: dict[str, Any] | None
     if args.insecure:
         tls_ctx = {"verify": 0}                # Perl's default: encrypted, not authenticated
     elif args.cafile:
@@ -47,12 +51,12 @@ def main(argv=None):
     done = AE.cv()
     out = sys.stdout.buffer
 
-    def show(hdl, line, eol):
+    def show(hdl: Handle, line: bytes, eol: bytes) -> None:
         out.write(line + b"\n")
         out.flush()
         hdl.push_read("line", show)
 
-    def server_error(hdl, fatal, msg):
+    def server_error(hdl: Handle, fatal: bool, msg: str) -> None:
         # a line read is always queued, so the server closing the connection
         # shows up as EPIPE rather than on_eof (as in Perl)
         done.send(None if hdl.errno == errno.EPIPE else "connection error: %s" % msg)
@@ -66,11 +70,11 @@ def main(argv=None):
     )
     server.push_read("line", show)
 
-    def typed(hdl, line, eol):
+    def typed(hdl: Handle, line: bytes, eol: bytes) -> None:
         server.push_write(line + b"\n")
         hdl.push_read("line", typed)
 
-    def stdin_closed(hdl):
+    def stdin_closed(hdl: Handle) -> None:
         server.push_write(b"/quit\n")
 
     keyboard = Handle(fh=sys.stdin.fileno(), on_eof=stdin_closed,
