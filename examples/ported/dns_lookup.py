@@ -2,12 +2,15 @@
 # Parallel DNS lookups with AnyEvent::DNS.  Twin: dns_lookup.pl.
 # usage: python3 dns_lookup.py RESOLV_CONF DOMAIN
 # RESOLV_CONF names the servers to ask (Perl's resolver talks to port 53 only).
+from __future__ import annotations
+
 import sys
+from typing import Any, Callable
 
 from anyevent import AE
 import anyevent.dns
 
-sys.stdout.reconfigure(line_buffering=True)  # print each line at once
+sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # print each line at once
 
 conf, domain = sys.argv[1:3]
 
@@ -17,14 +20,14 @@ with open(conf) as fh:
     resolver.parse_resolv_conf(fh.read())
 anyevent.dns.RESOLVER = resolver
 
-answer = {}
+answer: dict[str, tuple[Any, ...]] = {}
 done = AE.cv()
 
 # start one query; begin/end count the outstanding ones
-def lookup(what, query, *args):
+def lookup(what: str, query: Callable[..., object], *args: str) -> None:
 
     done.begin()
-    def got(*results):
+    def got(*results: Any) -> None:
         answer[what] = results  # the callback receives the results as arguments
         done.end()
     query(*args, got)

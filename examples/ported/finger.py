@@ -1,26 +1,33 @@
 #!/usr/bin/env python3
 # A parallel finger client on tcp_connect and an io watcher.  Twin: finger.pl.
 # usage: python3 finger.py HOST PORT USER...
+from __future__ import annotations
+
+import socket
 import sys
+from typing import Any
 
 from anyevent import AE
 from anyevent.socket import tcp_connect, last_error
 
-sys.stdout.reconfigure(line_buffering=True)  # print each line at once
+sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # print each line at once
 
-def finger(user, host, port):
+def finger(user: str, host: str, port: str) -> Any:
 
     # use a condvar to return results
     cv = AE.cv()
 
     # connect, keeping the guard until the callback has run
-    def connected(fh=None, *rest):
+    connecting: Any
+    read_watcher: Any
+
+    def connected(fh: socket.socket | None = None, *rest: object) -> None:
         nonlocal connecting
         connecting = None  # the attempt is over, one way or the other
 
         # the callback receives the socket - or nothing, and the reason in last_error()
         if fh is None:
-            return cv.send("%s: %s\n" % (host, last_error().strerror))
+            return cv.send("%s: %s\n" % (host, last_error().strerror))  # type: ignore[union-attr]
 
         # now write the user name
         fh.send(user.encode() + b"\015\012")
@@ -28,7 +35,7 @@ def finger(user, host, port):
         response = b""
 
         # register a read watcher
-        def readable():
+        def readable() -> None:
             nonlocal response, read_watcher
             try: data = fh.recv(1024)
             except BlockingIOError: return  # spurious wake-up: wait more

@@ -1,27 +1,30 @@
 #!/usr/bin/env python3
 # HTTP/1.0 GET requests on AnyEvent::Handle's read queue.  Twin: http_get.pl.
 # usage: python3 http_get.py HOST PORT PATH...
+from __future__ import annotations
+
 import os
 import re
 import sys
+from typing import Any, Callable
 
 from anyevent import AE
 from anyevent.handle import Handle
 
-sys.stdout.reconfigure(line_buffering=True)  # print each line at once
+sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # print each line at once
 
-handles = set()  # open connections: this set is what keeps each handle alive
+handles: set[Handle] = set()  # open connections: this set is what keeps each handle alive
 
-def http_get(host, port, uri, cb):
+def http_get(host: str, port: str, uri: str, cb: Callable[..., object]) -> None:
 
     # store results here
     response, header, body = b"", b"", b""
 
-    def on_error(handle, fatal, message):
+    def on_error(handle: Handle, fatal: bool, message: str) -> None:
         cb(b"HTTP/1.0 500 " + os.strerror(handle.errno).encode())  # hdl.errno is $!
         handles.discard(handle)
         handle.destroy()  # explicitly destroy handle
-    def on_eof(handle):
+    def on_eof(handle: Handle) -> None:
         cb(response, header, body)
         handles.discard(handle)
         handle.destroy()  # explicitly destroy handle
@@ -34,32 +37,32 @@ def http_get(host, port, uri, cb):
     handle.push_write(b"GET " + uri.encode() + b" HTTP/1.0\015\012\015\012")
 
     # now fetch response status line
-    def got_status(handle, line, eol):
+    def got_status(handle: Handle, line: bytes, eol: bytes) -> None:
         nonlocal response
         response = line
     handle.push_read("line", got_status)
 
     # then the headers
-    def got_header(handle, line, eol):
+    def got_header(handle: Handle, line: bytes, eol: bytes) -> None:
         nonlocal header
         header = line
     handle.push_read("line", b"\015\012\015\012", got_header)
 
     # and finally handle any remaining data as body
-    def got_body(handle):
+    def got_body(handle: Handle) -> None:
         nonlocal body
         body += handle.rbuf
         del handle.rbuf[:]
     handle.on_read(got_body)
 
 host, port, *uris = sys.argv[1:]
-result = {}
+result: dict[str, Any] = {}
 
 # all requests in parallel; begin/end count the outstanding ones
 done = AE.cv()
 for uri in uris:
     done.begin()
-    def got(*answer, uri=uri):
+    def got(*answer: Any, uri: str = uri) -> None:
         result[uri] = answer
         done.end()
     http_get(host, port, uri, got)

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 # Timers and condition variables.  Twin: timers.pl (same lines, same order).
 # usage: python3 timers.py
+from __future__ import annotations
+
 import sys
+from typing import Any
 
 from anyevent import AE
 
-sys.stdout.reconfigure(line_buffering=True)  # print each line at once
+sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # print each line at once
 
 # 1. a one-shot timer and a condvar to wait for it
 cv = AE.cv()
-def fired():
+def fired() -> None:
     print("one-shot timer fired")
     cv.send("done waiting", 42)  # recv gets both values
 once = AE.timer(0.05, 0, fired)
@@ -20,7 +23,7 @@ print("recv returned: %s, %s" % (what, number))
 # 2. a periodic timer that stops itself after three ticks
 ticks = 0
 ticked = AE.cv()
-def on_tick():
+def on_tick() -> None:
     global ticks, tick
     ticks += 1
     print("tick %d" % ticks)
@@ -31,13 +34,13 @@ tick = AE.timer(0, 0.02, on_tick)
 ticked.recv()
 
 # 3. jobs in parallel: begin/end counts them, the begin callback sends
-order = []
+order: list[float] = []
 all_ = AE.cv()
 all_.begin(lambda cv: cv.send(len(order)))
-timers = []
+timers: list[Any] = []
 for delay in (0.03, 0.01, 0.02):
     all_.begin()
-    def job_done(delay=delay):  # bind this iteration's value (Perl's "my")
+    def job_done(delay: float = delay) -> None:  # bind this iteration's value (Perl's "my")
         order.append(delay)
         all_.end()
     timers.append(AE.timer(delay, 0, job_done))
