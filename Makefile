@@ -34,12 +34,17 @@ run: $(VENV)/.test
 
 # mypy --strict and pyright on the package and the examples, then pyright's
 # completeness score of the public API (PYTHONPATH: pyright cannot see editable installs)
+# (all three run; the target fails if any of them does)
+PYRIGHT := PYTHONPATH=. $(VENV)/bin/pyright --pythonpath $(VPY)
 typecheck: $(VENV)/.typecheck
-	$(VENV)/bin/mypy --strict --python-version 3.10 anyevent examples
-	PYTHONPATH=. $(VENV)/bin/pyright --pythonversion 3.10 anyevent examples
-	PYTHONPATH=. $(VENV)/bin/pyright --verifytypes anyevent --ignoreexternal --outputjson \
+	@status=0; \
+	$(VENV)/bin/mypy --strict --python-version 3.10 anyevent examples || status=1; \
+	$(PYRIGHT) --pythonversion 3.10 anyevent examples || status=1; \
+	$(PYRIGHT) --verifytypes anyevent --ignoreexternal --outputjson \
 	  | $(VPY) -c "import json, sys; s = json.load(sys.stdin)['typeCompleteness']['completenessScore']; \
-	    print('pyright --verifytypes anyevent: %.1f %% (need 95)' % (100 * s)); sys.exit(s < 0.95)"
+	    print('pyright --verifytypes anyevent: %.1f %% (need 95)' % (100 * s)); sys.exit(s < 0.95)" \
+	  || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) build *.egg-info
