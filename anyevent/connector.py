@@ -53,9 +53,11 @@ FailCb = Callable[..., object]
 
 __all__ = ["Connector", "addrinfo"]
 
-_FAMILIES: dict[Any, Any] = {"inet": socket.AF_INET, "inet4": socket.AF_INET, "inet6": socket.AF_INET6,
+_FAMILIES: dict[Any, Any] = {
+    "inet": socket.AF_INET, "inet4": socket.AF_INET, "inet6": socket.AF_INET6,
              "unix": socket.AF_UNIX, 4: socket.AF_INET, 6: socket.AF_INET6}
-_SOCKTYPES: dict[Any, Any] = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM, "raw": socket.SOCK_RAW}
+_SOCKTYPES: dict[Any, Any] = {
+    "stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM, "raw": socket.SOCK_RAW}
 _IN_PROGRESS = (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
 _log = logging.getLogger("anyevent.connector")
 _DEBUG = logging.DEBUG

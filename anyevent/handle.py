@@ -1025,7 +1025,7 @@ class Handle:
                 n = self._send(self.fh, data)
             except OSError as exc:
                 if exc.errno not in _EAGAIN:
-                    return self._error(exc.errno, True)  # type: ignore[arg-type]  # an OSError from the kernel
+                    return self._error(exc.errno, True)  # type: ignore[arg-type]
                 n = 0
             if self._timers is not None:
                 self._activity("wtimeout")
@@ -1084,7 +1084,7 @@ class Handle:
             n = self._send(self.fh, wbuf)
         except OSError as exc:
             if exc.errno not in _EAGAIN:
-                self._error(exc.errno, True)  # type: ignore[arg-type]  # an OSError from the kernel
+                self._error(exc.errno, True)  # type: ignore[arg-type]
             return
         del wbuf[:n]
         if self._timers is not None:
@@ -1359,7 +1359,7 @@ class Handle:
             n = self._recv(self.fh, buf, size)
         except OSError as exc:
             if exc.errno not in _EAGAIN:
-                self._error(exc.errno, True)  # type: ignore[arg-type]  # an OSError from the kernel
+                self._error(exc.errno, True)  # type: ignore[arg-type]
             return
         if n:
             if self._timers is not None:
@@ -1868,7 +1868,8 @@ def _compile(rx: BytesRegex | None) -> Any:
     return re.compile(rx)
 
 
-def _read_regex(hdl: Handle, cb: DataCb, accept: Any, reject: Any = None, skip: Any = None) -> Reader:
+def _read_regex(hdl: Handle, cb: DataCb, accept: Any, reject: Any = None,
+                skip: Any = None) -> Reader:
     """``cb(hdl, data)`` once ``accept`` (a bytes regex, compiled or not)
     matches the read buffer: ``data`` is everything up to the end of the
     match (with what ``skip`` matches before, which is taken out of the
@@ -2025,7 +2026,7 @@ class _JsonScan:
         return end
 
     def _number_end(self, buf: bytearray, eof: bool) -> int:
-        self.pos = _JSON_NUMBER.match(buf, self.pos).end()  # type: ignore[union-attr]  # matches the empty string
+        self.pos = _JSON_NUMBER.match(buf, self.pos).end()  # type: ignore[union-attr]  # matches ''
         return self.pos if self.pos < len(buf) or eof else -1
 
     def _nested_end(self, buf: bytearray) -> int:
@@ -2094,7 +2095,7 @@ def _read_json(hdl: Handle, cb: ValueCb) -> Reader:
     def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         if not scan.pos:
-            start = _JSON_WS.match(rbuf).end()  # type: ignore[union-attr]  # matches the empty string
+            start = _JSON_WS.match(rbuf).end()  # type: ignore[union-attr]  # matches ''
             if start:
                 del rbuf[:start]
             if not rbuf:

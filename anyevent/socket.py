@@ -111,7 +111,8 @@ def tcp_connect(host: str, service: str | int, cb: ConnectCb,
 
 
 def _bind_listener(host: str | None, service: str | int | None,
-                   prepare_cb: ListenPrepareCb | None) -> tuple[socket.socket, Callable[[], None] | None]:
+                   prepare_cb: ListenPrepareCb | None,
+                   ) -> tuple[socket.socket, Callable[[], None] | None]:
     """Create, bind and listen; return (sock, cleanup-guard-callback)."""
     if host is None:
         host = "::" if PROTOCOL.get("ipv6", 0) > PROTOCOL.get("ipv4", 0) else "0"
@@ -155,7 +156,8 @@ def _unlink_if_same(path: str, ino: int) -> None:
         pass
 
 
-def tcp_bind(host: str | None, service: str | int | None, done_cb: Callable[[socket.socket], object],
+def tcp_bind(host: str | None, service: str | int | None,
+             done_cb: Callable[[socket.socket], object],
              prepare_cb: ListenPrepareCb | None = None) -> Guard:
     """Create a listening socket and pass it to ``done_cb(sock)``; return a guard.
 

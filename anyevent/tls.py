@@ -305,7 +305,8 @@ class TLS:
                  dh_file: str | None = None, dh: str | None = "ffdhe3072",
                  dh_single_use: Flag = True, cipher_list: str | None = None,
                  session_ticket: Flag = None, session_cache: bool | int = False,
-                 sni: Mapping[str, TLS | Mapping[str, Any]] | Callable[[TLS, str], TLS | None] | None = None,
+                 sni: (Mapping[str, TLS | Mapping[str, Any]] | Callable[[TLS, str], TLS | None]
+                       | None) = None,
                  alpn: Iterable[str | bytes] | None = None,
                  prepare: Callable[[TLS], object] | None = None, debug: Flag = None,
                  cache: Flag = None) -> None:
@@ -345,7 +346,8 @@ class TLS:
                                 self._verify_callback)
             _load_trust(self.ctx, ca_file, ca_path, ca_cert)
         if check_crl:
-            cast(crypto.X509Store, self.ctx.get_cert_store()).set_flags(crypto.X509StoreFlags.CRL_CHECK)
+            store = cast(crypto.X509Store, self.ctx.get_cert_store())
+            store.set_flags(crypto.X509StoreFlags.CRL_CHECK)
 
     def _init_sessions(self, session_ticket: Flag, session_cache: bool | int) -> None:
         # a per-object session id context: servers resume only their own sessions

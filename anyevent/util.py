@@ -482,7 +482,8 @@ class _RemoteTraceback(Exception):
         return text
 
 
-def fork_call(code: Callable[..., Any], *args: Any, cb: Callable[..., object] | None = None) -> None:
+def fork_call(code: Callable[..., Any], *args: Any,
+              cb: Callable[..., object] | None = None) -> None:
     """Run ``code(*args)`` in a forked child; call ``cb(*result)`` in the parent.
 
     Port of ``fork_call { CODE } @args, $cb``: the callback is the last
@@ -626,7 +627,8 @@ def _decode(payload: bytes, status: int) -> tuple[BaseException | None, tuple[An
     return None, (value if isinstance(value, tuple) else (value,))
 
 
-def _deliver(cb: Callable[..., object], error: BaseException | None, result: tuple[Any, ...]) -> None:
+def _deliver(cb: Callable[..., object], error: BaseException | None,
+             result: tuple[Any, ...]) -> None:
     global _last_error
     _last_error = error
     cb(*result)

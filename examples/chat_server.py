@@ -386,8 +386,9 @@ class ChatServer:
         self.send_last(client, "* Bye, %s!" % client.nick)
         self.drop(client, "* %s has left" % client.nick)
 
-    COMMANDS: dict[str, Callable[[ChatServer, Client, str], None]] = {"/nick": cmd_nick, "/who": cmd_who, "/me": cmd_me,
-                "/help": cmd_help, "/quit": cmd_quit}
+    COMMANDS: dict[str, Callable[[ChatServer, Client, str], None]] = {
+        "/nick": cmd_nick, "/who": cmd_who, "/me": cmd_me,
+        "/help": cmd_help, "/quit": cmd_quit}
 
     def send(self, client: Client, text: str) -> None:
         client.hdl.push_write(text.encode("utf-8") + b"\n")
