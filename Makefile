@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test bench run soak clean
+.PHONY: test bench run soak clean docs
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(VENV)/.bench: setup.cfg pyproject.toml | $(VPY)
 	$(VPY) -m pip install -q -e '.[test,bench]'
 	touch $@
 
+$(VENV)/.docs: setup.cfg pyproject.toml | $(VPY)
+	$(VPY) -m pip install -q -e '.[docs]'
+	touch $@
+
 test: $(VENV)/.test
 	$(VPY) -m pytest -q
 
@@ -27,6 +31,10 @@ bench: $(VENV)/.bench
 
 run: $(VENV)/.test
 	$(VPY) examples/chat_server.py
+
+# the documentation site into docs/_build/html; any warning fails the build
+docs: $(VENV)/.docs
+	$(VPY) -m sphinx -b html -W --keep-going -n -q docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build *.egg-info
