@@ -34,7 +34,7 @@ run: $(VENV)/.test
 
 # the documentation site into docs/_build/html; any warning fails the build
 docs: $(VENV)/.docs
-	$(VPY) -m sphinx -b html -W --keep-going -n -q docs docs/_build/html
+	$(VPY) -m sphinx -b html -E -W --keep-going -n -q docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build *.egg-info
