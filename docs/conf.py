@@ -57,7 +57,7 @@ nitpick_ignore = [
 nitpick_ignore_regex = [
     # dnspython, cbor2, pyOpenSSL and cryptography publish inventories only
     # online, and the build must not fetch (see intersphinx_mapping above)
-    ("py:.*", r"(dns|cbor2|OpenSSL|cryptography)(\..*)?"),
+    ("py:.*", r"(dns|cbor2|OpenSSL|cryptography|uvloop)(\..*)?"),
     # private names (base classes such as anyevent.reactor._ListWatcher,
     # TypeVars such as _T in annotations) are not documented
     ("py:(class|obj)", r"(anyevent\.(.*\.)?)?_[A-Za-z]\w*"),
@@ -174,12 +174,22 @@ def _data_doc(app, what, name, obj, options, lines):
     lines[:] = _package_attr_doc(name.rpartition(".")[2], obj) or []
 
 
-def _unique_suffix_match(app, env, node, contnode):
-    """Resolve a bare class name that autodoc took from a forward reference in
-    an alias (``"TLS"`` in ``TlsCtx``) when exactly one documented object
-    has that name."""
+def _resolve_annotation_name(app, env, node, contnode):
+    """Names autodoc writes for annotations that Sphinx cannot find as they are:
+    a class under its defining submodule (``asyncio.events.AbstractEventLoop``,
+    documented as ``asyncio.AbstractEventLoop``) is looked up in the
+    inventories under its package; a bare name from a forward reference in
+    an alias (``"TLS"`` in ``TlsCtx``) resolves when exactly one documented
+    object has that name."""
     target = node.get("reftarget", "")
-    if node.get("refdomain") != "py" or "." in target or node.get("reftype") not in ("class", "obj"):
+    if node.get("refdomain") != "py" or node.get("reftype") not in ("class", "obj"):
+        return None
+    if target.count(".") >= 2:
+        retry = node.deepcopy()
+        retry["reftarget"] = target.partition(".")[0] + "." + target.rpartition(".")[2]
+        from sphinx.ext.intersphinx import missing_reference
+        return missing_reference(app, env, retry, contnode)
+    if "." in target:
         return None
     domain = env.get_domain("py")
     found = [name for name in domain.objects if name.rpartition(".")[2] == target]
@@ -192,5 +202,5 @@ def _unique_suffix_match(app, env, node, contnode):
 
 def setup(app):
     app.add_directive("anyevent-more", MoreNames)
-    app.connect("missing-reference", _unique_suffix_match)
+    app.connect("missing-reference", _resolve_annotation_name)
     app.connect("autodoc-process-docstring", _data_doc)
