@@ -107,3 +107,23 @@ def test_quickstart_block_runs(line, code, workdir, request):
     for expected in expected_texts:
         assert expected in proc.stdout, (expected, proc.stdout)
     assert proc.stdout.strip(), "the example printed nothing"
+
+
+def test_type_reference_lists_every_builtin_type():
+    """docs/types.rst has a section for every read and write type handle.py registers."""
+    # a fresh interpreter: tests in this one register types of their own
+    registered = subprocess.run(
+        [sys.executable, "-c", "import anyevent.handle as h; print(' '.join(h._READ_TYPES)); "
+                               "print(' '.join(h._WRITE_TYPES))"],
+        env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, check=True)
+    read_types, write_types = (line.split() for line in registered.stdout.splitlines())
+    assert "tls_autostart" in read_types and "storable" in write_types
+    with open(os.path.join(ROOT, "docs", "types.rst")) as f:
+        text = f.read()
+    read_part, _, write_part = text.partition("\nWrite types\n")
+    for name in read_types:
+        assert "\n``%s``\n" % name in read_part, "read type %s undocumented" % name
+        assert 'push_read("%s"' % name in read_part
+    for name in write_types:
+        assert "\n``%s``\n" % name in write_part, "write type %s undocumented" % name
+        assert 'push_write("%s"' % name in write_part
