@@ -35,6 +35,9 @@ autodoc_default_options = {
     "show-inheritance": True,
 }
 autodoc_member_order = "bysource"
+# optional dependencies (uvloop is in the bench extra, not in the docs one):
+# mocked, so that the modules using them are documented without them
+autodoc_mock_imports = ["uvloop"]
 autodoc_typehints = "description"
 
 # Python's inventory is vendored (docs/_intersphinx/python3.inv, from the
