@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test bench run soak clean typecheck
+.PHONY: test bench run soak clean typecheck docs
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(VENV)/.bench: setup.cfg pyproject.toml | $(VPY)
 
 $(VENV)/.typecheck: setup.cfg pyproject.toml | $(VPY)
 	$(VPY) -m pip install -q -e '.[test,typecheck]'
+	touch $@
+
+$(VENV)/.docs: setup.cfg pyproject.toml | $(VPY)
+	$(VPY) -m pip install -q -e '.[docs]'
 	touch $@
 
 test: $(VENV)/.test
@@ -45,6 +49,10 @@ typecheck: $(VENV)/.typecheck
 	    print('pyright --verifytypes anyevent: %.1f %% (need 95)' % (100 * s)); sys.exit(s < 0.95)" \
 	  || status=1; \
 	exit $$status
+
+# the documentation site into docs/_build/html; any warning fails the build
+docs: $(VENV)/.docs
+	$(VPY) -m sphinx -b html -E -W --keep-going -n -q docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build *.egg-info

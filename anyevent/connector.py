@@ -133,6 +133,7 @@ class Connector:
       ``socktype`` (``"stream"`` default, ``"dgram"``, ``"raw"`` or ``SOCK_*``),
       ``protocol`` (``IPPROTO_*`` number) and ``flags`` (``socket.AI_NUMERICHOST``
       forbids name lookups).
+
     Local side (optional): ``local_addrs``/``local_addr`` (same forms), or
     ``local_host``/``local_service`` (resolved like ``host``).  Each remote
     address is tried with each local address of its family.
@@ -148,6 +149,7 @@ class Connector:
       ``("socket", family, socktype, protocol, err)``,
       ``("bind", sock, sockaddr, err)`` or ``("connect", sock, sockaddr, err)``
       (a timeout is ``connect`` with ``ETIMEDOUT``).
+
     ``on_prepare(sock)`` -- optional, called before each connect; its return
     value, if true, is the timeout in seconds for that address; ``timeout`` is
     the default per-address timeout (``None``: the kernel's).

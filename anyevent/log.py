@@ -629,14 +629,14 @@ def log(level: Level, msg: Message, *args: object, context: str | None = None) -
 
     ``context`` names a child (``"dns"`` -> ``anyevent.dns``).  ``msg`` may be a
     callable returning the message.  A ``fatal`` message ends the program through
-    :func:`fatal_exit` (written to stderr if no handler would show it).
+    :func:`~anyevent.log.fatal_exit` (written to stderr if no handler would show it).
     """
     target = ctx("anyevent." + context) if context else FILTER
     target._emit(level_number(level), msg, args)
 
 
 def logger(level: Level, context: str | None = None) -> LevelLogger:
-    """``AnyEvent::Log::logger``: a :class:`LevelLogger` at ``level`` in the ``anyevent``
+    """``AnyEvent::Log::logger``: a :class:`~anyevent.log.LevelLogger` at ``level`` in the ``anyevent``
     context (``context`` as for :func:`log`)."""
     return (ctx("anyevent." + context) if context else FILTER).logger(level)
 

@@ -121,8 +121,8 @@ VerifyCb = Callable[["TLS", Any, Optional[str], int, bool, int, x509.Certificate
 __all__ = ["TLS", "tls_ctx_from", "default_ctx", "error_message", "verify_hostname",
            "match_cn", "certname", "CN_SCHEME", "DH_PARAMS"]
 
-# RFC 7919 finite-field DH groups (PKCS#3 DER, base64), as written by
-# `openssl genpkey -genparam -algorithm DH -pkeyopt group:NAME | openssl dhparam`.
+#: RFC 7919 finite-field DH groups (PKCS#3 DER, base64), as written by
+#: ``openssl genpkey -genparam -algorithm DH -pkeyopt group:NAME | openssl dhparam``.
 DH_PARAMS = {
     "ffdhe2048": (
         "MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz+8yTnc4kmz75"
@@ -154,10 +154,10 @@ DH_PARAMS = {
     ),
 }
 
-# verify_peername schemes, as in Perl: (cn_wildcards, alt_wildcards, check_cn).
-# *_wildcards: 0 none, 1 only a whole leftmost label ("*.example.org"), 2 anywhere in the
-# leftmost label ("www*.example.org").  check_cn: 0 never, 1 only when the certificate
-# has no DNS subjectAltName, 2 always.  A string value is an alias.
+#: verify_peername schemes, as in Perl: (cn_wildcards, alt_wildcards, check_cn).
+#: ``*_wildcards``: 0 none, 1 only a whole leftmost label (``*.example.org``), 2 anywhere in the
+#: leftmost label (``www*.example.org``).  check_cn: 0 never, 1 only when the certificate
+#: has no DNS subjectAltName, 2 always.  A string value is an alias.
 CN_SCHEME: dict[str, Union[str, tuple[int, int, int]]] = {
     "rfc4513": (0, 1, 2),
     "rfc2818": (0, 2, 1),
@@ -229,6 +229,7 @@ class TLS:
         becomes OpenSSL's minimum/maximum version, so the enabled versions must be
         contiguous.  ``method="SSLv2"/"SSLv3"`` raises ``ValueError`` (broken protocols,
         not in OpenSSL; Perl dies too).
+
     Accepted and ignored, as Perl does with a current OpenSSL
         ``sslv2``, ``sslv3``: OpenSSL no longer implements SSLv2 or SSLv3, so enabling
         them changes nothing: the context still negotiates TLS 1.2/1.3 (and
@@ -237,8 +238,10 @@ class TLS:
         meaningless for ``TLS()`` itself.  A true value of any of these is reported by one
         ``DEBUG`` line on the ``anyevent.tls`` logger (visible with
         ``ANYEVENT_VERBOSE=8`` or a lower threshold there).
-    Peer verification (all off unless ``verify`` is true, as in Perl; a Handle without
-    ``tls_ctx`` uses :func:`default_ctx` instead, which verifies servers)
+
+    Peer verification
+        All off unless ``verify`` is true, as in Perl; a Handle without
+        ``tls_ctx`` uses :func:`default_ctx` instead, which verifies servers.
         ``verify``: check the peer certificate chain, validity dates and (with
         ``verify_peername``) its names.  Clients always require a certificate; servers
         request one and, with ``verify_require_client_cert``, reject clients without.
@@ -256,21 +259,25 @@ class TLS:
         bytes, may hold several certificates and CRLs): trust anchors.  Without any of
         them ``ANYEVENT_CA_FILE``/``ANYEVENT_CA_PATH`` are used, else the system store.
         ``check_crl``: require and check CRLs (from ``ca_file``, ``ca_path`` or ``ca_cert``).
+
     Own certificate
         ``cert_file`` (path) or ``cert`` (PEM str/bytes): certificate followed by its chain;
         ``key_file`` or ``key``: the private key, defaulting to the certificate's PEM (one
         file may hold both).  ``cert_password``: the key's password (str/bytes) or
         ``callback(tls) -> str``.
+
     Key exchange and ciphers
         ``dh``: a named group (``"ffdhe2048"``, ``"ffdhe3072"`` (default), ``"ffdhe4096"``),
         a PEM string of DH parameters, or ``None`` for no DHE suites (``:!kDHE`` is
         appended to the cipher list); ``dh_file``: a PEM file
         instead.  ``dh_single_use`` (default true; always the case in OpenSSL >= 1.1).
         ``cipher_list``: an OpenSSL cipher string (TLS <= 1.2 suites).
+
     Sessions
         ``session_ticket``: RFC 5077 tickets; default off for clients, on for servers.
         ``session_cache``: client side: remember the last session per peername and resume
         it on the next connection; ``True`` (100 names) or a number of names.
+
     Extensions
         ``sni``: server side: a mapping of lower-case host name -> :class:`TLS` (or dict of
         options), or ``callback(tls, name) -> TLS | None``; the certificate and key of the

@@ -1,0 +1,209 @@
+"""Sphinx configuration for the anyevent documentation (``make docs``)."""
+
+import inspect
+import os
+import sys
+import typing
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # document the tree, not an installed copy
+
+import anyevent  # noqa: E402
+
+project = "anyevent"
+author = "the anyevent authors"
+copyright = "the anyevent authors; Perl AnyEvent by Marc Lehmann"
+release = version = anyevent.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.viewcode",
+    "myst_parser",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build", "_intersphinx"]
+root_doc = "index"
+
+# MyST: "#"-headings in the included PORTING.md and bench/README.md get anchors
+myst_heading_anchors = 3
+myst_enable_extensions = ["deflist"]
+
+autodoc_default_options = {
+    "members": True,
+    "undoc-members": True,
+    "show-inheritance": True,
+}
+autodoc_member_order = "bysource"
+# optional dependencies (uvloop is in the bench extra, not in the docs one):
+# mocked, so that the modules using them are documented without them
+autodoc_mock_imports = ["uvloop"]
+autodoc_typehints = "description"
+
+# Python's inventory is vendored (docs/_intersphinx/python3.inv, from the
+# Python 3.11 documentation, PSF licence): CI reaches package registries only,
+# so the build never fetches it.  Refresh: take html/objects.inv from the
+# Debian package python3.X-doc.
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3.11/",
+               os.path.join(HERE, "_intersphinx", "python3.inv")),
+}
+intersphinx_timeout = 1
+
+# Every cross-reference must resolve (-n), except these, each with its reason.
+nitpicky = True
+nitpick_ignore = [
+    # anyevent/__init__.py says :meth:`Loop.io` in AnyEvent.io's docstring;
+    # it means anyevent.reactor.Loop.io (the file's owner is to qualify it)
+    ("py:meth", "Loop.io"),
+]
+nitpick_ignore_regex = [
+    # dnspython, cbor2, pyOpenSSL and cryptography publish inventories only
+    # online, and the build must not fetch (see intersphinx_mapping above)
+    ("py:.*", r"(dns|cbor2|OpenSSL|cryptography|uvloop)(\..*)?"),
+    # private names (base classes such as anyevent.reactor._ListWatcher,
+    # TypeVars such as _T in annotations) are not documented
+    ("py:(class|obj)", r"(anyevent\.(.*\.)?)?_[A-Za-z]\w*"),
+    # Python 3.11's documentation describes re.Pattern and re.Match without a
+    # class entry, so its inventory has none to link to
+    ("py:class", r"re\.(Pattern|Match)(\[.*\])?"),
+    # pyOpenSSL's Connection, named unqualified by a forward reference in a
+    # type alias (anyevent.handle.TlsMode); no inventory (see above)
+    ("py:class", r"Connection"),
+]
+
+html_theme = "alabaster"
+html_title = "anyevent %s" % release
+html_static_path = []
+
+
+# -- autodoc additions --------------------------------------------------------
+# ``automodule`` lists what ``__all__`` names and documents data only where it
+# has a ``#:`` comment in that module.  ``.. anyevent-more:: MODULE`` (after
+# each automodule) adds what a reader meets in signatures and must be able
+# to look up:
+# * data that ``__all__`` names but another module assigns (a re-export) or
+#   that has no ``#:`` comment;
+# * type aliases, Protocols and TypedDicts the module defines outside
+#   ``__all__`` (``HandleCb``, ``TlsCtx``...).
+# Data is shown with its ``#:`` comment from whichever anyevent module
+# assigns it, never with its type's docstring (``dict.__doc__``).
+
+import importlib  # noqa: E402
+
+from docutils import nodes  # noqa: E402
+from docutils.statemachine import StringList  # noqa: E402
+from sphinx.errors import PycodeError  # noqa: E402
+from sphinx.pycode import ModuleAnalyzer  # noqa: E402
+from sphinx.util.docutils import SphinxDirective  # noqa: E402
+from sphinx.util.nodes import make_refnode, nested_parse_with_titles  # noqa: E402
+
+_TYPING_MODULES = ("typing", "types", "collections.abc", "typing_extensions")
+_MISSING = object()
+
+
+def _attr_docs(modname):
+    try:
+        return ModuleAnalyzer.for_module(modname).find_attr_docs()
+    except PycodeError:
+        return {}
+
+
+def _is_data(obj):
+    return not (inspect.ismodule(obj) or isinstance(obj, type) or callable(obj))
+
+
+def _is_typing_construct(name, obj):
+    """A type alias, TypeVar, Protocol or TypedDict (not a name imported from typing)."""
+    if isinstance(obj, type):
+        return bool(getattr(obj, "_is_protocol", False) or typing.is_typeddict(obj))
+    if getattr(typing, name, _MISSING) is obj:
+        return False
+    return type(obj).__module__ in _TYPING_MODULES
+
+
+def _more_entries(modname):
+    """The autodoc directives ``anyevent-more`` adds for ``modname``."""
+    mod = importlib.import_module(modname)
+    exported = getattr(mod, "__all__", ())
+    documented = {name for ns, name in _attr_docs(modname) if ns == ""}
+    for name in exported:
+        obj = getattr(mod, name, _MISSING)
+        if obj is not _MISSING and _is_data(obj) and name not in documented:
+            yield ".. autodata:: %s.%s" % (modname, name)
+    for name, obj in vars(mod).items():
+        if name.startswith("_") or name in exported or not _is_typing_construct(name, obj):
+            continue
+        if not isinstance(obj, type):
+            yield ".. autodata:: %s.%s" % (modname, name)
+        elif obj.__module__ == modname:
+            yield ".. autoclass:: %s.%s" % (modname, name)
+            yield "   :members:"
+
+
+class MoreNames(SphinxDirective):
+    """``.. anyevent-more:: MODULE``: see above."""
+    required_arguments = 1
+
+    def run(self):
+        lines = list(_more_entries(self.arguments[0]))
+        if not lines:
+            return []
+        content = StringList([".. rubric:: Types and data in signatures", ""] + lines,
+                             source="anyevent-more:" + self.arguments[0])
+        node = nodes.Element()
+        nested_parse_with_titles(self.state, content, node)
+        return node.children
+
+
+def _package_attr_doc(name, obj):
+    """The ``#:`` comment of ``name`` in whichever anyevent module assigns ``obj``."""
+    for modname, mod in sorted(sys.modules.items()):
+        if modname.split(".")[0] != "anyevent" or getattr(mod, name, _MISSING) is not obj:
+            continue
+        docs = _attr_docs(modname)
+        if ("", name) in docs:
+            return list(docs[("", name)])
+    return None
+
+
+def _data_doc(app, what, name, obj, options, lines):
+    """Replace a data member's borrowed type docstring with its ``#:`` comment."""
+    if what != "data" or not _is_data(obj) or _is_typing_construct(name, obj):
+        return
+    borrowed = inspect.getdoc(type(obj)) or ""
+    if lines and "\n".join(lines).strip() != borrowed.strip():
+        return  # its own documentation
+    lines[:] = _package_attr_doc(name.rpartition(".")[2], obj) or []
+
+
+def _resolve_annotation_name(app, env, node, contnode):
+    """Names autodoc writes for annotations that Sphinx cannot find as they are:
+    a class under its defining submodule (``asyncio.events.AbstractEventLoop``,
+    documented as ``asyncio.AbstractEventLoop``) is looked up in the
+    inventories under its package; a bare name from a forward reference in
+    an alias (``"TLS"`` in ``TlsCtx``) resolves when exactly one documented
+    object has that name."""
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or node.get("reftype") not in ("class", "obj"):
+        return None
+    if target.count(".") >= 2:
+        retry = node.deepcopy()
+        retry["reftarget"] = target.partition(".")[0] + "." + target.rpartition(".")[2]
+        from sphinx.ext.intersphinx import missing_reference
+        return missing_reference(app, env, retry, contnode)
+    if "." in target:
+        return None
+    domain = env.get_domain("py")
+    found = [name for name in domain.objects if name.rpartition(".")[2] == target]
+    if len(found) != 1:
+        return None
+    entry = domain.objects[found[0]]
+    return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id,
+                        contnode, found[0])
+
+
+def setup(app):
+    app.add_directive("anyevent-more", MoreNames)
+    app.connect("missing-reference", _resolve_annotation_name)
+    app.connect("autodoc-process-docstring", _data_doc)
