@@ -1111,10 +1111,10 @@ class Handle:
         """
         _reactor._report(exc, "read")
         tb = exc.__traceback__.tb_next  # the reader's frame
-        if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        if tb is not None and tb.tb_frame.f_code.co_filename == _SOURCE:
             tb = tb.tb_next
             while tb is not None:
-                if tb.tb_frame.f_code.co_filename != __file__:
+                if tb.tb_frame.f_code.co_filename != _SOURCE:
                     return self.fh is None  # user code below the read type
                 tb = tb.tb_next
         self._error(_errno.EBADMSG, True, "read request failed: %s: %s" % (
@@ -1407,6 +1407,11 @@ class Handle:
             self._teardown()
         except Exception:  # noqa: BLE001 - never raise from a finalizer
             pass
+
+
+# The file name this module's frames carry in a traceback: __file__ when
+# interpreted, the .py it was compiled from when compiled (setup.py).
+_SOURCE = Handle._reader_raised.__code__.co_filename
 
 
 def _shutdown_write(hdl):
