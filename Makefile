@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test bench run soak clean typecheck docs
+.PHONY: test test-pure bench run soak clean typecheck docs
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -24,16 +24,26 @@ $(VENV)/.docs: setup.cfg pyproject.toml | $(VPY)
 	$(VPY) -m pip install -q -e '.[docs]'
 	touch $@
 
-test: $(VENV)/.test
-	$(VPY) -m pytest -q
+# the compiled core (setup.py), rebuilt in place when its sources change
+$(VENV)/.core: setup.py anyevent/reactor.py anyevent/handle.py | $(VENV)/.test
+	$(VPY) setup.py -q build_ext --inplace
+	touch $@
 
-soak: $(VENV)/.test
+# the suite on the compiled core, then on the pure-Python reference
+test: $(VENV)/.test $(VENV)/.core
+	$(VPY) -m pytest -q
+	ANYEVENT_PURE_PYTHON=1 $(VPY) -m pytest -q
+
+test-pure: $(VENV)/.test
+	ANYEVENT_PURE_PYTHON=1 $(VPY) -m pytest -q
+
+soak: $(VENV)/.test $(VENV)/.core
 	$(VPY) -m pytest -q -m soak
 
-bench: $(VENV)/.bench
+bench: $(VENV)/.bench $(VENV)/.core
 	$(VPY) bench/run_all.py
 
-run: $(VENV)/.test
+run: $(VENV)/.test $(VENV)/.core
 	$(VPY) examples/chat_server.py
 
 # mypy --strict and pyright on the package and the examples, then pyright's
@@ -55,4 +65,4 @@ docs: $(VENV)/.docs
 	$(VPY) -m sphinx -b html -E -W --keep-going -n -q docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info anyevent/*.c anyevent/*.so

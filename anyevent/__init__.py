@@ -21,8 +21,12 @@ the environment both facades check their arguments and raise clear errors
 
 import os
 
-from . import log as _log_mod
-from .reactor import CondVar, loop, set_exception_handler, get_exception_handler
+from . import _core
+
+_core.install()  # compiled core or the .py files, before they are imported
+
+from . import log as _log_mod  # noqa: E402
+from .reactor import CondVar, loop, set_exception_handler, get_exception_handler  # noqa: E402
 
 __all__ = ["AE", "AnyEvent", "CondVar", "loop", "set_exception_handler",
            "get_exception_handler"]

@@ -489,6 +489,22 @@ def _fd_send(fh: Any, data: Any) -> int:
     return os.write(fh if fh.__class__ is int else fh.fileno(), data)
 
 
+#: A read dispatch writes out what it held once this much has gathered (bytes).
+_HOLD_MAX = 65536
+
+#: The handles holding writes (at most one per nested read dispatch).
+_holders: list[Handle] = []
+
+
+def _release_all_held() -> None:
+    """Write out what every dispatching handle holds: the loop is about to
+    run nested (a blocking ``cv.recv()``), and Perl had sent it already."""
+    for hdl in _holders[:]:
+        hdl._release_held()
+
+
+_reactor._before_block.append(_release_all_held)
+
 #: The buffer every handle reads into before appending to its rbuf (one per
 #: process: no allocation per read, and no per-handle memory).
 _scratch = memoryview(bytearray(MAX_READ_SIZE))
@@ -571,13 +587,17 @@ class Handle:
     # which Python creates only when one of them is set: an idle plain
     # handle stays small.  The class attributes below are their defaults.
     __slots__ = (
-        "fh", "_rbuf", "_rgen", "wbuf", "errno", "tls", "_recv", "_send", "_queue",
+        "_fh", "_rbuf", "_rgen", "_wbuf", "_hold", "_held", "_held_size", "errno", "tls",
+        "_recv", "_send", "_queue",
         "_rw", "_ww", "_eof", "_skip_drain", "_on_error", "_on_read",
         "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
         "max_read_size", "_timers", "_opts", "__dict__", "__weakref__",
     )
-    fh: Any
-    wbuf: bytearray
+    _fh: Any
+    _wbuf: bytearray
+    _hold: bool
+    _held: list[bytes] | None
+    _held_size: int
     errno: int
     tls: Any  # an OpenSSL.SSL.Connection while TLS is on
     read_size: int
@@ -626,10 +646,12 @@ class Handle:
                 if hasattr(Handle, key):
                     raise TypeError("Handle: option %r clashes with a method" % key)
                 setattr(self, key, opts.pop(key))  # type: ignore[misc]  # an unknown key
-        self.fh = None
+        self._fh = None
         self._rbuf = bytearray()
         self._rgen = 0  # bumped whenever rbuf may have lost bytes at its front
-        self.wbuf = bytearray()
+        self._wbuf = bytearray()
+        self._hold = False  # True while this handle's own read dispatch runs
+        self._held = None  # what push_write held meanwhile: a list of bytes
         self.errno = 0
         self.tls = None
         for key, attr in _DICT_OPTIONS:
@@ -651,7 +673,7 @@ class Handle:
         self._timers = None
         self._opts = opts
         if fh is not None:
-            self.fh = fh
+            self._fh = fh
             self._start()
             self._opts = _late_options(opts)
         elif opts.get("connect"):
@@ -662,7 +684,7 @@ class Handle:
     # -- setup ----------------------------------------------------------------
 
     def _start(self) -> None:
-        fh = self.fh
+        fh = self._fh
         opts = self._opts
         if isinstance(fh, socket.socket):
             if fh.type != socket.SOCK_STREAM:
@@ -685,11 +707,11 @@ class Handle:
         self.oobinline(opts.get("oobinline", True))
         if opts.get("tls"):
             self.starttls(opts["tls"], self.tls_ctx)
-            if self.fh is None:
+            if self._fh is None:
                 return
         if opts.get("on_drain"):
             self.on_drain(opts["on_drain"])
-        if self.fh is not None:
+        if self._fh is not None:
             if self._on_read is not None or self._queue:
                 self.start_read()
             self._drain_wbuf()
@@ -719,11 +741,11 @@ class Handle:
                 else:
                     self._error(err or _errno.ECONNREFUSED, True)
                 return
-            self.fh = fh
+            self._fh = fh
             self._skip_drain = False
             self._start()
             on_connect = opts.get("on_connect")
-            if on_connect is not None and self.fh is not None:
+            if on_connect is not None and self._fh is not None:
                 on_connect(self, host, port, partial(_retry_connect, ref, retry))  # type: ignore[arg-type]
 
         def prepare(fh: socket.socket, *args: object) -> Any:
@@ -731,13 +753,32 @@ class Handle:
             on_prepare = opts.get("on_prepare")
             if self is None or on_prepare is None:
                 return None
-            self.fh = fh
+            self._fh = fh
             try:
                 return on_prepare(self)
             finally:
-                self.fh = None
+                self._fh = None
 
         self._connect = tcp_connect(host, service, connected, prepare)
+
+    @property
+    def fh(self) -> Any:
+        """The socket (or fd) the handle reads and writes; None before a
+        ``connect`` handle is connected and after :meth:`destroy`
+        (``$hdl->{fh}``).  What a read callback pushed is written out before
+        this returns, so anything done to the fh comes after it, as in Perl."""
+        if self._held is not None:
+            self._release_held()
+        return self._fh
+
+    @property
+    def wbuf(self) -> bytearray:
+        """The write buffer (a :class:`bytearray`; ``$hdl->{wbuf}``): the bytes
+        the kernel has not taken yet.  What a read callback pushed is handed to
+        the kernel before this returns, so its length is what Perl shows."""
+        if self._held is not None:
+            self._release_held()
+        return self._wbuf
 
     @property
     def rbuf(self) -> bytearray:
@@ -797,6 +838,10 @@ class Handle:
         """
         if self._failing:
             return
+        if self._held is not None:
+            self._release_held()  # pushed before the error: Perl had written it already
+            if self.destroyed():
+                return  # writing it failed, and that error was reported
         self.errno = err
         if message is None:
             message = os.strerror(err) if err else "Unknown error"
@@ -812,7 +857,7 @@ class Handle:
                 self._on_error(self, True, message)
             finally:
                 self.destroy()
-        elif self.fh is not None or self._connect is not None:
+        elif self._fh is not None or self._connect is not None:
             self.destroy()
             raise OSError(err, "AnyEvent::Handle uncaught error: %s" % message)
 
@@ -836,6 +881,7 @@ class Handle:
 
     def autocork(self, value: bool | None = None) -> None:
         """Enable or disable autocork; takes effect on the next write."""
+        self._stop_holding()
         self._autocork = bool(value)
 
     def rbuf_max(self, value: int | None = None) -> None:
@@ -847,9 +893,9 @@ class Handle:
         self._wbuf_max = value
 
     def _sockopt(self, level: int, opt: int, value: object) -> None:
-        if isinstance(self.fh, socket.socket):
+        if isinstance(self._fh, socket.socket):
             try:
-                self.fh.setsockopt(level, opt, int(bool(value)))
+                self._fh.setsockopt(level, opt, int(bool(value)))
             except OSError:
                 pass  # not TCP (unix socket, socketpair): nothing to set
 
@@ -926,7 +972,7 @@ class Handle:
 
     def _check_timeout(self, name: str) -> None:
         st = self._timers[name]  # type: ignore[index]  # made by _timeout_state
-        if not st[0] or self.fh is None:
+        if not st[0] or self._fh is None:
             st[2] = None
             return
         now = _loop.now()
@@ -940,7 +986,7 @@ class Handle:
                     self._error(_errno.ETIMEDOUT)
             except Exception as exc:  # noqa: BLE001 - reported; the timeout stays armed
                 _reactor._report(exc, "timeout")
-            if self.fh is None or not st[0]:
+            if self._fh is None or not st[0]:
                 return
             after = st[0]
         if st[2] is None:
@@ -966,6 +1012,7 @@ class Handle:
         """Set ``on_drain(hdl)``, called when the write buffer falls to
         ``low_water_mark``; called at once if it is that low already.
         """
+        self._stop_holding()  # Perl's on_drain runs inside the write that drained
         self._on_drain = cb
         self._after_write()
 
@@ -1003,26 +1050,69 @@ class Handle:
             raise TypeError("push_write needs bytes, not str: encode it first (e.g. s.encode())")
         if self._failing == _TLS_FAILING:
             return  # on_error's last words after a TLS failure: dropped
-        if self.tls is not None or (self.fh is None and self._opts.get("tls")):
+        if self.tls is not None or (self._fh is None and self._opts.get("tls")):
             # TLS active, or about to start once connected: plaintext waits
             # in the TLS write buffer (never on the wire unencrypted)
             if self._tls_wbuf is None:
                 self._tls_wbuf = bytearray()
             self._tls_wbuf += data
-            if self._wbuf_max is not None and self._wbuf_max < len(self._tls_wbuf) + len(self.wbuf):
+            if self._wbuf_max is not None and self._wbuf_max < len(self._tls_wbuf) + len(self._wbuf):
                 return self._error(_errno.ENOSPC, True)  # before encrypting it all
-            if self.fh is not None:
+            if self._fh is not None:
                 if self._tls_handshaking:
                     self._dotls()
                 elif self._tls_send(self.tls):
                     # nothing to decrypt: every _dotls reads the BIO dry
                     self._flush_tls_out(self.tls)
             return
-        wbuf = self.wbuf
-        if not wbuf and self._ww is None and not self._autocork and self.fh is not None:
+        if self._hold and data.__class__ is bytes and not self._wbuf:
+            self._hold_write(data)
+        else:
+            self._write(data)
+
+    def _hold_write(self, data: bytes) -> None:
+        """Keep ``data`` (immutable) until this handle's read dispatch ends.
+
+        A read callback's writes go to the kernel together, in one send at the
+        end of the dispatch (Twisted and asyncio transports do the same),
+        instead of one send each.  Nothing can tell the difference: the writes
+        go out in order and before whatever comes next -- reading ``hdl.fh`` or
+        ``hdl.wbuf``, ``on_drain``/``push_shutdown``, ``autocork``,
+        ``starttls``, ``destroy``, an error, a blocking ``cv.recv()`` -- and
+        holding only happens while no ``on_drain`` is set and the write buffer
+        is empty (otherwise the data would only be appended to it anyway).
+        """
+        held = self._held
+        if held is None:
+            self._held = [data]
+            self._held_size = len(data)
+            _holders.append(self)
+            return
+        held.append(data)
+        self._held_size += len(data)
+        if self._held_size >= _HOLD_MAX or (
+                self._wbuf_max is not None and self._held_size > self._wbuf_max):
+            self._release_held()
+
+    def _release_held(self) -> None:
+        held = self._held
+        self._held = None
+        _holders.remove(self)
+        self._write(held[0] if len(held) == 1 else b"".join(held))
+
+    def _stop_holding(self) -> None:
+        self._hold = False
+        if self._held is not None:
+            self._release_held()
+
+    def _write(self, data: Bytes) -> None:
+        if self._held is not None:
+            self._release_held()  # what was held goes first
+        wbuf = self._wbuf
+        if not wbuf and self._ww is None and not self._autocork and self._fh is not None:
             # fast path: try to hand the data to the kernel without buffering
             try:
-                n = self._send(self.fh, data)
+                n = self._send(self._fh, data)
             except OSError as exc:
                 if exc.errno not in _EAGAIN:
                     return self._error(exc.errno, True)  # type: ignore[arg-type]
@@ -1036,7 +1126,7 @@ class Handle:
             self._watch_wbuf()
             return
         wbuf += data
-        if self.fh is not None and (self._ww is None or self._wbuf_max is not None):
+        if self._fh is not None and (self._ww is None or self._wbuf_max is not None):
             self._drain_wbuf()
 
     @overload
@@ -1056,32 +1146,32 @@ class Handle:
             data = bytes(args[0])
         else:
             data = _load_type(_WRITE_TYPES, args[0], "anyevent_write_type")(self, *args[1:])
-        self.wbuf[:0] = data
-        if self.fh is not None:
+        self._wbuf[:0] = data
+        if self._fh is not None:
             self._drain_wbuf()
 
     def _drain_wbuf(self) -> None:
-        if self._ww is None and self.wbuf:
+        if self._ww is None and self._wbuf:
             if not self._autocork:
                 self._write_ready()
-                if self.fh is None:
+                if self._fh is None:
                     return
-            if self.wbuf and self._ww is None:
+            if self._wbuf and self._ww is None:
                 self._watch_wbuf()
-        elif self._wbuf_max is not None and self._wbuf_max < len(self.wbuf):
+        elif self._wbuf_max is not None and self._wbuf_max < len(self._wbuf):
             # a peer that stops reading keeps the watcher busy while the buffer
             # grows: check here too, or wbuf_max would never fire for it
             self._error(_errno.ENOSPC, True)
 
     def _watch_wbuf(self) -> None:
-        self._ww = _loop.io(self.fh, 1, _weak_method(self, "_write_ready"))
-        if self._wbuf_max is not None and self._wbuf_max < len(self.wbuf):
+        self._ww = _loop.io(self._fh, 1, _weak_method(self, "_write_ready"))
+        if self._wbuf_max is not None and self._wbuf_max < len(self._wbuf):
             self._error(_errno.ENOSPC, True)
 
     def _write_ready(self) -> None:
-        wbuf = self.wbuf
+        wbuf = self._wbuf
         try:
-            n = self._send(self.fh, wbuf)
+            n = self._send(self._fh, wbuf)
         except OSError as exc:
             if exc.errno not in _EAGAIN:
                 self._error(exc.errno, True)  # type: ignore[arg-type]
@@ -1094,7 +1184,7 @@ class Handle:
         self._after_write()
 
     def _drained(self) -> bool:
-        return self._low_water_mark >= len(self.wbuf) + len(self._tls_wbuf or b"")
+        return self._low_water_mark >= len(self._wbuf) + len(self._tls_wbuf or b"")
 
     def _after_write(self) -> None:
         if self._on_drain is None or not self._drained():
@@ -1271,13 +1361,13 @@ class Handle:
                             return
                         done = True  # its callback raised after the message was taken
                     if not done:
-                        if self.fh is None:
+                        if self._fh is None:
                             return
                         if self._eof:
                             return self._error(_errno.EPIPE, True)
                         queue.appendleft(reader)
                         break
-                    if self.fh is None:
+                    if self._fh is None:
                         return
                     self._rgen += 1  # it took from rbuf: scans of waiting readers are stale
                 elif self._on_read is not None:
@@ -1289,7 +1379,7 @@ class Handle:
                     except Exception as exc:  # noqa: BLE001 - a user callback: report, go on
                         _reactor._report(exc, "on_read")
                         break  # called again when more data arrives
-                    if self.fh is None:
+                    if self._fh is None:
                         return
                     queue = self._queue  # on_read may have queued the first request
                     if size == len(self._rbuf) and not queue and self._on_read is not None:
@@ -1328,11 +1418,11 @@ class Handle:
         """
         _reactor._report(exc, "read")
         tb = exc.__traceback__.tb_next  # type: ignore[union-attr]  # the reader's frame
-        if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        if tb is not None and tb.tb_frame.f_code.co_filename == _SOURCE:
             tb = tb.tb_next
             while tb is not None:
-                if tb.tb_frame.f_code.co_filename != __file__:
-                    return self.fh is None  # user code below the read type
+                if tb.tb_frame.f_code.co_filename != _SOURCE:
+                    return self._fh is None  # user code below the read type
                 tb = tb.tb_next
         self._error(_errno.EBADMSG, True, "read request failed: %s: %s" % (
             type(exc).__name__, exc))
@@ -1346,8 +1436,8 @@ class Handle:
 
     def start_read(self) -> None:
         """Resume reading after :meth:`stop_read`."""
-        if self._rw is None and not self._eof and self.fh is not None:
-            self._rw = _loop.io(self.fh, 0, _weak_method(self, "_read_ready"))
+        if self._rw is None and not self._eof and self._fh is not None:
+            self._rw = _loop.io(self._fh, 0, _weak_method(self, "_read_ready"))
 
     def _read_ready(self) -> None:
         global _scratch
@@ -1356,7 +1446,7 @@ class Handle:
         if len(buf) < size:
             buf = _scratch = memoryview(bytearray(size))
         try:
-            n = self._recv(self.fh, buf, size)
+            n = self._recv(self._fh, buf, size)
         except OSError as exc:
             if exc.errno not in _EAGAIN:
                 self._error(exc.errno, True)  # type: ignore[arg-type]
@@ -1372,7 +1462,14 @@ class Handle:
                 self._dotls()
             else:
                 self._rbuf += buf[:n]
-                self._drain_rbuf()
+                if self._on_drain is None and not self._autocork:
+                    self._hold = True
+                    try:
+                        self._drain_rbuf()
+                    finally:
+                        self._stop_holding()
+                else:
+                    self._drain_rbuf()
         else:
             self._rw = None
             self._eof = True
@@ -1391,11 +1488,12 @@ class Handle:
         global _SSL
         if self.tls is not None:
             raise RuntimeError("starttls called on a handle while TLS is already active")
+        self._stop_holding()  # plaintext pushed before starttls goes out in clear
         from . import tls as _tls
         _SSL = _tls.SSL  # type: ignore[attr-defined]  # tls's own import of OpenSSL.SSL
         if ctx is not None:
             self.tls_ctx = ctx
-        if self.fh is None:
+        if self._fh is None:
             self._opts["tls"] = tls
             return
         try:
@@ -1423,7 +1521,7 @@ class Handle:
         """Send a TLS close_notify and leave TLS mode once the peer answers
         (``on_stoptls`` is called then); plaintext may follow, as in Perl.
         """
-        if self.tls is not None and self.fh is not None:
+        if self.tls is not None and self._fh is not None:
             try:
                 self.tls.shutdown()
             except Exception:  # noqa: BLE001 - shutdown on a broken session
@@ -1501,7 +1599,7 @@ class Handle:
                     except SSL.Error:
                         pass
                     self._flush_tls_out(conn)
-                    if self.fh is None:
+                    if self._fh is None:
                         return
                     self._freetls()
                     if self._on_stoptls is not None:
@@ -1547,7 +1645,7 @@ class Handle:
     def _flush_tls_out(self, conn: Any) -> None:
         # a memory BIO read returns all it holds up to the size asked for, so a
         # short read means it is empty (and saves the exception of reading more)
-        wbuf = self.wbuf
+        wbuf = self._wbuf
         size = len(wbuf)
         while True:
             try:
@@ -1576,7 +1674,7 @@ class Handle:
     def __repr__(self) -> str:
         if self.destroyed():
             return "<Handle destroyed>"
-        fh = self.fh
+        fh = self._fh
         if fh is None:
             return "<Handle connecting to %s>" % (self.peername,)
         peer = "-"
@@ -1590,7 +1688,7 @@ class Handle:
                                        ("reading", self._rw is not None),
                                        ("writing", self._ww is not None)) if on]
         return "<Handle %s %s rbuf=%d wbuf=%d>" % (where, " ".join(state) or "idle",
-                                                   len(self._rbuf), len(self.wbuf))
+                                                   len(self._rbuf), len(self._wbuf))
 
     def destroyed(self) -> bool:
         """False while the handle is alive; True once :meth:`destroy` ran."""
@@ -1600,14 +1698,15 @@ class Handle:
         """Shut the handle down: no callback runs again, every method becomes a
         silent no-op.  Unwritten data lingers (see ``linger``).
         """
+        self._stop_holding()
         self._teardown()
         self.__class__ = _DestroyedHandle
 
     def _teardown(self) -> None:
         self._freetls()
-        fh = self.fh
-        if fh is not None and self.wbuf and self._linger:
-            _Linger(fh, self.wbuf, self._linger)
+        fh = self._fh
+        if fh is not None and self._wbuf and self._linger:
+            _Linger(fh, self._wbuf, self._linger)
         self._rw = self._ww = None
         self._timers = None
         if self._queue:
@@ -1615,8 +1714,8 @@ class Handle:
         self._on_error = self._on_read = self._on_eof = self._on_drain = None
         self.__dict__.clear()  # rarer state and user keys, as Perl empties its hash
         self._opts = _NO_OPTIONS
-        self.fh = None
-        self.wbuf = bytearray()
+        self._fh = None
+        self._wbuf = bytearray()
 
     def __del__(self) -> None:
         try:
@@ -1625,9 +1724,14 @@ class Handle:
             pass
 
 
+# The file name this module's frames carry in a traceback: __file__ when
+# interpreted, the .py it was compiled from when compiled (setup.py).
+_SOURCE = Handle._reader_raised.__code__.co_filename
+
+
 def _shutdown_write(hdl: Handle) -> None:
     try:
-        hdl.fh.shutdown(socket.SHUT_WR)
+        hdl._fh.shutdown(socket.SHUT_WR)
     except (OSError, AttributeError):
         pass
 
@@ -1704,7 +1808,7 @@ def _retry_connect(ref: Callable[[], Handle | None], retry: Callable[[], None]) 
     self._timers = None
     if self._queue:
         self._queue.clear()
-    self.fh = None
+    self._fh = None
     self._eof = False
     self._rbuf = bytearray()
     self._freetls()
@@ -1893,7 +1997,7 @@ def _read_regex(hdl: Handle, cb: DataCb, accept: Any, reject: Any = None,
             return True
         if rejects is not None and rejects(hdl):
             hdl._error(_errno.EBADMSG)
-            if hdl.fh is None:
+            if hdl._fh is None:
                 return False
         if skip is not None:
             m = skip.search(rbuf)

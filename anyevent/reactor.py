@@ -880,6 +880,11 @@ class Loop:
         self._ts_reset()  # a new lock too: another thread may have held the old one
 
 
+#: Called before a blocking CondVar.recv() runs the loop: anyevent.handle
+#: writes out what read callbacks pushed and holds (Perl had sent it already).
+_before_block = []
+
+
 def _noop_handler(signum, frame):
     """The Python-level handler: the real work happens via the wake-up fd."""
 
@@ -985,6 +990,9 @@ class CondVar:
         make the condvar ready (cancelled timers do not count).  Port of
         ``$cv->recv``.
         """
+        if not self._ready:
+            for hook in _before_block:
+                hook()
         one_event = self._loop.one_event
         while not self._ready:
             one_event()

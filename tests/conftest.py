@@ -121,6 +121,11 @@ def _forced_gc(_reported_errors):
         _collect()
 
 
+def pytest_report_header(config):
+    from anyevent import _core
+    return "anyevent core: %s" % ("compiled" if _core.compiled() else "pure Python")
+
+
 def pytest_terminal_summary(terminalreporter):
     if _FORCED_GC and _GCStats.count:
         terminalreporter.write_line("forced gc: %d full collections, %.2fs in total"

@@ -1,6 +1,7 @@
 """The module layering: imports only go down.
 
-Bottom to top: the loop (log, reactor, util, io), addresses and names
+Bottom to top: the choice between the compiled core and the ``.py`` files
+(``_core``), the loop (log, reactor, util, io), addresses and names
 (``_sockaddr``, ``dns``, ``_resolve``), the connector, the public socket
 module (``tcp_connect``/``tcp_server``/``tcp_bind`` and the re-exported
 address and resolver functions), the TLS context, the handle, and the
@@ -20,6 +21,7 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "anyevent"
 
 LAYERS = [
+    ("build", ["anyevent._core"]),
     ("loop", ["anyevent.log", "anyevent.reactor", "anyevent.util", "anyevent.io"]),
     ("socket/dns", ["anyevent._sockaddr", "anyevent.dns", "anyevent._resolve"]),
     ("connector", ["anyevent.connector"]),

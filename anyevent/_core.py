@@ -1,0 +1,79 @@
+"""Which implementation of the core modules is imported: compiled or interpreted.
+
+``setup.py`` compiles :mod:`anyevent.reactor` and :mod:`anyevent.handle` with
+Cython when it can, into extension modules beside the ``.py`` files.  The
+``.py`` files are the reference, and they are imported instead:
+
+* when ``ANYEVENT_PURE_PYTHON`` is set (non-empty) in the environment;
+* in a source tree (``setup.py`` next to the package) where a ``.py`` is newer
+  than its extension module: the edit wins over the stale build, with a
+  :class:`RuntimeWarning` that says to rebuild (``make`` does).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import warnings
+
+CORE = ("reactor", "handle")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_interpreted: frozenset[str] = frozenset()  # the core modules imported from their .py
+
+
+def _extension(name: str) -> str | None:
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = os.path.join(_HERE, name + suffix)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _stale(name: str, extension: str) -> bool:
+    if not os.path.exists(os.path.join(_HERE, os.pardir, "setup.py")):
+        return False  # installed: the wheel's files belong together
+    return os.path.getmtime(extension) < os.path.getmtime(os.path.join(_HERE, name + ".py"))
+
+
+class _Interpreted:
+    """Meta path finder: load the named core modules from their ``.py`` files."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self._names = names
+
+    def find_spec(self, fullname: str, path: object = None,
+                  target: object = None) -> importlib.machinery.ModuleSpec | None:
+        package, _, name = fullname.rpartition(".")
+        if package != __package__ or name not in self._names:
+            return None
+        return importlib.util.spec_from_file_location(fullname, os.path.join(_HERE, name + ".py"))
+
+
+def install() -> None:
+    """Choose the implementation before the core modules are first imported."""
+    global _interpreted
+    pure = bool(os.environ.get("ANYEVENT_PURE_PYTHON"))
+    _interpreted = frozenset(name for name in CORE if _use_source(name, pure))
+    if _interpreted:
+        sys.meta_path.insert(0, _Interpreted(_interpreted))
+
+
+def _use_source(name: str, pure: bool) -> bool:
+    extension = _extension(name)
+    if extension is None:
+        return False  # not compiled: the usual import finds the .py
+    if pure:
+        return True
+    if _stale(name, extension):
+        warnings.warn("anyevent: %s is older than %s.py; importing the .py (rebuild the "
+                      "compiled core: make, or pip install -e .)" % (
+                          os.path.basename(extension), name), RuntimeWarning, stacklevel=4)
+        return True
+    return False
+
+
+def compiled() -> bool:
+    """True when :mod:`anyevent.reactor` and :mod:`anyevent.handle` are the compiled ones."""
+    return all(_extension(name) is not None and name not in _interpreted for name in CORE)

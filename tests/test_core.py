@@ -1,0 +1,56 @@
+"""The compiled core (setup.py) and the pure-Python reference beside it."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from anyevent import _core
+
+PACKAGE = pathlib.Path(_core.__file__).resolve().parent
+# imports the package found on PYTHONPATH (an editable install's finder
+# would otherwise point at the working tree whatever the path says)
+PROBE = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+         "if '__editable__' not in getattr(f, '__module__', '')]; "
+         "import anyevent, anyevent.handle as h, anyevent.reactor as r; "
+         "from anyevent import _core; print(_core.compiled(), h.__file__, r.__file__)")
+
+
+def _probe(path, **env):
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                         cwd=path, check=True, env=dict(os.environ, PYTHONPATH=str(path), **env))
+    compiled, handle, reactor = out.stdout.split()
+    return compiled == "True", handle, reactor, out.stderr
+
+
+def _built():
+    if not all(_core._extension(name) for name in _core.CORE):
+        pytest.skip("the compiled core is not built here (make builds it; needs Cython and gcc)")
+
+
+def test_pure_python_on_request():
+    compiled, handle, reactor, _ = _probe(PACKAGE.parent, ANYEVENT_PURE_PYTHON="1")
+    assert not compiled
+    assert handle.endswith("handle.py") and reactor.endswith("reactor.py")
+
+
+def test_the_compiled_core_is_used_when_built():
+    _built()
+    compiled, handle, reactor, stderr = _probe(PACKAGE.parent, ANYEVENT_PURE_PYTHON="")
+    assert compiled and not handle.endswith(".py") and not reactor.endswith(".py")
+    assert "older than" not in stderr
+
+
+def test_an_edited_source_wins_over_a_stale_build(tmp_path):
+    _built()
+    shutil.copytree(PACKAGE, tmp_path / "anyevent", ignore=shutil.ignore_patterns("*.c"))
+    (tmp_path / "setup.py").write_text("")  # a source tree, not an installed wheel
+    source = tmp_path / "anyevent" / "handle.py"
+    newer = os.path.getmtime(next((tmp_path / "anyevent").glob("handle.*.so"))) + 10
+    os.utime(source, (newer, newer))
+    compiled, handle, reactor, stderr = _probe(tmp_path, ANYEVENT_PURE_PYTHON="")
+    assert not compiled and handle == str(source) and not reactor.endswith(".py")
+    assert "handle" in stderr and "older than handle.py" in stderr
