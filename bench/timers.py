@@ -1,10 +1,13 @@
-"""100,000 one-shot timers spread over 0.5 s: anyevent's loop against asyncio, same run.
+"""One-shot timers: anyevent's loop against asyncio, same run.
 
+Two sizes: 100,000 timers spread over 0.5 s (issue 2's targets) and
+1,000,000 spread over 10 s (issue 12's: creation ≥ 2× asyncio, all fired
+within 5 % of the spread, i.e. by 10.5 s after the first creation).
 Measures (best of several rounds):
   * creation rate (timers created per second, watchers kept in a list);
-  * time from the first creation until the last timer fired (all delays < 0.5 s);
+  * time from the first creation until the last timer fired;
   * create+cancel rate (each timer cancelled right after creation).
-Prints a Markdown table; exits 1 when a target from issue 2 is missed.
+Prints a Markdown table per size; exits 1 when a target is missed.
 """
 
 import asyncio
@@ -17,14 +20,13 @@ from _common import Table
 
 from anyevent import AE
 
-N = 100_000
-SPREAD = 0.5
-ROUNDS = 7
+#: (timers, spread in seconds, rounds, creation target, fired-by target)
+SIZES = [(100_000, 0.5, 7, 1.5, 0.55), (1_000_000, 10.0, 3, 2.0, 10.5)]
 
 
-def _delays():
+def _delays(n, spread):
     rnd = random.Random(2)
-    return [rnd.random() * SPREAD for _ in range(N)]
+    return [rnd.random() * spread for _ in range(n)]
 
 
 def _noop():
@@ -116,13 +118,13 @@ def aio_all_fired(loop, delays):
     return perf_counter() - t0
 
 
-def main():
-    delays = _delays()
+def run(n, spread, rounds, creation_goal, fired_goal):
+    delays = _delays(n, spread)
     loop = asyncio.new_event_loop()
 
     # rounds interleaved, so both loops see the same machine load
     ours = theirs = cc_ours = cc_theirs = float("inf")
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         ours = min(ours, ae_create(delays))
         theirs = min(theirs, aio_create(loop, delays))
         cc_ours = min(cc_ours, ae_create_cancel(delays))
@@ -133,12 +135,16 @@ def main():
         fired_theirs = min(fired_theirs, aio_all_fired(loop, delays))
     loop.close()
 
-    table = Table("timers: %d timers, delays spread over %.1f s" % (N, SPREAD))
-    table.add("creation rate", N / ours, N / theirs, "higher", 1.5, "/s")
+    table = Table("timers: {:,} timers, delays spread over {:.1f} s".format(n, spread))
+    table.add("creation rate", n / ours, n / theirs, "higher", creation_goal, "/s")
     table.add("all fired after", fired_ours, fired_theirs, "lower",
-              ("≤ 0.55 s", lambda v: v <= 0.55), "s")
-    table.add("create+cancel rate", N / cc_ours, N / cc_theirs, "higher", 1.5, "/s")
+              ("≤ %g s" % fired_goal, lambda v: v <= fired_goal), "s")
+    table.add("create+cancel rate", n / cc_ours, n / cc_theirs, "higher", 1.5, "/s")
     return table.print()
+
+
+def main():
+    return max(run(*size) for size in SIZES)
 
 
 if __name__ == "__main__":
