@@ -1032,9 +1032,12 @@ class Handle:
         it first).  Types: ``netstring``, ``packstring`` (fmt, data), ``json``,
         ``cbor``, ``storable``, registered and dotted-module types.  A write
         buffer beyond ``wbuf_max`` is a fatal ENOSPC.  As in Perl, the data
-        is handed to the kernel at once (unless ``autocork``), so it goes out
-        before anything done to ``hdl.fh`` afterwards, and ``on_drain`` runs
-        inside this call when the kernel took everything.  Data pushed from
+        goes out before anything done to ``hdl.fh`` afterwards, and
+        ``on_drain`` runs inside this call when the kernel took everything:
+        it is handed to the kernel at once (unless ``autocork``), or, for
+        ``bytes`` pushed by a read callback, together with the callback's
+        other writes when the handle's read dispatch ends (see
+        :meth:`_hold_write`; nothing observable changes).  Data pushed from
         ``on_error`` while it reports a fatal error goes out as far as the
         stream still takes it (further errors are not reported; the rest
         lingers), except after a TLS failure, where it is dropped.  Raises
@@ -1259,7 +1262,14 @@ class Handle:
         ``push_read("chunk", 4, cb)``, ``push_read("packstring", "N", cb)``.
         Raises :class:`ValueError` for an unknown type.
         """
-        self._read_queue().append(self._make_reader(args))
+        if len(args) == 2 and _READ_TYPES.get(args[0]) is _read_line:
+            reader = _newline_reader(args[1])  # the hot path of line protocols
+        else:
+            reader = self._make_reader(args)
+        queue = self._queue
+        if queue.__class__ is tuple:
+            queue = self._read_queue()
+        queue.append(reader)
         if not self._skip_drain:  # else the running drain loop gets to it
             self._drain_rbuf()
 
