@@ -406,7 +406,7 @@ def _late_options(opts):
 #: Options kept in the instance dict only when given: (option, attribute).
 _DICT_OPTIONS = (
     ("peername", "peername"), ("tls_ctx", "tls_ctx"), ("autocork", "_autocork"),
-    ("low_water_mark", "_low_water_mark"), ("linger", "_linger"),
+    ("low_water_mark", "_low_water_mark"), ("linger", "_linger"), ("close_fh", "_close_fh"),
     ("on_starttls", "_on_starttls"), ("on_stoptls", "_on_stoptls"),
     ("json", "_json"), ("cbor", "_cbor"), ("storable_trusted", "_storable_trusted"),
 )
@@ -422,7 +422,7 @@ _OPTIONS = frozenset("""
     fh connect on_prepare on_connect on_connect_error on_error on_read on_eof
     on_drain timeout rtimeout wtimeout on_timeout on_rtimeout on_wtimeout
     rbuf_max wbuf_max autocork no_delay keepalive oobinline read_size
-    max_read_size low_water_mark linger peername tls tls_ctx on_starttls
+    max_read_size low_water_mark linger close_fh peername tls tls_ctx on_starttls
     on_stoptls json cbor storable_trusted
 """.split())
 
@@ -449,6 +449,8 @@ class Handle:
     * ``read_size`` (default 2048, doubled while reads fill it, up to
       ``max_read_size``, default 131072), ``low_water_mark`` (bytes, 0).
     * ``linger`` (seconds, default 3600), ``peername`` (for TLS checks).
+    * ``close_fh`` (bool, default true): the handle owns its fh and closes it
+      when destroyed (after lingering); false leaves it open for the caller.
     * ``tls`` (``"connect"``, ``"accept"`` or an ``OpenSSL.SSL.Connection``),
       ``tls_ctx`` (:class:`anyevent.tls.TLS` or a dict of its options),
       ``on_starttls(hdl, success, message)``, ``on_stoptls(hdl)``.
@@ -479,6 +481,7 @@ class Handle:
     _autocork = False
     _low_water_mark = 0
     _linger = 3600
+    _close_fh = True
     _connect = None
     _tls_rbuf = None
     _tls_wbuf = None
@@ -1382,7 +1385,8 @@ class Handle:
 
     def destroy(self):
         """Shut the handle down: no callback runs again, every method becomes a
-        silent no-op.  Unwritten data lingers (see ``linger``).
+        silent no-op.  Unwritten data lingers (see ``linger``); then the fh is
+        closed, unless the handle was made with ``close_fh=False``.
         """
         self._teardown()
         self.__class__ = _DestroyedHandle
@@ -1390,8 +1394,11 @@ class Handle:
     def _teardown(self):
         self._freetls()
         fh = self.fh
-        if fh is not None and self.wbuf and self._linger:
-            _Linger(fh, self.wbuf, self._linger)
+        if fh is not None:
+            if self.wbuf and self._linger:
+                _Linger(fh, self.wbuf, self._linger, self._close_fh)
+            elif self._close_fh:
+                _close_fh(fh)
         self._rw = self._ww = None
         self._timers = None
         if self._queue:
@@ -1407,6 +1414,17 @@ class Handle:
             self._teardown()
         except Exception:  # noqa: BLE001 - never raise from a finalizer
             pass
+
+
+def _close_fh(fh):
+    """Close what a handle owns: a socket or file object, or an int fd."""
+    try:
+        if isinstance(fh, int):
+            os.close(fh)
+        else:
+            fh.close()
+    except OSError:  # already closed by its other owner
+        pass
 
 
 def _shutdown_write(hdl):
@@ -1447,13 +1465,15 @@ _lingering = set()
 
 class _Linger:
     """Writes out what a destroyed handle left in its buffer, silently, for at
-    most ``linger`` seconds (the Perl DESTROY behaviour).
+    most ``linger`` seconds (the Perl DESTROY behaviour), then closes the fh
+    if the handle owned it (``close`` true).
     """
-    __slots__ = ("fh", "data", "io", "timer", "send")
+    __slots__ = ("fh", "data", "io", "timer", "send", "close")
 
-    def __init__(self, fh, data, seconds):
+    def __init__(self, fh, data, seconds, close):
         self.fh = fh
         self.data = data
+        self.close = close
         if isinstance(fh, socket.socket):
             self.send = fh.send
         else:
@@ -1476,6 +1496,8 @@ class _Linger:
     def _done(self):
         self.io = self.timer = None
         _lingering.discard(self)
+        if self.close:
+            _close_fh(self.fh)
 
 
 def _retry_connect(ref, retry):
@@ -1488,6 +1510,8 @@ def _retry_connect(ref, retry):
     self._timers = None
     if self._queue:
         self._queue.clear()
+    if self._close_fh:
+        _close_fh(self.fh)
     self.fh = None
     self._eof = False
     self._rbuf = bytearray()

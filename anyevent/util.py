@@ -19,6 +19,7 @@ signal wake-up fd are left alone) and always leave through :func:`os._exit`.
 """
 
 import errno
+import fcntl
 import functools
 import os
 import pickle
@@ -336,6 +337,51 @@ def _exec_child(argv, redir, close_all, on_prepare):
         os._exit(code)
 
 
+def _spawn_child(argv, redir, close_all):
+    """Start the command with :func:`os.posix_spawnp` instead of forking this
+    process (Python 3.12+ warns about forking one that runs threads): the
+    same redirections, ``close_all`` and default ``SIGPIPE``/``SIGXFSZ`` as
+    :func:`_exec_child`.  Returns the pid; raises :class:`OSError` when a
+    file cannot be opened or the program cannot be run.
+    """
+    above = max(redir) + 1 if redir else 3
+    actions, moved = [], []
+    try:
+        for fd, (src, out) in redir.items():
+            if isinstance(src, str):
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC if out else os.O_RDONLY
+                actions.append((os.POSIX_SPAWN_OPEN, fd, src, flags, 0o666))
+            else:
+                # a close-on-exec copy above every target, so no dup2 gets
+                # equal numbers (which would leave close-on-exec set)
+                moved.append(fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, above))
+                actions.append((os.POSIX_SPAWN_DUP2, moved[-1], fd))
+        keep = {0, 1, 2, *redir}
+        sources = _open_fds() if close_all else {s for s, _ in redir.values() if isinstance(s, int)}
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in sorted(sources - keep)
+                    if _inheritable(fd)]
+        sigdef = [getattr(_signal, n) for n in ("SIGPIPE", "SIGXFSZ") if hasattr(_signal, n)]
+        return os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions,
+                               setsigdef=sigdef)
+    finally:
+        for fd in moved:
+            os.close(fd)
+
+
+def _open_fds():
+    try:
+        return {int(name) for name in os.listdir("/proc/self/fd")}
+    except OSError:
+        return set(range(3, os.sysconf("SC_OPEN_MAX")))
+
+
+def _inheritable(fd):
+    try:
+        return os.get_inheritable(fd)
+    except OSError:  # not open (the listing's own fd, or a number from the range)
+        return False
+
+
 def run_cmd(cmd, *, on_prepare=None, close_all=False, pid=None, **redirections):
     """Run an external command; return a :class:`~anyevent.reactor.CondVar`
     that receives the child's raw wait status once the child has exited *and*
@@ -396,9 +442,7 @@ def run_cmd(cmd, *, on_prepare=None, close_all=False, pid=None, **redirections):
                 raise TypeError("run_cmd: unknown option %r" % key)
             fd, out = spec
             redir[fd] = (_plan_redirection(fd, out, target, cv, parent_ends), out)
-        child = os.fork()
-        if child == 0:
-            _exec_child(argv, redir, close_all, on_prepare)
+        child = _start_child(argv, redir, close_all, on_prepare)
     finally:
         for fd in parent_ends:
             os.close(fd)
@@ -415,6 +459,21 @@ def run_cmd(cmd, *, on_prepare=None, close_all=False, pid=None, **redirections):
     if report_pid is not None:
         report_pid(child)
     return cv
+
+
+def _start_child(argv, redir, close_all, on_prepare):
+    """Spawn the command, or fork when ``on_prepare`` must run in the child.
+    A command that cannot be spawned is forked after all, so that it fails
+    in the child with Perl's exit code (125 open, 126 exec)."""
+    if on_prepare is None and hasattr(os, "posix_spawnp"):
+        try:
+            return _spawn_child(argv, redir, close_all)
+        except OSError:
+            pass
+    child = os.fork()
+    if child == 0:
+        _exec_child(argv, redir, close_all, on_prepare)
+    return child
 
 
 # ---------------------------------------------------------------------------

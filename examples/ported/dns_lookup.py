@@ -2,10 +2,13 @@
 # Parallel DNS lookups with AnyEvent::DNS.  Twin: dns_lookup.pl.
 # usage: python3 dns_lookup.py RESOLV_CONF DOMAIN
 # RESOLV_CONF names the servers to ask (Perl's resolver talks to port 53 only).
+import signal
 import sys
 
 from anyevent import AE
 import anyevent.dns
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the Perl twin
 
 sys.stdout.reconfigure(line_buffering=True)  # print each line at once
 

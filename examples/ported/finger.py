@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 # A parallel finger client on tcp_connect and an io watcher.  Twin: finger.pl.
 # usage: python3 finger.py HOST PORT USER...
+import signal
 import sys
 
 from anyevent import AE
 from anyevent.socket import tcp_connect, last_error
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the Perl twin
 
 sys.stdout.reconfigure(line_buffering=True)  # print each line at once
 

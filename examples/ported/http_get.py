@@ -3,10 +3,13 @@
 # usage: python3 http_get.py HOST PORT PATH...
 import os
 import re
+import signal
 import sys
 
 from anyevent import AE
 from anyevent.handle import Handle
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the Perl twin
 
 sys.stdout.reconfigure(line_buffering=True)  # print each line at once
 

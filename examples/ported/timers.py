@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 # Timers and condition variables.  Twin: timers.pl (same lines, same order).
 # usage: python3 timers.py
+import signal
 import sys
 
 from anyevent import AE
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the Perl twin
 
 sys.stdout.reconfigure(line_buffering=True)  # print each line at once
 

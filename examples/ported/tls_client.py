@@ -3,10 +3,13 @@
 # Twin: tls_client.pl.
 # usage: python3 tls_client.py HOST PORT [CA_FILE]   (no CA_FILE: the system's CAs)
 import os
+import signal
 import sys
 
 from anyevent import AE
 from anyevent.handle import Handle
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the Perl twin
 
 sys.stdout.reconfigure(line_buffering=True)  # print each line at once
 
