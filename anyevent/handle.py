@@ -1393,13 +1393,13 @@ class Handle:
 
     def _teardown(self):
         self._freetls()
+        self._rw = self._ww = None  # before the fh closes: they unregister it
         fh = self.fh
         if fh is not None:
             if self.wbuf and self._linger:
                 _Linger(fh, self.wbuf, self._linger, self._close_fh)
             elif self._close_fh:
                 _close_fh(fh)
-        self._rw = self._ww = None
         self._timers = None
         if self._queue:
             self._queue.clear()

@@ -14,24 +14,7 @@ import pytest
 
 from anyevent import AE
 from anyevent.handle import Handle, register_read_type, register_write_type
-from conftest import run_until
-
-
-_pairs = []
-
-
-@pytest.fixture(autouse=True)
-def _close_pairs():
-    """The test's own ends of pair() are closed when it ends (a handle closes its own)."""
-    yield
-    while _pairs:
-        _pairs.pop().close()
-
-
-def pair():
-    a, b = socket.socketpair()
-    _pairs.extend((a, b))
-    return a, b
+from conftest import pair, run_until
 
 
 def test_line_reads_then_eof_calls_on_eof():
