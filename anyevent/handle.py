@@ -1618,7 +1618,10 @@ def _match_width(rx):
     if _UNBOUNDED.search(rx.pattern):
         return None
     try:
-        from re import _parser
+        try:
+            from re import _parser
+        except ImportError:  # Python 3.10 calls it sre_parse
+            import sre_parse as _parser
         width = _parser.parse(rx.pattern, rx.flags).getwidth()[1]
     except Exception:  # noqa: BLE001 - a private module: be conservative
         return None
