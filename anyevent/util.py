@@ -412,6 +412,13 @@ def run_cmd(cmd, *, on_prepare=None, close_all=False, pid=None, **redirections):
       A child that exits without reading simply ends the writing (``EPIPE``
       is not reported).
 
+    The command is started with :func:`os.posix_spawnp`, without forking
+    this process (Python 3.12+ warns about forking one that runs threads);
+    only ``on_prepare``, Python code that must run in the child, makes it
+    fork.  A command that cannot be spawned (a redirection file does not
+    open, the program is missing) is forked after all, so that it fails with
+    Perl's exit code below.
+
     Other keywords: ``on_prepare()`` runs in the child just before exec;
     ``close_all=True`` closes every fd in the child except 0, 1, 2 and the
     redirected ones; ``pid`` (also accepted under Perl's key ``"$$"``) receives
@@ -535,6 +542,12 @@ def fork_call(code, *args, cb=None):
     the callback runs.  ``code`` must not use the event loop (the child
     gets a fresh, empty one) and its result must be picklable.  Returns
     ``None``.
+
+    The child is a :func:`os.fork` of this process, as in Perl.  Python
+    3.12+ warns (:class:`DeprecationWarning`) when a process that runs other
+    threads forks (e.g. :mod:`anyevent.io` workers after an ``aio_*`` call):
+    only the forking thread goes on in the child, and a lock another thread
+    held stays locked there.  Fork before starting threads to avoid both.
     """
     if cb is None:
         if not args:
