@@ -530,7 +530,11 @@ class Handle:
         self._opts = opts
         if fh is not None:
             self.fh = fh
-            self._start()
+            try:
+                self._start()
+            except BaseException:
+                self.fh = None  # not taken over: the caller keeps (and closes) its fh
+                raise
             self._opts = _late_options(opts)
         elif opts.get("connect"):
             self._start_connect(opts)

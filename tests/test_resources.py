@@ -91,6 +91,14 @@ def test_handle_closes_pipe_file_objects_and_int_fds():
     assert is_closed(r)
 
 
+def test_a_handle_that_fails_to_start_leaves_the_fh_to_the_caller():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        with pytest.raises(ValueError):
+            Handle(fh=udp)
+        gc.collect()
+        assert udp.fileno() != -1
+
+
 def test_close_fh_false_leaves_the_fh_to_the_caller():
     a, b = socket.socketpair()
     with a, b:
