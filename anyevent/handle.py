@@ -1500,8 +1500,17 @@ class _Linger:
     def _done(self):
         self.io = self.timer = None
         _lingering.discard(self)
+        fh, self.fh = self.fh, None
         if self.close:
-            _close_fh(self.fh)
+            _close_fh(fh)
+
+    def __del__(self):
+        # the program ends while data still lingers: the fh goes too
+        try:
+            if self.close and self.fh is not None:
+                _close_fh(self.fh)
+        except Exception:  # noqa: BLE001 - never raise from a finalizer (or at exit)
+            pass
 
 
 def _retry_connect(ref, retry):
