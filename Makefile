@@ -2,7 +2,17 @@ PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: test test-pure bench run soak clean typecheck docs
+# python -X dev shows what the default filters hide; the -W options (and the
+# filterwarnings of setup.cfg, which also catch warnings raised in __del__)
+# turn a socket left to the garbage collector or a deprecated call into a failure
+PYTEST := -X dev -W error::ResourceWarning -W error::DeprecationWarning -m pytest
+# make run PORT=6000 HOST=0.0.0.0
+PORT ?= 5555
+HOST ?= 127.0.0.1
+# make test-all: the suite on every supported minor version found here
+PYTHONS ?= $(foreach v,3.10 3.11 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python) $(shell command -v python$(v))))
+
+.PHONY: test test-pure test-all bench run soak clean typecheck docs
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -31,20 +41,34 @@ $(VENV)/.core: setup.py anyevent/reactor.py anyevent/handle.py | $(VENV)/.test
 
 # the suite on the compiled core, then on the pure-Python reference
 test: $(VENV)/.test $(VENV)/.core
-	$(VPY) -m pytest -q
-	ANYEVENT_PURE_PYTHON=1 $(VPY) -m pytest -q
+	$(VPY) $(PYTEST) -q
+	ANYEVENT_PURE_PYTHON=1 $(VPY) $(PYTEST) -q
 
 test-pure: $(VENV)/.test
-	ANYEVENT_PURE_PYTHON=1 $(VPY) -m pytest -q
+	ANYEVENT_PURE_PYTHON=1 $(VPY) $(PYTEST) -q
+
+# one venv per minor version (.venv-3.X), each with .[test]; every version
+# runs, then the versions that failed are listed
+test-all:
+	@test -n "$(strip $(PYTHONS))" || { echo "no Python 3.10-3.13 found" >&2; exit 1; }
+	@failed=""; for py in $(PYTHONS); do \
+	    v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	    echo "== Python $$v ($$py)"; \
+	    { test -x .venv-$$v/bin/python || $$py -m venv .venv-$$v; } && \
+	    .venv-$$v/bin/python -m pip install -q -e '.[test]' && \
+	    .venv-$$v/bin/python $(PYTEST) -q -p no:cacheprovider || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-all: failed on$$failed" >&2; exit 1; fi; \
+	echo "test-all: passed on every version"
 
 soak: $(VENV)/.test $(VENV)/.core
-	$(VPY) -m pytest -q -m soak
+	$(VPY) $(PYTEST) -q -m soak
 
 bench: $(VENV)/.bench $(VENV)/.core
 	$(VPY) bench/run_all.py
 
 run: $(VENV)/.test $(VENV)/.core
-	$(VPY) examples/chat_server.py
+	$(VPY) examples/chat_server.py --host $(HOST) --port $(PORT)
 
 # mypy --strict and pyright on the package and the examples, then pyright's
 # completeness score of the public API (PYTHONPATH: pyright cannot see editable installs)
@@ -65,4 +89,4 @@ docs: $(VENV)/.docs
 	$(VPY) -m sphinx -b html -E -W --keep-going -n -q docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) build *.egg-info anyevent/*.c anyevent/*.so
+	rm -rf $(VENV) .venv-3.* build dist *.egg-info anyevent/*.c anyevent/*.so

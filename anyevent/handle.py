@@ -142,6 +142,7 @@ class HandleOptions(TypedDict, total=False):
     max_read_size: int
     low_water_mark: int
     linger: float | None
+    close_fh: bool
     peername: str | None
     tls: TlsMode | None
     tls_ctx: TlsCtx | None
@@ -524,7 +525,7 @@ def _late_options(opts: Mapping[str, Any]) -> Mapping[str, Any]:
 #: Options kept in the instance dict only when given: (option, attribute).
 _DICT_OPTIONS = (
     ("peername", "peername"), ("tls_ctx", "tls_ctx"), ("autocork", "_autocork"),
-    ("low_water_mark", "_low_water_mark"), ("linger", "_linger"),
+    ("low_water_mark", "_low_water_mark"), ("linger", "_linger"), ("close_fh", "_close_fh"),
     ("on_starttls", "_on_starttls"), ("on_stoptls", "_on_stoptls"),
     ("json", "_json"), ("cbor", "_cbor"), ("storable_trusted", "_storable_trusted"),
 )
@@ -540,7 +541,7 @@ _OPTIONS = frozenset("""
     fh connect on_prepare on_connect on_connect_error on_error on_read on_eof
     on_drain timeout rtimeout wtimeout on_timeout on_rtimeout on_wtimeout
     rbuf_max wbuf_max autocork no_delay keepalive oobinline read_size
-    max_read_size low_water_mark linger peername tls tls_ctx on_starttls
+    max_read_size low_water_mark linger close_fh peername tls tls_ctx on_starttls
     on_stoptls json cbor storable_trusted
 """.split())
 
@@ -567,6 +568,8 @@ class Handle:
     * ``read_size`` (default 2048, doubled while reads fill it, up to
       ``max_read_size``, default 131072), ``low_water_mark`` (bytes, 0).
     * ``linger`` (seconds, default 3600), ``peername`` (for TLS checks).
+    * ``close_fh`` (bool, default true): the handle owns its fh and closes it
+      when destroyed (after lingering); false leaves it open for the caller.
     * ``tls`` (``"connect"``, ``"accept"`` or an ``OpenSSL.SSL.Connection``),
       ``tls_ctx`` (:class:`anyevent.tls.TLS` or a dict of its options),
       ``on_starttls(hdl, success, message)``, ``on_stoptls(hdl)``.
@@ -624,6 +627,7 @@ class Handle:
     _autocork = False
     _low_water_mark = 0
     _linger: float | None = 3600
+    _close_fh = True
     _connect: Any = None
     _tls_rbuf: Any = None
     _tls_wbuf: Any = None
@@ -674,7 +678,11 @@ class Handle:
         self._opts = opts
         if fh is not None:
             self._fh = fh
-            self._start()
+            try:
+                self._start()
+            except BaseException:
+                self._fh = None  # not taken over: the caller keeps (and closes) its fh
+                raise
             self._opts = _late_options(opts)
         elif opts.get("connect"):
             self._start_connect(opts)
@@ -1706,7 +1714,8 @@ class Handle:
 
     def destroy(self) -> None:
         """Shut the handle down: no callback runs again, every method becomes a
-        silent no-op.  Unwritten data lingers (see ``linger``).
+        silent no-op.  Unwritten data lingers (see ``linger``); then the fh is
+        closed, unless the handle was made with ``close_fh=False``.
         """
         self._stop_holding()
         self._teardown()
@@ -1714,10 +1723,13 @@ class Handle:
 
     def _teardown(self) -> None:
         self._freetls()
+        self._rw = self._ww = None  # before the fh closes: they unregister it
         fh = self._fh
-        if fh is not None and self._wbuf and self._linger:
-            _Linger(fh, self._wbuf, self._linger)
-        self._rw = self._ww = None
+        if fh is not None:
+            if self._wbuf and self._linger:
+                _Linger(fh, self._wbuf, self._linger, self._close_fh)
+            elif self._close_fh:
+                _close_fh(fh)
         self._timers = None
         if self._queue:
             self._queue.clear()
@@ -1737,6 +1749,17 @@ class Handle:
 # The file name this module's frames carry in a traceback: __file__ when
 # interpreted, the .py it was compiled from when compiled (setup.py).
 _SOURCE = Handle._reader_raised.__code__.co_filename
+
+
+def _close_fh(fh: Any) -> None:
+    """Close what a handle owns: a socket or file object, or an int fd."""
+    try:
+        if isinstance(fh, int):
+            os.close(fh)
+        else:
+            fh.close()
+    except OSError:  # already closed by its other owner
+        pass
 
 
 def _shutdown_write(hdl: Handle) -> None:
@@ -1777,13 +1800,15 @@ _lingering: set[_Linger] = set()
 
 class _Linger:
     """Writes out what a destroyed handle left in its buffer, silently, for at
-    most ``linger`` seconds (the Perl DESTROY behaviour).
+    most ``linger`` seconds (the Perl DESTROY behaviour), then closes the fh
+    if the handle owned it (``close`` true).
     """
-    __slots__ = ("fh", "data", "io", "timer", "send")
+    __slots__ = ("fh", "data", "io", "timer", "send", "close")
 
-    def __init__(self, fh: Any, data: bytearray, seconds: float) -> None:
+    def __init__(self, fh: Any, data: bytearray, seconds: float, close: bool) -> None:
         self.fh = fh
         self.data = data
+        self.close = close
         if isinstance(fh, socket.socket):
             self.send = fh.send
         else:
@@ -1806,6 +1831,17 @@ class _Linger:
     def _done(self) -> None:
         self.io = self.timer = None
         _lingering.discard(self)
+        fh, self.fh = self.fh, None
+        if self.close:
+            _close_fh(fh)
+
+    def __del__(self):
+        # the program ends while data still lingers: the fh goes too
+        try:
+            if self.close and self.fh is not None:
+                _close_fh(self.fh)
+        except Exception:  # noqa: BLE001 - never raise from a finalizer (or at exit)
+            pass
 
 
 def _retry_connect(ref: Callable[[], Handle | None], retry: Callable[[], None]) -> None:
@@ -1818,6 +1854,8 @@ def _retry_connect(ref: Callable[[], Handle | None], retry: Callable[[], None]) 
     self._timers = None
     if self._queue:
         self._queue.clear()
+    if self._close_fh:
+        _close_fh(self._fh)
     self._fh = None
     self._eof = False
     self._rbuf = bytearray()
@@ -1924,7 +1962,10 @@ def _match_width(rx: re.Pattern[bytes]) -> int | None:
     if _UNBOUNDED.search(rx.pattern):
         return None
     try:
-        from re import _parser  # type: ignore[attr-defined]
+        try:
+            from re import _parser  # type: ignore[attr-defined]
+        except ImportError:  # Python 3.10 calls it sre_parse
+            import sre_parse as _parser
         width = _parser.parse(rx.pattern, rx.flags).getwidth()[1]
     except Exception:  # noqa: BLE001 - a private module: be conservative
         return None

@@ -454,6 +454,14 @@ class Ctx:
 
     # -- targets (Perl: log_cb, fmt_cb, log_to_*) ----------------------------------------
 
+    def __del__(self) -> None:
+        # a file or syslog target goes with its context, as the fh does in Perl
+        try:
+            if self._target is not None:
+                self._target.close()
+        except Exception:  # noqa: BLE001 - never raise from a finalizer (or at exit)
+            pass
+
     def _set_target(self, handler: logging.Handler | None) -> None:
         if self._target is not None:
             self._logger.removeHandler(self._target)

@@ -31,6 +31,7 @@ import selectors
 import signal as _signal
 import socket
 import threading
+import weakref
 from collections import deque
 from heapq import heapify, heappop, heappush
 from itertools import count
@@ -167,6 +168,11 @@ class _SelectorPoller:
 
     def close(self):
         self._sel.close()
+
+
+def _close_pair(r, w):
+    r.close()
+    w.close()
 
 
 def _make_poller():
@@ -755,6 +761,7 @@ class Loop:
         r.setblocking(False)
         w.setblocking(False)
         self._ts_r, self._ts_w = r, w
+        weakref.finalize(self, _close_pair, r, w)  # the loop made them: it closes them
         self._ts_io = self.io(r, 0, self._ts_dispatch)
 
     def _ts_dispatch(self):

@@ -21,6 +21,7 @@ signal wake-up fd are left alone) and always leave through :func:`os._exit`.
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import os
 import pickle
@@ -356,6 +357,52 @@ def _exec_child(argv: Any, redir: dict[int, tuple[Any, bool]], close_all: bool,
         os._exit(code)
 
 
+def _spawn_child(argv: list[str | bytes], redir: dict[int, tuple[Any, bool]], close_all: bool) -> int:
+    """Start the command with :func:`os.posix_spawnp` instead of forking this
+    process (Python 3.12+ warns about forking one that runs threads): the
+    same redirections, ``close_all`` and default ``SIGPIPE``/``SIGXFSZ`` as
+    :func:`_exec_child`.  Returns the pid; raises :class:`OSError` when a
+    file cannot be opened or the program cannot be run.
+    """
+    above = max(redir) + 1 if redir else 3
+    actions: list[tuple[Any, ...]] = []
+    moved: list[int] = []
+    try:
+        for fd, (src, out) in redir.items():
+            if isinstance(src, str):
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC if out else os.O_RDONLY
+                actions.append((os.POSIX_SPAWN_OPEN, fd, src, flags, 0o666))
+            else:
+                # a close-on-exec copy above every target, so no dup2 gets
+                # equal numbers (which would leave close-on-exec set)
+                moved.append(fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, above))
+                actions.append((os.POSIX_SPAWN_DUP2, moved[-1], fd))
+        keep = {0, 1, 2, *redir}
+        sources = _open_fds() if close_all else {s for s, _ in redir.values() if isinstance(s, int)}
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in sorted(sources - keep)
+                    if _inheritable(fd)]
+        sigdef = [getattr(_signal, n) for n in ("SIGPIPE", "SIGXFSZ") if hasattr(_signal, n)]
+        return os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions,
+                               setsigdef=sigdef)
+    finally:
+        for fd in moved:
+            os.close(fd)
+
+
+def _open_fds() -> set[int]:
+    try:
+        return {int(name) for name in os.listdir("/proc/self/fd")}
+    except OSError:
+        return set(range(3, os.sysconf("SC_OPEN_MAX")))
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:  # not open (the listing's own fd, or a number from the range)
+        return False
+
+
 def run_cmd(cmd: str | Sequence[str | bytes], *, on_prepare: Callable[[], object] | None = None,
             close_all: bool = False, pid: list[int] | Callable[[int], object] | None = None,
             **redirections: Any) -> CondVar[int]:
@@ -388,6 +435,13 @@ def run_cmd(cmd: str | Sequence[str | bytes], *, on_prepare: Callable[[], object
       A child that exits without reading simply ends the writing (``EPIPE``
       is not reported).
 
+    The command is started with :func:`os.posix_spawnp`, without forking
+    this process (Python 3.12+ warns about forking one that runs threads);
+    only ``on_prepare``, Python code that must run in the child, makes it
+    fork.  A command that cannot be spawned (a redirection file does not
+    open, the program is missing) is forked after all, so that it fails with
+    Perl's exit code below.
+
     Other keywords: ``on_prepare()`` runs in the child just before exec;
     ``close_all=True`` closes every fd in the child except 0, 1, 2 and the
     redirected ones; ``pid`` (also accepted under Perl's key ``"$$"``) receives
@@ -418,9 +472,7 @@ def run_cmd(cmd: str | Sequence[str | bytes], *, on_prepare: Callable[[], object
                 raise TypeError("run_cmd: unknown option %r" % key)
             fd, out = spec
             redir[fd] = (_plan_redirection(fd, out, target, cv, parent_ends), out)
-        child = os.fork()
-        if child == 0:
-            _exec_child(argv, redir, close_all, on_prepare)
+        child = _start_child(argv, redir, close_all, on_prepare)
     finally:
         for fd in parent_ends:
             os.close(fd)
@@ -437,6 +489,21 @@ def run_cmd(cmd: str | Sequence[str | bytes], *, on_prepare: Callable[[], object
     if report_pid is not None:
         report_pid(child)
     return cv
+
+
+def _start_child(argv, redir, close_all, on_prepare):
+    """Spawn the command, or fork when ``on_prepare`` must run in the child.
+    A command that cannot be spawned is forked after all, so that it fails
+    in the child with Perl's exit code (125 open, 126 exec)."""
+    if on_prepare is None and hasattr(os, "posix_spawnp"):
+        try:
+            return _spawn_child(argv, redir, close_all)
+        except OSError:
+            pass
+    child = os.fork()
+    if child == 0:
+        _exec_child(argv, redir, close_all, on_prepare)
+    return child
 
 
 # ---------------------------------------------------------------------------
@@ -500,6 +567,12 @@ def fork_call(code: Callable[..., Any], *args: Any,
     the callback runs.  ``code`` must not use the event loop (the child
     gets a fresh, empty one) and its result must be picklable.  Returns
     ``None``.
+
+    The child is a :func:`os.fork` of this process, as in Perl.  Python
+    3.12+ warns (:class:`DeprecationWarning`) when a process that runs other
+    threads forks (e.g. :mod:`anyevent.io` workers after an ``aio_*`` call):
+    only the forking thread goes on in the child, and a lock another thread
+    held stays locked there.  Fork before starting threads to avoid both.
     """
     if cb is None:
         if not args:

@@ -77,9 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def stdin_closed(hdl: Handle) -> None:
         server.push_write(b"/quit\n")
 
-    keyboard = Handle(fh=sys.stdin.fileno(), on_eof=stdin_closed,
+    keyboard = Handle(fh=sys.stdin.fileno(), close_fh=False, on_eof=stdin_closed,
                       on_error=lambda hdl, fatal, msg: stdin_closed(hdl))
     keyboard.push_read("line", typed)
+    ctrl_c = AE.signal("INT", lambda: done.send(None))  # Ctrl-C quits, no traceback
     problem = done.recv()
     if problem:
         print(problem, file=sys.stderr)

@@ -7,6 +7,7 @@ Usage: chat_server.py [--host 127.0.0.1] [--port 5555] [--cert server.pem]
                       [--handshake-timeout 10] [--login-timeout 60] [--line-timeout 30]
 
 Talk to it with ``nc 127.0.0.1 5555`` or ``openssl s_client -connect 127.0.0.1:5555``.
+Ctrl-C (SIGINT) or SIGTERM stops it: everyone gets a goodbye line first.
 Commands: /nick NAME, /who, /me ACTION, /help, /quit; any other line goes to
 everyone else as ``<nick> text``.  Without ``--cert`` a self-signed
 certificate is made on first start and kept in the cache directory.
@@ -470,7 +471,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     tls_ctx = TLS(cert_file=args.cert or default_cert())
-    server = ChatServer(args, tls_ctx)
+    try:
+        server = ChatServer(args, tls_ctx)
+    except OSError as exc:  # EADDRINUSE, EACCES, EADDRNOTAVAIL: one line, no traceback
+        print("chat_server.py: cannot listen on %s:%d: %s"
+              % (args.host, args.port, exc.strerror or exc), file=sys.stderr)
+        return 1
     log.info("chat server listening on %s:%d (plain and TLS)", args.host, args.port)
     stop = AE.cv()
     sigs = [AE.signal(name, lambda name=name: stop.send(name)) for name in ("INT", "TERM")]

@@ -194,3 +194,23 @@ class Bits:
             self.value |= bit
             self.cv.end()
         return cb
+
+
+_pairs = []
+
+
+@pytest.fixture(autouse=True)
+def _close_pairs():
+    """Sockets made by :func:`pair` are closed when the test ends."""
+    yield
+    while _pairs:
+        _pairs.pop().close()
+
+
+def pair():
+    """``socket.socketpair()`` whose ends the test need not close: a Handle
+    closes the end it is given, the other is closed after the test."""
+    import socket
+    a, b = socket.socketpair()
+    _pairs.extend((a, b))
+    return a, b

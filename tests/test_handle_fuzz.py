@@ -59,7 +59,7 @@ def feed(sock, args, pieces, show, reports):
         events.append(("read",) + show(*values))
         if args[0] != "tls_detect":  # it takes nothing from the buffer
             hdl.push_read(*args, cb)
-    hdl = Handle(fh=sock, on_error=on_error, rbuf_max=1 << 16)
+    hdl = Handle(fh=sock, close_fh=False, on_error=on_error, rbuf_max=1 << 16)
     hdl.push_read(*args, cb)
     for piece in pieces:
         if hdl.destroyed():

@@ -18,7 +18,7 @@ from anyevent import AE, loop
 from anyevent.handle import Handle
 from anyevent.socket import tcp_server
 
-from conftest import run_until
+from conftest import pair, run_until
 from test_handle_tls import server_ctx
 from tlsfixtures import certs
 
@@ -45,7 +45,7 @@ def _recv_exactly(sock, size):
 
 
 def test_a_line_echo_sends_one_batch_per_read(monkeypatch):
-    a, b = socket.socketpair()
+    a, b = pair()
     hdl = Handle(fh=a, linger=0)
     sends = _counting(monkeypatch, hdl)
     lines = [b"line %d" % i for i in range(100)]
@@ -66,7 +66,7 @@ def test_a_line_echo_sends_one_batch_per_read(monkeypatch):
 
 
 def test_wbuf_reads_as_in_perl_inside_the_callback():
-    a, b = socket.socketpair()
+    a, b = pair()
     seen, cv = [], AE.cv()
 
     def reply(h, line, eol):
@@ -83,7 +83,7 @@ def test_wbuf_reads_as_in_perl_inside_the_callback():
 
 
 def test_direct_use_of_the_fh_comes_after_the_pushed_reply():
-    a, b = socket.socketpair()
+    a, b = pair()
     cv = AE.cv()
 
     def reply(h, line, eol):
@@ -99,7 +99,7 @@ def test_direct_use_of_the_fh_comes_after_the_pushed_reply():
 
 
 def test_destroy_without_linger_after_a_reply_still_sends_it():
-    a, b = socket.socketpair()
+    a, b = pair()
     cv = AE.cv()
 
     def reply(h, line, eol):
@@ -114,7 +114,7 @@ def test_destroy_without_linger_after_a_reply_still_sends_it():
 
 
 def test_replies_before_a_malformed_frame_reach_the_peer_before_the_error():
-    a, b = socket.socketpair()
+    a, b = pair()
     events, cv = [], AE.cv()
 
     def on_json(h, value):
@@ -134,7 +134,7 @@ def test_replies_before_a_malformed_frame_reach_the_peer_before_the_error():
 
 
 def test_mutable_data_after_held_bytes_keeps_the_order():
-    a, b = socket.socketpair()
+    a, b = pair()
     cv = AE.cv()
 
     def reply(h, line, eol):
@@ -153,7 +153,7 @@ def test_mutable_data_after_held_bytes_keeps_the_order():
 
 
 def test_large_replies_go_out_in_slices(monkeypatch):
-    a, b = socket.socketpair()
+    a, b = pair()
     hdl = Handle(fh=a, linger=0)
     sends = _counting(monkeypatch, hdl)
     cv = AE.cv()
@@ -177,7 +177,7 @@ def test_large_replies_go_out_in_slices(monkeypatch):
 
 
 def test_a_blocking_wait_in_the_callback_sends_first():
-    a, b = socket.socketpair()
+    a, b = pair()
     results, cv = [], AE.cv()
 
     def reply(h, line, eol):

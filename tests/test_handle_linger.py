@@ -2,7 +2,7 @@
 
 A handle dropped (``del``, no ``destroy()``) with data still queued keeps
 writing it in the background for up to ``linger`` seconds (default 3600),
-silently, then lets go of its fh, which closes it.  ``linger=0`` drops the
+silently, then closes its fh.  ``linger=0`` drops the
 data at once.  The reader here is a plain socket watched on the same loop.
 """
 
@@ -94,7 +94,8 @@ def test_destroy_lingers_too():
     del a
     hdl.destroy()  # as Perl's destroy: DESTROY runs, the rest is written out
     assert hdl.destroyed()
-    assert Reader(b).result() == data
+    with b:
+        assert Reader(b).result() == data
 
 
 def test_linger_zero_drops_unwritten_data():
@@ -110,7 +111,8 @@ def test_linger_zero_drops_unwritten_data():
             hdl.destroy()
         else:
             del hdl
-        got = Reader(b).result()
+        with b:
+            got = Reader(b).result()
         # what the kernel took at push_write time arrives, the rest is gone
         assert got == data[:len(data) - queued], how
 
@@ -129,7 +131,8 @@ def test_linger_timeout_gives_up_and_closes():
     checks = []
     early = AE.timer(0.05, 0, lambda: checks.append(alive() is not None))
     late = AE.timer(1.0, 0, lambda: (checks.append(alive() is None), reader.start()))
-    got = reader.result()
+    with b:
+        got = reader.result()
     assert checks == [True, True]  # still open at 0.05 s, closed after 0.5 s
     assert len(got) < len(data) and data.startswith(got)
     del early, late

@@ -50,7 +50,7 @@ def encode(write):
             except BlockingIOError:
                 pass
         puller = AE.io(y, 0, pull)
-        w = Handle(fh=x, on_error=lambda h, fatal, msg: pytest.fail("writer: " + msg))
+        w = Handle(fh=x, close_fh=False, on_error=lambda h, fatal, msg: pytest.fail("writer: " + msg))
         write(w)
         cv = AE.cv()
         w.on_drain(lambda h: cv.send())

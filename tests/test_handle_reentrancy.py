@@ -16,7 +16,7 @@ import pytest
 from anyevent import AE
 from anyevent.handle import Handle
 from anyevent.socket import tcp_server
-from conftest import run_until, settle
+from conftest import pair, run_until, settle
 from tlsfixtures import certs
 
 CHUNK = 1024
@@ -153,7 +153,7 @@ def test_on_error_pushing_a_last_word_after_a_reset_runs_once():
 
 
 def test_on_error_pushing_after_wbuf_max_runs_once_and_destroys():
-    a, b = socket.socketpair()
+    a, b = pair()
     calls = []
 
     def on_error(h, fatal, message):
@@ -168,7 +168,7 @@ def test_on_error_pushing_after_wbuf_max_runs_once_and_destroys():
 
 
 def test_on_error_that_raises_still_destroys_and_closes(callback_errors):
-    a, b = socket.socketpair()
+    a, b = pair()
     cv = AE.cv()
 
     def on_error(h, fatal, message):
@@ -188,7 +188,7 @@ def test_on_error_that_raises_still_destroys_and_closes(callback_errors):
 
 def test_wbuf_max_holds_for_writes_from_read_callbacks():
     limit = 1 << 20
-    a, b = socket.socketpair()
+    a, b = pair()
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
     b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     peak, cv = [0], AE.cv()
@@ -218,7 +218,7 @@ def _send_quietly(sock, size):
 
 
 def test_tls_push_write_beyond_wbuf_max_fails_before_encrypting():
-    a, b = socket.socketpair()
+    a, b = pair()
     errors = []
     hdl = Handle(fh=a, tls="connect", tls_ctx={"verify": 0}, wbuf_max=1 << 20,
                  on_error=lambda h, f, m: errors.append((h.errno, len(h.wbuf))))
@@ -229,7 +229,7 @@ def test_tls_push_write_beyond_wbuf_max_fails_before_encrypting():
 
 
 def test_a_reply_pushed_before_the_callback_raised_goes_out(callback_errors):
-    a, b = socket.socketpair()
+    a, b = pair()
 
     def on_line(h, line, eol):
         h.push_write(b"reply\n")
@@ -259,7 +259,7 @@ def test_read_callback_exception_is_reported_and_the_queue_goes_on(callback_erro
                                                                     raised):
     """A callback that raises -- itself, or in a library call it makes -- is
     reported; the message stays consumed and the next read request runs."""
-    a, b = socket.socketpair()
+    a, b = pair()
     got = []
     hdl = Handle(fh=a, on_error=lambda h, f, m: got.append(("error", m)))
     hdl.push_read("line", first)
@@ -277,11 +277,11 @@ def test_read_callback_exception_is_reported_and_the_queue_goes_on(callback_erro
     (lambda h: h.rbuf.nonexistent_method(),),  # a custom reader that breaks
 ])
 def test_read_machinery_exception_is_a_fatal_ebadmsg(callback_errors, reader):
-    a, b = socket.socketpair()
+    a, b = pair()
     cv = AE.cv()
     hdl = Handle(fh=a, on_error=lambda h, fatal, m: cv.send(fatal, h.errno, m))
+    b.sendall(b"data\n")  # first: a reader that breaks at once destroys (and closes) a
     hdl.push_read(*reader)
-    b.sendall(b"data\n")
     fatal, err, message = run_until(cv)
     assert (fatal, err) == (True, errno.EBADMSG)
     assert "Error" in message  # TypeError / AttributeError, with its text
@@ -289,7 +289,7 @@ def test_read_machinery_exception_is_a_fatal_ebadmsg(callback_errors, reader):
 
 
 def test_tls_setup_failure_reaches_on_error():
-    a, b = socket.socketpair()
+    a, b = pair()
     cv = AE.cv()
     hdl = Handle(fh=a, on_error=lambda h, fatal, m: cv.send(fatal, h.errno, m))
     hdl.starttls("accept", {"cert_file": "/nonexistent/cert.pem"})
@@ -321,7 +321,7 @@ def test_obsolete_tls_options_of_anyevent_http_connect():
 
 
 def test_on_timeout_that_raises_stays_armed(callback_errors):
-    a, b = socket.socketpair()
+    a, b = pair()
     fired = AE.cv()
     fired.begin()
     fired.begin()
@@ -376,7 +376,7 @@ def test_on_connect_error_that_raises_still_destroys(callback_errors):
 
 
 def test_nonfatal_on_error_that_raises_leaves_the_read_queued(callback_errors):
-    a, b = socket.socketpair()
+    a, b = pair()
     got = []
 
     def on_error(h, fatal, message):
@@ -395,7 +395,7 @@ def test_nonfatal_on_error_that_raises_leaves_the_read_queued(callback_errors):
 
 
 def test_on_drain_that_raises_does_not_spin(callback_errors):
-    a, b = socket.socketpair()
+    a, b = pair()
     calls = []
 
     def on_drain(h):
@@ -421,7 +421,7 @@ def _read_exactly(sock, size):
 
 
 def test_destroyed_handle_reads_none_for_every_key():
-    a, b = socket.socketpair()
+    a, b = pair()
     hdl = Handle(fh=a, on_timeout=lambda h: None)
     hdl.destroy()
     assert [hdl[k] for k in ("on_timeout", "on_eof", "fh", "no_such_key")] == [None] * 4

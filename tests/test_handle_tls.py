@@ -285,6 +285,7 @@ def test_our_client_against_openssl_s_server(version):
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
 
 
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
@@ -488,6 +489,7 @@ def test_starttls_twice_is_an_error():
     h.starttls("connect")
     with pytest.raises(RuntimeError):
         h.starttls("connect")
+    b.close()
 
 
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -306,7 +307,7 @@ def test_log_to_file_and_path_append(tmp_path):
         reopened.log("error", "reopened %d", n)
         os.rename(files[1], str(files[1]) + ".old")   # log_to_path follows the name
     assert _strip_times(files[0].read_text()) == ["warn  k: kept 0", "warn  k: kept 1"]
-    assert _strip_times(open(str(files[1]) + ".old").read()) == ["error : reopened 1"]
+    assert _strip_times(Path(str(files[1]) + ".old").read_text()) == ["error : reopened 1"]
 
 
 def test_log_to_syslog_maps_levels_and_facility():

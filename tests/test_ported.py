@@ -266,11 +266,11 @@ def tls_server():
         with sock:
             sock.settimeout(TIMEOUT)
             try:
-                tls = ctx.wrap_socket(sock, server_side=True)
-                with tls.makefile("rb") as f:
-                    line = f.readline().rstrip()
-                tls.sendall(b"welcome\r\nyou said: " + line + b"\r\n")
-                tls.unwrap()
+                with ctx.wrap_socket(sock, server_side=True) as tls:
+                    with tls.makefile("rb") as f:
+                        line = f.readline().rstrip()
+                    tls.sendall(b"welcome\r\nyou said: " + line + b"\r\n")
+                    tls.unwrap().close()
             except (OSError, ssl.SSLError):
                 pass  # the client rejected us, or closed first
 

@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 import trustme
@@ -197,7 +198,7 @@ def _crl(revoked_pem):
                .last_update(now - datetime.timedelta(hours=1))
                .next_update(now + datetime.timedelta(days=1)))
     for pem in revoked_pem:
-        serial = x509.load_pem_x509_certificates(open(pem, "rb").read())[0].serial_number
+        serial = x509.load_pem_x509_certificates(Path(pem).read_bytes())[0].serial_number
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
     return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
@@ -246,10 +247,10 @@ def test_client_certificate_optional_unless_required():
 # -- own certificate and key ---------------------------------------------------------------
 
 def test_key_and_cert_in_one_pem_string_or_separate():
-    pem = open(C.server_pem).read()
+    pem = Path(C.server_pem).read_text()
     assert Pair(client(), TLS(cert=pem)).run().ok
-    assert Pair(client(), TLS(cert=open(C.server_cert_file, "rb").read(),
-                              key=open(C.server_key_file).read())).run().ok
+    assert Pair(client(), TLS(cert=Path(C.server_cert_file).read_bytes(),
+                              key=Path(C.server_key_file).read_text())).run().ok
     assert Pair(client(), TLS(cert_file=C.server_cert_file, key_file=C.server_key_file)).run().ok
 
 
@@ -565,7 +566,7 @@ def test_verify_hostname_matches_perl():
                           text=True, timeout=20)
     assert perl.returncode == 0, perl.stderr
     ours = "".join(str(int(verify_hostname(n, x509.load_pem_x509_certificates(
-        open(f, "rb").read())[0], s))) for f, n, s in cases)
+        Path(f).read_bytes())[0], s))) for f, n, s in cases)
     assert ours == perl.stdout
     assert "1" in ours and "0" in ours
 

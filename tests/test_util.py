@@ -45,6 +45,7 @@ def test_portable_pipe_is_a_blocking_cloexec_pipe_with_watchable_ends():
     del watcher
     w.close()
     assert r.read(1) == b""
+    r.close()
 
 
 def test_portable_socketpair_is_bidirectional_and_blocking():
@@ -80,6 +81,8 @@ def test_fh_nonblocking_on_socket_file_and_fd(tmp_path):
     with pytest.raises(OSError) as exc:
         fh_nonblocking(w.fileno() + 1000, True)
     assert exc.value.errno == errno.EBADF
+    for fh in (a, b, r, w):
+        fh.close()
 
 
 # ---------------------------------------------------------------------------
@@ -500,6 +503,8 @@ def test_fork_call_child_does_not_disturb_the_parents_loop():
     t = AE.timer(2, 0, lambda: got.send("timeout"))
     assert got.recv() == b"still"
     del w, t
+    a.close()
+    b.close()
 
 
 def count_children(parent):

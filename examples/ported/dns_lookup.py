@@ -4,11 +4,14 @@
 # RESOLV_CONF names the servers to ask (Perl's resolver talks to port 53 only).
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any, Callable
 
 from anyevent import AE
 import anyevent.dns
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the Perl twin
 
 sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # print each line at once
 

@@ -3,12 +3,15 @@
 # usage: python3 finger.py HOST PORT USER...
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 from typing import Any
 
 from anyevent import AE
 from anyevent.socket import tcp_connect, last_error
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the Perl twin
 
 sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # print each line at once
 

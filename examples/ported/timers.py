@@ -3,10 +3,13 @@
 # usage: python3 timers.py
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
 from anyevent import AE
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the Perl twin
 
 sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # print each line at once
 

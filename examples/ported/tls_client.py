@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Callable
 
 from anyevent import AE
 from anyevent.handle import Handle
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the Perl twin
 
 sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # print each line at once
 
