@@ -39,17 +39,6 @@ DNS_RECORDS = [
 DNS_ANSWERS = ["192.0.2.80", "2001:db8::80", "mail.python.org", "dns.google"]
 
 
-#: stderr lines let through for now: Handle.destroy() leaves its socket to the
-#: garbage collector until the resource-ownership work of issue 14 lands
-#: (then this goes, and stderr must be empty).
-_TOLERATED = re.compile(r"^.*ResourceWarning: unclosed <socket.*\n.*\n"
-                        r"|^ResourceWarning: Enable tracemalloc.*\n", re.MULTILINE)
-
-
-def _untolerated(stderr):
-    return _TOLERATED.sub("", stderr)
-
-
 def _blocks(kind):
     with open(PAGE) as f:
         text = f.read()
@@ -100,7 +89,7 @@ def test_quickstart_block_runs(line, code, workdir, request):
     proc = subprocess.run([sys.executable, "-X", "dev", str(script)], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert _untolerated(proc.stderr) == ""
+    assert proc.stderr == ""
     expected_texts = _EXPECTED.findall(code)
     if "anyevent.dns" in code:
         expected_texts += DNS_ANSWERS
