@@ -1,0 +1,30 @@
+"""The ``uvloop`` model: the asyncio model on uvloop's event loop (libuv).
+
+Needs the ``uvloop`` package (the ``test`` and ``bench`` extras install it).
+Everything else is :mod:`anyevent.impl.asyncio`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvloop
+
+from . import asyncio as _aio_model
+from ..reactor import Loop
+
+
+class UvloopLoop(_aio_model.AsyncioLoop):
+    """:class:`~anyevent.impl.asyncio.AsyncioLoop` on a :class:`uvloop.Loop`."""
+    MODEL = "uvloop"
+    _new_event_loop = staticmethod(uvloop.new_event_loop)
+
+
+def install(loop: Loop, running: asyncio.AbstractEventLoop | None) -> None:
+    """The model ``"uvloop"``: on the running uvloop loop, else a new one made
+    this thread's current event loop.  Raises :class:`RuntimeError` when the
+    running asyncio loop is not uvloop's."""
+    if running is not None and not isinstance(running, uvloop.Loop):
+        raise RuntimeError("anyevent: ANYEVENT_MODEL=uvloop, but the running asyncio "
+                           "loop is %r; use ANYEVENT_MODEL=asyncio" % (running,))
+    _aio_model.adopt(loop, UvloopLoop, running)
