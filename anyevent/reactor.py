@@ -691,7 +691,7 @@ class Loop:
         rec = [cb]
         self._child_recs.setdefault(pid, []).append(rec)
         if self._chld_watcher is None:
-            self._chld_watcher = self.signal("CHLD", self._reap)
+            self._chld_watcher = self._child_waker()
         # the child may be a zombie already: look once soon.
         self.postpone(self._reap)
         w = _new(ChildWatcher)
@@ -699,6 +699,10 @@ class Loop:
         w._rec = rec
         w._pid = pid
         return w
+
+    def _child_waker(self):
+        """The watcher that runs :meth:`_reap` while child watchers exist."""
+        return self.signal("CHLD", self._reap)
 
     def _child_remove(self, pid, rec):
         recs = self._child_recs.get(pid)
@@ -1047,16 +1051,15 @@ class CondVar(Generic[_T]):
         waiters = self._waiters
         if waiters is not None:
             self._waiters = None
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
+            for wake in waiters:
+                wake()
 
-    def _add_waiter(self, fut: Any) -> None:
-        """Resolve the asyncio future ``fut`` (to None) once the condvar is ready."""
+    def _add_waiter(self, wake: Callable[[], object]) -> None:
+        """Call ``wake()`` once the condvar is ready (the models' waits)."""
         if self._waiters is None:
-            self._waiters = [fut]
+            self._waiters = [wake]
         else:
-            self._waiters.append(fut)
+            self._waiters.append(wake)
 
     def ready(self) -> bool:
         """True once :meth:`send` or :meth:`croak` was called."""
@@ -1252,4 +1255,8 @@ del _name
 
 #: The process-wide loop: :class:`Loop` or the model's subclass of it once
 #: :func:`detect` has run (the first watcher runs it).
-loop: Loop = _Undetected()
+#: (Made as a Loop, then given the stand-in class: its attributes are then
+#: laid out as Loop's, which keeps the interpreter's attribute caches for
+#: Loop instances working once detection gives it back the class Loop.)
+loop: Loop = Loop()
+loop.__class__ = _Undetected

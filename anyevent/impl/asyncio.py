@@ -83,25 +83,26 @@ class AsyncioLoop(Loop):
         An unchanged mask is a new watcher re-arming the fd: registered anew,
         which repairs an fd closed and reused while an old watcher lived.
         """
-        aio = self.asyncio_loop
-        fd = ent.fd
         old = ent.mask
-        if old & ~mask & _IN or old == mask:
-            aio.remove_reader(fd)
-        if old & ~mask & _OUT or old == mask:
-            aio.remove_writer(fd)
         try:
+            self._remove(ent.fd, old if old == mask else old & ~mask)
             self._add(ent, mask)
         except OSError:
             # the fd was closed (and maybe reused) behind our back: start over
-            for remove in (aio.remove_reader, aio.remove_writer):
+            for remove in (self.asyncio_loop.remove_reader, self.asyncio_loop.remove_writer):
                 try:
-                    remove(fd)
+                    remove(ent.fd)
                 except OSError:
                     pass
             ent.mask = 0
             self._add(ent, mask)
         ent.mask = mask
+
+    def _remove(self, fd, mask):
+        if mask & _IN:
+            self.asyncio_loop.remove_reader(fd)
+        if mask & _OUT:
+            self.asyncio_loop.remove_writer(fd)
 
     def _add(self, ent, mask):
         aio = self.asyncio_loop
@@ -272,9 +273,11 @@ class AsyncioLoop(Loop):
 
     def _cv_wait(self, cv):
         aio = self._idle_asyncio_loop("cv.recv()")
-        fut = aio.create_future()
-        cv._add_waiter(fut)
-        aio.run_until_complete(fut)
+        # stop right in the callback that made cv ready (the loop finishes
+        # the callbacks of this iteration), as our own loop returns after it
+        cv._add_waiter(aio.stop)
+        while not cv._ready:  # (someone else may stop the loop too)
+            aio.run_forever()
 
     async def _cv_await(self, cv):
         aio = asyncio.get_running_loop()
@@ -284,9 +287,7 @@ class AsyncioLoop(Loop):
                 "(fixed at the first watcher): run it there "
                 "(anyevent.loop.asyncio_loop.run_until_complete(...)), or create the "
                 "first watcher inside asyncio.run()" % (aio, self.MODEL, self.asyncio_loop))
-        fut = aio.create_future()
-        cv._add_waiter(fut)
-        await fut
+        await _future_of(cv, aio)
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's watchers and continue on a new
@@ -299,6 +300,13 @@ class AsyncioLoop(Loop):
                 pass
         self._forget_watchers()
         self._start_on(new_current_loop(self._new_event_loop))
+
+
+def _future_of(cv: CondVar[Any], aio: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+    """A future on ``aio`` resolved (to None) when ``cv`` becomes ready."""
+    fut = aio.create_future()
+    cv._add_waiter(lambda: fut.done() or fut.set_result(None))
+    return fut
 
 
 def new_current_loop(factory: Callable[[], asyncio.AbstractEventLoop]
@@ -394,8 +402,7 @@ async def drive_own_loop(own: Loop, cv: CondVar[Any]) -> None:
         driver = _drivers[key] = _OwnLoopDriver(own, aio)
     driver.users += 1
     own._thread = get_ident()
-    fut = aio.create_future()
-    cv._add_waiter(fut)
+    fut = _future_of(cv, aio)
     driver.arm()
     try:
         await fut

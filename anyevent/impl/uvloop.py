@@ -1,7 +1,8 @@
 """The ``uvloop`` model: the asyncio model on uvloop's event loop (libuv).
 
 Needs the ``uvloop`` package (the ``test`` and ``bench`` extras install it).
-Everything else is :mod:`anyevent.impl.asyncio`.
+Everything else is :mod:`anyevent.impl.asyncio`, except child watchers,
+which poll (uvloop reserves SIGCHLD).
 """
 
 from __future__ import annotations
@@ -14,10 +15,20 @@ from . import asyncio as _aio_model
 from ..reactor import Loop
 
 
+#: Seconds between looks for exited children while child watchers exist
+#: (uvloop refuses SIGCHLD handlers: libuv reaps its own subprocesses on it).
+CHILD_POLL = 0.05
+
+
 class UvloopLoop(_aio_model.AsyncioLoop):
     """:class:`~anyevent.impl.asyncio.AsyncioLoop` on a :class:`uvloop.Loop`."""
     MODEL = "uvloop"
     _new_event_loop = staticmethod(uvloop.new_event_loop)
+
+    def _child_waker(self):
+        """uvloop keeps SIGCHLD for its own subprocesses: child watchers
+        look for exited children every :data:`CHILD_POLL` seconds instead."""
+        return self.timer(CHILD_POLL, CHILD_POLL, self._reap)
 
 
 def install(loop: Loop, running: asyncio.AbstractEventLoop | None) -> None:
