@@ -12,6 +12,8 @@ from conftest import Bits, settle, own_loop_only
 
 WRITE_FIRST = ("asyncio runs an fd's read and write callbacks as separate "
                "handles, not write watchers first")
+UVLOOP_STOP = ("uvloop's stop() takes effect an iteration later, so one_event() and "
+               "recv() may run an fd's watchers once more")
 
 
 @pytest.fixture
@@ -119,8 +121,7 @@ def test_watchers_on_one_fd_run_in_creation_order_write_first(pair):
     del ws
 
 
-@own_loop_only("uvloop's stop() takes effect an iteration later, so one_event() may "
-               "run an fd's watchers twice", models=("uvloop",))
+@own_loop_only(UVLOOP_STOP, models=("uvloop",))
 def test_cancelling_one_watcher_keeps_the_other(pair):
     a, b = pair
     out = []
@@ -158,6 +159,7 @@ def test_watcher_dropped_in_other_callback_of_same_batch(pair):
     del w
 
 
+@own_loop_only(UVLOOP_STOP, models=("uvloop",))
 def test_hangup_wakes_read_watcher(pair):
     a, b = pair
     got = []
