@@ -25,9 +25,9 @@ nothing and no timer is due, the idle watchers.
 
 Models (Perl's ``AnyEvent::Impl::*``): the same watchers can run on another
 event loop.  :data:`loop` is the one object the whole library calls; until
-the first watcher it belongs to a stand-in class, and :func:`detect` (run by
-that first watcher) gives it its model's class for good: :class:`Loop`
-itself (model ``"anyevent"``, the default) or the asyncio model's subclass
+the first watcher its watcher methods detect the model first, and
+:func:`detect` (run by that first watcher) fixes its class for good:
+:class:`Loop` itself (model ``"anyevent"``, the default) or the model's subclass
 (:mod:`anyevent.impl.asyncio`, :mod:`anyevent.impl.uvloop`).  The choice is
 ``ANYEVENT_MODEL`` in the environment, else ``"asyncio"`` when an asyncio
 loop is running in this thread at the first watcher, else ``"anyevent"``.
@@ -48,6 +48,7 @@ from heapq import heapify, heappop, heappush
 from itertools import count
 from threading import get_ident
 from time import monotonic, time
+from types import MethodType
 from typing import Any, Callable, Generator, Generic, TypeVar
 
 from .log import _has_output
@@ -1187,7 +1188,7 @@ def detect(model: str | None = None) -> str:
         raise ValueError("anyevent: unknown model %r (ANYEVENT_MODEL must be one of %s)"
                          % (model, ", ".join(MODELS)))
     if model == "anyevent":
-        loop.__class__ = Loop
+        _set_model_class(Loop)
     else:
         importlib.import_module(".impl." + model, __package__).install(loop, running)
     MODEL = model
@@ -1227,12 +1228,17 @@ def post_detect(cb: Callable[[], object]) -> _PostDetect | None:
     return _PostDetect(cb)
 
 
+#: The loop methods that detect the model first when called before detection.
+_DETECTING = ("io", "timer", "signal", "child", "idle", "postpone", "one_event", "run",
+              "call_soon_threadsafe", "prepare_threadsafe", "_cv_wait", "_cv_await")
+
+
 def _detecting(name: str) -> Callable[..., Any]:
     method = getattr(Loop, name)
 
     def detect_first(self, *args, **kwargs):
         detect()
-        # the class, not the instance: a wrapper set on the instance (tests)
+        # the class's method: an instance attribute (tests wrap one_event)
         # may be calling this very function
         return getattr(type(self), name)(self, *args, **kwargs)
 
@@ -1241,22 +1247,23 @@ def _detecting(name: str) -> Callable[..., Any]:
     return detect_first
 
 
-class _Undetected(Loop):
-    """:data:`loop`'s class until :func:`detect`: every method that needs the
-    model detects it first, then :data:`loop` has the model's class."""
+def _set_model_class(cls: type[Loop]) -> None:
+    """Remove :data:`loop`'s detecting stand-ins, then give it ``cls``."""
+    for name in _DETECTING:
+        stub = loop.__dict__.get(name)
+        if getattr(stub, "__func__", None) is _STUBS[name]:
+            delattr(loop, name)
+    if cls is not Loop:
+        loop.__class__ = cls
 
 
-for _name in ("io", "timer", "signal", "child", "idle", "postpone", "one_event",
-              "run", "call_soon_threadsafe", "prepare_threadsafe", "_cv_wait",
-              "_cv_await"):
-    setattr(_Undetected, _name, _detecting(_name))
-del _name
-
-
-#: The process-wide loop: :class:`Loop` or the model's subclass of it once
-#: :func:`detect` has run (the first watcher runs it).
-#: (Made as a Loop, then given the stand-in class: its attributes are then
-#: laid out as Loop's, which keeps the interpreter's attribute caches for
-#: Loop instances working once detection gives it back the class Loop.)
+#: The process-wide loop: a :class:`Loop`, or the model's subclass of it once
+#: :func:`detect` has run (the first watcher runs it).  Until then, instance
+#: attributes shadow the watcher methods with ones that detect first.  (The
+#: default model never changes the object's class: that would cost every
+#: attribute access on it from then on.)
 loop: Loop = Loop()
-loop.__class__ = _Undetected
+_STUBS = {name: _detecting(name) for name in _DETECTING}
+for _name, _stub in _STUBS.items():
+    setattr(loop, _name, MethodType(_stub, loop))
+del _name, _stub

@@ -40,7 +40,7 @@ from threading import get_ident
 from time import monotonic
 from typing import Any, Callable
 
-from ..reactor import _IN, _OUT, MAXWAIT, CondVar, Loop, _call_all, _report
+from ..reactor import _IN, _OUT, MAXWAIT, CondVar, Loop, _call_all, _report, _set_model_class
 
 __all__ = ["AsyncioLoop", "install", "adopt", "drive_own_loop"]
 
@@ -323,7 +323,7 @@ def adopt(loop: Loop, cls: type[AsyncioLoop],
     new current asyncio loop; its own poller is closed."""
     loop._poller.close()
     loop._poller = loop._poll = None
-    loop.__class__ = cls
+    _set_model_class(cls)
     loop._start_on(running or new_current_loop(cls._new_event_loop))
 
 
