@@ -16,11 +16,9 @@ import pytest
 
 import anyevent.reactor as reactor
 from anyevent import AE, AnyEvent
-from conftest import run_until
+from conftest import MODEL as EXPECTED, ON_ASYNCIO, run_until
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPECTED = os.environ.get("ANYEVENT_MODEL") or "anyevent"
-ON_ASYNCIO = EXPECTED in ("asyncio", "uvloop")
 
 
 def run_python(code, model=None, timeout=30):

@@ -20,9 +20,8 @@ import anyevent.reactor as reactor
 from anyevent import AE
 from anyevent.handle import Handle
 from anyevent.socket import tcp_server
-from conftest import free_port
+from conftest import MODEL, free_port
 
-MODEL = os.environ.get("ANYEVENT_MODEL") or "anyevent"
 ROOT = Path(__file__).resolve().parent.parent
 on_asyncio = pytest.mark.skipif(
     MODEL == "anyevent", reason="runs in a subprocess per asyncio model (test_interop_on_model)")
