@@ -83,15 +83,6 @@ MAXWAIT = 3600.0
 _KEPT_STATUSES = 1024
 
 
-def _bad_poll(poll: object) -> ValueError:
-    return ValueError("io watcher: poll must be 0 or 'r' (read), "
-                      "1 or 'w' (write), got %r" % (poll,))
-
-
-def _closed_fd(fd: int) -> ValueError:
-    return ValueError("io watcher on a closed file (fileno() is %d)" % fd)
-
-
 def _default_exception_handler(exc, where):
     info = (type(exc), exc, exc.__traceback__)
     if _has_output(_log):
@@ -429,10 +420,11 @@ class Loop:
         try:
             ev = _POLL_EVENTS[poll]
         except (KeyError, TypeError):  # TypeError: unhashable
-            raise _bad_poll(poll) from None
+            raise ValueError("io watcher: poll must be 0 or 'r' (read), "
+                             "1 or 'w' (write), got %r" % (poll,)) from None
         fd = fh if fh.__class__ is int else fh.fileno()
         if fd < 0:
-            raise _closed_fd(fd)
+            raise ValueError("io watcher on a closed file (fileno() is %d)" % fd)
         ent = self._fds.get(fd)
         if ent is None:
             ent = self._fds[fd] = _FdEntry(fd)

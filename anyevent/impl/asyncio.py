@@ -40,7 +40,8 @@ from threading import get_ident
 from time import monotonic
 from typing import Any, Callable
 
-from ..reactor import _IN, _OUT, MAXWAIT, CondVar, Loop, _call_all, _report, _set_model_class
+from ..reactor import (_IN, _OUT, MAXWAIT, CondVar, IdleWatcher, Loop, TimerWatcher, _call_all,
+                       _report, _set_model_class)
 
 __all__ = ["AsyncioLoop", "install", "adopt", "drive_own_loop"]
 
@@ -131,7 +132,8 @@ class AsyncioLoop(Loop):
 
     # -- timers and postpone --------------------------------------------------
 
-    def timer(self, after, interval, cb):
+    def timer(self, after: float, interval: float | None,
+              cb: Callable[[], object]) -> TimerWatcher:
         self._mnow = monotonic()  # ``after`` counts from the current time here
         w = Loop.timer(self, after, interval, cb)
         self._arm(w._ent[0])
@@ -139,7 +141,7 @@ class AsyncioLoop(Loop):
 
     timer.__doc__ = Loop.timer.__doc__
 
-    def postpone(self, cb):
+    def postpone(self, cb: Callable[[], object]) -> None:
         self._mnow = monotonic()
         Loop.postpone(self, cb)
         self._arm(self._mnow)
@@ -170,7 +172,7 @@ class AsyncioLoop(Loop):
 
     # -- idle -------------------------------------------------------------------
 
-    def idle(self, cb):
+    def idle(self, cb: Callable[[], object]) -> IdleWatcher:
         w = Loop.idle(self, cb)
         if self._idle_handle is None:
             self._idle_handle = self.asyncio_loop.call_soon(self._idle_step)
