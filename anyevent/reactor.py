@@ -25,7 +25,7 @@ nothing and no timer is due, the idle watchers.
 
 Models (Perl's ``AnyEvent::Impl::*``): the same watchers can run on another
 event loop.  :data:`loop` is the one object the whole library calls; until
-the first watcher its watcher methods detect the model first, and
+the first watcher the watcher methods detect the model first, and
 :func:`detect` (run by that first watcher) fixes its class for good:
 :class:`Loop` itself (model ``"anyevent"``, the default) or the model's subclass
 (:mod:`anyevent.impl.asyncio`, :mod:`anyevent.impl.uvloop`).  The choice is
@@ -48,7 +48,6 @@ from heapq import heapify, heappop, heappush
 from itertools import count
 from threading import get_ident
 from time import monotonic, time
-from types import MethodType
 from typing import Any, Callable, Generator, Generic, TypeVar
 
 from .log import _has_output
@@ -1226,12 +1225,13 @@ _DETECTING = ("io", "timer", "signal", "child", "idle", "postpone", "one_event",
 
 
 def _detecting(name: str) -> Callable[..., Any]:
-    method = getattr(Loop, name)
+    method = Loop.__dict__[name]
 
     def detect_first(self, *args, **kwargs):
         detect()
-        # the class's method: an instance attribute (tests wrap one_event)
-        # may be calling this very function
+        # the method of the class as it is now (detection restored Loop's and
+        # may have given loop a subclass); not self's attribute: an instance
+        # attribute (tests wrap one_event) may be calling this very function
         return getattr(type(self), name)(self, *args, **kwargs)
 
     detect_first.__name__ = name
@@ -1239,23 +1239,28 @@ def _detecting(name: str) -> Callable[..., Any]:
     return detect_first
 
 
+#: Loop's own methods while the detecting stand-ins take their places.
+_SHADOWED: dict[str, Any] = {}
+
+
 def _set_model_class(cls: type[Loop]) -> None:
-    """Remove :data:`loop`'s detecting stand-ins, then give it ``cls``."""
-    for name in _DETECTING:
-        stub = loop.__dict__.get(name)
-        if getattr(stub, "__func__", None) is _STUBS[name]:
-            delattr(loop, name)
+    """Give Loop its methods back, then give :data:`loop` the class ``cls``."""
+    for name, method in _SHADOWED.items():
+        setattr(Loop, name, method)
+    _SHADOWED.clear()
     if cls is not Loop:
         loop.__class__ = cls
 
 
 #: The process-wide loop: a :class:`Loop`, or the model's subclass of it once
-#: :func:`detect` has run (the first watcher runs it).  Until then, instance
-#: attributes shadow the watcher methods with ones that detect first.  (The
-#: default model never changes the object's class: that would cost every
-#: attribute access on it from then on.)
+#: :func:`detect` has run (the first watcher runs it).  Until then the watcher
+#: methods of the class Loop are stand-ins that detect first (a private
+#: ``Loop()`` used before detection therefore detects too).  The default
+#: model neither changes the object's class nor puts anything in its
+#: ``__dict__``: either would slow every attribute access on it (CPython
+#: then gives up its compact attribute layout), about 15 %.
 loop: Loop = Loop()
-_STUBS = {name: _detecting(name) for name in _DETECTING}
-for _name, _stub in _STUBS.items():
-    setattr(loop, _name, MethodType(_stub, loop))
-del _name, _stub
+for _name in _DETECTING:
+    _SHADOWED[_name] = Loop.__dict__[_name]
+    setattr(Loop, _name, _detecting(_name))
+del _name
