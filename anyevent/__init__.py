@@ -17,7 +17,14 @@ Every watcher runs only while the caller holds the returned object (Perl's
 ``undef $w`` is ``del w`` or ``w.cancel()``).  With ``ANYEVENT_STRICT=1`` in
 the environment both facades check their arguments and raise clear errors
 (:mod:`anyevent.strict`).
+
+The loop runs on a model (Perl's ``AnyEvent::Impl::*``) fixed at the first
+watcher: our own loop, or any asyncio loop (``ANYEVENT_MODEL=asyncio``, or an
+asyncio loop running at the first watcher), or uvloop; see
+:func:`anyevent.reactor.detect`.  ``AnyEvent.MODEL`` names it.
 """
+
+from __future__ import annotations
 
 import os
 
@@ -26,6 +33,7 @@ from . import _core
 _core.install()  # compiled core or the .py files, before they are imported
 
 from . import log as _log_mod  # noqa: E402
+from . import reactor as _reactor  # noqa: E402
 from .reactor import CondVar, loop, set_exception_handler, get_exception_handler  # noqa: E402
 
 __all__ = ["AE", "AnyEvent", "CondVar", "loop", "set_exception_handler",
@@ -38,6 +46,8 @@ class AE:
     """Perl's ``AE`` functions: ``AE.io(fh, poll, cb)``, ``AE.timer(after, interval, cb)``,
     ``AE.signal(sig, cb)``, ``AE.child(pid, cb)``, ``AE.idle(cb)``, ``AE.cv(cb=None)``,
     ``AE.now()``, ``AE.now_update()``, ``AE.time()``, ``AE.postpone(cb)``,
+    ``AE.call_soon_threadsafe(cb, *args)`` (the one call that is safe from
+    any thread; not in Perl, named after asyncio's),
     ``AE.log(level, msg, *args)``, ``AE.logger(level)`` (:mod:`anyevent.log`).  See :class:`anyevent.reactor.Loop` for each.
     """
     io = staticmethod(loop.io)
@@ -50,6 +60,7 @@ class AE:
     now_update = staticmethod(loop.now_update)
     time = staticmethod(loop.time)
     postpone = staticmethod(loop.postpone)
+    call_soon_threadsafe = staticmethod(loop.call_soon_threadsafe)
     log = staticmethod(_log_mod.log)
     logger = staticmethod(_log_mod.logger)
 
@@ -98,8 +109,34 @@ class AnyEvent:
     now_update = staticmethod(loop.now_update)
     time = staticmethod(loop.time)
     postpone = staticmethod(loop.postpone)
+    call_soon_threadsafe = staticmethod(loop.call_soon_threadsafe)
     log = staticmethod(_log_mod.log)
     logger = staticmethod(_log_mod.logger)
+
+    #: The model's name (``"anyevent"``, ``"asyncio"``, ``"uvloop"``), None
+    #: until the first watcher or :meth:`detect` fixes it (``$AnyEvent::MODEL``).
+    MODEL: str | None = None
+    detect = staticmethod(_reactor.detect)
+    post_detect = staticmethod(_reactor.post_detect)
+
+
+#: The facades' entries that are the loop's methods, as bound before detection.
+_UNDETECTED = {(facade, name): entry
+               for facade in (AE, AnyEvent) for name, entry in vars(facade).items()
+               if getattr(getattr(entry, "__func__", None), "__self__", None) is loop}
+
+
+def _bind_to_model():
+    """After detection (as Perl rebinds ``AE::io`` & co.): the facades call the
+    model's methods directly.  Entries replaced meanwhile (strict mode's
+    checking wrappers) stay; they look the method up on the loop each call."""
+    AnyEvent.MODEL = _reactor.MODEL
+    for (facade, name), stub in _UNDETECTED.items():
+        if facade.__dict__.get(name) is stub:
+            setattr(facade, name, staticmethod(getattr(loop, stub.__func__.__name__)))
+
+
+_reactor.post_detect(_bind_to_model)
 
 
 if os.environ.get("ANYEVENT_STRICT", "") not in ("", "0"):

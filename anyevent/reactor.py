@@ -22,9 +22,21 @@ the due timers (earliest first, creation order among equal deadlines;
 postponed callbacks run from a zero-delay timer), else one poll for I/O
 (write watchers of an fd before its read watchers) and, when the poll found
 nothing and no timer is due, the idle watchers.
+
+Models (Perl's ``AnyEvent::Impl::*``): the same watchers can run on another
+event loop.  :data:`loop` is the one object the whole library calls; until
+the first watcher the watcher methods detect the model first, and
+:func:`detect` (run by that first watcher) fixes its class for good:
+:class:`Loop` itself (model ``"anyevent"``, the default) or the model's subclass
+(:mod:`anyevent.impl.asyncio`, :mod:`anyevent.impl.uvloop`).  The choice is
+``ANYEVENT_MODEL`` in the environment, else ``"asyncio"`` when an asyncio
+loop is running in this thread at the first watcher, else ``"anyevent"``.
 """
 
+from __future__ import annotations
+
 import ctypes
+import importlib
 import logging
 import os
 import selectors
@@ -35,7 +47,9 @@ import weakref
 from collections import deque
 from heapq import heapify, heappop, heappush
 from itertools import count
+from threading import get_ident
 from time import monotonic, time
+from typing import Any, Callable, Generator, Generic, TypeVar
 
 from .log import _has_output
 
@@ -43,6 +57,7 @@ __all__ = [
     "Loop", "CondVar", "IOWatcher", "TimerWatcher", "SignalWatcher",
     "ChildWatcher", "IdleWatcher", "loop", "set_exception_handler",
     "get_exception_handler", "signal_number", "MAXWAIT", "refcounted",
+    "MODEL", "MODELS", "detect", "post_detect",
 ]
 
 _log = logging.getLogger("anyevent")
@@ -83,7 +98,9 @@ def _default_exception_handler(exc, where):
 _exception_handler = _default_exception_handler
 
 
-def set_exception_handler(handler):
+def set_exception_handler(
+        handler: Callable[[BaseException, str], object] | None,
+) -> Callable[[BaseException, str], object]:
     """Replace the handler for exceptions escaping callbacks.
 
     ``handler(exc, where)`` receives the exception object and a short string
@@ -99,7 +116,7 @@ def set_exception_handler(handler):
     return old
 
 
-def get_exception_handler():
+def get_exception_handler() -> Callable[[BaseException, str], object]:
     """Return the handler currently receiving callback exceptions."""
     return _exception_handler
 
@@ -111,7 +128,7 @@ def _report(exc, where):
         _default_exception_handler(inner, "exception handler")
 
 
-def signal_number(sig):
+def signal_number(sig: int | str) -> int:
     """Map ``"INT"``, ``"SIGINT"``, ``2`` or a :class:`signal.Signals` to its number.
 
     Raises :class:`ValueError` for an unknown name.
@@ -198,9 +215,10 @@ def _gc_untrack_function():
 
 
 _gc_untrack = _gc_untrack_function()
+_O = TypeVar("_O")
 
 
-def refcounted(obj):
+def refcounted(obj: _O) -> _O:
     """Give ``obj`` Perl's lifetime: reference counting only.
 
     The cyclic garbage collector stops looking into ``obj``, so a reference
@@ -356,12 +374,18 @@ class Loop:
         self._child_kept = {}
         self._chld_watcher = None
         self._depth = 0
+        #: the thread running the loop: CondVar.send from any other thread
+        #: goes through call_soon_threadsafe
+        self._thread = get_ident()
         # call_soon_threadsafe: the wake-up socket pair is made on first use
         self._ts_reset()
 
     # -- time ---------------------------------------------------------------
 
-    def now(self):
+    #: The model's name (:data:`MODELS`); :data:`MODEL` is that of :data:`loop`.
+    MODEL = "anyevent"
+
+    def now(self) -> float:
         """Seconds since the epoch, as of the start of this loop iteration (``AE::now``).
 
         Derived from the monotonic clock plus an offset to wall-clock time
@@ -369,19 +393,19 @@ class Loop:
         """
         return self._mnow + self._off
 
-    def now_update(self):
+    def now_update(self) -> None:
         """Refresh the cached time used by :meth:`now` and timers (``AE::now_update``)."""
         self._mnow = monotonic()
         self._off = time() - self._mnow
 
     @staticmethod
-    def time():
+    def time() -> float:
         """The current wall-clock time in seconds since the epoch (``AE::time``)."""
         return time()
 
     # -- io -----------------------------------------------------------------
 
-    def io(self, fh, poll, cb):
+    def io(self, fh: Any, poll: int | str, cb: Callable[[], object]) -> IOWatcher:
         """Watch ``fh`` (an object with ``fileno()`` or an int fd).
 
         ``poll`` is ``0`` (or ``False``) or ``"r"`` for readability, ``1``
@@ -472,7 +496,8 @@ class Loop:
 
     # -- timers -------------------------------------------------------------
 
-    def timer(self, after, interval, cb):
+    def timer(self, after: float, interval: float | None,
+              cb: Callable[[], object]) -> TimerWatcher:
         """Call ``cb()`` after ``after`` seconds, then every ``interval`` seconds.
 
         ``after`` counts from :meth:`now` (the start of the current
@@ -536,7 +561,7 @@ class Loop:
 
     # -- idle and postpone ----------------------------------------------------
 
-    def idle(self, cb):
+    def idle(self, cb: Callable[[], object]) -> IdleWatcher:
         """Call ``cb()`` repeatedly while the loop has nothing else to do (``AE::idle``)."""
         rec = [cb]
         self._idle.append(rec)
@@ -545,7 +570,7 @@ class Loop:
         w._rec = rec
         return w
 
-    def postpone(self, cb):
+    def postpone(self, cb: Callable[[], object]) -> None:
         """Call ``cb()`` once, soon, from the loop (``AE::postpone``).  No watcher.
 
         As in Perl, the queue of postponed callbacks is run by a zero-delay
@@ -570,7 +595,7 @@ class Loop:
 
     # -- signals --------------------------------------------------------------
 
-    def signal(self, sig, cb):
+    def signal(self, sig: int | str, cb: Callable[[], object]) -> SignalWatcher:
         """Call ``cb()`` from the loop whenever ``sig`` arrives (``AE::signal``).
 
         ``sig`` is a name with or without ``SIG`` or a number.  The OS-level
@@ -644,7 +669,7 @@ class Loop:
 
     # -- children -------------------------------------------------------------
 
-    def child(self, pid, cb):
+    def child(self, pid: int, cb: Callable[[int, int], object]) -> ChildWatcher:
         """Call ``cb(pid, status)`` when child ``pid`` (0: any child) exits.
 
         ``status`` is the raw wait status (``status >> 8`` is the exit code,
@@ -664,7 +689,7 @@ class Loop:
         rec = [cb]
         self._child_recs.setdefault(pid, []).append(rec)
         if self._chld_watcher is None:
-            self._chld_watcher = self.signal("CHLD", self._reap)
+            self._chld_watcher = self._child_waker()
         # the child may be a zombie already: look once soon.
         self.postpone(self._reap)
         w = _new(ChildWatcher)
@@ -672,6 +697,10 @@ class Loop:
         w._rec = rec
         w._pid = pid
         return w
+
+    def _child_waker(self):
+        """The watcher that runs :meth:`_reap` while child watchers exist."""
+        return self.signal("CHLD", self._reap)
 
     def _child_remove(self, pid, rec):
         recs = self._child_recs.get(pid)
@@ -708,7 +737,7 @@ class Loop:
 
     # -- calls from other threads ----------------------------------------------
 
-    def call_soon_threadsafe(self, cb, *args):
+    def call_soon_threadsafe(self, cb: Callable[..., object], *args: Any) -> None:
         """Call ``cb(*args)`` on the loop's thread, soon; safe to call from any thread.
 
         Named after asyncio's ``loop.call_soon_threadsafe``, which it mirrors
@@ -738,7 +767,7 @@ class Loop:
                 except (BlockingIOError, InterruptedError):
                     pass  # the pipe is full: the loop is being woken anyway
 
-    def prepare_threadsafe(self):
+    def prepare_threadsafe(self) -> None:
         """Create :meth:`call_soon_threadsafe`'s wake-up now, if not done yet.
 
         Call it on the loop's thread before handing work to a thread that will
@@ -781,12 +810,14 @@ class Loop:
 
     # -- running --------------------------------------------------------------
 
-    def one_event(self):
+    def one_event(self, _maxwait: float = MAXWAIT) -> None:
         """Run one iteration: due timers (postponed callbacks among them), or one poll for I/O.
 
         Port of ``AnyEvent::Loop::one_event``.  Raises :class:`RuntimeError`
         when nothing at all could ever wake the loop (no watcher of any kind;
         cancelled timers do not count), instead of sleeping forever.
+        (``_maxwait`` 0 polls without sleeping, for the asyncio driver of
+        ``await cv``; then an empty loop just returns.)
         """
         self._mnow = monotonic()
         timers = self._timers
@@ -801,9 +832,11 @@ class Loop:
             wait = 0
         elif timers:
             wait = timers[0][0] - self._mnow
-            wait = 0 if wait < 0 else (wait if wait < MAXWAIT else MAXWAIT)
+            wait = 0 if wait < 0 else (wait if wait < _maxwait else _maxwait)
         elif self._fds:
-            wait = MAXWAIT
+            wait = _maxwait
+        elif not _maxwait:
+            return
         else:
             raise RuntimeError("anyevent: the loop has no watchers, "
                                "waiting would block forever")
@@ -836,8 +869,9 @@ class Loop:
         elif self._idle and not (timers and timers[0][0] <= self._mnow):
             _call_all(tuple(self._idle), "idle")
 
-    def run(self):
+    def run(self) -> None:
         """Run until :meth:`stop` is called (``AnyEvent::Loop::run``)."""
+        self._thread = get_ident()
         self._depth += 1
         depth = self._depth
         try:
@@ -847,15 +881,29 @@ class Loop:
             if self._depth >= depth:
                 self._depth = depth - 1
 
-    def stop(self):
+    def stop(self) -> None:
         """Make the innermost :meth:`run` return after the current callback."""
         self._depth -= 1
 
-    def condvar(self, cb=None):
+    def condvar(self, cb: Callable[[CondVar[Any]], object] | None = None) -> CondVar[Any]:
         """Create a :class:`CondVar` bound to this loop (``AE::cv``)."""
         return CondVar(cb, self)
 
-    def after_fork(self):
+    def _cv_wait(self, cv: CondVar[Any]) -> None:
+        """:meth:`CondVar.recv`'s wait: run iterations until ``cv`` is ready."""
+        self._thread = get_ident()
+        one_event = self.one_event
+        while not cv._ready:
+            one_event()
+
+    async def _cv_await(self, cv: CondVar[Any]) -> None:
+        """``await cv`` on this loop: the coroutine runs on an asyncio loop
+        (this loop is not running then), so that asyncio loop drives this
+        loop's watchers until ``cv`` is ready (:mod:`anyevent.impl.asyncio`)."""
+        from .impl.asyncio import drive_own_loop
+        await drive_own_loop(self, cv)
+
+    def after_fork(self) -> None:
         """Give a forked child its own poller and forget the parent's watchers.
 
         Call this in a child process that wants to run the loop itself.
@@ -865,6 +913,11 @@ class Loop:
         self._poller.close()
         self._poller = _make_poller()
         self._poll = self._poller.poll
+        self._forget_watchers()
+
+    def _forget_watchers(self):
+        """:meth:`after_fork`'s part for every model: drop all watchers and
+        queued calls, give watched signals their previous dispositions."""
         self._fds.clear()
         self._timers.clear()
         self._pending.clear()
@@ -924,20 +977,26 @@ def _message(err):
     return str(err)
 
 
-class CondVar:
-    """A condition variable (``AnyEvent::CondVar``).
+_T = TypeVar("_T")
+
+
+class CondVar(Generic[_T]):
+    """A condition variable (``AnyEvent::CondVar``), generic in its value.
 
     ``send(*values)`` makes it ready; ``recv()`` runs the loop until it is
     ready and returns ``None``, the single value, or a tuple of values.  A
     condvar is callable: ``cv(*values)`` is ``cv.send(*values)``.
     ``croak(err)`` makes ``recv()`` raise.  ``begin()``/``end()`` count
     outstanding jobs; ``cb(f)`` sets a callback that receives the condvar
-    once it is ready.
+    once it is ready.  In a coroutine, ``await cv`` waits without blocking
+    the asyncio loop and gives what ``recv()`` gives.  ``send`` and ``croak``
+    may be called from any thread (see :meth:`send`).
     """
     __slots__ = ("_loop", "_ready", "_values", "_error", "_cb", "_count",
-                 "_end_cb", "__weakref__")
+                 "_end_cb", "_waiters", "__weakref__")
 
-    def __init__(self, cb=None, loop_=None):
+    def __init__(self, cb: Callable[[CondVar[_T]], object] | None = None,
+                 loop_: Loop | None = None) -> None:
         self._loop = loop_ or loop
         self._ready = False
         self._values = ()
@@ -945,20 +1004,27 @@ class CondVar:
         self._cb = cb
         self._count = 0
         self._end_cb = None
+        self._waiters = None
 
-    def send(self, *values):
+    def send(self, *values: Any) -> None:
         """Mark the condvar ready with ``values`` and invoke its callback.
 
         Sending again replaces the values (Perl does the same); an earlier
         :meth:`croak` still wins.  An exception escaping the callback goes to
-        the exception handler (``where`` is ``"condvar"``).
+        the exception handler (``where`` is ``"condvar"``).  Called from a
+        thread other than the loop's, the send is handed to the loop's thread
+        with :meth:`Loop.call_soon_threadsafe` (which wakes the loop at once)
+        and happens there.
         """
+        if get_ident() != self._loop._thread:
+            self._loop.call_soon_threadsafe(self.send, *values)
+            return
         self._values = values
         self._fire()
 
     __call__ = send
 
-    def croak(self, err, *ignored):
+    def croak(self, err: object, *ignored: object) -> None:
         """Mark the condvar ready so that :meth:`recv` raises ``err``.
 
         ``err`` may be an exception instance, which is raised as it is, or
@@ -967,8 +1033,12 @@ class CondVar:
         other objects go through ``str()``.  Further arguments are accepted
         and ignored, as Perl's ``$cv->croak`` passes only its first argument
         to ``Carp::croak``.  Unlike Perl, a false ``err`` (``""``, ``0``,
-        ``None``) still makes :meth:`recv` raise.  Port of ``$cv->croak``.
+        ``None``) still makes :meth:`recv` raise.  From another thread it is
+        handed to the loop's thread as :meth:`send` is.  Port of ``$cv->croak``.
         """
+        if get_ident() != self._loop._thread:
+            self._loop.call_soon_threadsafe(self.croak, err)
+            return
         self._error = err if isinstance(err, BaseException) else RuntimeError(_message(err))
         self._values = ()
         self._fire()
@@ -982,27 +1052,43 @@ class CondVar:
                 cb(self)
             except Exception as exc:
                 _report(exc, "condvar")
+        waiters = self._waiters
+        if waiters is not None:
+            self._waiters = None
+            for wake in waiters:
+                wake()
 
-    def ready(self):
+    def _add_waiter(self, wake: Callable[[], object]) -> None:
+        """Call ``wake()`` once the condvar is ready (the models' waits)."""
+        if self._waiters is None:
+            self._waiters = [wake]
+        else:
+            self._waiters.append(wake)
+
+    def ready(self) -> bool:
         """True once :meth:`send` or :meth:`croak` was called."""
         return self._ready
 
-    def recv(self):
+    def recv(self) -> _T:
         """Run the loop until ready; return the sent values or raise the croaked error.
 
-        Works when called from inside another callback (the loop runs
-        nested); Perl's AnyEvent croaks there with "recursive blocking wait
-        attempted", the port allows it on purpose.  Raises
+        On our own loop this works when called from inside another callback
+        (the loop runs nested); Perl's AnyEvent croaks there with "recursive
+        blocking wait attempted", the port allows it on purpose.  Raises
         :class:`RuntimeError` if the loop has no watcher left that could ever
-        make the condvar ready (cancelled timers do not count).  Port of
-        ``$cv->recv``.
+        make the condvar ready (cancelled timers do not count).  On the
+        asyncio models it runs the asyncio loop until ready, and raises
+        :class:`RuntimeError` at once when called while that loop is running
+        (a callback or coroutine): use ``await cv`` or :meth:`cb` there.
+        Port of ``$cv->recv``.
         """
         if not self._ready:
             for hook in _before_block:
                 hook()
-        one_event = self._loop.one_event
-        while not self._ready:
-            one_event()
+            self._loop._cv_wait(self)
+        return self._result()
+
+    def _result(self) -> _T:
         if self._error is not None:
             raise self._error
         values = self._values
@@ -1010,7 +1096,20 @@ class CondVar:
             return None
         return values[0] if len(values) == 1 else values
 
-    def cb(self, *args):
+    def __await__(self) -> Generator[Any, None, _T]:
+        """``await cv``: wait in a coroutine; the result is :meth:`recv`'s.
+
+        On the asyncio models the coroutine must run on the model's asyncio
+        loop.  On our own loop (model ``"anyevent"``) the asyncio loop running
+        the coroutine drives our loop's watchers while it waits.  Raises
+        :class:`RuntimeError` outside a running asyncio loop.
+        """
+        if not self._ready:
+            yield from self._loop._cv_await(self).__await__()
+        return self._result()
+
+    def cb(self, *args: Callable[[CondVar[_T]], object] | None
+           ) -> Callable[[CondVar[_T]], object] | None:
         """``cb(f)`` sets the callback ``f(cv)`` run once when the condvar
         becomes ready (at once if it is ready already); ``cb()`` reads it.
         Returns the callback still pending, as Perl does.
@@ -1021,7 +1120,7 @@ class CondVar:
                 self._fire()
         return self._cb
 
-    def begin(self, cb=None):
+    def begin(self, cb: Callable[[CondVar[_T]], object] | None = None) -> None:
         """Count one more outstanding job; ``cb(cv)``, if given, replaces the
         callback run when the count drops back to zero (default: ``send()``).
         """
@@ -1029,7 +1128,7 @@ class CondVar:
         if cb is not None:
             self._end_cb = cb
 
-    def end(self):
+    def end(self) -> None:
         """Count one job as done; when the count reaches exactly zero run the
         ``begin`` callback or ``send()``.  As in Perl, an ``end`` without a
         matching ``begin`` drives the count negative and sends nothing.
@@ -1045,5 +1144,137 @@ class CondVar:
     wait = recv
 
 
-#: The process-wide default loop.
-loop = Loop()
+# ---------------------------------------------------------------------------
+# Models: detection at the first watcher (AnyEvent::detect)
+# ---------------------------------------------------------------------------
+
+#: The model names :func:`detect` accepts (``ANYEVENT_MODEL``): our own loop,
+#: any asyncio loop, asyncio on uvloop's loop.
+MODELS = ("anyevent", "asyncio", "uvloop")
+
+#: The model :data:`loop` runs on; None until :func:`detect` (``$AnyEvent::MODEL``).
+MODEL: str | None = None
+
+_post_detect: list[Callable[[], object]] = []
+
+
+def _running_asyncio_loop() -> Any:
+    """The asyncio loop running in this thread, or None (asyncio not imported: None)."""
+    import sys
+    aio = sys.modules.get("asyncio")
+    return aio._get_running_loop() if aio is not None else None
+
+
+def detect(model: str | None = None) -> str:
+    """Fix the model of :data:`loop` (if not done yet) and return its name.
+
+    ``model`` (one of :data:`MODELS`) chooses it; else ``ANYEVENT_MODEL`` in
+    the environment; else ``"asyncio"`` when an asyncio loop is running in
+    this thread, else ``"anyevent"`` (our own loop).  The first watcher calls
+    this, so the choice is made once, before anything is watched; asking for
+    another model afterwards raises :class:`RuntimeError`.  Raises
+    :class:`ValueError` for an unknown name and :class:`ImportError` when
+    the model's package (uvloop) is not installed.  Then runs the
+    :func:`post_detect` callbacks.  Port of ``AnyEvent::detect``; Perl's
+    ``PERL_ANYEVENT_MODEL`` is ``ANYEVENT_MODEL`` here.
+    """
+    global MODEL
+    if MODEL is not None:
+        if model is not None and model != MODEL:
+            raise RuntimeError(
+                "anyevent: the model is %r already (fixed by the first watcher or "
+                "detect()); choose %r before creating any watcher" % (MODEL, model))
+        return MODEL
+    model = model or os.environ.get("ANYEVENT_MODEL") or None
+    running = _running_asyncio_loop()
+    if model is None:
+        model = "asyncio" if running is not None else "anyevent"
+    if model not in MODELS:
+        raise ValueError("anyevent: unknown model %r (ANYEVENT_MODEL must be one of %s)"
+                         % (model, ", ".join(MODELS)))
+    if model == "anyevent":
+        _set_model_class(Loop)
+    else:
+        importlib.import_module(".impl." + model, __package__).install(loop, running)
+    MODEL = model
+    hooks, _post_detect[:] = _post_detect[:], []
+    for cb in hooks:
+        try:
+            cb()
+        except Exception as exc:
+            _report(exc, "post_detect")
+    return model
+
+
+class _PostDetect:
+    """What :func:`post_detect` returns while the model is not fixed yet."""
+    __slots__ = ("_cb",)
+
+    def __init__(self, cb: Callable[[], object]) -> None:
+        self._cb = cb
+
+    def cancel(self) -> None:
+        """Forget the callback (if :func:`detect` has not run it yet)."""
+        if self._cb in _post_detect:
+            _post_detect.remove(self._cb)
+
+
+def post_detect(cb: Callable[[], object]) -> _PostDetect | None:
+    """Run ``cb()`` once the model is fixed: at once if it is, else right after
+    :func:`detect` (in registration order; an exception goes to the exception
+    handler, ``where`` ``"post_detect"``).  Returns None when ``cb`` ran at
+    once, else an object whose ``cancel()`` forgets ``cb``.  Port of
+    ``AnyEvent::post_detect`` (the object is not needed to keep ``cb``).
+    """
+    if MODEL is not None:
+        cb()
+        return None
+    _post_detect.append(cb)
+    return _PostDetect(cb)
+
+
+#: The loop methods that detect the model first when called before detection.
+_DETECTING = ("io", "timer", "signal", "child", "idle", "postpone", "one_event", "run",
+              "call_soon_threadsafe", "prepare_threadsafe", "_cv_wait", "_cv_await")
+
+
+def _detecting(name: str) -> Callable[..., Any]:
+    method = Loop.__dict__[name]
+
+    def detect_first(self, *args, **kwargs):
+        detect()
+        # the method of the class as it is now (detection restored Loop's and
+        # may have given loop a subclass); not self's attribute: an instance
+        # attribute (tests wrap one_event) may be calling this very function
+        return getattr(type(self), name)(self, *args, **kwargs)
+
+    detect_first.__name__ = name
+    detect_first.__doc__ = method.__doc__
+    return detect_first
+
+
+#: Loop's own methods while the detecting stand-ins take their places.
+_SHADOWED: dict[str, Any] = {}
+
+
+def _set_model_class(cls: type[Loop]) -> None:
+    """Give Loop its methods back, then give :data:`loop` the class ``cls``."""
+    for name, method in _SHADOWED.items():
+        setattr(Loop, name, method)
+    _SHADOWED.clear()
+    if cls is not Loop:
+        loop.__class__ = cls
+
+
+#: The process-wide loop: a :class:`Loop`, or the model's subclass of it once
+#: :func:`detect` has run (the first watcher runs it).  Until then the watcher
+#: methods of the class Loop are stand-ins that detect first (a private
+#: ``Loop()`` used before detection therefore detects too).  The default
+#: model neither changes the object's class nor puts anything in its
+#: ``__dict__``: either would slow every attribute access on it (CPython
+#: then gives up its compact attribute layout), about 15 %.
+loop: Loop = Loop()
+for _name in _DETECTING:
+    _SHADOWED[_name] = Loop.__dict__[_name]
+    setattr(Loop, _name, _detecting(_name))
+del _name

@@ -8,7 +8,9 @@ repeat.  It uses a fraction of the CPU the Python servers need, so the
 server is what is measured.
 
 * raw echo: 1 KiB and 64 KiB messages; our server is ``on_read`` pushing
-  ``hdl.rbuf`` back.  Ratios are against the asyncio Protocol server.
+  ``hdl.rbuf`` back, on our own loop and, the same code, on the asyncio and
+  uvloop models (``anyevent.reactor.detect``).  Ratios are against the
+  asyncio Protocol server.
 * line echo: 1 KiB messages of sixteen 64-byte lines; our server does one
   ``push_read("line")`` and one ``push_write`` per line, with and without
   ``autocork``.  Ratios are against Twisted's LineReceiver.  As in Perl,
@@ -52,7 +54,7 @@ BACKLOG = 4096
 #: with these glibc settings so the table shows how much that costs.
 MALLOC_TUNED = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "4194304"}
 
-RAW_SERVERS = ["anyevent", "asyncio-protocol", "asyncio-protocol-tuned", "asyncio-streams",
+RAW_SERVERS = ["anyevent", "anyevent-asyncio", "anyevent-uvloop", "asyncio-protocol", "asyncio-protocol-tuned", "asyncio-streams",
                "uvloop-protocol", "twisted-protocol", "perl-anyevent"]
 LINE_SERVERS = ["anyevent-line", "anyevent-line-autocork", "twisted-line",
                 "asyncio-streams-line", "perl-anyevent-line"]
@@ -60,6 +62,8 @@ MEMORY_SERVERS = ["anyevent", "asyncio-protocol", "perl-anyevent"]
 
 LABELS = {
     "anyevent": "anyevent Handle (on_read)",
+    "anyevent-asyncio": "anyevent Handle (on_read), asyncio model",
+    "anyevent-uvloop": "anyevent Handle (on_read), uvloop model",
     "asyncio-protocol": "asyncio Protocol",
     "asyncio-protocol-tuned": "asyncio Protocol, glibc malloc tuned",
     "asyncio-streams": "asyncio Streams",
@@ -91,10 +95,11 @@ def _listener():
     return sock
 
 
-def serve_anyevent(line, autocork=False):
-    from anyevent import AE
+def serve_anyevent(line, autocork=False, model="anyevent"):
+    from anyevent import AE, AnyEvent
     from anyevent.handle import Handle
 
+    AnyEvent.detect(model)
     handles = set()
 
     def gone(hdl, *args):
@@ -209,6 +214,8 @@ def serve_twisted(line):
 
 SERVE = {
     "anyevent": lambda: serve_anyevent(False),
+    "anyevent-asyncio": lambda: serve_anyevent(False, model="asyncio"),
+    "anyevent-uvloop": lambda: serve_anyevent(False, model="uvloop"),
     "anyevent-line": lambda: serve_anyevent(True),
     "anyevent-line-autocork": lambda: serve_anyevent(True, autocork=True),
     "asyncio-protocol": lambda: serve_asyncio("protocol"),

@@ -9,6 +9,7 @@ import pytest
 
 from anyevent import AE, loop
 from anyevent import reactor
+from conftest import own_loop_only
 
 
 def test_exception_in_timer_is_reported_and_loop_goes_on(callback_errors):
@@ -26,6 +27,8 @@ def test_exception_in_timer_is_reported_and_loop_goes_on(callback_errors):
     del t1, t2
 
 
+@own_loop_only("uvloop drops a signal that arrives while its loop is not running "
+               "(and then ran no idle watcher either here)", models=("uvloop",))
 def test_every_kind_of_callback_reports_its_name(callback_errors):
     def bad(*args):
         raise ValueError("x")
@@ -102,6 +105,7 @@ def test_keyboard_interrupt_is_not_swallowed():
     del t
 
 
+@own_loop_only("run() cannot nest: asyncio loops do not (it raises)")
 def test_run_and_stop_nest():
     out = []
 

@@ -8,10 +8,13 @@ import pytest
 
 from anyevent import AE, AnyEvent, loop
 
-from conftest import Bits, settle
+from conftest import Bits, settle, own_loop_only
+
+UVLOOP_SIGNALS = "uvloop drops a signal that arrives while its loop is not running"
 
 
 
+@own_loop_only(UVLOOP_SIGNALS, models=("uvloop",))
 def test_signal_delivered_then_watcher_gone_like_02_signals():
     out = []
     cv = AnyEvent.condvar()
@@ -24,6 +27,7 @@ def test_signal_delivered_then_watcher_gone_like_02_signals():
     assert out == ["got"]
 
 
+@own_loop_only(UVLOOP_SIGNALS, models=("uvloop",))
 def test_two_watchers_one_signal_like_09_multi():
     bits = Bits(AE.cv())
     cv = bits.cv
@@ -63,6 +67,7 @@ def test_signal_wakes_loop_sleeping_in_poll():
     del w, far
 
 
+@own_loop_only(UVLOOP_SIGNALS, models=("uvloop",))
 def test_callback_runs_in_loop_not_in_handler():
     # the callback runs from one_event, never asynchronously inside other code
     out = []
@@ -101,6 +106,7 @@ def test_previous_disposition_restored_after_last_watcher():
         signal.signal(signal.SIGUSR2, old)
 
 
+@own_loop_only("our own signal wake-up fd; asyncio uses its own")
 def test_wakeup_fd_released_with_last_signal_watcher():
     w = AE.signal("USR1", lambda: None)
     assert loop._sig_r is not None

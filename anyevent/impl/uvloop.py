@@ -1,0 +1,41 @@
+"""The ``uvloop`` model: the asyncio model on uvloop's event loop (libuv).
+
+Needs the ``uvloop`` package (the ``test`` and ``bench`` extras install it).
+Everything else is :mod:`anyevent.impl.asyncio`, except child watchers,
+which poll (uvloop reserves SIGCHLD).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvloop
+
+from . import asyncio as _aio_model
+from ..reactor import Loop
+
+
+#: Seconds between looks for exited children while child watchers exist
+#: (uvloop refuses SIGCHLD handlers: libuv reaps its own subprocesses on it).
+CHILD_POLL = 0.05
+
+
+class UvloopLoop(_aio_model.AsyncioLoop):
+    """:class:`~anyevent.impl.asyncio.AsyncioLoop` on a :class:`uvloop.Loop`."""
+    MODEL = "uvloop"
+    _new_event_loop = staticmethod(uvloop.new_event_loop)
+
+    def _child_waker(self):
+        """uvloop keeps SIGCHLD for its own subprocesses: child watchers
+        look for exited children every :data:`CHILD_POLL` seconds instead."""
+        return self.timer(CHILD_POLL, CHILD_POLL, self._reap)
+
+
+def install(loop: Loop, running: asyncio.AbstractEventLoop | None) -> None:
+    """The model ``"uvloop"``: on the running uvloop loop, else a new one made
+    this thread's current event loop.  Raises :class:`RuntimeError` when the
+    running asyncio loop is not uvloop's."""
+    if running is not None and not isinstance(running, uvloop.Loop):
+        raise RuntimeError("anyevent: ANYEVENT_MODEL=uvloop, but the running asyncio "
+                           "loop is %r; use ANYEVENT_MODEL=asyncio" % (running,))
+    _aio_model.adopt(loop, UvloopLoop, running)
