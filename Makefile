@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 # make test-all: the suite on every supported minor version found here
 PYTHONS ?= $(foreach v,3.10 3.11 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python) $(shell command -v python$(v))))
 
-.PHONY: test test-pure test-all bench run soak clean typecheck docs
+.PHONY: test test-pure test-models test-all bench run soak clean typecheck docs
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,11 @@ test: $(VENV)/.test $(VENV)/.core
 
 test-pure: $(VENV)/.test
 	ANYEVENT_PURE_PYTHON=1 $(VPY) $(PYTEST) -q
+
+# the suite on the compiled core under the asyncio and uvloop models
+test-models: $(VENV)/.test $(VENV)/.core
+	ANYEVENT_MODEL=asyncio $(VPY) $(PYTEST) -q
+	ANYEVENT_MODEL=uvloop $(VPY) $(PYTEST) -q
 
 # one venv per minor version (.venv-3.X), each with .[test]; every version
 # runs, then the versions that failed are listed

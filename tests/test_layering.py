@@ -1,13 +1,14 @@
 """The module layering: imports only go down.
 
 Bottom to top: the choice between the compiled core and the ``.py`` files
-(``_core``), the loop (log, reactor, util, io), addresses and names
+(``_core``), the loop (log, reactor, util, io), the models that run it on
+asyncio or uvloop (``impl``), addresses and names
 (``_sockaddr``, ``dns``, ``_resolve``), the connector, the public socket
 module (``tcp_connect``/``tcp_server``/``tcp_bind`` and the re-exported
 address and resolver functions), the TLS context, the handle, and the
 facades (``anyevent.strict`` wraps the ``anyevent`` package's entries).
 A module may import only modules listed before it, at module level or inside
-a function.  The two exceptions are Perl's own lazy forwarders, listed in
+a function.  The three exceptions are Perl's own lazy loads, listed in
 ``UPWARD`` with their reason.
 """
 
@@ -23,6 +24,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "anyevent"
 LAYERS = [
     ("build", ["anyevent._core"]),
     ("loop", ["anyevent.log", "anyevent.reactor", "anyevent.util", "anyevent.io"]),
+    ("models", ["anyevent.impl", "anyevent.impl.asyncio", "anyevent.impl.uvloop"]),
     ("socket/dns", ["anyevent._sockaddr", "anyevent.dns", "anyevent._resolve"]),
     ("connector", ["anyevent.connector"]),
     ("socket", ["anyevent.socket"]),
@@ -33,6 +35,8 @@ LAYERS = [
 ORDER = [name for _, names in LAYERS for name in names]
 
 UPWARD = {
+    ("anyevent.reactor", "anyevent.impl.asyncio"):
+        "AnyEvent::detect loads the chosen AnyEvent::Impl::* module",
     ("anyevent.util", "anyevent._resolve"):
         "AnyEvent::Util::inet_aton forwards to AnyEvent::Socket's, loaded on first call",
     ("anyevent", "anyevent.strict"):
@@ -64,14 +68,14 @@ def imported(path):
     return {name for name in found if name.split(".")[0] == "anyevent"} - {this}
 
 
-SOURCES = sorted(PACKAGE.glob("*.py"))
+SOURCES = sorted(PACKAGE.rglob("*.py"))
 
 
 def test_every_module_has_a_layer():
     assert sorted(module_name(p) for p in SOURCES) == sorted(ORDER)
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SOURCES, ids=module_name)
 def test_imports_only_go_down(path):
     this = module_name(path)
     upward = sorted(name for name in imported(path)
