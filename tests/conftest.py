@@ -23,26 +23,6 @@ def own_loop_only(reason, models=("asyncio", "uvloop")):
     return pytest.mark.skipif(MODEL in models, reason="model %s: %s" % (MODEL, reason))
 
 
-#: Tests in files owned elsewhere that check what only our own loop does:
-#: test -> (the models where it cannot hold, why).
-_OWN_LOOP_ONLY = {
-    "test_handle.py::test_condvar_wait_inside_read_callback_after_a_write": (
-        ("asyncio", "uvloop"),
-        "recv() cannot nest inside a callback on the asyncio models (it raises)"),
-    "test_socket.py::test_emfile_does_not_spin_and_reports_each_pause_to_backoff_cb": (
-        ("uvloop",),
-        "uvloop opens a signal wake-up socket pair whenever its loop starts: the "
-        "test's one spare fd goes there, none is left to accept"),
-}
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        models, reason = _OWN_LOOP_ONLY.get(item.nodeid.split("/")[-1], ((), None))
-        if MODEL in models:
-            item.add_marker(pytest.mark.skip(reason="model %s: %s" % (MODEL, reason)))
-
-
 class _Reported(list):
     """``(where, exc)`` pairs the loop reported; ``claimed`` once a test checks them."""
     claimed = False
