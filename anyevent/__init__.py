@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import os
 
+from typing import Any, Callable
+
 from . import _core
 
 _core.install()  # compiled core or the .py files, before they are imported
@@ -35,6 +37,8 @@ _core.install()  # compiled core or the .py files, before they are imported
 from . import log as _log_mod  # noqa: E402
 from . import reactor as _reactor  # noqa: E402
 from .reactor import CondVar, loop, set_exception_handler, get_exception_handler  # noqa: E402
+from .reactor import (ChildWatcher, IdleWatcher, IOWatcher, SignalWatcher,  # noqa: E402
+                      TimerWatcher)
 
 __all__ = ["AE", "AnyEvent", "CondVar", "loop", "set_exception_handler",
            "get_exception_handler"]
@@ -56,9 +60,9 @@ class AE:
     child = staticmethod(loop.child)
     idle = staticmethod(loop.idle)
     cv = staticmethod(loop.condvar)
-    now = staticmethod(loop.now)
-    now_update = staticmethod(loop.now_update)
-    time = staticmethod(loop.time)
+    now: staticmethod[[], float] = staticmethod(loop.now)
+    now_update: staticmethod[[], None] = staticmethod(loop.now_update)
+    time: staticmethod[[], float] = staticmethod(loop.time)
     postpone = staticmethod(loop.postpone)
     call_soon_threadsafe = staticmethod(loop.call_soon_threadsafe)
     log = staticmethod(_log_mod.log)
@@ -69,7 +73,7 @@ class AnyEvent:
     """Perl's ``AnyEvent->method(key => value)`` API with the same keyword names."""
 
     @staticmethod
-    def io(*, fh, poll, cb):
+    def io(*, fh: Any, poll: str, cb: Callable[[], object]) -> IOWatcher:
         """``AnyEvent->io(fh => $fh, poll => "r"|"w", cb => $cb)``; see :meth:`Loop.io`.
 
         ``poll`` is ``"r"`` (readable) or ``"w"`` (writable); anything else
@@ -81,33 +85,34 @@ class AnyEvent:
         return loop.io(fh, poll, cb)
 
     @staticmethod
-    def timer(*, cb, after=0, interval=0):
+    def timer(*, cb: Callable[[], object], after: float = 0,
+              interval: float | None = 0) -> TimerWatcher:
         """``AnyEvent->timer(after => $s, interval => $s, cb => $cb)``; seconds."""
         return loop.timer(after, interval, cb)
 
     @staticmethod
-    def signal(*, signal, cb):
+    def signal(*, signal: int | str, cb: Callable[[], object]) -> SignalWatcher:
         """``AnyEvent->signal(signal => "INT", cb => $cb)``."""
         return loop.signal(signal, cb)
 
     @staticmethod
-    def child(*, pid, cb):
+    def child(*, pid: int, cb: Callable[[int, int], object]) -> ChildWatcher:
         """``AnyEvent->child(pid => $pid, cb => sub { my ($pid, $status) = @_ })``."""
         return loop.child(pid, cb)
 
     @staticmethod
-    def idle(*, cb):
+    def idle(*, cb: Callable[[], object]) -> IdleWatcher:
         """``AnyEvent->idle(cb => $cb)``."""
         return loop.idle(cb)
 
     @staticmethod
-    def condvar(*, cb=None):
+    def condvar(*, cb: Callable[[CondVar[Any]], object] | None = None) -> CondVar[Any]:
         """``AnyEvent->condvar(cb => $cb)``."""
         return loop.condvar(cb)
 
-    now = staticmethod(loop.now)
-    now_update = staticmethod(loop.now_update)
-    time = staticmethod(loop.time)
+    now: staticmethod[[], float] = staticmethod(loop.now)
+    now_update: staticmethod[[], None] = staticmethod(loop.now_update)
+    time: staticmethod[[], float] = staticmethod(loop.time)
     postpone = staticmethod(loop.postpone)
     call_soon_threadsafe = staticmethod(loop.call_soon_threadsafe)
     log = staticmethod(_log_mod.log)
@@ -121,12 +126,13 @@ class AnyEvent:
 
 
 #: The facades' entries that are the loop's methods, as bound before detection.
-_UNDETECTED = {(facade, name): entry
-               for facade in (AE, AnyEvent) for name, entry in vars(facade).items()
-               if getattr(getattr(entry, "__func__", None), "__self__", None) is loop}
+_UNDETECTED: dict[tuple[type, str], staticmethod[..., Any]] = {
+    (facade, name): entry
+    for facade in (AE, AnyEvent) for name, entry in vars(facade).items()
+    if getattr(getattr(entry, "__func__", None), "__self__", None) is loop}
 
 
-def _bind_to_model():
+def _bind_to_model() -> None:
     """After detection (as Perl rebinds ``AE::io`` & co.): the facades call the
     model's methods directly.  Entries replaced meanwhile (strict mode's
     checking wrappers) stay; they look the method up on the loop each call."""

@@ -67,6 +67,8 @@ from .util import idn_to_ascii
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
 
+    from .reactor import IOWatcher
+
 _log = logging.getLogger("anyevent.dns")
 
 #: A Perl-shaped record: ``(name, type, class, ttl, *data)``.
@@ -269,7 +271,7 @@ class _TCPQuery:
         self.sock = socket.socket(server[0], socket.SOCK_STREAM)
         self.sock.setblocking(False)
         self.sock.connect_ex(server[1])
-        self.watch = loop.io(self.sock, 1, self._writable)
+        self.watch: IOWatcher | None = loop.io(self.sock, 1, self._writable)
 
     def _writable(self) -> None:
         try:

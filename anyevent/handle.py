@@ -1109,7 +1109,8 @@ class Handle:
         held = self._held
         self._held = None
         _holders.remove(self)
-        self._write(held[0] if len(held) == 1 else b"".join(held))
+        # (called only while writes are held: _held is a list here)
+        self._write(held[0] if len(held) == 1 else b"".join(held))  # type: ignore[index, arg-type]
 
     def _stop_holding(self) -> None:
         self._hold = False
@@ -1719,7 +1720,8 @@ class Handle:
         """
         self._stop_holding()
         self._teardown()
-        self.__class__ = _DestroyedHandle
+        # (deliberate: a destroyed handle's methods are no-ops; pyright wants Self)
+        self.__class__ = _DestroyedHandle  # pyright: ignore[reportAttributeAccessIssue]
 
     def _teardown(self) -> None:
         self._freetls()
@@ -1804,6 +1806,12 @@ class _Linger:
     if the handle owned it (``close`` true).
     """
     __slots__ = ("fh", "data", "io", "timer", "send", "close")
+    fh: Any
+    data: bytearray
+    io: _reactor.IOWatcher | None
+    timer: _reactor.TimerWatcher | None
+    send: Callable[[bytearray], int]
+    close: bool
 
     def __init__(self, fh: Any, data: bytearray, seconds: float, close: bool) -> None:
         self.fh = fh
@@ -1835,7 +1843,7 @@ class _Linger:
         if self.close:
             _close_fh(fh)
 
-    def __del__(self):
+    def __del__(self) -> None:
         # the program ends while data still lingers: the fh goes too
         try:
             if self.close and self.fh is not None:
@@ -1966,7 +1974,8 @@ def _match_width(rx: re.Pattern[bytes]) -> int | None:
             from re import _parser  # type: ignore[attr-defined]
         except ImportError:  # Python 3.10 calls it sre_parse
             import sre_parse as _parser
-        width = _parser.parse(rx.pattern, rx.flags).getwidth()[1]
+        # (sre_parse parses bytes patterns too; the stub says str)
+        width = _parser.parse(rx.pattern, rx.flags).getwidth()[1]  # pyright: ignore[reportArgumentType]
     except Exception:  # noqa: BLE001 - a private module: be conservative
         return None
     return width if width < _parser.MAXREPEAT else None

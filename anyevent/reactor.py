@@ -49,7 +49,8 @@ from heapq import heapify, heappop, heappush
 from itertools import count
 from threading import get_ident
 from time import monotonic, time
-from typing import Any, Callable, Generator, Generic, TypeVar
+from typing import (TYPE_CHECKING, Any, Callable, Generator, Generic, Iterable, Iterator,
+                    Protocol, TypeVar, cast)
 
 from .log import _has_output
 
@@ -83,19 +84,19 @@ MAXWAIT = 3600.0
 _KEPT_STATUSES = 1024
 
 
-def _default_exception_handler(exc, where):
+def _default_exception_handler(exc: BaseException, where: str) -> None:
     info = (type(exc), exc, exc.__traceback__)
     if _has_output(_log):
         _log.error("exception in %s callback", where, exc_info=info)
     else:
         # the application configured no logging (the library's NullHandler
         # is all there is): never swallow it, print it as Python would
-        logging.lastResort.handle(_log.makeRecord(
+        cast(logging.Handler, logging.lastResort).handle(_log.makeRecord(
             _log.name, logging.ERROR, __file__, 0, "exception in %s callback",
             (where,), info))
 
 
-_exception_handler = _default_exception_handler
+_exception_handler: Callable[[BaseException, str], object] = _default_exception_handler
 
 
 def set_exception_handler(
@@ -121,7 +122,7 @@ def get_exception_handler() -> Callable[[BaseException, str], object]:
     return _exception_handler
 
 
-def _report(exc, where):
+def _report(exc: BaseException, where: str) -> None:
     try:
         _exception_handler(exc, where)
     except Exception as inner:  # a broken handler must not kill the loop
@@ -152,47 +153,58 @@ class _SelectorPoller:
     """``register/modify/unregister/poll`` of :class:`select.epoll` on top of
     :class:`selectors.DefaultSelector`, for systems without epoll."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._sel = selectors.DefaultSelector()
 
     @staticmethod
-    def _events(mask):
+    def _events(mask: int) -> int:
         return ((selectors.EVENT_READ if mask & _IN else 0)
                 | (selectors.EVENT_WRITE if mask & _OUT else 0))
 
-    def register(self, fd, mask):
+    def register(self, fd: int, mask: int) -> None:
         try:
             self._sel.register(fd, self._events(mask))
         except KeyError:
             raise FileExistsError(17, "fd %d already registered" % fd) from None
 
-    def modify(self, fd, mask):
+    def modify(self, fd: int, mask: int) -> None:
         try:
             self._sel.modify(fd, self._events(mask))
         except KeyError:
             raise FileNotFoundError(2, "fd %d not registered" % fd) from None
 
-    def unregister(self, fd):
+    def unregister(self, fd: int) -> None:
         try:
             self._sel.unregister(fd)
         except KeyError:
             raise FileNotFoundError(2, "fd %d not registered" % fd) from None
 
-    def poll(self, timeout, maxevents=-1):
+    def poll(self, timeout: float | None, maxevents: int = -1) -> list[tuple[int, int]]:
         return [(key.fd, (_IN if ev & selectors.EVENT_READ else 0)
                  | (_OUT if ev & selectors.EVENT_WRITE else 0))
                 for key, ev in self._sel.select(timeout)]
 
-    def close(self):
+    def close(self) -> None:
         self._sel.close()
 
 
-def _close_pair(r, w):
+if TYPE_CHECKING:
+    class _Poller(Protocol):
+        """What the loop uses of :class:`select.epoll` (or _SelectorPoller)."""
+
+        def register(self, fd: int, mask: int, /) -> None: ...
+        def modify(self, fd: int, mask: int, /) -> None: ...
+        def unregister(self, fd: int, /) -> None: ...
+        def poll(self, timeout: float | None, maxevents: int, /) -> list[tuple[int, int]]: ...
+        def close(self) -> None: ...
+
+
+def _close_pair(r: socket.socket, w: socket.socket) -> None:
     r.close()
     w.close()
 
 
-def _make_poller():
+def _make_poller() -> _Poller:
     try:
         from select import epoll
     except ImportError:
@@ -204,7 +216,7 @@ def _make_poller():
 # Perl lifetimes: an object referenced from a cycle lives until destroyed
 # ---------------------------------------------------------------------------
 
-def _gc_untrack_function():
+def _gc_untrack_function() -> Callable[[object], None] | None:
     try:
         untrack = ctypes.pythonapi.PyObject_GC_UnTrack
     except AttributeError:  # not CPython: the cyclic collector stays in charge
@@ -245,8 +257,12 @@ class IOWatcher:
     Returned by :meth:`Loop.io`.  Stops when dropped or on :meth:`cancel`.
     """
     __slots__ = ("_loop", "_fd", "_ev", "_rec", "__weakref__")
+    _loop: Loop
+    _fd: int
+    _ev: int
+    _rec: _IORec | None
 
-    def cancel(self):
+    def cancel(self) -> None:
         """Stop the watcher; calling it again does nothing."""
         rec = self._rec
         if rec is not None:
@@ -261,16 +277,20 @@ class _IORec:
     """The loop's record of an io watcher: just the callback (None once
     cancelled).  Smaller than a one-element list; there is one per watcher."""
     __slots__ = ("cb",)
+    cb: Callable[[], object] | None
 
-    def __init__(self, cb):
+    def __init__(self, cb: Callable[[], object]) -> None:
         self.cb = cb
 
 
 class TimerWatcher:
     """A one-shot or periodic timer, returned by :meth:`Loop.timer`."""
     __slots__ = ("_loop", "_ent", "__weakref__")
+    _loop: Loop
+    #: [due (monotonic), sequence, cb or None once cancelled, interval]
+    _ent: list[Any] | None
 
-    def cancel(self):
+    def cancel(self) -> None:
         """Stop the timer; calling it again does nothing."""
         ent = self._ent
         if ent is not None:
@@ -285,8 +305,13 @@ class TimerWatcher:
 class _ListWatcher:
     """A watcher whose record sits in a list owned by the loop."""
     __slots__ = ("_loop", "_rec", "__weakref__")
+    _loop: Loop
+    #: [cb or None once cancelled]
+    _rec: list[Any] | None
+    #: each subclass's method: take ``rec`` off the loop's list
+    _remove: Callable[[list[Any]], None]
 
-    def cancel(self):
+    def cancel(self) -> None:
         """Stop the watcher; calling it again does nothing."""
         rec = self._rec
         if rec is not None:
@@ -301,23 +326,25 @@ class IdleWatcher(_ListWatcher):
     """Calls ``cb()`` whenever the loop has nothing else to do."""
     __slots__ = ()
 
-    def _remove(self, rec):
+    def _remove(self, rec: list[Any]) -> None:
         self._loop._idle.remove(rec)
 
 
 class SignalWatcher(_ListWatcher):
     """Calls ``cb()`` in the loop (never inside the handler) when a signal arrives."""
     __slots__ = ("_sig",)
+    _sig: int
 
-    def _remove(self, rec):
+    def _remove(self, rec: list[Any]) -> None:
         self._loop._signal_remove(self._sig, rec)
 
 
 class ChildWatcher(_ListWatcher):
     """Calls ``cb(pid, status)`` when a child exits; status is the raw wait status."""
     __slots__ = ("_pid",)
+    _pid: int
 
-    def _remove(self, rec):
+    def _remove(self, rec: list[Any]) -> None:
         self._loop._child_remove(self._pid, rec)
 
 
@@ -327,15 +354,19 @@ _new = object.__new__
 class _FdEntry:
     """Per-fd bookkeeping: tuples of read and write records (snapshot-safe)."""
     __slots__ = ("fd", "r", "w", "mask")
+    fd: int
+    r: tuple[_IORec, ...]
+    w: tuple[_IORec, ...]
+    mask: int
 
-    def __init__(self, fd):
+    def __init__(self, fd: int) -> None:
         self.fd = fd
         self.r = ()
         self.w = ()
         self.mask = 0
 
 
-def _call_all(recs, where, *args):
+def _call_all(recs: Iterable[list[Any]], where: str, *args: Any) -> None:
     """Call every live record's callback with ``args``, reporting exceptions."""
     for rec in recs:
         cb = rec[0]
@@ -353,7 +384,34 @@ class Loop:
     wall-clock time of the current iteration, as ``AE::now`` does.
     """
 
-    def __init__(self):
+    _poller: _Poller
+    _poll: Callable[[float | None, int], list[tuple[int, int]]]
+    _fds: dict[int, _FdEntry]
+    #: heap of [due (monotonic), sequence, cb or None once cancelled, interval]
+    _timers: list[list[Any]]
+    _timer_seq: Iterator[int]
+    _ncancelled: int
+    _pending: deque[Callable[[], object]]
+    _idle: list[list[Any]]
+    _mnow: float
+    _off: float
+    _sig_recs: dict[int, list[list[Any]]]
+    _sig_prev: dict[int, Any]
+    _sig_r: socket.socket | None
+    _sig_w: socket.socket | None
+    _sig_io: IOWatcher | None
+    _child_recs: dict[int, list[list[Any]]]
+    _child_kept: dict[int, int]
+    _chld_watcher: SignalWatcher | TimerWatcher | None
+    _depth: int
+    _thread: int
+    _ts_lock: threading.Lock
+    _ts_calls: deque[tuple[Callable[..., object], tuple[Any, ...]]]
+    _ts_r: socket.socket | None
+    _ts_w: socket.socket | None
+    _ts_io: IOWatcher | None
+
+    def __init__(self) -> None:
         self._poller = _make_poller()
         self._poll = self._poller.poll
         self._fds = {}
@@ -454,7 +512,7 @@ class Loop:
         w._rec = rec
         return w
 
-    def _update_mask(self, ent, mask):
+    def _update_mask(self, ent: _FdEntry, mask: int) -> None:
         poller = self._poller
         fd = ent.fd
         try:
@@ -478,7 +536,7 @@ class Loop:
                     raise
         ent.mask = mask
 
-    def _io_remove(self, fd, ev, rec):
+    def _io_remove(self, fd: int, ev: int, rec: _IORec) -> None:
         ent = self._fds.get(fd)
         if ent is None:
             return
@@ -514,7 +572,7 @@ class Loop:
         w._ent = ent
         return w
 
-    def _timer_cancelled(self):
+    def _timer_cancelled(self) -> None:
         # Cancelled entries stay in the heap until they reach the top; rebuild
         # the heap (in place: _run_timers may be iterating it) once they
         # make up more than half of it.
@@ -525,12 +583,12 @@ class Loop:
             heapify(timers)
             self._ncancelled = 0
 
-    def _run_timers(self):
+    def _run_timers(self) -> bool:
         """Run every timer due at the cached time; return True if any ran."""
         timers = self._timers
         now = self._mnow
         ran = False
-        late = []
+        late: list[list[Any]] = []
         while timers and timers[0][0] <= now:
             ent = heappop(timers)
             cb = ent[2]
@@ -584,7 +642,7 @@ class Loop:
             heappush(self._timers, [self._mnow, next(self._timer_seq),
                                     self._run_postponed, 0])
 
-    def _run_postponed(self):
+    def _run_postponed(self) -> None:
         pending = self._pending
         while pending:
             cb = pending.popleft()
@@ -620,7 +678,7 @@ class Loop:
         w._sig = signum
         return w
 
-    def _sig_install(self, signum):
+    def _sig_install(self, signum: int) -> None:
         if self._sig_r is None:
             r, w = socket.socketpair()
             r.setblocking(False)
@@ -637,7 +695,7 @@ class Loop:
             raise ValueError("cannot watch signal %d: %s" % (signum, exc)) from None
         self._sig_prev[signum] = prev
 
-    def _signal_remove(self, signum, rec):
+    def _signal_remove(self, signum: int, rec: list[Any]) -> None:
         recs = self._sig_recs.get(signum)
         if recs is None:
             return
@@ -650,18 +708,18 @@ class Loop:
         if not self._sig_recs:
             self._sig_close()
 
-    def _sig_close(self):
-        self._sig_io.cancel()
+    def _sig_close(self) -> None:
+        cast(IOWatcher, self._sig_io).cancel()
         self._sig_io = None
-        if _signal.set_wakeup_fd(-1) != self._sig_w.fileno():
+        if _signal.set_wakeup_fd(-1) != cast(socket.socket, self._sig_w).fileno():
             _log.warning("signal wake-up fd was replaced by someone else")
-        self._sig_r.close()
-        self._sig_w.close()
+        cast(socket.socket, self._sig_r).close()
+        cast(socket.socket, self._sig_w).close()
         self._sig_r = self._sig_w = None
 
-    def _sig_dispatch(self):
+    def _sig_dispatch(self) -> None:
         try:
-            data = self._sig_r.recv(4096)
+            data = cast(socket.socket, self._sig_r).recv(4096)
         except (BlockingIOError, InterruptedError):
             return
         for signum in dict.fromkeys(data):
@@ -698,11 +756,11 @@ class Loop:
         w._pid = pid
         return w
 
-    def _child_waker(self):
+    def _child_waker(self) -> SignalWatcher | TimerWatcher:
         """The watcher that runs :meth:`_reap` while child watchers exist."""
         return self.signal("CHLD", self._reap)
 
-    def _child_remove(self, pid, rec):
+    def _child_remove(self, pid: int, rec: list[Any]) -> None:
         recs = self._child_recs.get(pid)
         if recs is None:
             return
@@ -713,7 +771,8 @@ class Loop:
                 self._chld_watcher.cancel()
                 self._chld_watcher = None
 
-    def _reap(self):
+    def _reap(self) -> None:
+        status: int | None
         recs = self._child_recs
         kept = self._child_kept
         if 0 in recs:
@@ -763,7 +822,7 @@ class Loop:
             calls.append((cb, args))
             if len(calls) == 1:  # otherwise a wake-up is pending already
                 try:
-                    self._ts_w.send(b"\0")
+                    cast(socket.socket, self._ts_w).send(b"\0")
                 except (BlockingIOError, InterruptedError):
                     pass  # the pipe is full: the loop is being woken anyway
 
@@ -780,12 +839,12 @@ class Loop:
             if self._ts_w is None:
                 self._ts_open()
 
-    def _ts_reset(self):
+    def _ts_reset(self) -> None:
         self._ts_lock = threading.Lock()
         self._ts_calls = deque()
         self._ts_r = self._ts_w = self._ts_io = None
 
-    def _ts_open(self):
+    def _ts_open(self) -> None:
         r, w = socket.socketpair()
         r.setblocking(False)
         w.setblocking(False)
@@ -793,9 +852,9 @@ class Loop:
         weakref.finalize(self, _close_pair, r, w)  # the loop made them: it closes them
         self._ts_io = self.io(r, 0, self._ts_dispatch)
 
-    def _ts_dispatch(self):
+    def _ts_dispatch(self) -> None:
         try:
-            self._ts_r.recv(4096)
+            cast(socket.socket, self._ts_r).recv(4096)
         except (BlockingIOError, InterruptedError):
             pass
         # drain first, then take the queue: a call queued in between brings
@@ -828,6 +887,7 @@ class Loop:
         while timers and timers[0][2] is None:
             heappop(timers)
             self._ncancelled -= 1
+        wait: float
         if self._idle:
             wait = 0
         elif timers:
@@ -915,7 +975,7 @@ class Loop:
         self._poll = self._poller.poll
         self._forget_watchers()
 
-    def _forget_watchers(self):
+    def _forget_watchers(self) -> None:
         """:meth:`after_fork`'s part for every model: drop all watchers and
         queued calls, give watched signals their previous dispositions."""
         self._fds.clear()
@@ -929,27 +989,27 @@ class Loop:
         if self._sig_r is not None:
             _signal.set_wakeup_fd(-1)
             self._sig_r.close()
-            self._sig_w.close()
+            cast(socket.socket, self._sig_w).close()
         self._sig_r = self._sig_w = self._sig_io = None
         self._child_recs.clear()
         self._child_kept.clear()
         self._chld_watcher = None
         if self._ts_r is not None:
             self._ts_r.close()
-            self._ts_w.close()
+            cast(socket.socket, self._ts_w).close()
         self._ts_reset()  # a new lock too: another thread may have held the old one
 
 
 #: Called before a blocking CondVar.recv() runs the loop: anyevent.handle
 #: writes out what read callbacks pushed and holds (Perl had sent it already).
-_before_block = []
+_before_block: list[Callable[[], object]] = []
 
 
-def _noop_handler(signum, frame):
+def _noop_handler(signum: int, frame: object) -> None:
     """The Python-level handler: the real work happens via the wake-up fd."""
 
 
-def _wait_any():
+def _wait_any() -> Iterator[tuple[int, int]]:
     """Reap every exited child: yield ``(pid, status)`` pairs."""
     while True:
         try:
@@ -961,7 +1021,7 @@ def _wait_any():
         yield pid, status
 
 
-def _wait_one(pid):
+def _wait_one(pid: int) -> int | None:
     """Reap ``pid`` if it has exited: its raw status, else None."""
     try:
         rpid, status = os.waitpid(pid, os.WNOHANG)
@@ -970,7 +1030,7 @@ def _wait_one(pid):
     return status if rpid == pid else None
 
 
-def _message(err):
+def _message(err: object) -> str:
     """``err`` as the text of an error message: bytes decoded, else ``str()``."""
     if isinstance(err, (bytes, bytearray)):
         return bytes(err).decode("utf-8", "backslashreplace")
@@ -994,6 +1054,14 @@ class CondVar(Generic[_T]):
     """
     __slots__ = ("_loop", "_ready", "_values", "_error", "_cb", "_count",
                  "_end_cb", "_waiters", "__weakref__")
+    _loop: Loop
+    _ready: bool
+    _values: tuple[Any, ...]
+    _error: BaseException | None
+    _cb: Callable[[CondVar[_T]], object] | None
+    _count: int
+    _end_cb: Callable[[CondVar[_T]], object] | None
+    _waiters: list[Callable[[], object]] | None
 
     def __init__(self, cb: Callable[[CondVar[_T]], object] | None = None,
                  loop_: Loop | None = None) -> None:
@@ -1043,7 +1111,7 @@ class CondVar(Generic[_T]):
         self._values = ()
         self._fire()
 
-    def _fire(self):
+    def _fire(self) -> None:
         self._ready = True
         cb = self._cb
         if cb is not None:
@@ -1093,8 +1161,8 @@ class CondVar(Generic[_T]):
             raise self._error
         values = self._values
         if not values:
-            return None
-        return values[0] if len(values) == 1 else values
+            return cast(_T, None)
+        return cast(_T, values[0] if len(values) == 1 else values)
 
     def __await__(self) -> Generator[Any, None, _T]:
         """``await cv``: wait in a coroutine; the result is :meth:`recv`'s.
@@ -1241,7 +1309,7 @@ _DETECTING = ("io", "timer", "signal", "child", "idle", "postpone", "one_event",
 def _detecting(name: str) -> Callable[..., Any]:
     method = Loop.__dict__[name]
 
-    def detect_first(self, *args, **kwargs):
+    def detect_first(self: Loop, *args: Any, **kwargs: Any) -> Any:
         detect()
         # the method of the class as it is now (detection restored Loop's and
         # may have given loop a subclass); not self's attribute: an instance
@@ -1277,4 +1345,5 @@ loop: Loop = Loop()
 for _name in _DETECTING:
     _SHADOWED[_name] = Loop.__dict__[_name]
     setattr(Loop, _name, _detecting(_name))
-del _name
+# (_DETECTING is not empty: the loop did bind _name)
+del _name  # pyright: ignore[reportPossiblyUnboundVariable]

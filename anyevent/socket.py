@@ -18,7 +18,7 @@ import errno
 import os
 import socket
 import weakref
-from typing import Any, Callable, Protocol, cast
+from typing import TYPE_CHECKING, Any, Callable, Protocol, cast
 from ._sockaddr import (PROTO_BYNAME, PROTOCOL, UNIX_TOKEN, address_family, aton, format_address,
                         format_hostport, format_ip, format_ipv4, format_ipv6, getprotobyname,
                         ntoa, pack_sockaddr, parse_address, parse_hostport, parse_ip, parse_ipv4,
@@ -27,6 +27,9 @@ from ._resolve import AddressesCb, Target, TargetsCb, inet_aton, resolve_sockadd
 from .connector import Connector
 from .reactor import loop
 from .util import Guard, guard
+
+if TYPE_CHECKING:
+    from .reactor import IOWatcher, TimerWatcher
 
 #: ``tcp_connect``'s ``prepare_cb(sock) -> connect timeout in seconds`` (falsy: the kernel's).
 PrepareCb = Callable[[socket.socket], "float | None"]
@@ -189,8 +192,8 @@ class _Server:
         self.unlink, self.accept_cb = unlink, accept_cb
         self.backoff_cb = backoff_cb
         self.unix = sock.family == socket.AF_UNIX
-        self.pause = None
-        self.watch = loop.io(sock, 0, self._accept)
+        self.pause: TimerWatcher | None = None
+        self.watch: IOWatcher | None = loop.io(sock, 0, self._accept)
 
     def _accept(self) -> None:
         while self.sock is not None:

@@ -103,7 +103,7 @@ def _check_pid(where: str, pid: Any) -> None:
         raise ValueError("%s: pid must be a process id or 0 (any child), got %d" % (where, pid))
 
 
-class _StrictCondVar(CondVar):
+class _StrictCondVar(CondVar[Any]):
     """A :class:`CondVar` whose ``cb()`` and ``begin()`` check their callback."""
     __slots__ = ()
 

@@ -32,7 +32,7 @@ import sys
 import traceback
 import unicodedata
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union, cast
 
 import idna
 
@@ -209,7 +209,7 @@ def _pump_out(fd: int, sink: Callable[[bytes | None], object]) -> None:
 
 
 def _pump_in(fd: int, first: bytes | None, source: Callable[[], bytes | None],
-             cv: CondVar) -> None:
+             cv: CondVar[Any]) -> None:
     """Write ``first``, then what ``source()`` returns, to ``fd`` (non-blocking)
     until that is ``None``/``b""`` or the reader goes away (``EPIPE``); then
     close ``fd`` and count one job done on ``cv``."""
@@ -249,7 +249,8 @@ def _buffer_sink(buf: bytearray) -> Callable[[bytes | None], None]:
     return sink
 
 
-def _counted(sink: Callable[[bytes | None], object], cv: CondVar) -> Callable[[bytes | None], None]:
+def _counted(sink: Callable[[bytes | None], object], cv: CondVar[Any]
+             ) -> Callable[[bytes | None], None]:
     """Wrap ``sink`` so that ``cv`` counts one job until ``sink(None)``."""
     cv.begin()
 
@@ -280,7 +281,7 @@ def _parse_redirection(key: str) -> tuple[int, bool] | None:
     return (1 if out else 0), out
 
 
-def _plan_redirection(fd: int, out: bool, target: Any, cv: CondVar,
+def _plan_redirection(fd: int, out: bool, target: Any, cv: CondVar[Any],
                       parent_ends: list[int]) -> int | str:
     """Prepare one redirection in the parent.
 
@@ -292,6 +293,8 @@ def _plan_redirection(fd: int, out: bool, target: Any, cv: CondVar,
         return os.fsdecode(target)
     if isinstance(target, int) or hasattr(target, "fileno"):
         return _fd(target)
+    sink: Callable[[bytes | None], object]
+    source: Callable[[], bytes | None]
     if out:
         if isinstance(target, bytearray):
             sink = _buffer_sink(target)
@@ -303,19 +306,21 @@ def _plan_redirection(fd: int, out: bool, target: Any, cv: CondVar,
     elif isinstance(target, (bytes, bytearray, memoryview)):
         source = _bytes_source(target)
     elif callable(target):
-        source = target
+        source = cast("Callable[[], bytes | None]", target)
     else:
         raise TypeError("run_cmd: %d< wants a file name, file object, fd, "
                         "bytes or callback, not %r" % (fd, type(target).__name__))
-    first = None if out else source()  # Perl asks for the first chunk at once
+    # Perl asks for the first chunk at once.  (source is bound when not out,
+    # sink when out: pyright does not pair the two ifs)
+    first = None if out else source()  # pyright: ignore[reportPossiblyUnboundVariable]
     r, w = os.pipe()  # both close-on-exec; the child's end is dup2'ed in place
     if out:
         os.set_blocking(r, False)
-        _pump_out(r, _counted(sink, cv))
+        _pump_out(r, _counted(sink, cv))  # pyright: ignore[reportPossiblyUnboundVariable]
         parent_ends.append(w)
         return w
     os.set_blocking(w, False)
-    _pump_in(w, first, source, cv)
+    _pump_in(w, first, source, cv)  # pyright: ignore[reportPossiblyUnboundVariable]
     parent_ends.append(r)
     return r
 
@@ -460,10 +465,13 @@ def run_cmd(cmd: str | Sequence[str | bytes], *, on_prepare: Callable[[], object
     report_pid = pid.append if isinstance(pid, list) else pid
     if report_pid is not None and not callable(report_pid):
         raise TypeError("run_cmd: pid must be a list or a callable")
+    argv: list[str | bytes]
     argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
     if not argv:
         raise ValueError("run_cmd: empty command")
     cv = loop.condvar()
+    redir: dict[int, tuple[Any, bool]]
+    parent_ends: list[int]
     redir, parent_ends = {}, []
     try:
         for key, target in redirections.items():
@@ -476,9 +484,9 @@ def run_cmd(cmd: str | Sequence[str | bytes], *, on_prepare: Callable[[], object
     finally:
         for fd in parent_ends:
             os.close(fd)
-    status = None
+    status: int | None = None
 
-    def exited(_pid, st) -> None:
+    def exited(_pid: int, st: int) -> None:
         nonlocal status
         status = st
         _release(w)
@@ -491,7 +499,8 @@ def run_cmd(cmd: str | Sequence[str | bytes], *, on_prepare: Callable[[], object
     return cv
 
 
-def _start_child(argv, redir, close_all, on_prepare):
+def _start_child(argv: list[str | bytes], redir: dict[int, tuple[Any, bool]], close_all: bool,
+                 on_prepare: Callable[[], object] | None) -> int:
     """Spawn the command, or fork when ``on_prepare`` must run in the child.
     A command that cannot be spawned is forked after all, so that it fails
     in the child with Perl's exit code (125 open, 126 exec)."""
@@ -577,8 +586,9 @@ def fork_call(code: Callable[..., Any], *args: Any,
     if cb is None:
         if not args:
             raise TypeError("fork_call: no callback")
-        *args, cb = args
-    _fork_queue.append((code, args, cb))
+        # (Perl's trailing callback: args becomes a list without it)
+        *args, cb = args  # type: ignore[assignment]
+    _fork_queue.append((code, args, cast("Callable[..., object]", cb)))
     _fork_schedule()
 
 
@@ -592,7 +602,8 @@ def _fork_schedule() -> None:
             if _forks and exc.errno in (errno.EAGAIN, errno.ENOMEM):
                 _fork_queue.appendleft(job)  # retried when a running job ends
                 return
-            loop.postpone(lambda cb=cb, exc=exc: _deliver(cb, exc, ()))
+            loop.postpone(cast("Callable[[], object]",
+                               lambda cb=cb, exc=exc: _deliver(cb, exc, ())))
             continue
         _forks += 1
         _fork_parent(pid, r, cb)

@@ -19,13 +19,18 @@ server says goodbye to everyone: ``ChatServer.shutdown`` blocks in
 goodbyes are out (allowed because the loop is not running at that moment).
 """
 
+from __future__ import annotations
+
+import argparse
 import asyncio
 import json
 import logging
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,7 +42,7 @@ from anyevent.tls import TLS  # noqa: E402
 log = logging.getLogger("chat")
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """chat_server.py's options plus ``--status-port``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     status_port = 8080
@@ -53,16 +58,16 @@ def parse_args(argv=None):
 class StatusEndpoint:
     """``GET /status``: the chat room as JSON; anything else is a 404."""
 
-    def __init__(self, chat):
+    def __init__(self, chat: chat_server.ChatServer) -> None:
         self.chat = chat
         self.started = time.monotonic()
 
-    def status(self):
+    def status(self) -> dict[str, Any]:
         nicks = sorted(c.nick for c in self.chat.clients.values() if c.joined)
         return {"model": AnyEvent.MODEL, "clients": len(self.chat.clients), "nicks": nicks,
                 "uptime": round(time.monotonic() - self.started, 3)}
 
-    async def serve(self, reader, writer):
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             method, path = request.split(b" ", 2)[:2]
@@ -81,7 +86,7 @@ class StatusEndpoint:
             writer.close()
 
 
-async def serve(args):
+async def serve(args: argparse.Namespace) -> tuple[chat_server.ChatServer, str]:
     """Start both servers; return the chat server and the signal's name once
     SIGINT or SIGTERM arrives (the status server is closed by then)."""
     tls_ctx = TLS(cert_file=args.cert or chat_server.default_cert())
@@ -92,18 +97,19 @@ async def serve(args):
              " (model %s)", args.host, args.port, args.host, args.status_port,
              AnyEvent.MODEL)
     stop = AE.cv()
-    sigs = [AE.signal(name, lambda name=name: stop.send(name)) for name in ("INT", "TERM")]
-    signame = await stop
+    sigs = [AE.signal(name, partial(stop.send, name)) for name in ("INT", "TERM")]
+    signame: str = await stop
     del sigs
     status.close()
     await status.wait_closed()
     return chat, signame
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    aio: asyncio.AbstractEventLoop
     if os.environ.get("ANYEVENT_MODEL") == "uvloop":
         import uvloop
         aio = uvloop.new_event_loop()

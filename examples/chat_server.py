@@ -40,6 +40,7 @@ import re
 import resource
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -479,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("chat server listening on %s:%d (plain and TLS)", args.host, args.port)
     stop = AE.cv()
-    sigs = [AE.signal(name, lambda name=name: stop.send(name)) for name in ("INT", "TERM")]
+    sigs = [AE.signal(name, partial(stop.send, name)) for name in ("INT", "TERM")]
     server.shutdown(stop.recv())
     return 0
 

@@ -59,7 +59,8 @@ g = tcp_connect("localhost", 80, connected, prepare_cb=lambda sock: 5)
 MISTAKES = {
     "push_write_str": ('hdl.push_write("str")', "push_write"),
     "misspelled_option": ("Handle(fh=b, on_eror=on_error)", "on_eror"),
-    "timer_str": ('w = AE.timer("1.5", 0, lambda: None)', "timer"),
+    # (mypy does not name a staticmethod made of a bound method: the type is the clue)
+    "timer_str": ('w = AE.timer("1.5", 0, lambda: None)', 'incompatible type "str"; expected "float"'),
     "misspelled_keyword": ("g = tcp_connect(\"localhost\", 80, connected, prepare=lambda sock: 5)",
                            "prepare"),
     "line_callback_shape": ('hdl.push_read("line", lambda h, line: None)', "push_read"),
@@ -97,12 +98,7 @@ def test_correct_script_is_clean(tmp_path):
     assert mypy(tmp_path, CORRECT) == ""
 
 
-NEEDS_MODELS = "needs models branch: AE.timer is typed in anyevent/__init__.py"
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(reason=NEEDS_MODELS, strict=False))
-    if name == "timer_str" else name for name in MISTAKES])
+@pytest.mark.parametrize("name", list(MISTAKES))
 def test_mistake_is_reported(planted, name):
     output, lines = planted
     reported = errors_on(output, lines[name])
@@ -116,10 +112,8 @@ def test_only_the_mistakes_are_reported(planted):
 
 
 def test_the_issues_four_planted_mistakes(planted):
-    """The issue's script: four mistakes, four reports (AE.timer once the models land)."""
+    """The issue's script: four mistakes, four reports."""
     output, lines = planted
     four = ("push_write_str", "misspelled_option", "timer_str", "misspelled_keyword")
     missing = [name for name in four if not errors_on(output, lines[name])]
-    if missing == ["timer_str"]:
-        pytest.xfail(NEEDS_MODELS)
     assert missing == [], output

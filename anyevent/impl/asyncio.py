@@ -38,10 +38,10 @@ import signal as _signal
 from heapq import heappop
 from threading import get_ident
 from time import monotonic
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from ..reactor import (_IN, _OUT, MAXWAIT, CondVar, IdleWatcher, Loop, TimerWatcher, _call_all,
-                       _report, _set_model_class)
+                       _FdEntry, _IORec, _report, _set_model_class)
 
 __all__ = ["AsyncioLoop", "install", "adopt", "drive_own_loop"]
 
@@ -56,6 +56,11 @@ class AsyncioLoop(Loop):
     _new_event_loop = staticmethod(asyncio.new_event_loop)
 
     asyncio_loop: asyncio.AbstractEventLoop
+    _armed: asyncio.TimerHandle | None
+    _armed_at: float
+    _idle_handle: asyncio.Handle | None
+    _busy: bool
+    _one: bool
 
     def _start_on(self, aio: asyncio.AbstractEventLoop) -> None:
         self.asyncio_loop = aio
@@ -78,7 +83,7 @@ class AsyncioLoop(Loop):
 
     # -- io -------------------------------------------------------------------
 
-    def _update_mask(self, ent, mask):
+    def _update_mask(self, ent: _FdEntry, mask: int) -> None:
         """Loop.io and _io_remove's poller update, as asyncio readers/writers.
 
         An unchanged mask is a new watcher re-arming the fd: registered anew,
@@ -99,26 +104,26 @@ class AsyncioLoop(Loop):
             self._add(ent, mask)
         ent.mask = mask
 
-    def _remove(self, fd, mask):
+    def _remove(self, fd: int, mask: int) -> None:
         if mask & _IN:
             self.asyncio_loop.remove_reader(fd)
         if mask & _OUT:
             self.asyncio_loop.remove_writer(fd)
 
-    def _add(self, ent, mask):
+    def _add(self, ent: _FdEntry, mask: int) -> None:
         aio = self.asyncio_loop
         if mask & _IN:
             aio.add_reader(ent.fd, self._readable, ent)
         if mask & _OUT:
             aio.add_writer(ent.fd, self._writable, ent)
 
-    def _readable(self, ent):
+    def _readable(self, ent: _FdEntry) -> None:
         self._run_io(ent.r)
 
-    def _writable(self, ent):
+    def _writable(self, ent: _FdEntry) -> None:
         self._run_io(ent.w)
 
-    def _run_io(self, recs):
+    def _run_io(self, recs: tuple[_IORec, ...]) -> None:
         self._busy = True
         for rec in recs:
             cb = rec.cb
@@ -136,7 +141,7 @@ class AsyncioLoop(Loop):
               cb: Callable[[], object]) -> TimerWatcher:
         self._mnow = monotonic()  # ``after`` counts from the current time here
         w = Loop.timer(self, after, interval, cb)
-        self._arm(w._ent[0])
+        self._arm(cast("list[Any]", w._ent)[0])
         return w
 
     timer.__doc__ = Loop.timer.__doc__
@@ -148,7 +153,7 @@ class AsyncioLoop(Loop):
 
     postpone.__doc__ = Loop.postpone.__doc__
 
-    def _arm(self, due):
+    def _arm(self, due: float) -> None:
         armed = self._armed
         if armed is not None:
             if self._armed_at <= due:
@@ -157,7 +162,7 @@ class AsyncioLoop(Loop):
         self._armed_at = due
         self._armed = self.asyncio_loop.call_later(due - monotonic(), self._timers_due)
 
-    def _timers_due(self):
+    def _timers_due(self) -> None:
         self._armed = None
         self._mnow = monotonic()
         self._busy = True
@@ -180,7 +185,7 @@ class AsyncioLoop(Loop):
 
     idle.__doc__ = Loop.idle.__doc__
 
-    def _idle_step(self):
+    def _idle_step(self) -> None:
         self._idle_handle = None
         if not self._idle:
             return
@@ -194,7 +199,7 @@ class AsyncioLoop(Loop):
 
     # -- signals (children use them as on our loop) -----------------------------
 
-    def _sig_install(self, signum):
+    def _sig_install(self, signum: int) -> None:
         prev = _signal.getsignal(signum)
         try:
             self.asyncio_loop.add_signal_handler(signum, self._sig_fire, signum)
@@ -202,12 +207,12 @@ class AsyncioLoop(Loop):
             raise ValueError("cannot watch signal %d: %s" % (signum, exc)) from None
         self._sig_prev[signum] = prev
 
-    def _sig_fire(self, signum):
+    def _sig_fire(self, signum: int) -> None:
         self._busy = True
         _call_all(tuple(self._sig_recs.get(signum, ())), "signal")
         self._dispatched()
 
-    def _signal_remove(self, signum, rec):
+    def _signal_remove(self, signum: int, rec: list[Any]) -> None:
         recs = self._sig_recs.get(signum)
         if recs is None:
             return
@@ -231,7 +236,7 @@ class AsyncioLoop(Loop):
         """
         self.asyncio_loop.call_soon_threadsafe(self._call_reporting, cb, args)
 
-    def _call_reporting(self, cb, args):
+    def _call_reporting(self, cb: Callable[..., object], args: tuple[Any, ...]) -> None:
         self._busy = True
         try:
             cb(*args)
@@ -244,7 +249,7 @@ class AsyncioLoop(Loop):
 
     # -- running ------------------------------------------------------------------
 
-    def _idle_asyncio_loop(self, what):
+    def _idle_asyncio_loop(self, what: str) -> asyncio.AbstractEventLoop:
         aio = self.asyncio_loop
         if aio.is_running():
             raise RuntimeError(
@@ -273,7 +278,7 @@ class AsyncioLoop(Loop):
         """Make :meth:`run` return (asyncio's ``stop``)."""
         self.asyncio_loop.stop()
 
-    def _cv_wait(self, cv):
+    def _cv_wait(self, cv: CondVar[Any]) -> None:
         aio = self._idle_asyncio_loop("cv.recv()")
         # stop right in the callback that made cv ready (the loop finishes
         # the callbacks of this iteration), as our own loop returns after it
@@ -281,7 +286,7 @@ class AsyncioLoop(Loop):
         while not cv._ready:  # (someone else may stop the loop too)
             aio.run_forever()
 
-    async def _cv_await(self, cv):
+    async def _cv_await(self, cv: CondVar[Any]) -> None:
         aio = asyncio.get_running_loop()
         if aio is not self.asyncio_loop:
             raise RuntimeError(
@@ -307,7 +312,8 @@ class AsyncioLoop(Loop):
 def _future_of(cv: CondVar[Any], aio: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
     """A future on ``aio`` resolved (to None) when ``cv`` becomes ready."""
     fut = aio.create_future()
-    cv._add_waiter(lambda: fut.done() or fut.set_result(None))
+    # (the ``or`` makes the call conditional; its value is not used)
+    cv._add_waiter(lambda: fut.done() or fut.set_result(None))  # type: ignore[func-returns-value]
     return fut
 
 
@@ -324,9 +330,10 @@ def adopt(loop: Loop, cls: type[AsyncioLoop],
     """Give ``loop`` (no watchers yet) the class ``cls``, on ``running`` or a
     new current asyncio loop; its own poller is closed."""
     loop._poller.close()
-    loop._poller = loop._poll = None
+    # the asyncio models never poll: the poller is gone for good
+    loop._poller = loop._poll = None  # type: ignore[assignment]
     _set_model_class(cls)
-    loop._start_on(running or new_current_loop(cls._new_event_loop))
+    cast(AsyncioLoop, loop)._start_on(running or new_current_loop(cls._new_event_loop))
 
 
 def install(loop: Loop, running: asyncio.AbstractEventLoop | None) -> None:
@@ -350,9 +357,9 @@ class _OwnLoopDriver:
         self.own = own
         self.aio = aio
         self.users = 0
-        self.later = None
+        self.later: asyncio.TimerHandle | None = None
         fileno = getattr(own._poller, "fileno", None)
-        self.fd = fileno() if fileno is not None else None
+        self.fd: int | None = fileno() if fileno is not None else None
         if self.fd is not None:
             aio.add_reader(self.fd, self.step)
 

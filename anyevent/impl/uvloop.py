@@ -12,7 +12,7 @@ import asyncio
 import uvloop
 
 from . import asyncio as _aio_model
-from ..reactor import Loop
+from ..reactor import Loop, TimerWatcher
 
 
 #: Seconds between looks for exited children while child watchers exist
@@ -25,7 +25,7 @@ class UvloopLoop(_aio_model.AsyncioLoop):
     MODEL = "uvloop"
     _new_event_loop = staticmethod(uvloop.new_event_loop)
 
-    def _child_waker(self):
+    def _child_waker(self) -> TimerWatcher:
         """uvloop keeps SIGCHLD for its own subprocesses: child watchers
         look for exited children every :data:`CHILD_POLL` seconds instead."""
         return self.timer(CHILD_POLL, CHILD_POLL, self._reap)
