@@ -703,10 +703,15 @@ class Loop:
         if recs:
             return
         del self._sig_recs[signum]
+        self._sig_uninstall(signum)
         prev = self._sig_prev.pop(signum)
         _signal.signal(signum, prev if prev is not None else _signal.SIG_DFL)
         if not self._sig_recs:
             self._sig_close()
+
+    def _sig_uninstall(self, signum: int) -> None:
+        """The last watcher of ``signum`` went: the model forgets the signal
+        (our loop's Python-level handler is replaced by the previous one)."""
 
     def _sig_close(self) -> None:
         cast(IOWatcher, self._sig_io).cancel()

@@ -212,17 +212,11 @@ class AsyncioLoop(Loop):
         _call_all(tuple(self._sig_recs.get(signum, ())), "signal")
         self._dispatched()
 
-    def _signal_remove(self, signum: int, rec: list[Any]) -> None:
-        recs = self._sig_recs.get(signum)
-        if recs is None:
-            return
-        recs.remove(rec)
-        if recs:
-            return
-        del self._sig_recs[signum]
-        prev = self._sig_prev.pop(signum)
+    def _sig_uninstall(self, signum: int) -> None:
         self.asyncio_loop.remove_signal_handler(signum)
-        _signal.signal(signum, prev if prev is not None else _signal.SIG_DFL)
+
+    def _sig_close(self) -> None:
+        pass  # asyncio owns the wake-up fd
 
     # -- threads ----------------------------------------------------------------
 
