@@ -17,21 +17,24 @@ PYTHONS ?= $(foreach v,3.10 3.11 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv
 $(VPY):
 	$(PY) -m venv $(VENV)
 
-# one stamp per set of extras, redone when the package metadata changes
+# one stamp per set of extras, redone when the package metadata changes; the
+# editable install skips the compiled core (ANYEVENT_PURE_PYTHON at build
+# time), which .core below builds once, in place
+PIP := ANYEVENT_PURE_PYTHON=1 $(VPY) -m pip install -q -e
 $(VENV)/.test: setup.cfg pyproject.toml | $(VPY)
-	$(VPY) -m pip install -q -e '.[test]'
+	$(PIP) '.[test]'
 	touch $@
 
 $(VENV)/.bench: setup.cfg pyproject.toml | $(VPY)
-	$(VPY) -m pip install -q -e '.[test,bench]'
+	$(PIP) '.[test,bench]'
 	touch $@
 
 $(VENV)/.typecheck: setup.cfg pyproject.toml | $(VPY)
-	$(VPY) -m pip install -q -e '.[test,typecheck]'
+	$(PIP) '.[test,typecheck]'
 	touch $@
 
 $(VENV)/.docs: setup.cfg pyproject.toml | $(VPY)
-	$(VPY) -m pip install -q -e '.[docs]'
+	$(PIP) '.[docs]'
 	touch $@
 
 # the compiled core (setup.py), rebuilt in place when its sources change
