@@ -61,11 +61,6 @@ intersphinx_timeout = 1
 
 # Every cross-reference must resolve (-n), except these, each with its reason.
 nitpicky = True
-nitpick_ignore = [
-    # anyevent/__init__.py says :meth:`Loop.io` in AnyEvent.io's docstring;
-    # it means anyevent.reactor.Loop.io (the file's owner is to qualify it)
-    ("py:meth", "Loop.io"),
-]
 nitpick_ignore_regex = [
     # dnspython, cbor2, pyOpenSSL and cryptography publish inventories only
     # online, and the build must not fetch (see intersphinx_mapping above)
