@@ -70,7 +70,7 @@ class AnyEvent:
 
     @staticmethod
     def io(*, fh, poll, cb):
-        """``AnyEvent->io(fh => $fh, poll => "r"|"w", cb => $cb)``; see :meth:`~anyevent.reactor.Loop.io`.
+        """``AnyEvent->io(fh => $fh, poll => "r"|"w", cb => $cb)``; see :meth:`Loop.io`.
 
         ``poll`` is ``"r"`` (readable) or ``"w"`` (writable); anything else
         (``0``, ``1``, ``"write"``) raises :class:`ValueError`, as it does
