@@ -1044,8 +1044,8 @@ class Handle:
         ``on_drain`` runs inside this call when the kernel took everything:
         it is handed to the kernel at once (unless ``autocork``), or, for
         ``bytes`` pushed by a read callback, together with the callback's
-        other writes when the handle's read dispatch ends (see
-        :meth:`_hold_write`; nothing observable changes).  Data pushed from
+        other writes when the handle's read dispatch ends (one ``send`` for
+        a request's replies; nothing observable changes).  Data pushed from
         ``on_error`` while it reports a fatal error goes out as far as the
         stream still takes it (further errors are not reported; the rest
         lingers), except after a TLS failure, where it is dropped.  Raises

@@ -440,7 +440,8 @@ class Loop:
 
     # -- time ---------------------------------------------------------------
 
-    #: The model's name (:data:`MODELS`); :data:`MODEL` is that of :data:`loop`.
+    #: The model's name (:data:`~anyevent.reactor.MODELS`); :data:`~anyevent.reactor.MODEL`
+    #: is that of :data:`~anyevent.reactor.loop`.
     MODEL = "anyevent"
 
     def now(self) -> float:
@@ -818,7 +819,7 @@ class Loop:
         from then on the loop always has a watcher and no longer raises
         "the loop has no watchers" (another thread might still call in).
         Until the first call the loop's iteration is untouched; see
-        :meth:`prepare_threadsafe` to create the wake-up before the first call.
+        :meth:`~anyevent.reactor.Loop.prepare_threadsafe` to create the wake-up before the first call.
         """
         with self._ts_lock:
             if self._ts_w is None:
@@ -1086,7 +1087,7 @@ class CondVar(Generic[_T]):
         :meth:`croak` still wins.  An exception escaping the callback goes to
         the exception handler (``where`` is ``"condvar"``).  Called from a
         thread other than the loop's, the send is handed to the loop's thread
-        with :meth:`Loop.call_soon_threadsafe` (which wakes the loop at once)
+        with :meth:`~anyevent.reactor.Loop.call_soon_threadsafe` (which wakes the loop at once)
         and happens there.
         """
         if get_ident() != self._loop._thread:
@@ -1241,7 +1242,7 @@ def _running_asyncio_loop() -> Any:
 def detect(model: str | None = None) -> str:
     """Fix the model of :data:`loop` (if not done yet) and return its name.
 
-    ``model`` (one of :data:`MODELS`) chooses it; else ``ANYEVENT_MODEL`` in
+    ``model`` (one of :data:`~anyevent.reactor.MODELS`) chooses it; else ``ANYEVENT_MODEL`` in
     the environment; else ``"asyncio"`` when an asyncio loop is running in
     this thread, else ``"anyevent"`` (our own loop).  The first watcher calls
     this, so the choice is made once, before anything is watched; asking for
@@ -1339,8 +1340,8 @@ def _set_model_class(cls: type[Loop]) -> None:
         loop.__class__ = cls
 
 
-#: The process-wide loop: a :class:`Loop`, or the model's subclass of it once
-#: :func:`detect` has run (the first watcher runs it).  Until then the watcher
+#: The process-wide loop: a :class:`~anyevent.reactor.Loop`, or the model's subclass
+#: of it once :func:`~anyevent.reactor.detect` has run (the first watcher runs it).  Until then the watcher
 #: methods of the class Loop are stand-ins that detect first (a private
 #: ``Loop()`` used before detection therefore detects too).  The default
 #: model neither changes the object's class nor puts anything in its

@@ -7,8 +7,17 @@ import typing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # document the tree, not an installed copy
+# the .py files are the reference: a compiled core (make test builds it in
+# place) would give autodoc Cython's functions, without their annotations
+os.environ["ANYEVENT_PURE_PYTHON"] = "1"
 
 import anyevent  # noqa: E402
+import anyevent.reactor  # noqa: E402
+
+# Until the model is fixed, Loop's watcher methods (and AE.io & co., bound to
+# them) are stand-ins taking (*args, **kwargs); fixing it (the default model,
+# as the first watcher would) puts the real methods and signatures back.
+anyevent.reactor.detect("anyevent")
 
 project = "anyevent"
 author = "the anyevent authors"
@@ -54,7 +63,9 @@ intersphinx_timeout = 1
 nitpicky = True
 nitpick_ignore = [
     # anyevent/__init__.py says :meth:`Loop.io` in AnyEvent.io's docstring;
-    # it means anyevent.reactor.Loop.io (the file's owner is to qualify it)
+    # it means anyevent.reactor.Loop.io.  Left as it is while that def line
+    # (next to the docstring's first line) is being annotated on another
+    # branch; qualify it as :meth:`~anyevent.reactor.Loop.io` after the merge
     ("py:meth", "Loop.io"),
 ]
 nitpick_ignore_regex = [
@@ -90,6 +101,7 @@ html_static_path = []
 # assigns it, never with its type's docstring (``dict.__doc__``).
 
 import importlib  # noqa: E402
+import re  # noqa: E402
 
 from docutils import nodes  # noqa: E402
 from docutils.statemachine import StringList  # noqa: E402
@@ -122,6 +134,14 @@ def _is_typing_construct(name, obj):
     return type(obj).__module__ in _TYPING_MODULES
 
 
+def _private_anyevent(modname):
+    """A private module of the package (``anyevent._resolve``): what it defines
+    is documented where a public module re-exports it (autodoc then gives the
+    entry the private name as its canonical one, which signatures use)."""
+    parts = modname.split(".")
+    return parts[0] == "anyevent" and any(part.startswith("_") for part in parts[1:])
+
+
 def _more_entries(modname):
     """The autodoc directives ``anyevent-more`` adds for ``modname``."""
     mod = importlib.import_module(modname)
@@ -136,7 +156,7 @@ def _more_entries(modname):
             continue
         if not isinstance(obj, type):
             yield ".. autodata:: %s.%s" % (modname, name)
-        elif obj.__module__ == modname:
+        elif obj.__module__ == modname or _private_anyevent(obj.__module__):
             yield ".. autoclass:: %s.%s" % (modname, name)
             yield "   :members:"
 
@@ -177,30 +197,54 @@ def _data_doc(app, what, name, obj, options, lines):
     lines[:] = _package_attr_doc(name.rpartition(".")[2], obj) or []
 
 
+# names a module imports only under TYPE_CHECKING (its annotations then stay
+# strings that autodoc cannot evaluate), with the object each one names
+_TYPE_CHECKING_NAMES = {"FileIO": "io.FileIO"}  # anyevent.util.portable_pipe
+_DOTTED_NAME = re.compile(r"[A-Za-z_][\w.]*")
+
+
 def _resolve_annotation_name(app, env, node, contnode):
     """Names autodoc writes for annotations that Sphinx cannot find as they are:
-    a class under its defining submodule (``asyncio.events.AbstractEventLoop``,
-    documented as ``asyncio.AbstractEventLoop``) is looked up in the
-    inventories under its package; a bare name from a forward reference in
-    an alias (``"TLS"`` in ``TlsCtx``) resolves when exactly one documented
-    object has that name."""
-    target = node.get("reftarget", "")
+
+    * a class under its defining submodule (``asyncio.events.AbstractEventLoop``,
+      documented as ``asyncio.AbstractEventLoop``) is looked up in the
+      inventories under its package;
+    * a bare name from a forward reference in an alias (``"TLS"`` in
+      ``TlsCtx``) resolves when exactly one documented object has that name
+      (aliases that autodoc notes for a re-export's canonical name aside);
+    * a forward reference that is an expression (``"Ctx | None"`` in
+      ``FmtCb``, ``"os.PathLike[str]"`` in ``anyevent.io.Path``) reaches
+      Sphinx as one target: it links to the first name in it (not None);
+    * a name imported only under TYPE_CHECKING (:data:`_TYPE_CHECKING_NAMES`).
+    """
     if node.get("refdomain") != "py" or node.get("reftype") not in ("class", "obj"):
         return None
-    if target.count(".") >= 2:
-        retry = node.deepcopy()
-        retry["reftarget"] = target.partition(".")[0] + "." + target.rpartition(".")[2]
-        from sphinx.ext.intersphinx import missing_reference
-        return missing_reference(app, env, retry, contnode)
+    names = [name for name in _DOTTED_NAME.findall(node.get("reftarget", "")) if name != "None"]
+    if not names:
+        return None
+    target = _TYPE_CHECKING_NAMES.get(names[0], names[0])
+    retry = node.deepcopy()
+    retry["reftarget"] = target
+    if target != node["reftarget"]:
+        found = env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder,
+                                                  node["reftype"], target, retry, contnode)
+        if found is not None:
+            return found
+    from sphinx.ext.intersphinx import missing_reference
     if "." in target:
-        return None
+        if target.count(".") >= 2:
+            retry["reftarget"] = target.partition(".")[0] + "." + target.rpartition(".")[2]
+        elif target == node["reftarget"]:
+            return None
+        return missing_reference(app, env, retry, contnode)
     domain = env.get_domain("py")
-    found = [name for name in domain.objects if name.rpartition(".")[2] == target]
-    if len(found) != 1:
-        return None
-    entry = domain.objects[found[0]]
-    return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id,
-                        contnode, found[0])
+    found = [name for name, entry in domain.objects.items()
+             if name.rpartition(".")[2] == target and not entry.aliased]
+    if len(found) == 1:
+        entry = domain.objects[found[0]]
+        return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id,
+                            contnode, found[0])
+    return missing_reference(app, env, retry, contnode) if target != node["reftarget"] else None
 
 
 def setup(app):
