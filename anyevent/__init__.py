@@ -74,7 +74,7 @@ class AnyEvent:
 
     @staticmethod
     def io(*, fh: Any, poll: str, cb: Callable[[], object]) -> IOWatcher:
-        """``AnyEvent->io(fh => $fh, poll => "r"|"w", cb => $cb)``; see :meth:`Loop.io`.
+        """``AnyEvent->io(fh => $fh, poll => "r"|"w", cb => $cb)``; see :meth:`~anyevent.reactor.Loop.io`.
 
         ``poll`` is ``"r"`` (readable) or ``"w"`` (writable); anything else
         (``0``, ``1``, ``"write"``) raises :class:`ValueError`, as it does

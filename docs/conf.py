@@ -61,13 +61,6 @@ intersphinx_timeout = 1
 
 # Every cross-reference must resolve (-n), except these, each with its reason.
 nitpicky = True
-nitpick_ignore = [
-    # anyevent/__init__.py says :meth:`Loop.io` in AnyEvent.io's docstring;
-    # it means anyevent.reactor.Loop.io.  Left as it is while that def line
-    # (next to the docstring's first line) is being annotated on another
-    # branch; qualify it as :meth:`~anyevent.reactor.Loop.io` after the merge
-    ("py:meth", "Loop.io"),
-]
 nitpick_ignore_regex = [
     # dnspython, cbor2, pyOpenSSL and cryptography publish inventories only
     # online, and the build must not fetch (see intersphinx_mapping above)

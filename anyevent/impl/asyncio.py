@@ -139,7 +139,9 @@ class AsyncioLoop(Loop):
 
     def timer(self, after: float, interval: float | None,
               cb: Callable[[], object]) -> TimerWatcher:
-        self._mnow = monotonic()  # ``after`` counts from the current time here
+        """As :meth:`anyevent.reactor.Loop.timer`, but ``after`` counts from the
+        current time: asyncio keeps no time of the current iteration."""
+        self._mnow = monotonic()
         w = Loop.timer(self, after, interval, cb)
         self._arm(cast("list[Any]", w._ent)[0])
         return w
