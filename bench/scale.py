@@ -106,7 +106,7 @@ def main():
     parser.add_argument("--plot", action="store_true")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
-    echo.raise_fd_limit(max(counts) * 2 + 200)  # client and server inherit it
+    echo.raise_fd_limit(max(counts) + 200)  # each of client and server inherits it
     client = echo.build_client()
     best = run(client, counts, args.seconds, args.rounds)
     report(best, counts)
