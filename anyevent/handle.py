@@ -1158,7 +1158,7 @@ class Handle:
             data = bytes(args[0])
         else:
             data = _load_type(_WRITE_TYPES, args[0], "anyevent_write_type")(self, *args[1:])
-        self._wbuf[:0] = data
+        self.wbuf[:0] = data  # the property: what a read callback pushed went out before
         if self._fh is not None:
             self._drain_wbuf()
 

@@ -141,6 +141,14 @@ def test_mutable_data_after_held_bytes_keeps_the_order():
     assert _recv_exactly(b, 14) == b"one\ntwo\nthree\n"
 
 
+def test_unshift_write_comes_after_what_was_pushed_before_it():
+    def reply(h, line, eol):
+        h.push_write(b"one\n")  # Perl: on the wire already
+        h.unshift_write(b"zero\n")  # the front of what is still unwritten
+    hdl, b = _reply_to_one_line(reply)
+    assert _recv_exactly(b, 9) == b"one\nzero\n"
+
+
 def test_large_replies_go_out_in_slices(monkeypatch):
     a, b = pair()
     hdl = Handle(fh=a, linger=0)
