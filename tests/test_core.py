@@ -49,7 +49,8 @@ def test_an_edited_source_wins_over_a_stale_build(tmp_path):
     shutil.copytree(PACKAGE, tmp_path / "anyevent", ignore=shutil.ignore_patterns("*.c"))
     (tmp_path / "setup.py").write_text("")  # a source tree, not an installed wheel
     source = tmp_path / "anyevent" / "handle.py"
-    newer = os.path.getmtime(next((tmp_path / "anyevent").glob("handle.*.so"))) + 10
+    built = tmp_path / "anyevent" / os.path.basename(_core._extension("handle"))  # this Python's
+    newer = os.path.getmtime(built) + 10
     os.utime(source, (newer, newer))
     compiled, handle, reactor, stderr = _probe(tmp_path, ANYEVENT_PURE_PYTHON="")
     assert not compiled and handle == str(source) and not reactor.endswith(".py")
