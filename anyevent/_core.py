@@ -5,8 +5,8 @@ Cython when it can, into extension modules beside the ``.py`` files.  The
 ``.py`` files are the reference, and they are imported instead:
 
 * when ``ANYEVENT_PURE_PYTHON`` is set (non-empty) in the environment;
-* in a source tree (``setup.py`` next to the package) where a ``.py`` is newer
-  than its extension module: the edit wins over the stale build, with a
+* in a source tree (``setup.py`` next to the package) where a ``.py`` (or the
+  ``.pxd`` that types it) is newer than its extension module: the edit wins over the stale build, with a
   :class:`RuntimeWarning` that says to rebuild (``make`` does).
 """
 
@@ -34,7 +34,9 @@ def _extension(name: str) -> str | None:
 def _stale(name: str, extension: str) -> bool:
     if not os.path.exists(os.path.join(_HERE, os.pardir, "setup.py")):
         return False  # installed: the wheel's files belong together
-    return os.path.getmtime(extension) < os.path.getmtime(os.path.join(_HERE, name + ".py"))
+    built = os.path.getmtime(extension)
+    sources = [os.path.join(_HERE, name + suffix) for suffix in (".py", ".pxd")]
+    return any(built < os.path.getmtime(path) for path in sources if os.path.exists(path))
 
 
 class _Interpreted:

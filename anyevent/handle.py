@@ -96,6 +96,10 @@ PrepareCb = Callable[["Handle"], Union[float, None]]
 Reader = Callable[["Handle"], object]
 #: ``cb(hdl, data)``: chunk, regex, netstring, packstring.
 DataCb = Callable[["Handle", bytes], object]
+#: The callback fields of the core: it calls them with itself, which type
+#: checkers know as a _HandleCore; the setters take the public shapes above.
+_SelfCb = Callable[[Any], object]
+_SelfCb3 = Callable[[Any, bool, str], object]
 #: ``cb(hdl, line, eol)``: the line read type.
 LineCb = Callable[["Handle", bytes, bytes], object]
 #: ``cb(hdl, value)``: json, cbor, storable.
@@ -494,7 +498,7 @@ def _fd_send(fh: Any, data: Any) -> int:
 _HOLD_MAX = 65536
 
 #: The handles holding writes (at most one per nested read dispatch).
-_holders: list[Handle] = []
+_holders: list[_HandleCore] = []
 
 
 def _release_all_held() -> None:
@@ -546,62 +550,36 @@ _OPTIONS = frozenset("""
 """.split())
 
 
-class Handle:
-    """A buffered, non-blocking stream (``AnyEvent::Handle->new``).
+class _HandleCore:
+    """Everything a :class:`Handle` is and does, in a base class of its own.
 
-    Options (keywords, Perl names):
-
-    * ``fh`` -- a connected stream socket, pipe, tty or an int fd; made
-      non-blocking.  Or ``connect=(host, service)`` to connect first (see
-      :mod:`anyevent.socket`), with ``on_prepare(hdl) -> timeout seconds``,
-      ``on_connect(hdl, host, port, retry)`` and ``on_connect_error(hdl, message)``.
-    * ``on_error(hdl, fatal, message)`` -- errors, ``hdl.errno`` holds the errno
-      (EPIPE, ENOSPC, ETIMEDOUT (non-fatal), EBADMSG, EPROTO, or the OS's);
-      after a fatal error the handle is destroyed.  Without it a fatal error
-      raises :class:`OSError` (Perl croaks).
-    * ``on_read(hdl)``, ``on_eof(hdl)``, ``on_drain(hdl)``.
-    * ``timeout``/``rtimeout``/``wtimeout`` (seconds of inactivity, 0 = off)
-      with ``on_timeout``/``on_rtimeout``/``on_wtimeout(hdl)``.
-    * ``rbuf_max``/``wbuf_max`` (bytes; exceeding is a fatal ENOSPC).
-    * ``autocork`` (bool), ``no_delay``, ``keepalive``, ``oobinline`` (on
-      unless given as false).
-    * ``read_size`` (default 2048, doubled while reads fill it, up to
-      ``max_read_size``, default 131072), ``low_water_mark`` (bytes, 0).
-    * ``linger`` (seconds, default 3600), ``peername`` (for TLS checks).
-    * ``close_fh`` (bool, default true): the handle owns its fh and closes it
-      when destroyed (after lingering); false leaves it open for the caller.
-    * ``tls`` (``"connect"``, ``"accept"`` or an ``OpenSSL.SSL.Connection``),
-      ``tls_ctx`` (:class:`anyevent.tls.TLS` or a dict of its options),
-      ``on_starttls(hdl, success, message)``, ``on_stoptls(hdl)``.
-    * ``json``: any object with ``encode(value) -> str | bytes`` and/or
-      ``raw_decode(text) -> (value, end)`` (a ``json.JSONDecoder``), or a
-      tuple ``(encoder, decoder)``; default :func:`json_coder`.  ``cbor``:
-      any object with ``encode(value) -> bytes`` and/or ``decode(bytes) ->
-      value`` (default :func:`cbor_coder`), or a dict of keyword arguments
-      for :func:`cbor2.dumps`.  ``storable_trusted`` (bool: let the ``storable``
-      read type unpickle arbitrary classes; off by default).
-
-    Unknown options are stored as attributes (Perl keeps them in the hash);
-    with ``ANYEVENT_STRICT`` they raise :class:`TypeError`.
+    setup.py compiles this module with Cython, and ``handle.pxd`` makes this
+    class a C type there: its slots become C fields and its methods read them
+    without a dictionary lookup.  :class:`Handle` adds what a C type cannot
+    have (an instance dict, weak references, turning into a destroyed handle).
+    Interpreted, it is a plain class and nothing differs.
     """
 
-    # What every handle uses lives in slots; what few handles use (TLS,
-    # connect, coders, non-default settings) lives in the instance dict,
-    # which Python creates only when one of them is set: an idle plain
-    # handle stays small.  The class attributes below are their defaults.
-    __slots__ = (
-        "_fh", "_rbuf", "_rgen", "_wbuf", "_hold", "_held", "_held_size", "errno", "tls",
-        "_recv", "_send", "_queue",
-        "_rw", "_ww", "_eof", "_skip_drain", "_on_error", "_on_read",
-        "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
-        "max_read_size", "_timers", "_opts", "__dict__", "__weakref__",
-    )
+    # What every handle uses lives in slots (C fields when compiled: keep
+    # handle.pxd in step); what few handles use (TLS, connect, coders,
+    # non-default settings) lives in the instance dict, which Python creates
+    # only when one of them is set: an idle plain handle stays small.  The
+    # class attributes below are their defaults.  (Type checkers are not
+    # shown the slots: they would not know that Handle adds the dict.)
+    if not TYPE_CHECKING:
+        __slots__ = (
+            "_fh", "_rbuf", "_rgen", "_wbuf", "_hold", "_held", "_held_size", "tls",
+            "_recv", "_send", "_queue",
+            "_rw", "_ww", "_eof", "_skip_drain", "_on_error", "_on_read",
+            "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
+            "max_read_size", "_timers", "_opts", "_autocork", "_low_water_mark",
+            "_drain_state", "_failing",
+        )
     _fh: Any
     _wbuf: bytearray
     _hold: bool
     _held: list[bytes] | None
     _held_size: int
-    errno: int
     tls: Any  # an OpenSSL.SSL.Connection while TLS is on
     read_size: int
     max_read_size: int
@@ -614,31 +592,32 @@ class Handle:
     _ww: Any
     _eof: bool
     _skip_drain: bool
-    _on_error: ErrorCb | None
-    _on_read: HandleCb | None
-    _on_eof: HandleCb | None
-    _on_drain: HandleCb | None
+    _on_error: _SelfCb3 | None
+    _on_read: _SelfCb | None
+    _on_eof: _SelfCb | None
+    _on_drain: _SelfCb | None
     _rbuf_max: int | None
     _wbuf_max: int | None
     _timers: dict[str, list[Any]] | None
     _opts: Any  # the options given: a dict, or a read-only mapping of the late ones
+    _autocork: bool
+    _low_water_mark: int
+    _drain_state: int  # _DRAIN_IDLE, _DRAIN_RUNNING or _DRAIN_AGAIN
+    _failing: int  # _FAILING or _TLS_FAILING while on_error reports a fatal error
+    errno: int = 0  # the last error's (in the dict: errno is a C macro's name)
     peername: str | None = None
     tls_ctx: Any = None  # a TLS context (or the dict given) once TLS starts
-    _autocork = False
-    _low_water_mark = 0
     _linger: float | None = 3600
     _close_fh = True
     _connect: Any = None
     _tls_rbuf: Any = None
     _tls_wbuf: Any = None
     _tls_handshaking = False
-    _on_starttls: StartTlsCb | None = None
-    _on_stoptls: HandleCb | None = None
+    _on_starttls: _SelfCb3 | None = None
+    _on_stoptls: _SelfCb | None = None
     _json: Any = None
     _cbor: Any = None
     _storable_trusted = False
-    _drain_state = 0  # _DRAIN_IDLE
-    _failing = 0  # _FAILING or _TLS_FAILING while on_error reports a fatal error
 
     def __init__(self, fh: Fh | None = None, **opts: Unpack[HandleOptions]) -> None:
         _reactor.refcounted(self)  # a cycle through the handle keeps it, as in Perl
@@ -656,8 +635,11 @@ class Handle:
         self._wbuf = bytearray()
         self._hold = False  # True while this handle's own read dispatch runs
         self._held = None  # what push_write held meanwhile: a list of bytes
-        self.errno = 0
         self.tls = None
+        self._autocork = False
+        self._low_water_mark = 0
+        self._drain_state = _DRAIN_IDLE
+        self._failing = 0
         for key, attr in _DICT_OPTIONS:
             value = opts.get(key)
             if value is not None or (key == "linger" and key in opts):
@@ -1736,7 +1718,10 @@ class Handle:
         if self._queue:
             self._queue.clear()
         self._on_error = self._on_read = self._on_eof = self._on_drain = None
+        errno = self.errno  # (stays readable after an error destroyed the handle)
         self.__dict__.clear()  # rarer state and user keys, as Perl empties its hash
+        if errno:
+            self.errno = errno
         self._opts = _NO_OPTIONS
         self._fh = None
         self._wbuf = bytearray()
@@ -1746,6 +1731,48 @@ class Handle:
             self._teardown()
         except Exception:  # noqa: BLE001 - never raise from a finalizer
             pass
+
+
+class Handle(_HandleCore):
+    """A buffered, non-blocking stream (``AnyEvent::Handle->new``).
+
+    Options (keywords, Perl names):
+
+    * ``fh`` -- a connected stream socket, pipe, tty or an int fd; made
+      non-blocking.  Or ``connect=(host, service)`` to connect first (see
+      :mod:`anyevent.socket`), with ``on_prepare(hdl) -> timeout seconds``,
+      ``on_connect(hdl, host, port, retry)`` and ``on_connect_error(hdl, message)``.
+    * ``on_error(hdl, fatal, message)`` -- errors, ``hdl.errno`` holds the errno
+      (EPIPE, ENOSPC, ETIMEDOUT (non-fatal), EBADMSG, EPROTO, or the OS's);
+      after a fatal error the handle is destroyed.  Without it a fatal error
+      raises :class:`OSError` (Perl croaks).
+    * ``on_read(hdl)``, ``on_eof(hdl)``, ``on_drain(hdl)``.
+    * ``timeout``/``rtimeout``/``wtimeout`` (seconds of inactivity, 0 = off)
+      with ``on_timeout``/``on_rtimeout``/``on_wtimeout(hdl)``.
+    * ``rbuf_max``/``wbuf_max`` (bytes; exceeding is a fatal ENOSPC).
+    * ``autocork`` (bool), ``no_delay``, ``keepalive``, ``oobinline`` (on
+      unless given as false).
+    * ``read_size`` (default 2048, doubled while reads fill it, up to
+      ``max_read_size``, default 131072), ``low_water_mark`` (bytes, 0).
+    * ``linger`` (seconds, default 3600), ``peername`` (for TLS checks).
+    * ``close_fh`` (bool, default true): the handle owns its fh and closes it
+      when destroyed (after lingering); false leaves it open for the caller.
+    * ``tls`` (``"connect"``, ``"accept"`` or an ``OpenSSL.SSL.Connection``),
+      ``tls_ctx`` (:class:`anyevent.tls.TLS` or a dict of its options),
+      ``on_starttls(hdl, success, message)``, ``on_stoptls(hdl)``.
+    * ``json``: any object with ``encode(value) -> str | bytes`` and/or
+      ``raw_decode(text) -> (value, end)`` (a ``json.JSONDecoder``), or a
+      tuple ``(encoder, decoder)``; default :func:`json_coder`.  ``cbor``:
+      any object with ``encode(value) -> bytes`` and/or ``decode(bytes) ->
+      value`` (default :func:`cbor_coder`), or a dict of keyword arguments
+      for :func:`cbor2.dumps`.  ``storable_trusted`` (bool: let the ``storable``
+      read type unpickle arbitrary classes; off by default).
+
+    Unknown options are stored as attributes (Perl keeps them in the hash);
+    with ``ANYEVENT_STRICT`` they raise :class:`TypeError`.
+    """
+
+    __slots__ = ("__dict__", "__weakref__")
 
 
 # The file name this module's frames carry in a traceback: __file__ when

@@ -240,7 +240,14 @@ def _resolve_annotation_name(app, env, node, contnode):
     return missing_reference(app, env, retry, contnode) if target != node["reftarget"] else None
 
 
+def _public_bases(app, name, obj, options, bases):
+    """Handle's compiled base class is an implementation detail: its methods
+    are documented as Handle's own (``:inherited-members:`` in handle.rst)."""
+    bases[:] = [base for base in bases if not base.__name__.startswith("_")] or [object]
+
+
 def setup(app):
     app.add_directive("anyevent-more", MoreNames)
+    app.connect("autodoc-process-bases", _public_bases)
     app.connect("missing-reference", _resolve_annotation_name)
     app.connect("autodoc-process-docstring", _data_doc)
