@@ -1,12 +1,15 @@
 """Which implementation of the core modules is imported: compiled or interpreted.
 
 ``setup.py`` compiles :mod:`anyevent.reactor` and :mod:`anyevent.handle` with
-Cython when it can, into extension modules beside the ``.py`` files.  The
-``.py`` files are the reference, and they are imported instead:
+Cython when it can, into extension modules beside the ``.py`` files, and
+``_sockio`` (a handle's socket calls, no ``.py``: the interpreted handle uses
+the socket's own methods).  The ``.py`` files are the reference, and they are
+imported instead, without ``_sockio``:
 
 * when ``ANYEVENT_PURE_PYTHON`` is set (non-empty) in the environment;
-* in a source tree (``setup.py`` next to the package) where a ``.py`` (or the
-  ``.pxd`` that types it) is newer than its extension module: the edit wins over the stale build, with a
+* in a source tree (``setup.py`` next to the package) where a module's
+  source (``.py``, the ``.pxd`` that types it, or ``.pyx``) is newer than its
+  extension module: the edit wins over the stale build, with a
   :class:`RuntimeWarning` that says to rebuild (``make`` does).
 """
 
@@ -19,6 +22,8 @@ import sys
 import warnings
 
 CORE = ("reactor", "handle")
+#: Compiled modules with no ``.py``: the core does without them when interpreted.
+COMPILED_ONLY = ("_sockio",)
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _interpreted: frozenset[str] = frozenset()  # the core modules imported from their .py
 
@@ -35,7 +40,7 @@ def _stale(name: str, extension: str) -> bool:
     if not os.path.exists(os.path.join(_HERE, os.pardir, "setup.py")):
         return False  # installed: the wheel's files belong together
     built = os.path.getmtime(extension)
-    sources = [os.path.join(_HERE, name + suffix) for suffix in (".py", ".pxd")]
+    sources = [os.path.join(_HERE, name + suffix) for suffix in (".py", ".pxd", ".pyx")]
     return any(built < os.path.getmtime(path) for path in sources if os.path.exists(path))
 
 
@@ -50,6 +55,8 @@ class _Interpreted:
         package, _, name = fullname.rpartition(".")
         if package != __package__ or name not in self._names:
             return None
+        if name in COMPILED_ONLY:
+            raise ModuleNotFoundError("%s: the compiled core is not used" % fullname, name=fullname)
         return importlib.util.spec_from_file_location(fullname, os.path.join(_HERE, name + ".py"))
 
 
@@ -58,6 +65,10 @@ def install() -> None:
     global _interpreted
     pure = bool(os.environ.get("ANYEVENT_PURE_PYTHON"))
     _interpreted = frozenset(name for name in CORE if _use_source(name, pure))
+    if _interpreted:  # the compiled helpers go with the compiled modules
+        _interpreted |= frozenset(COMPILED_ONLY)
+    else:
+        _interpreted = frozenset(name for name in COMPILED_ONLY if _use_source(name, pure))
     if _interpreted:
         sys.meta_path.insert(0, _Interpreted(_interpreted))
 
@@ -69,13 +80,14 @@ def _use_source(name: str, pure: bool) -> bool:
     if pure:
         return True
     if _stale(name, extension):
-        warnings.warn("anyevent: %s is older than %s.py; importing the .py (rebuild the "
-                      "compiled core: make, or pip install -e .)" % (
-                          os.path.basename(extension), name), RuntimeWarning, stacklevel=4)
+        warnings.warn("anyevent: %s is older than its source; importing the .py files "
+                      "(rebuild the compiled core: make, or pip install -e .)" % (
+                          os.path.basename(extension)), RuntimeWarning, stacklevel=4)
         return True
     return False
 
 
 def compiled() -> bool:
     """True when :mod:`anyevent.reactor` and :mod:`anyevent.handle` are the compiled ones."""
-    return all(_extension(name) is not None and name not in _interpreted for name in CORE)
+    return all(_extension(name) is not None and name not in _interpreted
+               for name in CORE + COMPILED_ONLY)

@@ -47,6 +47,11 @@ from typing import (TYPE_CHECKING, Any, Callable, Literal, Mapping, NoReturn, Pr
 import cbor2
 
 from . import reactor as _reactor
+
+try:
+    from . import _sockio  # the compiled core's socket calls (setup.py)
+except ImportError:  # pure Python
+    _sockio = None  # type: ignore[assignment]
 from ._sockaddr import _sockaddr_text
 
 if TYPE_CHECKING:
@@ -486,12 +491,46 @@ def _weak_method(obj: object, name: str) -> Callable[[], None]:
     return MethodType(caller, weakref.ref(obj))
 
 
-def _fd_recv_into(fh: Any, buf: Any, size: int) -> int:
-    return os.readv(fh if fh.__class__ is int else fh.fileno(), (buf[:size],))
+# A handle reads with ``_recv(fh, buf, size) -> count``: up to ``size`` bytes
+# onto the end of the bytearray ``buf`` (0 at end of stream), and writes with
+# ``_send(fh, data) -> count``.  Plain sockets use the compiled core's
+# _sockio when it is there (the same system calls without the socket
+# object's method layer), or the functions below.
+
+def _scratch_view(size: int) -> memoryview:
+    """The buffer reads land in before they are appended (one per process: no
+    allocation per read, and no per-handle memory)."""
+    global _scratch
+    if len(_scratch) < size:
+        _scratch = memoryview(bytearray(size))
+    return _scratch
+
+
+def _sock_recv(fh: Any, buf: bytearray, size: int) -> int:
+    view = _scratch_view(size)
+    n: int = fh.recv_into(view, size)
+    buf += view[:n]
+    return n
+
+
+def _fd_recv(fh: Any, buf: bytearray, size: int) -> int:
+    view = _scratch_view(size)
+    n = os.readv(fh if fh.__class__ is int else fh.fileno(), (view[:size],))
+    buf += view[:n]
+    return n
 
 
 def _fd_send(fh: Any, data: Any) -> int:
     return os.write(fh if fh.__class__ is int else fh.fileno(), data)
+
+
+def _socket_io(cls: type[socket.socket]) -> tuple[Callable[[Any, bytearray, int], int],
+                                                  Callable[[Any, Any], int]]:
+    """``(_recv, _send)`` for a socket of class ``cls`` (a subclass keeps its
+    own methods)."""
+    if cls is socket.socket and _sockio is not None:
+        return _sockio.recv_append, _sockio.send
+    return _sock_recv, cls.send
 
 
 #: A read dispatch writes out what it held once this much has gathered (bytes).
@@ -510,9 +549,9 @@ def _release_all_held() -> None:
 
 _reactor._before_block.append(_release_all_held)
 
-#: The buffer every handle reads into before appending to its rbuf (one per
-#: process: no allocation per read, and no per-handle memory).
 _scratch = memoryview(bytearray(MAX_READ_SIZE))
+#: What a TLS handle reads, on its way to the TLS engine.
+_tls_in = bytearray()
 
 
 #: The options a handle made from an fh still reads after construction; it
@@ -680,12 +719,10 @@ class _HandleCore:
             if fh.type != socket.SOCK_STREAM:
                 raise ValueError("Handle: only stream sockets are supported")
             fh.setblocking(False)
-            # unbound methods, shared by every handle: called as f(fh, ...)
-            self._recv = type(fh).recv_into
-            self._send = type(fh).send
+            self._recv, self._send = _socket_io(type(fh))
         else:
             os.set_blocking(fh if isinstance(fh, int) else fh.fileno(), False)
-            self._recv = _fd_recv_into
+            self._recv = _fd_recv
             self._send = _fd_send
         for name in ("timeout", "rtimeout", "wtimeout"):
             if opts.get(name):
@@ -1441,13 +1478,10 @@ class _HandleCore:
             self._rw = _loop.io(self._fh, 0, _weak_method(self, "_read_ready"))
 
     def _read_ready(self) -> None:
-        global _scratch
         size = self.read_size
-        buf = _scratch
-        if len(buf) < size:
-            buf = _scratch = memoryview(bytearray(size))
+        tls = self.tls
         try:
-            n = self._recv(self._fh, buf, size)
+            n = self._recv(self._fh, self._rbuf if tls is None else _tls_in, size)
         except OSError as exc:
             if exc.errno not in _EAGAIN:
                 self._error(exc.errno, True)  # type: ignore[arg-type]
@@ -1458,19 +1492,20 @@ class _HandleCore:
             if n == size and size < self.max_read_size:
                 # grow before dispatching: a callback may destroy the handle
                 self.read_size = min(size * 2, self.max_read_size)
-            if self.tls is not None:
-                self.tls.bio_write(buf[:n])  # the BIO copies it
+            if tls is not None:
+                try:
+                    tls.bio_write(_tls_in)  # the BIO copies it
+                finally:
+                    del _tls_in[:]
                 self._dotls()
-            else:
-                self._rbuf += buf[:n]
-                if self._on_drain is None and not self._autocork:
-                    self._hold = True
-                    try:
-                        self._drain_rbuf()
-                    finally:
-                        self._stop_holding()
-                else:
+            elif self._on_drain is None and not self._autocork:
+                self._hold = True
+                try:
                     self._drain_rbuf()
+                finally:
+                    self._stop_holding()
+            else:
+                self._drain_rbuf()
         else:
             self._rw = None
             self._eof = True

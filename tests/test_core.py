@@ -54,4 +54,15 @@ def test_an_edited_source_wins_over_a_stale_build(tmp_path):
     os.utime(source, (newer, newer))
     compiled, handle, reactor, stderr = _probe(tmp_path, ANYEVENT_PURE_PYTHON="")
     assert not compiled and handle == str(source) and not reactor.endswith(".py")
-    assert "handle" in stderr and "older than handle.py" in stderr
+    assert "handle" in stderr and "older than its source" in stderr
+
+
+def test_an_edited_declaration_file_makes_the_build_stale(tmp_path):
+    _built()
+    shutil.copytree(PACKAGE, tmp_path / "anyevent", ignore=shutil.ignore_patterns("*.c"))
+    (tmp_path / "setup.py").write_text("")
+    built = tmp_path / "anyevent" / os.path.basename(_core._extension("handle"))
+    newer = os.path.getmtime(built) + 10
+    os.utime(tmp_path / "anyevent" / "handle.pxd", (newer, newer))
+    compiled, handle, reactor, stderr = _probe(tmp_path, ANYEVENT_PURE_PYTHON="")
+    assert not compiled and handle.endswith("handle.py") and "older than its source" in stderr

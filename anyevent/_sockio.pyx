@@ -1,0 +1,77 @@
+# cython: language_level=3
+"""Socket calls for the compiled core: what a handle does to a plain socket
+once per read and once per write, without the socket object's method layer.
+
+Part of the optional compiled core (setup.py); without it, or with
+``ANYEVENT_PURE_PYTHON=1``, :mod:`anyevent.handle` uses the socket's own
+methods for the same system calls (``_sock_recv`` and ``socket.send``), and
+these two must behave exactly as those do: the same bytes, return values
+and exceptions (:class:`OSError` subclasses from errno, ``EINTR`` retried
+after running signal handlers, as PEP 475 has it).  What they leave out is
+the cost around the call: argument parsing, a buffer object per read, and
+releasing the GIL -- the sockets are non-blocking, so the call never waits.
+"""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
+from libc.errno cimport EINTR, errno
+from libc.string cimport memcpy
+
+cdef extern from "<sys/socket.h>" nogil:
+    ssize_t c_recv "recv" (int fd, void *buf, size_t n, int flags)
+    ssize_t c_send "send" (int fd, const void *buf, size_t n, int flags)
+
+# Reads land here first: an rbuf only grows by what arrived.
+DEF SCRATCH = 262144
+cdef char scratch[SCRATCH]
+
+
+cdef int _fileno(sock) except? -1:
+    # a closed socket's fileno() is -1, and the call fails with EBADF as the
+    # socket's own methods do
+    return sock.fileno()
+
+
+def recv_append(sock, bytearray buf, Py_ssize_t size):
+    """``recv`` up to ``size`` bytes from ``sock`` onto the end of ``buf``
+    (a :class:`bytearray`); returns the count, 0 at end of stream.  Raises
+    :class:`OSError` (:class:`BlockingIOError` when nothing is there)."""
+    cdef int fd = _fileno(sock)
+    cdef ssize_t n
+    cdef Py_ssize_t old
+    cdef char *into = scratch
+    if size > SCRATCH:
+        size = SCRATCH
+    while True:
+        n = c_recv(fd, into, size, 0)
+        if n >= 0:
+            break
+        if errno != EINTR:
+            PyErr_SetFromErrno(OSError)
+        PyErr_CheckSignals()
+    if n:
+        old = PyByteArray_GET_SIZE(buf)
+        PyByteArray_Resize(buf, old + n)
+        memcpy(PyByteArray_AS_STRING(buf) + old, into, n)
+    return n
+
+
+def send(sock, data):
+    """``sock.send(data)``: hands what the kernel takes of ``data`` (any
+    bytes-like object) to it; returns the count.  Raises :class:`OSError`
+    (:class:`BlockingIOError` when the kernel takes nothing)."""
+    cdef int fd = _fileno(sock)
+    cdef Py_buffer view
+    cdef ssize_t n
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        while True:
+            n = c_send(fd, view.buf, view.len, 0)
+            if n >= 0:
+                return n
+            if errno != EINTR:
+                PyErr_SetFromErrno(OSError)
+            PyErr_CheckSignals()
+    finally:
+        PyBuffer_Release(&view)

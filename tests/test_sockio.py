@@ -1,0 +1,123 @@
+"""The compiled core's socket calls (anyevent/_sockio.pyx) against the socket
+methods the interpreted handle uses for the same job: same bytes, counts and
+errors."""
+
+import errno
+import os
+import select
+import socket
+import threading
+
+import pytest
+
+from anyevent import _core, handle
+from anyevent.handle import Handle
+
+sockio = pytest.importorskip("anyevent._sockio", reason="the compiled core is not in use")
+
+# (recv_append, send) of the compiled core, and the interpreted ones
+IMPLS = [(sockio.recv_append, sockio.send), (handle._sock_recv, socket.socket.send)]
+IDS = ["compiled", "interpreted"]
+
+
+@pytest.fixture
+def socks():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("recv, send", IMPLS, ids=IDS)
+def test_reads_append_and_writes_take_any_bytes_like(socks, recv, send):
+    a, b = socks
+    b.sendall(b"hello world")
+    buf = bytearray(b">")
+    assert recv(a, buf, 5) == 5 and buf == b">hello"
+    assert recv(a, buf, 100) == 6 and buf == b">hello world"
+    data = bytearray(b"0123456789")
+    for chunk in (b"ab", data, memoryview(data)[3:6]):
+        assert send(a, chunk) == len(chunk)
+    assert b.recv(100) == b"ab0123456789345"
+
+
+@pytest.mark.parametrize("recv, send", IMPLS, ids=IDS)
+def test_nothing_there_is_blocking_io_error_and_nothing_appended(socks, recv, send):
+    a, _ = socks
+    buf = bytearray(b"kept")
+    with pytest.raises(BlockingIOError) as info:
+        recv(a, buf, 10)
+    assert info.value.errno in (errno.EAGAIN, errno.EWOULDBLOCK) and buf == b"kept"
+
+
+@pytest.mark.parametrize("recv, send", IMPLS, ids=IDS)
+def test_end_of_stream_reads_zero(socks, recv, send):
+    a, b = socks
+    b.shutdown(socket.SHUT_WR)
+    buf = bytearray()
+    assert recv(a, buf, 10) == 0 and buf == b""
+
+
+@pytest.mark.parametrize("recv, send", IMPLS, ids=IDS)
+def test_a_full_kernel_buffer_takes_part_then_blocks(socks, recv, send):
+    a, _ = socks
+    big = b"x" * (8 << 20)
+    taken = send(a, big)
+    assert 0 < taken < len(big)
+    with pytest.raises(BlockingIOError):
+        while True:
+            send(a, big)
+
+
+@pytest.mark.parametrize("recv, send", IMPLS, ids=IDS)
+def test_closed_socket_and_closed_peer_are_the_os_errors(socks, recv, send):
+    a, b = socks
+    b.close()
+    with pytest.raises(OSError) as info:
+        send(a, b"x")
+    assert info.value.errno == errno.EPIPE
+    a.close()
+    for call in (lambda: recv(a, bytearray(), 10), lambda: send(a, b"x")):
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.errno == errno.EBADF
+
+
+def test_reads_larger_than_the_scratch_buffer_are_split(socks):
+    a, b = socks
+    data = os.urandom(1 << 20)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sender = threading.Thread(target=b.sendall, args=(data,))
+    sender.start()
+    buf = bytearray()
+    reads = []
+    while len(buf) < len(data):
+        select.select([a], [], [], 5)
+        reads.append(sockio.recv_append(a, buf, 1 << 20))
+    sender.join()
+    assert buf == data and max(reads) <= 262144
+
+
+def test_handles_on_plain_sockets_use_it(socks):
+    assert _core.compiled()
+    hdl = Handle(fh=socks[0], close_fh=False)
+    assert (hdl._recv, hdl._send) == (sockio.recv_append, sockio.send)
+    hdl.destroy()
+
+
+def test_a_socket_subclass_keeps_its_own_methods(socks):
+    class Counting(socket.socket):
+        sent = 0
+
+        def send(self, data, *flags):
+            Counting.sent += 1
+            return super().send(data, *flags)
+
+    a, b = socks
+    sub = Counting(fileno=os.dup(a.fileno()))
+    hdl = Handle(fh=sub)
+    hdl.push_write(b"to the subclass")
+    assert Counting.sent == 1 and b.recv(100) == b"to the subclass"
+    hdl.destroy()
