@@ -22,14 +22,44 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t c_recv "recv" (int fd, void *buf, size_t n, int flags)
     ssize_t c_send "send" (int fd, const void *buf, size_t n, int flags)
 
+# CPython's socket object (Modules/socketmodule.h) starts with its descriptor
+# right after the object header, in every 3.x; checked at import below.
+cdef extern from *:
+    """
+    typedef struct { PyObject_HEAD int sock_fd; } anyevent_socket_head;
+    """
+    ctypedef struct anyevent_socket_head:
+        int sock_fd
+
+import socket as _socket
+
 # Reads land here first: an rbuf only grows by what arrived.
-DEF SCRATCH = 262144
+cdef enum: SCRATCH = 262144
 cdef char scratch[SCRATCH]
 
 
+cdef bint _layout_checked():
+    cdef anyevent_socket_head *head
+    probes = [_socket.socket(), _socket.socket()]
+    try:
+        for probe in probes:
+            head = <anyevent_socket_head *> probe
+            if head.sock_fd != probe.fileno():
+                return False
+        return True
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+cdef bint _read_fd_field = _layout_checked()
+
+
 cdef int _fileno(sock) except? -1:
-    # a closed socket's fileno() is -1, and the call fails with EBADF as the
+    # a closed socket's descriptor is -1, and the call fails with EBADF as the
     # socket's own methods do
+    if _read_fd_field:
+        return (<anyevent_socket_head *> sock).sock_fd
     return sock.fileno()
 
 

@@ -366,6 +366,31 @@ class _FdEntry:
         self.mask = 0
 
 
+def _dispatch(fds: dict[int, _FdEntry], events: list[tuple[int, int]]) -> None:
+    """Call the io watchers of one poll's ``(fd, event mask)`` pairs, writers
+    of an fd first (they may relieve memory pressure), reporting exceptions."""
+    for fd, ev in events:
+        ent = fds.get(fd)
+        if ent is None:
+            continue
+        if ev & _WAKES_WRITERS:
+            for rec in ent.w:
+                cb = rec.cb
+                if cb is not None:
+                    try:
+                        cb()
+                    except Exception as exc:
+                        _report(exc, "io")
+        if ev & _WAKES_READERS:
+            for rec in ent.r:
+                cb = rec.cb
+                if cb is not None:
+                    try:
+                        cb()
+                    except Exception as exc:
+                        _report(exc, "io")
+
+
 def _call_all(recs: Iterable[list[Any]], where: str, *args: Any) -> None:
     """Call every live record's callback with ``args``, reporting exceptions."""
     for rec in recs:
@@ -911,27 +936,7 @@ class Loop:
         events = self._poll(wait, len(fds) or 1)
         self._mnow = monotonic()
         if events:
-            for fd, ev in events:
-                ent = fds.get(fd)
-                if ent is None:
-                    continue
-                # prefer write watchers, because they might reduce memory pressure
-                if ev & _WAKES_WRITERS:
-                    for rec in ent.w:
-                        cb = rec.cb
-                        if cb is not None:
-                            try:
-                                cb()
-                            except Exception as exc:
-                                _report(exc, "io")
-                if ev & _WAKES_READERS:
-                    for rec in ent.r:
-                        cb = rec.cb
-                        if cb is not None:
-                            try:
-                                cb()
-                            except Exception as exc:
-                                _report(exc, "io")
+            _dispatch(fds, events)
         elif self._idle and not (timers and timers[0][0] <= self._mnow):
             _call_all(tuple(self._idle), "idle")
 

@@ -1,0 +1,15 @@
+# Cython declarations for the compiled core (setup.py); reactor.py stays the
+# source.  The io watcher records become C types, so that the dispatch of a
+# poll's events reads them without a dictionary lookup.  Keep the fields in
+# step with their __slots__.
+
+cimport cython
+
+cdef class _IORec:
+    cdef public object cb
+
+cdef class _FdEntry:
+    cdef public object fd, r, w, mask
+
+@cython.locals(ent=_FdEntry, rec=_IORec)
+cpdef _dispatch(dict fds, object events)
