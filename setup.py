@@ -4,7 +4,7 @@ The metadata lives in pyproject.toml.  This file only adds the compiled
 core: ``anyevent/reactor.py`` and ``anyevent/handle.py`` (the poll ->
 dispatch -> read -> parse -> write path) compiled with Cython, unchanged,
 into extension modules of the same names (the ``.pxd`` beside each gives its
-hot classes C fields), and ``anyevent/_sockio.pyx``, a handle's socket calls
+hot classes C fields), and ``anyevent/_speedups.pyx``, a handle's socket calls
 (without it the handle uses the socket's methods).  The pure-Python modules
 stay the reference and the fallback: without Cython or a C compiler, or with ``ANYEVENT_PURE_PYTHON=1``
 in the environment of the build, the package installs as pure Python.  At run
@@ -18,7 +18,7 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-CORE = ["anyevent/reactor.py", "anyevent/handle.py", "anyevent/_sockio.pyx"]
+CORE = ["anyevent/reactor.py", "anyevent/handle.py", "anyevent/_speedups.pyx"]
 
 
 class OptionalBuildExt(build_ext):

@@ -2,9 +2,9 @@
 
 ``setup.py`` compiles :mod:`anyevent.reactor` and :mod:`anyevent.handle` with
 Cython when it can, into extension modules beside the ``.py`` files, and
-``_sockio`` (a handle's socket calls, no ``.py``: the interpreted handle uses
+``_speedups`` (a handle's socket calls, no ``.py``: the interpreted handle uses
 the socket's own methods).  The ``.py`` files are the reference, and they are
-imported instead, without ``_sockio``:
+imported instead, without ``_speedups``:
 
 * when ``ANYEVENT_PURE_PYTHON`` is set (non-empty) in the environment;
 * in a source tree (``setup.py`` next to the package) where a module's
@@ -23,7 +23,7 @@ import warnings
 
 CORE = ("reactor", "handle")
 #: Compiled modules with no ``.py``: the core does without them when interpreted.
-COMPILED_ONLY = ("_sockio",)
+COMPILED_ONLY = ("_speedups",)
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _interpreted: frozenset[str] = frozenset()  # the core modules imported from their .py
 

@@ -6,6 +6,8 @@
 # to any object stay ``object``: the compiled handle accepts what the
 # interpreted one accepts.  Keep the fields in step with __slots__.
 
+cimport cython
+
 cdef class _HandleCore:
     cdef public object _fh, tls, _recv, _send, _queue, _held
     cdef public object _rbuf, _wbuf
@@ -25,3 +27,11 @@ cdef class _HandleCore:
     cpdef _after_write(self)
     cpdef _drain_rbuf(self)
     cpdef _read_ready(self)
+
+
+cdef class _LineReader:
+    cdef object cb
+    cdef Py_ssize_t start, gen
+
+    @cython.locals(hdl=_HandleCore, pos=Py_ssize_t)
+    cpdef read(self, hdl)

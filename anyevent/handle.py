@@ -49,9 +49,9 @@ import cbor2
 from . import reactor as _reactor
 
 try:
-    from . import _sockio  # the compiled core's socket calls (setup.py)
+    from . import _speedups  # the compiled core's C twins (setup.py)
 except ImportError:  # pure Python
-    _sockio = None  # type: ignore[assignment]
+    _speedups = None  # type: ignore[assignment]
 from ._sockaddr import _sockaddr_text
 
 if TYPE_CHECKING:
@@ -494,7 +494,7 @@ def _weak_method(obj: object, name: str) -> Callable[[], None]:
 # A handle reads with ``_recv(fh, buf, size) -> count``: up to ``size`` bytes
 # onto the end of the bytearray ``buf`` (0 at end of stream), and writes with
 # ``_send(fh, data) -> count``.  Plain sockets use the compiled core's
-# _sockio when it is there (the same system calls without the socket
+# _speedups when it is there (the same system calls without the socket
 # object's method layer), or the functions below.
 
 def _scratch_view(size: int) -> memoryview:
@@ -528,8 +528,8 @@ def _socket_io(cls: type[socket.socket]) -> tuple[Callable[[Any, bytearray, int]
                                                   Callable[[Any, Any], int]]:
     """``(_recv, _send)`` for a socket of class ``cls`` (a subclass keeps its
     own methods)."""
-    if cls is socket.socket and _sockio is not None:
-        return _sockio.recv_append, _sockio.send
+    if cls is socket.socket and _speedups is not None:
+        return _speedups.recv_append, _speedups.send
     return _sock_recv, cls.send
 
 
@@ -1291,7 +1291,7 @@ class _HandleCore:
         Raises :class:`ValueError` for an unknown type.
         """
         if len(args) == 2 and _READ_TYPES.get(args[0]) is _read_line:
-            reader = _newline_reader(args[1])  # the hot path of line protocols
+            reader = _LineReader(args[1]).read  # the hot path of line protocols
         else:
             reader = self._make_reader(args)
         queue = self._queue
@@ -1981,7 +1981,7 @@ def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader
     on every arrival, quadratic in the worst case as in Perl.
     """
     if eol is None:
-        return _newline_reader(cb)
+        return _LineReader(cb).read
     if isinstance(eol, (bytes, bytearray)):
         eol = bytes(eol)
         return _line_reader(cb, partial(_find_bytes, eol), len(eol) - 1)
@@ -1991,27 +1991,50 @@ def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader
     return _line_reader(cb, partial(_find_regex, rx), _match_width(rx))
 
 
-def _newline_reader(cb: LineCb) -> Reader:
+class _LineReader:
     """The default line reader (``\n`` or ``\r\n``), the hot path of line
-    protocols: :class:`_Resumable`'s logic inlined."""
-    start = gen = 0
+    protocols: :class:`_Resumable`'s logic inlined.  The reader is the bound
+    method ``_LineReader(cb).read``: a class rather than a closure, so that the
+    compiled core (handle.pxd) reads its state and the handle's as C fields.
+    """
+    __slots__ = ("cb", "start", "gen")
+    cb: LineCb
+    start: int
+    gen: int
 
-    def reader(hdl: Handle) -> bool:
-        nonlocal start, gen
+    def __init__(self, cb: LineCb) -> None:
+        self.cb = cb
+        self.start = self.gen = 0
+
+    def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
-        pos = rbuf.find(b"\n", start if gen == hdl._rgen else 0)
-        if pos < 0:
-            start, gen = len(rbuf), hdl._rgen
-            return False
-        start = 0
-        if pos and rbuf[pos - 1] == 13:
-            line, eol = bytes(rbuf[:pos - 1]), b"\r\n"
+        start = self.start if self.gen == hdl._rgen else 0
+        if _speedups is not None and rbuf.__class__ is bytearray:
+            got = _speedups.take_line(rbuf, start)
         else:
-            line, eol = bytes(rbuf[:pos]), b"\n"
-        del rbuf[:pos + 1]
-        cb(hdl, line, eol)
+            got = _take_line(rbuf, start)
+        if got is None:
+            self.start, self.gen = len(rbuf), hdl._rgen
+            return False
+        self.start = 0
+        line, eol = got
+        self.cb(hdl, line, eol)
         return True
-    return reader
+
+
+def _take_line(rbuf: bytearray, start: int) -> tuple[bytes, bytes] | None:
+    """Take the first line ending in ``\n`` at or after ``start`` off the front
+    of ``rbuf``: ``(line, eol)``, ``eol`` being ``b"\r\n"`` or ``b"\n"`` (not in
+    ``line``); None when there is no newline there."""
+    pos = rbuf.find(b"\n", start)
+    if pos < 0:
+        return None
+    if pos and rbuf[pos - 1] == 13:
+        line, eol = bytes(rbuf[:pos - 1]), b"\r\n"
+    else:
+        line, eol = bytes(rbuf[:pos]), b"\n"
+    del rbuf[:pos + 1]
+    return line, eol
 
 
 def _find_bytes(eol: bytes, rbuf: bytearray, start: int) -> tuple[int, int] | None:

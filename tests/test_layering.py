@@ -24,7 +24,7 @@ from anyevent import _core
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "anyevent"
 
 LAYERS = [
-    ("build", ["anyevent._core", "anyevent._sockio"]),
+    ("build", ["anyevent._core", "anyevent._speedups"]),
     ("loop", ["anyevent.log", "anyevent.reactor", "anyevent.util", "anyevent.io"]),
     ("models", ["anyevent.impl", "anyevent.impl.asyncio", "anyevent.impl.uvloop"]),
     ("socket/dns", ["anyevent._sockaddr", "anyevent.dns", "anyevent._resolve"]),

@@ -1,6 +1,6 @@
-"""The compiled core's socket calls (anyevent/_sockio.pyx) against the socket
-methods the interpreted handle uses for the same job: same bytes, counts and
-errors."""
+"""The compiled core's C twins (anyevent/_speedups.pyx) against the pure-Python
+functions and socket methods the interpreted handle uses for the same job:
+same bytes, counts, results and errors."""
 
 import errno
 import os
@@ -9,14 +9,16 @@ import socket
 import threading
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from anyevent import _core, handle
 from anyevent.handle import Handle
 
-sockio = pytest.importorskip("anyevent._sockio", reason="the compiled core is not in use")
+speedups = pytest.importorskip("anyevent._speedups", reason="the compiled core is not in use")
 
 # (recv_append, send) of the compiled core, and the interpreted ones
-IMPLS = [(sockio.recv_append, sockio.send), (handle._sock_recv, socket.socket.send)]
+IMPLS = [(speedups.recv_append, speedups.send), (handle._sock_recv, socket.socket.send)]
 IDS = ["compiled", "interpreted"]
 
 
@@ -95,7 +97,7 @@ def test_reads_larger_than_the_scratch_buffer_are_split(socks):
     reads = []
     while len(buf) < len(data):
         select.select([a], [], [], 5)
-        reads.append(sockio.recv_append(a, buf, 1 << 20))
+        reads.append(speedups.recv_append(a, buf, 1 << 20))
     sender.join()
     assert buf == data and max(reads) <= 262144
 
@@ -103,7 +105,7 @@ def test_reads_larger_than_the_scratch_buffer_are_split(socks):
 def test_handles_on_plain_sockets_use_it(socks):
     assert _core.compiled()
     hdl = Handle(fh=socks[0], close_fh=False)
-    assert (hdl._recv, hdl._send) == (sockio.recv_append, sockio.send)
+    assert (hdl._recv, hdl._send) == (speedups.recv_append, speedups.send)
     hdl.destroy()
 
 
@@ -121,3 +123,21 @@ def test_a_socket_subclass_keeps_its_own_methods(socks):
     hdl.push_write(b"to the subclass")
     assert Counting.sent == 1 and b.recv(100) == b"to the subclass"
     hdl.destroy()
+
+
+@given(st.lists(st.sampled_from([b"a", b"bc", b"\r", b"\n", b"\r\n", b"\n\n", b""]), max_size=12),
+       st.integers(min_value=-20, max_value=40))
+def test_take_line_is_the_pure_one(pieces, start):
+    data = b"".join(pieces)
+    compiled, interpreted = bytearray(data), bytearray(data)
+    assert speedups.take_line(compiled, start) == handle._take_line(interpreted, start)
+    assert compiled == interpreted
+
+
+def test_take_line_wants_an_exact_bytearray():
+    class Sub(bytearray):
+        pass
+    assert speedups.take_line(bytearray(b"x\r\ny"), 0) == (b"x", b"\r\n")
+    with pytest.raises(TypeError):
+        speedups.take_line(b"x\n", 0)
+    assert handle._take_line(Sub(b"x\ny"), 0) == (b"x", b"\n")

@@ -1,22 +1,25 @@
 # cython: language_level=3
-"""Socket calls for the compiled core: what a handle does to a plain socket
-once per read and once per write, without the socket object's method layer.
+"""C twins of the few functions of :mod:`anyevent.handle` that run for every
+read, write and line: a handle's socket calls, and taking a line off rbuf.
 
 Part of the optional compiled core (setup.py); without it, or with
-``ANYEVENT_PURE_PYTHON=1``, :mod:`anyevent.handle` uses the socket's own
-methods for the same system calls (``_sock_recv`` and ``socket.send``), and
-these two must behave exactly as those do: the same bytes, return values
-and exceptions (:class:`OSError` subclasses from errno, ``EINTR`` retried
-after running signal handlers, as PEP 475 has it).  What they leave out is
-the cost around the call: argument parsing, a buffer object per read, and
-releasing the GIL -- the sockets are non-blocking, so the call never waits.
+``ANYEVENT_PURE_PYTHON=1``, the handle uses its pure-Python versions
+(``_sock_recv`` with ``socket.send``, and ``_take_line``), and each twin
+must behave exactly as those do (tests/test_speedups.py): the same bytes,
+return values and exceptions.  What the twins leave out is the cost around
+the work: for the socket calls argument parsing, a buffer object per read,
+and releasing the GIL (the sockets are non-blocking, so a call never
+waits), with :class:`OSError` subclasses from errno and ``EINTR`` retried
+after running signal handlers, as PEP 475 has it; for lines, the method
+calls and the intermediate copy of a slice.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from libc.errno cimport EINTR, errno
-from libc.string cimport memcpy
+from libc.string cimport memchr, memcpy
 
 cdef extern from "<sys/socket.h>" nogil:
     ssize_t c_recv "recv" (int fd, void *buf, size_t n, int flags)
@@ -105,3 +108,30 @@ def send(sock, data):
             PyErr_CheckSignals()
     finally:
         PyBuffer_Release(&view)
+
+
+def take_line(bytearray rbuf, Py_ssize_t start):
+    """``handle._take_line`` for an exact :class:`bytearray`: take the first
+    line ending in ``\\n`` at or after ``start`` off the front of ``rbuf``;
+    returns ``(line, eol)`` (``eol`` ``b"\\r\\n"`` or ``b"\\n"``, not in
+    ``line``), or None when there is no newline there."""
+    cdef char *data = PyByteArray_AS_STRING(rbuf)
+    cdef Py_ssize_t size = PyByteArray_GET_SIZE(rbuf)
+    cdef Py_ssize_t pos, end
+    cdef const char *nl
+    if start < 0:  # from the end, as bytearray.find counts it
+        start = start + size if start + size > 0 else 0
+    if start >= size:
+        return None
+    nl = <const char *> memchr(data + start, 10, size - start)
+    if nl == NULL:
+        return None
+    pos = nl - data
+    end = pos
+    eol = b"\n"
+    if pos and data[pos - 1] == 13:
+        end = pos - 1
+        eol = b"\r\n"
+    line = PyBytes_FromStringAndSize(data, end)
+    del rbuf[:pos + 1]
+    return line, eol
