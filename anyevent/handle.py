@@ -1290,6 +1290,7 @@ class _HandleCore:
         ``push_read("chunk", 4, cb)``, ``push_read("packstring", "N", cb)``.
         Raises :class:`ValueError` for an unknown type.
         """
+        reader: Reader
         if len(args) == 2 and _READ_TYPES.get(args[0]) is _read_line:
             reader = _LineReader(args[1]).read  # the hot path of line protocols
         else:
