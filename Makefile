@@ -73,7 +73,7 @@ soak: $(VENV)/.test $(VENV)/.core
 	$(VPY) $(PYTEST) -q -m soak
 
 bench: $(VENV)/.bench $(VENV)/.core
-	$(VPY) bench/run_all.py
+	$(VPY) bench/run_all.py --plot
 
 run: $(VENV)/.test $(VENV)/.core
 	$(VPY) examples/chat_server.py --host $(HOST) --port $(PORT)
