@@ -35,6 +35,7 @@ cdef extern from *:
         int sock_fd
 
 import socket as _socket
+from os import strerror as _strerror
 
 # Reads land here first: an rbuf only grows by what arrived.
 cdef enum: SCRATCH = 262144
@@ -72,19 +73,34 @@ def recv_append(sock, bytearray buf, Py_ssize_t size):
     :class:`OSError` (:class:`BlockingIOError` when nothing is there)."""
     cdef int fd = _fileno(sock)
     cdef ssize_t n
-    cdef Py_ssize_t old
+    cdef Py_ssize_t old = PyByteArray_GET_SIZE(buf)
     cdef char *into = scratch
-    if size > SCRATCH:
+    cdef int err = 0
+    if old == 0:
+        # an empty buffer (the usual case: the last message was consumed)
+        # takes the data directly, without passing through the scratch
+        PyByteArray_Resize(buf, size)
+        into = PyByteArray_AS_STRING(buf)
+    elif size > SCRATCH:
         size = SCRATCH
     while True:
         n = c_recv(fd, into, size, 0)
         if n >= 0:
             break
-        if errno != EINTR:
-            PyErr_SetFromErrno(OSError)
-        PyErr_CheckSignals()
-    if n:
-        old = PyByteArray_GET_SIZE(buf)
+        err = errno
+        if err != EINTR:
+            break
+        try:
+            PyErr_CheckSignals()
+        except BaseException:
+            if old == 0:
+                PyByteArray_Resize(buf, 0)
+            raise
+    if old == 0:
+        PyByteArray_Resize(buf, n if n > 0 else 0)
+    if n < 0:  # (as PyErr_SetFromErrno, with the errno from before the resize)
+        raise OSError(err, _strerror(err))
+    if n and old:
         PyByteArray_Resize(buf, old + n)
         memcpy(PyByteArray_AS_STRING(buf) + old, into, n)
     return n
@@ -135,3 +151,17 @@ def take_line(bytearray rbuf, Py_ssize_t start):
     line = PyBytes_FromStringAndSize(data, end)
     del rbuf[:pos + 1]
     return line, eol
+
+
+cdef extern from "Python.h":
+    int PyObject_IS_GC(object)
+    void PyObject_GC_UnTrack(void *)
+
+
+def gc_untrack(obj):
+    """``reactor.refcounted``'s C call (``PyObject_GC_UnTrack``) without
+    going through ctypes: the cyclic collector stops looking into ``obj``
+    (a no-op for an object it never tracks).  Returns ``obj``."""
+    if PyObject_IS_GC(obj):
+        PyObject_GC_UnTrack(<void *> obj)
+    return obj

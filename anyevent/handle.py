@@ -1052,7 +1052,7 @@ class _HandleCore:
     @overload
     def push_write(self, type: Literal["json", "cbor", "storable"], value: Any, /) -> None: ...
 
-    def push_write(self, *args: Any) -> None:
+    def push_write(self, data: Any, /, *args: Any) -> None:
         """Queue data for writing: ``push_write(data)`` or ``push_write(type, *args)``.
 
         ``data`` must be bytes-like; a ``str`` is a :class:`TypeError` (encode
@@ -1070,12 +1070,8 @@ class _HandleCore:
         lingers), except after a TLS failure, where it is dropped.  Raises
         :class:`ValueError` for an unknown type.
         """
-        if len(args) == 1:
-            data = args[0]
-        elif args:
-            data = _load_type(_WRITE_TYPES, args[0], "anyevent_write_type")(self, *args[1:])
-        else:
-            raise TypeError("push_write needs data")
+        if args:  # (none: the empty tuple, no allocation)
+            data = _load_type(_WRITE_TYPES, data, "anyevent_write_type")(self, *args)
         if data.__class__ is str:
             raise TypeError("push_write needs bytes, not str: encode it first (e.g. s.encode())")
         if self._failing == _TLS_FAILING:
@@ -1681,19 +1677,16 @@ class _HandleCore:
 
     def _flush_tls_out(self, conn: Any) -> None:
         # a memory BIO read returns all it holds up to the size asked for, so a
-        # short read means it is empty (and saves the exception of reading more)
-        wbuf = self._wbuf
-        size = len(wbuf)
+        # short read means it is empty (and saves the exception of reading more);
+        # each piece goes to the kernel at once if it takes it (no copy into wbuf)
         while True:
             try:
                 data = conn.bio_read(131072)
             except _SSL.WantReadError:
                 break
-            wbuf += data
-            if len(data) < 131072:
+            self._write(data)
+            if len(data) < 131072 or self._fh is None:
                 break
-        if len(wbuf) > size:
-            self._drain_wbuf()
 
     # -- lifetime -------------------------------------------------------------------
 

@@ -622,3 +622,51 @@ def test_cycle_idiom_same_in_perl_and_python():
     del server
 
     assert answers["perl"] == answers["python"] == b"echo: " + line
+
+
+class _Payload:
+    pass
+
+
+def _timer_in_a_cycle(after, interval, runs=1):
+    """A timer whose callback refers to its own watcher and to a payload;
+    returns (watcher, weak reference to the payload, calls, a condvar sent
+    after ``runs`` calls)."""
+    payload, calls, cv, w = _Payload(), [], AE.cv(), None
+
+    def cb():
+        calls.append((w, payload))
+        if len(calls) == runs:
+            cv.send()
+    w = AE.timer(after, interval, cb)
+    return w, weakref.ref(payload), calls, cv
+
+
+@pytest.mark.parametrize("end", ["fired", "cancelled"])
+def test_timer_cycle_ends_by_refcount_when_the_timer_is_done(end):
+    """The compiled core hides timers from the cyclic collector (a million of
+    them are a normal load); a cycle through a timer still ends, by reference
+    counting alone, once the timer fired (one-shot) or was cancelled."""
+    gc.disable()
+    try:
+        w, ref, calls, cv = _timer_in_a_cycle(0.01 if end == "fired" else 60, 0)
+        if end == "fired":
+            run_until(cv)
+        else:
+            w.cancel()
+        calls.clear()
+        del w
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
+def test_timer_cycle_keeps_a_pending_timer_as_the_loop_does():
+    w, ref, calls, cv = _timer_in_a_cycle(0.01, 0.01, runs=3)
+    del w
+    gc.collect()
+    run_until(cv)  # periodic: still running, as in Perl
+    assert ref() is not None
+    calls[0][0].cancel()
+    calls.clear()
+    assert ref() is None
