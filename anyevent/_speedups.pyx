@@ -39,6 +39,8 @@ from os import strerror as _strerror
 
 # Reads land here first: an rbuf only grows by what arrived.
 cdef enum: SCRATCH = 262144
+# Reads of more than this into an empty buffer skip the scratch.
+cdef enum: DIRECT_MIN = 16384
 cdef char scratch[SCRATCH]
 
 
@@ -76,9 +78,11 @@ def recv_append(sock, bytearray buf, Py_ssize_t size):
     cdef Py_ssize_t old = PyByteArray_GET_SIZE(buf)
     cdef char *into = scratch
     cdef int err = 0
-    if old == 0:
+    cdef bint direct = old == 0 and size > DIRECT_MIN
+    if direct:
         # an empty buffer (the usual case: the last message was consumed)
-        # takes the data directly, without passing through the scratch
+        # takes a large read directly, without passing through the scratch
+        # (small ones are cheaper copied than resized twice)
         PyByteArray_Resize(buf, size)
         into = PyByteArray_AS_STRING(buf)
     elif size > SCRATCH:
@@ -93,14 +97,14 @@ def recv_append(sock, bytearray buf, Py_ssize_t size):
         try:
             PyErr_CheckSignals()
         except BaseException:
-            if old == 0:
+            if direct:
                 PyByteArray_Resize(buf, 0)
             raise
-    if old == 0:
+    if direct:
         PyByteArray_Resize(buf, n if n > 0 else 0)
     if n < 0:  # (as PyErr_SetFromErrno, with the errno from before the resize)
         raise OSError(err, _strerror(err))
-    if n and old:
+    if n > 0 and not direct:
         PyByteArray_Resize(buf, old + n)
         memcpy(PyByteArray_AS_STRING(buf) + old, into, n)
     return n

@@ -21,11 +21,14 @@ cdef class _HandleCore:
     cpdef _hold_write(self, bytes data)
     cpdef _release_held(self)
     cpdef _stop_holding(self)
+    @cython.locals(n=Py_ssize_t)
     cpdef _write(self, data)
     cpdef _drain_wbuf(self)
     cpdef _write_ready(self)
     cpdef _after_write(self)
+    @cython.locals(size=Py_ssize_t)
     cpdef _drain_rbuf(self)
+    @cython.locals(n=Py_ssize_t)
     cpdef _read_ready(self)
 
 
