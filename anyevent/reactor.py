@@ -226,12 +226,11 @@ def _gc_untrack_function() -> Callable[[object], None] | None:
     return untrack
 
 
-_c_untrack: Callable[[object], object] | None
+_gc_untrack: Callable[[object], object] | None
 try:
-    from ._speedups import gc_untrack as _c_untrack  # the compiled core's
-except ImportError:  # interpreted, or not built
-    _c_untrack = None
-_gc_untrack = _c_untrack if _c_untrack is not None else _gc_untrack_function()
+    from ._speedups import gc_untrack as _gc_untrack  # the compiled core's
+except ImportError:  # interpreted, or not built: through ctypes
+    _gc_untrack = _gc_untrack_function()
 _O = TypeVar("_O")
 
 
@@ -601,14 +600,14 @@ class Loop:
         w = _new(TimerWatcher)
         w._loop = self
         w._ent = ent
-        if _c_untrack is not None:
+        if _gc_untrack is not None:
             # A million timers is a normal load, and the cyclic collector
             # walking them all made creating them 60 % slower.  It has nothing
             # to find here: the heap keeps a pending timer's entry alive anyway,
             # and firing a one-shot timer or cancelling any timer drops the
             # callback, which ends every cycle through them (see refcounted).
-            _c_untrack(ent)
-            _c_untrack(w)
+            _gc_untrack(ent)
+            _gc_untrack(w)
         return w
 
     def _timer_cancelled(self) -> None:

@@ -644,9 +644,9 @@ def _timer_in_a_cycle(after, interval, runs=1):
 
 @pytest.mark.parametrize("end", ["fired", "cancelled"])
 def test_timer_cycle_ends_by_refcount_when_the_timer_is_done(end):
-    """The compiled core hides timers from the cyclic collector (a million of
-    them are a normal load); a cycle through a timer still ends, by reference
-    counting alone, once the timer fired (one-shot) or was cancelled."""
+    """Timers are hidden from the cyclic collector (a million of them are a
+    normal load); a cycle through a timer still ends, by reference counting
+    alone, once the timer fired (one-shot) or was cancelled."""
     gc.disable()
     try:
         w, ref, calls, cv = _timer_in_a_cycle(0.01 if end == "fired" else 60, 0)
