@@ -11,5 +11,8 @@ cdef class _IORec:
 cdef class _FdEntry:
     cdef public object fd, r, w, mask
 
-@cython.locals(ent=_FdEntry, rec=_IORec)
+@cython.locals(ent=_FdEntry)
 cpdef _dispatch(dict fds, object events)
+
+@cython.locals(rec=_IORec)
+cpdef _run_io(tuple recs)

@@ -372,27 +372,26 @@ class _FdEntry:
 
 def _dispatch(fds: dict[int, _FdEntry], events: list[tuple[int, int]]) -> None:
     """Call the io watchers of one poll's ``(fd, event mask)`` pairs, writers
-    of an fd first (they may relieve memory pressure), reporting exceptions."""
+    of an fd first (they may relieve memory pressure)."""
     for fd, ev in events:
         ent = fds.get(fd)
         if ent is None:
             continue
         if ev & _WAKES_WRITERS:
-            for rec in ent.w:
-                cb = rec.cb
-                if cb is not None:
-                    try:
-                        cb()
-                    except Exception as exc:
-                        _report(exc, "io")
+            _run_io(ent.w)
         if ev & _WAKES_READERS:
-            for rec in ent.r:
-                cb = rec.cb
-                if cb is not None:
-                    try:
-                        cb()
-                    except Exception as exc:
-                        _report(exc, "io")
+            _run_io(ent.r)
+
+
+def _run_io(recs: tuple[_IORec, ...]) -> None:
+    """Call the live callbacks of one fd's read or write records, reporting exceptions."""
+    for rec in recs:
+        cb = rec.cb
+        if cb is not None:
+            try:
+                cb()
+            except Exception as exc:
+                _report(exc, "io")
 
 
 def _call_all(recs: Iterable[list[Any]], where: str, *args: Any) -> None:

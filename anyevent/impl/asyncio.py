@@ -42,6 +42,7 @@ from typing import Any, Callable, cast
 
 from ..reactor import (_IN, _OUT, MAXWAIT, CondVar, IdleWatcher, Loop, TimerWatcher, _call_all,
                        _FdEntry, _IORec, _report, _set_model_class)
+from ..reactor import _run_io as _reactor_run_io
 
 __all__ = ["AsyncioLoop", "install", "adopt", "drive_own_loop"]
 
@@ -125,13 +126,7 @@ class AsyncioLoop(Loop):
 
     def _run_io(self, recs: tuple[_IORec, ...]) -> None:
         self._busy = True
-        for rec in recs:
-            cb = rec.cb
-            if cb is not None:
-                try:
-                    cb()
-                except Exception as exc:
-                    _report(exc, "io")
+        _reactor_run_io(recs)
         if self._one:
             self.asyncio_loop.stop()
 
