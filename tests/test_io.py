@@ -204,8 +204,9 @@ def test_a_bad_argument_reaches_the_exception_handler(monkeypatch, callback_erro
     assert run_until(cv)[0].st_ino == os.stat("/").st_ino
     # the two ran on different workers: the error may arrive after the result
     reported = AE.cv()
-    w = AE.timer(0, 0.01, lambda: callback_errors and reported.send())  # noqa: F841
+    w = AE.timer(0, 0.01, lambda: callback_errors and reported.send())
     run_until(reported)
+    w.cancel()
     (where, exc), = callback_errors
     assert where == "call_soon_threadsafe" and isinstance(exc, TypeError)
 
