@@ -2,8 +2,8 @@
 
 ``setup.py`` compiles :mod:`anyevent.reactor` and :mod:`anyevent.handle` with
 Cython when it can, into extension modules beside the ``.py`` files, and
-``_speedups`` (a handle's socket calls, no ``.py``: the interpreted handle uses
-the socket's own methods).  The ``.py`` files are the reference, and they are
+``_speedups`` (C twins of a few per-message functions, no ``.py``: the
+interpreted core uses its own Python versions).  The ``.py`` files are the reference, and they are
 imported instead, without ``_speedups``:
 
 * when ``ANYEVENT_PURE_PYTHON`` is set (non-empty) in the environment;
@@ -88,6 +88,7 @@ def _use_source(name: str, pure: bool) -> bool:
 
 
 def compiled() -> bool:
-    """True when :mod:`anyevent.reactor` and :mod:`anyevent.handle` are the compiled ones."""
+    """True when :mod:`anyevent.reactor` and :mod:`anyevent.handle` are the compiled
+    ones, with ``_speedups``."""
     return all(_extension(name) is not None and name not in _interpreted
                for name in CORE + COMPILED_ONLY)

@@ -1,10 +1,12 @@
 # cython: language_level=3
-"""C twins of the few functions of :mod:`anyevent.handle` that run for every
-read, write and line: a handle's socket calls, and taking a line off rbuf.
+"""C twins of the few functions the core runs for every read, write, line and
+timer: a handle's socket calls, taking a line off rbuf, and
+``PyObject_GC_UnTrack`` for :func:`anyevent.reactor.refcounted`.
 
 Part of the optional compiled core (setup.py); without it, or with
-``ANYEVENT_PURE_PYTHON=1``, the handle uses its pure-Python versions
-(``_sock_recv`` with ``socket.send``, and ``_take_line``), and each twin
+``ANYEVENT_PURE_PYTHON=1``, the core uses its pure-Python versions
+(``_sock_recv`` with ``socket.send``, ``_take_line``, and the C call through
+ctypes), and each twin
 must behave exactly as those do (tests/test_speedups.py): the same bytes,
 return values and exceptions.  What the twins leave out is the cost around
 the work: for the socket calls argument parsing, a buffer object per read,
@@ -20,6 +22,10 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from libc.errno cimport EINTR, errno
 from libc.string cimport memchr, memcpy
+
+cdef extern from "Python.h":
+    int PyObject_IS_GC(object)
+    void PyObject_GC_UnTrack(void *)
 
 cdef extern from "<sys/socket.h>" nogil:
     ssize_t c_recv "recv" (int fd, void *buf, size_t n, int flags)
@@ -37,7 +43,8 @@ cdef extern from *:
 import socket as _socket
 from os import strerror as _strerror
 
-# Reads land here first: an rbuf only grows by what arrived.
+# Reads land here first (an rbuf only grows by what arrived), except large
+# ones into an empty buffer, which are read in place.
 cdef enum: SCRATCH = 262144
 # Reads of more than this into an empty buffer skip the scratch.
 cdef enum: DIRECT_MIN = 16384
@@ -155,11 +162,6 @@ def take_line(bytearray rbuf, Py_ssize_t start):
     line = PyBytes_FromStringAndSize(data, end)
     del rbuf[:pos + 1]
     return line, eol
-
-
-cdef extern from "Python.h":
-    int PyObject_IS_GC(object)
-    void PyObject_GC_UnTrack(void *)
 
 
 def gc_untrack(obj):

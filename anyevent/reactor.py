@@ -599,15 +599,13 @@ class Loop:
         w = _new(TimerWatcher)
         w._loop = self
         w._ent = ent
-        if _gc_untrack is not None:
-            # A million timers is a normal load, and the cyclic collector
-            # walking them all made creating them 60 % slower.  It has nothing
-            # to find here: the heap keeps a pending timer's entry alive anyway,
-            # and firing a one-shot timer or cancelling any timer drops the
-            # callback, which ends every cycle through them (see refcounted).
-            _gc_untrack(ent)
-            _gc_untrack(w)
-        return w
+        # A million timers is a normal load, and the cyclic collector walking
+        # them all made creating them 60 % slower.  It has nothing to find
+        # here: the heap keeps a pending timer's entry alive anyway, and firing
+        # a one-shot timer or cancelling any timer drops the callback, which
+        # ends every cycle through them.
+        refcounted(ent)
+        return refcounted(w)
 
     def _timer_cancelled(self) -> None:
         # Cancelled entries stay in the heap until they reach the top; rebuild
