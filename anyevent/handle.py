@@ -612,7 +612,7 @@ class _HandleCore:
             "_rw", "_ww", "_eof", "_skip_drain", "_on_error", "_on_read",
             "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
             "max_read_size", "_timers", "_opts", "_autocork", "_low_water_mark",
-            "_drain_state", "_failing",
+            "_drain_state", "_failing", "_tls_rbuf",
         )
     _fh: Any
     _wbuf: bytearray
@@ -643,13 +643,13 @@ class _HandleCore:
     _low_water_mark: int
     _drain_state: int  # _DRAIN_IDLE, _DRAIN_RUNNING or _DRAIN_AGAIN
     _failing: int  # _FAILING or _TLS_FAILING while on_error reports a fatal error
+    _tls_rbuf: bytearray | None  # decrypted data arriving while rbuf is being drained
     errno: int = 0  # the last error's (in the dict: errno is a C macro's name)
     peername: str | None = None
     tls_ctx: Any = None  # a TLS context (or the dict given) once TLS starts
     _linger: float | None = 3600
     _close_fh = True
     _connect: Any = None
-    _tls_rbuf: Any = None
     _tls_wbuf: Any = None
     _tls_handshaking = False
     _on_starttls: _SelfCb3 | None = None
@@ -679,6 +679,7 @@ class _HandleCore:
         self._low_water_mark = 0
         self._drain_state = _DRAIN_IDLE
         self._failing = 0
+        self._tls_rbuf = None
         for key, attr in _DICT_OPTIONS:
             value = opts.get(key)
             if value is not None or (key == "linger" and key in opts):
@@ -1072,7 +1073,7 @@ class _HandleCore:
         """
         if args:  # (none: the empty tuple, no allocation)
             data = _load_type(_WRITE_TYPES, data, "anyevent_write_type")(self, *args)
-        if data.__class__ is str:
+        if type(data) is str:
             raise TypeError("push_write needs bytes, not str: encode it first (e.g. s.encode())")
         if self._failing == _TLS_FAILING:
             return  # on_error's last words after a TLS failure: dropped
@@ -1091,7 +1092,7 @@ class _HandleCore:
                     # nothing to decrypt: every _dotls reads the BIO dry
                     self._flush_tls_out(self.tls)
             return
-        if self._hold and data.__class__ is bytes and not self._wbuf:
+        if self._hold and type(data) is bytes and not self._wbuf:
             self._hold_write(data)
         else:
             self._write(data)
@@ -1754,6 +1755,7 @@ class _HandleCore:
         self._opts = _NO_OPTIONS
         self._fh = None
         self._wbuf = bytearray()
+        self._tls_rbuf = None
 
     def __del__(self) -> None:
         try:
@@ -2003,7 +2005,7 @@ class _LineReader:
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         start = self.start if self.gen == hdl._rgen else 0
-        if _speedups is not None and rbuf.__class__ is bytearray:
+        if _speedups is not None and type(rbuf) is bytearray:
             got = _speedups.take_line(rbuf, start)
         else:
             got = _take_line(rbuf, start)
