@@ -1078,20 +1078,7 @@ class _HandleCore:
         if self._failing == _TLS_FAILING:
             return  # on_error's last words after a TLS failure: dropped
         if self.tls is not None or (self._fh is None and self._opts.get("tls")):
-            # TLS active, or about to start once connected: plaintext waits
-            # in the TLS write buffer (never on the wire unencrypted)
-            if self._tls_wbuf is None:
-                self._tls_wbuf = bytearray()
-            self._tls_wbuf += data
-            if self._wbuf_max is not None and self._wbuf_max < len(self._tls_wbuf) + len(self._wbuf):
-                return self._error(_errno.ENOSPC, True)  # before encrypting it all
-            if self._fh is not None:
-                if self._tls_handshaking:
-                    self._dotls()
-                elif self._tls_send(self.tls):
-                    # nothing to decrypt: every _dotls reads the BIO dry
-                    self._flush_tls_out(self.tls)
-            return
+            return self._tls_push(data)
         if self._hold and type(data) is bytes and not self._wbuf:
             self._hold_write(data)
         else:
@@ -1612,7 +1599,7 @@ class _HandleCore:
                     if self.tls is not conn:
                         return
         if not self._tls_handshaking:
-            if not self._tls_send(conn):
+            if not self._tls_send(conn, self._tls_wbuf):
                 return
             # decrypt every record that arrived, then dispatch once; straight
             # into rbuf unless a callback is running or older data waits
@@ -1657,18 +1644,52 @@ class _HandleCore:
                 return
         self._flush_tls_out(conn)
 
-    def _tls_send(self, conn: Any) -> bool:
-        """Encrypt the queued plaintext into the BIO; False after a TLS error."""
+    def _tls_push(self, data: Bytes) -> None:
+        """push_write with TLS active, or about to start once connected: the
+        plaintext never goes on the wire unencrypted."""
         wbuf = self._tls_wbuf
-        while wbuf:
-            try:
-                n = conn.send(wbuf)  # one record per call (partial writes)
-            except _SSL.WantReadError:
-                break
-            except _SSL.Error as exc:
-                self._tls_error(exc)
-                return False
-            del wbuf[:n]  # O(1) at the front of a bytearray
+        if wbuf is None:
+            wbuf = self._tls_wbuf = bytearray()
+        if self._fh is None or self._tls_handshaking or wbuf or (
+                self._wbuf_max is not None and self._wbuf_max < len(data) + len(self._wbuf)):
+            wbuf += data  # it waits behind the handshake or older plaintext
+            if self._wbuf_max is not None and self._wbuf_max < len(wbuf) + len(self._wbuf):
+                return self._error(_errno.ENOSPC, True)  # before encrypting it all
+            if self._fh is None:
+                return
+            if self._tls_handshaking:
+                return self._dotls()
+            data = wbuf
+        # nothing to decrypt here (every _dotls reads the BIO dry): encrypt,
+        # then hand the records to the kernel
+        if self._tls_send(self.tls, data):
+            self._flush_tls_out(self.tls)
+
+    def _tls_send(self, conn: Any, data: Bytes) -> bool:
+        """Encrypt ``data`` (the TLS write buffer, or a caller's data while
+        that is empty: no copy into it) into the BIO; what the engine does not
+        take yet stays in, or goes to, the TLS write buffer.  False after a
+        TLS error."""
+        done = 0
+        failure = None
+        with memoryview(data).cast("B") as view:
+            size = len(view)
+            while done < size:
+                try:
+                    done += conn.send(view[done:])  # one record per call (partial writes)
+                except _SSL.WantReadError:
+                    break
+                except _SSL.Error as exc:
+                    failure = exc
+                    break
+            wbuf = self._tls_wbuf
+            if data is not wbuf and done < size and failure is None:
+                wbuf += view[done:]
+        if data is wbuf:
+            del wbuf[:done]  # O(1) at the front of a bytearray
+        if failure is not None:
+            self._tls_error(failure)
+            return False
         return True
 
     def _drain_tls_rbuf(self, conn: Any) -> bool:

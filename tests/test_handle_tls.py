@@ -527,3 +527,71 @@ def test_10mb_each_way_with_openssl_s_client(version, tmp_path):
             proc.wait()
     assert bytes(got) == upload.read_bytes()
     assert download.stat().st_size == size
+
+
+# -- plaintext pushed with TLS up: straight from the caller's buffer ------------
+
+def _tls_client(port, **opts):
+    return Handle(connect=("127.0.0.1", port), tls="connect", peername="localhost",
+                  tls_ctx={"verify": 1, "ca_file": certs().ca_file}, **opts)
+
+
+class _WantsReadOnce:
+    """A TLS connection whose second ``send`` reports WANT_READ once (as
+    OpenSSL may while it waits for the peer); otherwise the real one."""
+
+    def __init__(self, conn):
+        self._conn, self.sends = conn, 0
+
+    def send(self, data):
+        from OpenSSL import SSL
+        self.sends += 1
+        if self.sends == 2:
+            raise SSL.WantReadError()
+        return self._conn.send(data)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_tls_push_the_engine_does_not_take_waits_and_keeps_its_order():
+    port, thread = _python_ssl_echo_server(ssl.TLSVersion.TLSv1_3)
+    cv, started = AE.cv(), AE.cv()
+    hdl = _tls_client(port, on_starttls=lambda h, ok, msg: started.send(ok),
+                      on_error=lambda h, f, m: cv.croak(m))
+    assert run_until(started) is True
+    hdl.tls = _WantsReadOnce(hdl.tls)
+    first = os.urandom(40000)  # three records: the second is refused
+    hdl.push_write(first)
+    assert len(hdl._tls_wbuf) == len(first) - 16384  # the rest waits, copied
+    hdl.push_write(b"tail")  # behind it, and it makes the rest go out
+    hdl.push_read("chunk", len(first) + 4, lambda h, data: cv.send(data))
+    assert run_until(cv, 20) == first + b"tail"
+    assert not hdl._tls_wbuf
+    hdl.destroy()
+    thread.join(10)
+
+
+def test_tls_push_beyond_wbuf_max_is_enospc_before_encrypting():
+    port_cv, cv, started, closed = AE.cv(), AE.cv(), AE.cv(), AE.cv()
+    got = bytearray()
+    handles = []
+
+    def accept(fh, host, port):
+        h = Handle(fh=fh, tls="accept", tls_ctx=server_ctx(), on_error=lambda *a: closed.send(),
+                   on_eof=lambda h: closed.send(),
+                   on_read=lambda h: (got.extend(h.rbuf), h.rbuf.clear()))
+        handles.append(h)
+    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))  # noqa: F841
+    hdl = _tls_client(port_cv.recv(), wbuf_max=1000,
+                      on_starttls=lambda h, ok, msg: started.send(ok),
+                      on_error=lambda h, f, m: cv.send((f, h.errno)))
+    assert run_until(started) is True
+    hdl.push_write(b"x" * 600)  # encrypted and sent: within the limit
+    hdl.push_write(b"y" * 2000)
+    assert run_until(cv) == (True, errno.ENOSPC)
+    hdl.destroy()
+    run_until(closed)
+    assert got == b"x" * 600  # nothing of the refused push was encrypted
+    for h in handles:
+        h.destroy()
