@@ -1268,19 +1268,19 @@ class _HandleCore:
     @overload
     def push_read(self, type: Literal["tls_autostart"], tls: TlsMode, ctx: TlsCtx, /) -> None: ...
 
-    def push_read(self, *args: Any) -> None:
+    def push_read(self, first: Any, /, *args: Any) -> None:
         """Queue a read request: ``push_read(cb)`` with ``cb(hdl) -> bool``, or
         ``push_read(type, *type_args, cb)``, e.g. ``push_read("line", cb)``,
         ``push_read("chunk", 4, cb)``, ``push_read("packstring", "N", cb)``.
         Raises :class:`ValueError` for an unknown type.
         """
         reader: Reader
-        if len(args) == 2 and _READ_TYPES.get(args[0]) is _read_line:
-            reader = _LineReader(args[1]).read  # the hot path of line protocols
+        if len(args) == 1 and _READ_TYPES.get(first) is _read_line:
+            reader = _LineReader(args[0]).read  # the hot path of line protocols
         else:
-            reader = self._make_reader(args)
+            reader = self._make_reader(first, args)
         queue = self._queue
-        if queue.__class__ is tuple:
+        if type(queue) is tuple:
             queue = self._read_queue()
         queue.append(reader)
         if not self._skip_drain:  # else the running drain loop gets to it
@@ -1317,26 +1317,27 @@ class _HandleCore:
     @overload
     def unshift_read(self, type: Literal["tls_autostart"], tls: TlsMode, ctx: TlsCtx, /) -> None: ...
 
-    def unshift_read(self, *args: Any) -> None:
+    def unshift_read(self, first: Any, /, *args: Any) -> None:
         """Like :meth:`push_read`, but the request goes to the front of the queue."""
-        self._read_queue().appendleft(self._make_reader(args))
+        self._read_queue().appendleft(self._make_reader(first, args))
         self._drain_rbuf()
 
     def _read_queue(self) -> deque[Reader]:
         queue = self._queue
-        if queue.__class__ is tuple:
+        if type(queue) is tuple:
             queue = self._queue = deque()
         return queue  # type: ignore[no-any-return]
 
-    def _make_reader(self, args: tuple[Any, ...]) -> Reader:
-        nargs = len(args)
-        if nargs == 1:
-            return args[0]  # type: ignore[no-any-return]
-        factory = (_READ_TYPES.get(args[0])
-                   or _load_type(_READ_TYPES, args[0], "anyevent_read_type"))
-        if nargs == 2:  # the common case: no type arguments
-            return factory(self, args[1])
-        return factory(self, args[-1], *args[1:-1])
+    def _make_reader(self, first: Any, args: tuple[Any, ...]) -> Reader:
+        """The reader for push_read's arguments: ``first`` is a reader, or a
+        read type whose arguments (the callback last) are ``args``."""
+        if not args:
+            return first  # type: ignore[no-any-return]
+        factory = (_READ_TYPES.get(first)
+                   or _load_type(_READ_TYPES, first, "anyevent_read_type"))
+        if len(args) == 1:  # the common case: no type arguments
+            return factory(self, args[0])
+        return factory(self, args[-1], *args[:-1])
 
     # 4.x-era names, kept so that old scripts port unchanged.
     @overload
@@ -2026,10 +2027,7 @@ class _LineReader:
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         start = self.start if self.gen == hdl._rgen else 0
-        if _speedups is not None and type(rbuf) is bytearray:
-            got = _speedups.take_line(rbuf, start)
-        else:
-            got = _take_line(rbuf, start)
+        got = (_take_line_fast if type(rbuf) is bytearray else _take_line)(rbuf, start)
         if got is None:
             self.start, self.gen = len(rbuf), hdl._rgen
             return False
@@ -2052,6 +2050,10 @@ def _take_line(rbuf: bytearray, start: int) -> tuple[bytes, bytes] | None:
         line, eol = bytes(rbuf[:pos]), b"\n"
     del rbuf[:pos + 1]
     return line, eol
+
+
+# (the C twin when compiled: one name bound here, no attribute lookup per line)
+_take_line_fast = _take_line if _speedups is None else _speedups.take_line
 
 
 def _find_bytes(eol: bytes, rbuf: bytearray, start: int) -> tuple[int, int] | None:
