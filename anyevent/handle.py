@@ -643,7 +643,7 @@ class _HandleCore:
     _low_water_mark: int
     _drain_state: int  # _DRAIN_IDLE, _DRAIN_RUNNING or _DRAIN_AGAIN
     _failing: int  # _FAILING or _TLS_FAILING while on_error reports a fatal error
-    _tls_rbuf: bytearray | None  # decrypted data arriving while rbuf is being drained
+    _tls_rbuf: Any  # a bytearray with TLS: what is decrypted while rbuf is being drained
     errno: int = 0  # the last error's (in the dict: errno is a C macro's name)
     peername: str | None = None
     tls_ctx: Any = None  # a TLS context (or the dict given) once TLS starts
@@ -1687,7 +1687,7 @@ class _HandleCore:
             if data is not wbuf and done < size and failure is None:
                 wbuf += view[done:]
         if data is wbuf:
-            del wbuf[:done]  # O(1) at the front of a bytearray
+            del self._tls_wbuf[:done]  # O(1) at the front of a bytearray
         if failure is not None:
             self._tls_error(failure)
             return False
