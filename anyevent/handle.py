@@ -295,8 +295,16 @@ def _pack_struct(fmt: str) -> Any:
 
 
 def _pack_length(fmt: str, n: int) -> bytes:
+    """The length prefix of ``n`` bytes in pack format ``fmt``; ValueError
+    when ``n`` does not fit it (Perl's pack would wrap it: a corrupt frame)."""
     st = _pack_struct(fmt)
-    return ber_encode(n) if st is None else st.pack(n)
+    if st is None:
+        return ber_encode(n)
+    try:
+        return st.pack(n)  # type: ignore[no-any-return]
+    except struct.error:
+        raise ValueError("packstring: a length of %d bytes does not fit format %r"
+                         % (n, fmt)) from None
 
 
 def _unpack_length(fmt: str, buf: Bytes) -> tuple[int, int] | None:
@@ -1472,6 +1480,9 @@ class _HandleCore:
             if exc.errno not in _EAGAIN:
                 self._error(exc.errno, True)  # type: ignore[arg-type]
             return
+        except BufferError:  # (a fault of the program, not of the stream)
+            return self._error(_errno.EBUSY, True, "cannot read into hdl.rbuf: a memoryview"
+                               " of it is still alive (release it in the callback)")
         if n:
             if self._timers is not None:
                 self._activity("rtimeout")

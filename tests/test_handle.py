@@ -467,6 +467,33 @@ def test_assigning_rbuf_replaces_its_contents():
     assert h.rbuf == b"abc"
 
 
+def test_memoryview_of_rbuf_kept_past_the_callback_is_one_fatal_ebusy():
+    """rbuf cannot grow while a view of it lives: one fatal error, not a
+    report per readiness, and the loop goes on serving other handles."""
+    a, b = pair()
+    views, errors, cv, seen = [], [], AE.cv(), AE.cv()
+
+    def keep_a_view(h):
+        views.append(memoryview(h.rbuf))  # and never released
+        seen.send()
+
+    def on_error(h, fatal, message):
+        errors.append((fatal, h.errno, message))
+        cv.send()
+    h = Handle(fh=a, on_read=keep_a_view, on_error=on_error)
+    b.sendall(b"first")
+    run_until(seen)
+    b.sendall(b"second")
+    run_until(cv)
+    c, d = pair()
+    echo = AE.cv()
+    other = Handle(fh=c, on_read=lambda h: echo.send(bytes(h.rbuf)))  # noqa: F841
+    d.sendall(b"still serving")
+    assert run_until(echo) == b"still serving"
+    assert errors == [(True, errno.EBUSY, errors[0][2])] and "memoryview" in errors[0][2]
+    assert h.destroyed() and bytes(views[0]) == b"first"
+
+
 def test_current_callbacks_read_back_as_perl_hash_keys():
     """AnyEvent::HTTP saves ``$hdl->{on_eof}`` and restores it later."""
     a, b = pair()

@@ -310,6 +310,21 @@ def test_packstring_headers_match_perl_pack():
     assert stream == want
 
 
+def test_packstring_length_the_format_cannot_count_is_refused():
+    # Perl's pack wraps the length (with a warning) and the frame is corrupt
+    require_tool("perl")
+    perl = subprocess.run(["perl", "-we", 'print unpack("H*", pack "C", 300)'],
+                          capture_output=True, text=True, check=True)
+    assert perl.stdout == "2c" and "wrapped" in perl.stderr
+
+    def write(w):
+        for fmt in ("C", "c", "n!", "v"):
+            with pytest.raises(ValueError, match="does not fit format"):
+                w.push_write("packstring", fmt, b"x" * (PACK_MAX[fmt] + 1))
+        w.push_write("packstring", "C", b"y" * 255)
+    assert encode(write) == b"\xff" + b"y" * 255  # nothing of the refused ones
+
+
 def packstring_messages():
     return st.sampled_from(FORMATS).flatmap(
         lambda f: st.tuples(st.just(f), st.binary(max_size=min(PACK_MAX[f], 300))))
