@@ -1,26 +1,34 @@
 # cython: language_level=3
-"""C twins of the few functions the core runs for every read, write, line and
-timer: a handle's socket calls, taking a line off rbuf, and
-``PyObject_GC_UnTrack`` for :func:`anyevent.reactor.refcounted`.
+"""C twins of the few functions the core runs for every poll, read, write, line
+and timer: the poll with the lookup of its records, a handle's socket calls,
+taking a line off rbuf, and ``PyObject_GC_UnTrack`` for
+:func:`anyevent.reactor.refcounted`.
 
 Part of the optional compiled core (setup.py); without it, or with
 ``ANYEVENT_PURE_PYTHON=1``, the core uses its pure-Python versions
-(``_sock_recv`` with ``socket.send``, ``_take_line``, and the C call through
-ctypes), and each twin
+(``reactor._ready_recs`` over :meth:`select.epoll.poll`, ``_sock_recv`` with
+``socket.send``, ``_take_line``, and the C call through ctypes), and each twin
 must behave exactly as those do (tests/test_speedups.py): the same bytes,
 return values and exceptions.  What the twins leave out is the cost around
-the work: for the socket calls argument parsing, a buffer object per read,
+the work: for the poll a tuple per event, for the socket calls argument
+parsing, a buffer object per read,
 and releasing the GIL (the sockets are non-blocking, so a call never
 waits), with :class:`OSError` subclasses from errno and ``EINTR`` retried
 after running signal handlers, as PEP 475 has it; for lines, the method
 calls and the intermediate copy of a slice.
 """
 
+from anyevent.reactor cimport _FdEntry
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
 from libc.errno cimport EINTR, errno
+from libc.math cimport ceil
+from libc.stdint cimport uint32_t
+from libc.stdlib cimport realloc
 from libc.string cimport memchr, memcpy
 
 cdef extern from "Python.h":
@@ -39,6 +47,17 @@ cdef extern from *:
     """
     ctypedef struct anyevent_socket_head:
         int sock_fd
+
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef union epoll_data_t:
+        int fd
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
+    enum:
+        EPOLLIN
+        EPOLLOUT
 
 import socket as _socket
 from os import strerror as _strerror
@@ -162,6 +181,53 @@ def take_line(bytearray rbuf, Py_ssize_t start):
     line = PyBytes_FromStringAndSize(data, end)
     del rbuf[:pos + 1]
     return line, eol
+
+
+# epoll_ready's room for events: grown to the most asked for, kept
+cdef epoll_event *_events = NULL
+cdef int _events_room = 0
+
+
+def epoll_ready(int epfd, double timeout, int maxevents, dict fds):
+    """``reactor._ready_recs(fds, epoll.poll(timeout, maxevents))`` for the
+    epoll object whose descriptor is ``epfd``: waits up to ``timeout``
+    seconds (negative: no limit; rounded up to whole milliseconds, as
+    :meth:`select.epoll.poll` does), then returns the ready fds' record
+    tuples, an fd's writers before its readers, without building an
+    ``(fd, mask)`` tuple per event.  Raises :class:`OSError`; an ``EINTR``
+    runs the signal handlers and returns an empty list."""
+    global _events, _events_room
+    cdef epoll_event *grown
+    cdef int n, i, ms = -1
+    cdef uint32_t ev
+    cdef PyObject *found
+    cdef _FdEntry ent
+    if maxevents > _events_room:
+        grown = <epoll_event *> realloc(_events, maxevents * sizeof(epoll_event))
+        if grown == NULL:
+            raise MemoryError()
+        _events, _events_room = grown, maxevents
+    if timeout >= 0:
+        ms = <int> ceil(timeout * 1000.0) if timeout < 2e6 else 2000000000
+    with nogil:
+        n = epoll_wait(epfd, _events, maxevents, ms)
+    if n < 0:
+        if errno != EINTR:
+            PyErr_SetFromErrno(OSError)
+        PyErr_CheckSignals()
+        return []
+    ready = []
+    for i in range(n):
+        found = PyDict_GetItem(fds, _events[i].data.fd)
+        if found == NULL:
+            continue
+        ent = <_FdEntry> found
+        ev = _events[i].events
+        if ev & ~EPOLLIN and ent.w:
+            ready.append(ent.w)
+        if ev & ~EPOLLOUT and ent.r:
+            ready.append(ent.r)
+    return ready
 
 
 def gc_untrack(obj):

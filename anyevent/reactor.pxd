@@ -15,7 +15,7 @@ cdef class _FdEntry:
     cdef public object fd, r, w, mask
 
 @cython.locals(ent=_FdEntry)
-cpdef _dispatch(dict fds, object events)
+cpdef list _ready_recs(dict fds, object events)
 
 @cython.locals(rec=_IORec)
 cpdef _run_io(tuple recs)

@@ -227,10 +227,13 @@ def _gc_untrack_function() -> Callable[[object], None] | None:
 
 
 _gc_untrack: Callable[[object], object] | None
+#: the compiled core's ``_ready_recs(fds, epoll.poll(...))`` in one C call
+_epoll_ready: Callable[[int, float, int, dict[int, _FdEntry]], list[tuple[_IORec, ...]]] | None
 try:
-    from ._speedups import gc_untrack as _gc_untrack  # the compiled core's
+    from ._speedups import epoll_ready as _epoll_ready, gc_untrack as _gc_untrack
 except ImportError:  # interpreted, or not built: through ctypes
     _gc_untrack = _gc_untrack_function()
+    _epoll_ready = None
 _O = TypeVar("_O")
 
 
@@ -370,17 +373,21 @@ class _FdEntry:
         self.mask = 0
 
 
-def _dispatch(fds: dict[int, _FdEntry], events: list[tuple[int, int]]) -> None:
-    """Call the io watchers of one poll's ``(fd, event mask)`` pairs, writers
-    of an fd first (they may relieve memory pressure)."""
+def _ready_recs(fds: dict[int, _FdEntry], events: list[tuple[int, int]]) -> list[tuple[_IORec, ...]]:
+    """The io watcher records one poll's ``(fd, event mask)`` pairs wake, in
+    order, an fd's writers before its readers (they may relieve memory
+    pressure).  A record cancelled meanwhile has no callback and is skipped
+    by _run_io; a watcher created meanwhile runs from the next poll on (the
+    fds are level triggered: nothing is lost)."""
+    ready = []
     for fd, ev in events:
         ent = fds.get(fd)
-        if ent is None:
-            continue
-        if ev & _WAKES_WRITERS:
-            _run_io(ent.w)
-        if ev & _WAKES_READERS:
-            _run_io(ent.r)
+        if ent is not None:
+            if ev & _WAKES_WRITERS and ent.w:
+                ready.append(ent.w)
+            if ev & _WAKES_READERS and ent.r:
+                ready.append(ent.r)
+    return ready
 
 
 def _run_io(recs: tuple[_IORec, ...]) -> None:
@@ -414,6 +421,7 @@ class Loop:
 
     _poller: _Poller
     _poll: Callable[[float | None, int], list[tuple[int, int]]]
+    _epfd: int  # the poller's epoll fd when _epoll_ready polls it, else -1
     _fds: dict[int, _FdEntry]
     #: heap of [due (monotonic), sequence, cb or None once cancelled, interval]
     _timers: list[list[Any]]
@@ -440,8 +448,7 @@ class Loop:
     _ts_io: IOWatcher | None
 
     def __init__(self) -> None:
-        self._poller = _make_poller()
-        self._poll = self._poller.poll
+        self._new_poller()
         self._fds = {}
         self._timers = []
         self._timer_seq = count()
@@ -942,10 +949,14 @@ class Loop:
                                "waiting would block forever")
         fds = self._fds
         # (a small maxevents keeps epoll from allocating room for 1023 events)
-        events = self._poll(wait, len(fds) or 1)
+        if self._epfd >= 0:
+            ready = _epoll_ready(self._epfd, wait, len(fds) or 1, fds)  # type: ignore[misc]
+        else:
+            ready = _ready_recs(fds, self._poll(wait, len(fds) or 1))
         self._mnow = monotonic()
-        if events:
-            _dispatch(fds, events)
+        if ready:
+            for recs in ready:
+                _run_io(recs)
         elif self._idle and not (timers and timers[0][0] <= self._mnow):
             _call_all(tuple(self._idle), "idle")
 
@@ -991,9 +1002,15 @@ class Loop:
         stayed in the parent).
         """
         self._poller.close()
-        self._poller = _make_poller()
-        self._poll = self._poller.poll
+        self._new_poller()
         self._forget_watchers()
+
+    def _new_poller(self) -> None:
+        poller = self._poller = _make_poller()
+        self._poll = poller.poll
+        self._epfd = -1
+        if _epoll_ready is not None and not isinstance(poller, _SelectorPoller):
+            self._epfd = poller.fileno()  # type: ignore[attr-defined]  # a select.epoll
 
     def _forget_watchers(self) -> None:
         """:meth:`after_fork`'s part for every model: drop all watchers and

@@ -145,3 +145,104 @@ def test_take_line_wants_an_exact_bytearray():
     with pytest.raises(TypeError):
         speedups.take_line(b"x\n", 0)
     assert handle._take_line(Sub(b"x\ny"), 0) == (b"x", b"\n")
+
+
+# -- epoll_ready: reactor._ready_recs over select.epoll.poll, in one C call ----------
+
+def _entry(fd, r=True, w=True):
+    from anyevent import reactor
+    ent = reactor._FdEntry(fd)
+    ent.r = (reactor._IORec(print),) if r else ()
+    ent.w = (reactor._IORec(print),) if w else ()
+    return ent
+
+
+def test_epoll_ready_is_ready_recs_over_epoll_poll():
+    from anyevent import reactor
+    ep = select.epoll()
+    pairs = [socket.socketpair() for _ in range(5)]
+    try:
+        both = reactor._IN | reactor._OUT
+        quiet, readable, hung_up, no_readers, unknown = (p[0] for p in pairs)
+        pairs[1][1].send(b"x")
+        pairs[2][1].close()  # EPOLLHUP: wakes readers and writers
+        pairs[3][1].send(b"x")
+        fds = {s.fileno(): _entry(s.fileno()) for s in (quiet, readable, hung_up)}
+        fds[no_readers.fileno()] = _entry(no_readers.fileno(), r=False)
+        for s in (quiet, readable, hung_up, no_readers, unknown):  # unknown: not in fds
+            ep.register(s.fileno(), both)
+        ours = speedups.epoll_ready(ep.fileno(), 0, 10, fds)
+        pure = reactor._ready_recs(fds, ep.poll(0, 10))
+        assert sorted(map(id, ours)) == sorted(map(id, pure))
+        want = [fds[s.fileno()].w for s in (quiet, readable, hung_up, no_readers)]
+        want += [fds[s.fileno()].r for s in (readable, hung_up)]
+        assert sorted(map(id, ours)) == sorted(map(id, want))
+        for s in (readable, hung_up):  # an fd's writers before its readers
+            assert ours.index(fds[s.fileno()].w) < ours.index(fds[s.fileno()].r)
+    finally:
+        ep.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+def test_epoll_ready_waits_its_timeout_rounded_up():
+    import time
+    ep = select.epoll()
+    try:
+        t0 = time.monotonic()
+        assert speedups.epoll_ready(ep.fileno(), 0.05, 1, {}) == []
+        assert time.monotonic() - t0 >= 0.05
+        t0 = time.monotonic()
+        speedups.epoll_ready(ep.fileno(), 0.0001, 1, {})  # one millisecond, not zero
+        assert time.monotonic() - t0 >= 0.001
+    finally:
+        ep.close()
+
+
+def test_epoll_ready_signal_runs_the_handler_and_returns_empty():
+    import signal
+    import time
+
+    class Stop(Exception):
+        pass
+    calls = []
+
+    def handler(signum, frame):
+        calls.append(signum)
+        if len(calls) == 2:
+            raise Stop
+    ep = select.epoll()
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        t0 = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        assert speedups.epoll_ready(ep.fileno(), 5, 1, {}) == []
+        assert calls == [signal.SIGALRM] and time.monotonic() - t0 < 2
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(Stop):  # a handler's exception comes out of the wait
+            speedups.epoll_ready(ep.fileno(), 5, 1, {})
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        ep.close()
+
+
+def test_epoll_ready_on_a_bad_descriptor_is_the_os_error():
+    r, w = os.pipe()
+    try:
+        with pytest.raises(OSError) as info:
+            speedups.epoll_ready(r, 0, 1, {})  # not an epoll descriptor
+        assert info.value.errno == errno.EINVAL
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_the_loop_polls_through_it():
+    from anyevent import reactor
+    loop = reactor.Loop()
+    try:
+        assert loop._epfd == loop._poller.fileno()
+    finally:
+        loop._poller.close()
