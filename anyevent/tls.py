@@ -118,6 +118,10 @@ PeernameScheme = Union[str, Sequence[int], Callable[["TLS", str, x509.Certificat
 #: ``verify_cb(tls, ref, peername, depth, preverify_ok, errnum, cert) -> bool``.
 VerifyCb = Callable[["TLS", Any, Optional[str], int, bool, int, x509.Certificate], object]
 
+# OpenSSL's SSL_MODE_ENABLE_PARTIAL_WRITE (pyOpenSSL sets it on every new
+# context and exports no name for it)
+_MODE_ENABLE_PARTIAL_WRITE = 0x1
+
 __all__ = ["TLS", "tls_ctx_from", "default_ctx", "error_message", "verify_hostname",
            "match_cn", "certname", "CN_SCHEME", "DH_PARAMS"]
 
@@ -319,6 +323,12 @@ class TLS:
                  cache: Flag = None) -> None:
         _log_ignored(sslv2=sslv2, sslv3=sslv3, debug=debug, cache=cache)
         self.ctx = ctx = SSL.Context(SSL.TLS_METHOD)
+        # A handle's TLS writes go into a memory BIO, which never blocks: one
+        # SSL_write then encrypts all it is given (records of up to 16 KiB)
+        # instead of returning after each record, as in partial-write mode
+        # (Perl's handle sets it; its write loop, like ours, takes whatever
+        # each call wrote, so nothing observable changes -- fewer calls).
+        ctx.clear_mode(_MODE_ENABLE_PARTIAL_WRITE)
         _set_versions(ctx, method, dict(tlsv1=tlsv1, tlsv1_1=tlsv1_1, tlsv1_2=tlsv1_2,
                                         tlsv1_3=tlsv1_3))
         if dh_single_use:

@@ -537,8 +537,9 @@ def _tls_client(port, **opts):
 
 
 class _WantsReadOnce:
-    """A TLS connection whose second ``send`` reports WANT_READ once (as
-    OpenSSL may while it waits for the peer); otherwise the real one."""
+    """A TLS connection whose ``send`` takes one record per call (as in
+    partial-write mode) and reports WANT_READ for the second call (as OpenSSL
+    may while it waits for the peer); otherwise the real one."""
 
     def __init__(self, conn):
         self._conn, self.sends = conn, 0
@@ -548,7 +549,7 @@ class _WantsReadOnce:
         self.sends += 1
         if self.sends == 2:
             raise SSL.WantReadError()
-        return self._conn.send(data)
+        return self._conn.send(data[:16384])
 
     def __getattr__(self, name):
         return getattr(self._conn, name)
