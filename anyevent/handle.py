@@ -1611,7 +1611,7 @@ class _HandleCore:
                     if self.tls is not conn:
                         return
         if not self._tls_handshaking:
-            if not self._tls_send(conn, self._tls_wbuf):
+            if self._tls_wbuf and not self._tls_send(conn, self._tls_wbuf):
                 return
             # decrypt every record that arrived, then dispatch once; straight
             # into rbuf unless a callback is running or older data waits
@@ -1688,7 +1688,9 @@ class _HandleCore:
             size = len(view)
             while done < size:
                 try:
-                    done += conn.send(view[done:])  # one record per call (partial writes)
+                    # (all of it: our contexts leave partial-write mode;
+                    # a Connection given in that mode takes a record a call)
+                    done += conn.send(view[done:])
                 except _SSL.WantReadError:
                     break
                 except _SSL.Error as exc:
