@@ -596,3 +596,23 @@ def test_tls_push_beyond_wbuf_max_is_enospc_before_encrypting():
     assert got == b"x" * 600  # nothing of the refused push was encrypted
     for h in handles:
         h.destroy()
+
+
+def test_tls_push_through_a_given_connection_in_partial_write_mode():
+    """A Connection made by the program keeps pyOpenSSL's partial-write mode
+    (a record per SSL_write): a large push still goes out whole, in order."""
+    from OpenSSL import SSL
+    port, thread = _python_ssl_echo_server(ssl.TLSVersion.TLSv1_3)
+    conn = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
+    conn.set_connect_state()
+    cv = AE.cv()
+    hdl = Handle(connect=("127.0.0.1", port), tls=conn, peername="localhost",
+                 tls_ctx={"verify": 1, "ca_file": certs().ca_file},
+                 on_error=lambda h, f, m: cv.croak(m))
+    payload = os.urandom(200000)  # thirteen records
+    hdl.push_write(payload)
+    hdl.push_read("chunk", len(payload), lambda h, data: cv.send(data))
+    assert run_until(cv, 20) == payload
+    assert hdl.tls is conn
+    hdl.destroy()
+    thread.join(10)
