@@ -6,6 +6,17 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def check_core():
+    """Stop when the compiled core is built but not in use and
+    ``ANYEVENT_PURE_PYTHON`` does not ask for that: a source edited since the
+    build makes anyevent import the ``.py`` files (with a warning), and every
+    row said to be the compiled core would measure pure Python."""
+    from anyevent import _core
+    if (not os.environ.get("ANYEVENT_PURE_PYTHON") and not _core.compiled()
+            and _core._extension("handle") is not None):
+        sys.exit("benchmark: the compiled core is older than its source: rebuild it (make)")
+
+
 class Table:
     """Collects rows ``(metric, anyevent, asyncio, better, target)`` and prints them.
 

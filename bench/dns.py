@@ -111,6 +111,7 @@ def run_asyncio(port, round_no):
 
 
 def main():
+    _common.check_core()
     with tempfile.TemporaryDirectory() as tmpdir:
         proc, port = start_dnsmasq(tmpdir)
         try:

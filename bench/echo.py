@@ -490,6 +490,7 @@ def check_targets(raw, line, memory):
 
 
 def main():
+    _common.check_core()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serve", choices=sorted(SERVE))
     parser.add_argument("--seconds", type=float, default=1.5)

@@ -88,6 +88,7 @@ def aio_pingpong(loop, trips):
 
 
 def main():
+    _common.check_core()
     loop = asyncio.new_event_loop()
     ours = theirs = float("inf")
     for _ in range(ROUNDS):  # interleaved, so both see the same machine load

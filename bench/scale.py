@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 
+import _common
 import echo
 
 SERVERS = ["anyevent", "asyncio-protocol", "asyncio-protocol-tuned", "uvloop-protocol"]
@@ -99,6 +100,7 @@ def plot(best, counts):
 
 
 def main():
+    _common.check_core()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--counts", default="10,100,1000,10000")
     parser.add_argument("--seconds", type=float, default=1.5)

@@ -144,6 +144,7 @@ def run(n, spread, rounds, creation_goal, fired_goal):
 
 
 def main():
+    _common.check_core()
     return max(run(*size) for size in SIZES)
 
 

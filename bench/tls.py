@@ -417,6 +417,7 @@ def report_extra(rows, negotiated):
 
 
 def main():
+    _common.check_core()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serve", choices=KINDS)
     parser.add_argument("--client", choices=KINDS)
