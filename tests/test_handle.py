@@ -14,7 +14,7 @@ import pytest
 
 from anyevent import AE
 from anyevent.handle import Handle, register_read_type, register_write_type
-from conftest import own_loop_only, pair, run_until
+from conftest import MODEL, own_loop_only, pair, run_until
 
 
 def test_line_reads_then_eof_calls_on_eof():
@@ -492,6 +492,27 @@ def test_memoryview_of_rbuf_kept_past_the_callback_is_one_fatal_ebusy():
     assert run_until(echo) == b"still serving"
     assert errors == [(True, errno.EBUSY, errors[0][2])] and "memoryview" in errors[0][2]
     assert h.destroyed() and bytes(views[0]) == b"first"
+
+
+@pytest.mark.xfail(MODEL == "uvloop", strict=True, reason=(
+    "uvloop's add_reader stops after an event with an error condition: data "
+    "and a reset arriving together give one callback, and the reset is never seen"))
+def test_reset_arriving_with_data_is_reported_after_the_data():
+    import struct
+    import time
+    with socket.create_server(("127.0.0.1", 0)) as lsock:
+        client = socket.create_connection(lsock.getsockname())
+        server = lsock.accept()[0]
+    got, cv = [], AE.cv()
+    server.sendall(b"never read")  # the client closes with it unread: a reset
+    client.sendall(b"hello")
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    time.sleep(0.05)  # the data and the reset are both there before the first read
+    h = Handle(fh=server, read_size=3, on_read=lambda h: (got.append(bytes(h.rbuf)), h.rbuf.clear()),
+               on_error=lambda h, fatal, msg: cv.send((fatal, h.errno)))
+    assert run_until(cv, 2) == (True, errno.ECONNRESET)
+    assert b"".join(got) == b"hello"
 
 
 def test_current_callbacks_read_back_as_perl_hash_keys():
