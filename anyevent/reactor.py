@@ -187,6 +187,9 @@ class _SelectorPoller:
     def close(self) -> None:
         self._sel.close()
 
+    def fileno(self) -> int:
+        return self._sel.fileno()  # (epoll, kqueue, devpoll selectors)
+
 
 if TYPE_CHECKING:
     class _Poller(Protocol):
@@ -197,6 +200,7 @@ if TYPE_CHECKING:
         def unregister(self, fd: int, /) -> None: ...
         def poll(self, timeout: float | None, maxevents: int, /) -> list[tuple[int, int]]: ...
         def close(self) -> None: ...
+        def fileno(self) -> int: ...
 
 
 def _close_pair(r: socket.socket, w: socket.socket) -> None:
@@ -947,18 +951,22 @@ class Loop:
         else:
             raise RuntimeError("anyevent: the loop has no watchers, "
                                "waiting would block forever")
-        fds = self._fds
-        # (a small maxevents keeps epoll from allocating room for 1023 events)
-        if self._epfd >= 0:
-            ready = _epoll_ready(self._epfd, wait, len(fds) or 1, fds)  # type: ignore[misc]
-        else:
-            ready = _ready_recs(fds, self._poll(wait, len(fds) or 1))
+        ready = self._ready(wait)
         self._mnow = monotonic()
         if ready:
             for recs in ready:
                 _run_io(recs)
         elif self._idle and not (timers and timers[0][0] <= self._mnow):
             _call_all(tuple(self._idle), "idle")
+
+    def _ready(self, wait: float) -> list[tuple[_IORec, ...]]:
+        """One poll of the fds, waiting up to ``wait`` seconds: the record
+        tuples of the ready ones, as :func:`_ready_recs` orders them."""
+        fds = self._fds
+        # (a small maxevents keeps epoll from allocating room for 1023 events)
+        if self._epfd >= 0:
+            return _epoll_ready(self._epfd, wait, len(fds) or 1, fds)  # type: ignore[misc]
+        return _ready_recs(fds, self._poll(wait, len(fds) or 1))
 
     def run(self) -> None:
         """Run until :meth:`stop` is called (``AnyEvent::Loop::run``)."""
@@ -1010,7 +1018,7 @@ class Loop:
         self._poll = poller.poll
         self._epfd = -1
         if _epoll_ready is not None and not isinstance(poller, _SelectorPoller):
-            self._epfd = poller.fileno()  # type: ignore[attr-defined]  # a select.epoll
+            self._epfd = poller.fileno()  # a select.epoll
 
     def _forget_watchers(self) -> None:
         """:meth:`after_fork`'s part for every model: drop all watchers and

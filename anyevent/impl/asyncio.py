@@ -321,8 +321,9 @@ def adopt(loop: Loop, cls: type[AsyncioLoop],
     """Give ``loop`` (no watchers yet) the class ``cls``, on ``running`` or a
     new current asyncio loop; its own poller is closed."""
     loop._poller.close()
-    # the asyncio models never poll: the poller is gone for good
+    # the asyncio model never polls itself (the uvloop model makes a new set)
     loop._poller = loop._poll = None  # type: ignore[assignment]
+    loop._epfd = -1
     _set_model_class(cls)
     cast(AsyncioLoop, loop)._start_on(running or new_current_loop(cls._new_event_loop))
 

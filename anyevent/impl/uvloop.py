@@ -1,8 +1,14 @@
 """The ``uvloop`` model: the asyncio model on uvloop's event loop (libuv).
 
 Needs the ``uvloop`` package (the ``test`` and ``bench`` extras install it).
-Everything else is :mod:`anyevent.impl.asyncio`, except child watchers,
-which poll (uvloop reserves SIGCHLD).
+Everything is :mod:`anyevent.impl.asyncio`, except io watchers and child
+watchers.  The io watchers poll through an epoll set of our own, which uvloop
+watches as one reader: uvloop stops watching an fd for good after an event
+with an error condition (libuv stops the poll on ``POLLERR``), so a
+connection reset that arrives with unread data would never be seen; our set
+stays level triggered, and one poll per uvloop iteration runs every ready
+fd's watchers, writers first, as our own loop does.  Child watchers poll
+(uvloop reserves SIGCHLD).
 """
 
 from __future__ import annotations
@@ -24,6 +30,19 @@ class UvloopLoop(_aio_model.AsyncioLoop):
     """:class:`~anyevent.impl.asyncio.AsyncioLoop` on a :class:`uvloop.Loop`."""
     MODEL = "uvloop"
     _new_event_loop = staticmethod(uvloop.new_event_loop)
+
+    _update_mask = Loop._update_mask  # our epoll set, not uvloop's readers
+
+    def _start_on(self, aio: asyncio.AbstractEventLoop) -> None:
+        super()._start_on(aio)
+        if self._poller is not None:  # (after_fork: the parent's set)
+            self._poller.close()
+        self._new_poller()
+        aio.add_reader(self._poller.fileno(), self._poll_ready)
+
+    def _poll_ready(self) -> None:
+        for recs in self._ready(0):
+            self._run_io(recs)
 
     def _child_waker(self) -> TimerWatcher:
         """uvloop keeps SIGCHLD for its own subprocesses: child watchers
