@@ -24,11 +24,11 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyBy
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from cpython.dict cimport PyDict_GetItem
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from libc.errno cimport EINTR, errno
 from libc.math cimport ceil
 from libc.stdint cimport uint32_t
-from libc.stdlib cimport realloc
 from libc.string cimport memchr, memcpy
 
 cdef extern from "Python.h":
@@ -183,11 +183,6 @@ def take_line(bytearray rbuf, Py_ssize_t start):
     return line, eol
 
 
-# epoll_ready's room for events: grown to the most asked for, kept
-cdef epoll_event *_events = NULL
-cdef int _events_room = 0
-
-
 def epoll_ready(int epfd, double timeout, int maxevents, dict fds):
     """``reactor._ready_recs(fds, epoll.poll(timeout, maxevents))`` for the
     epoll object whose descriptor is ``epfd``: waits up to ``timeout``
@@ -196,38 +191,40 @@ def epoll_ready(int epfd, double timeout, int maxevents, dict fds):
     tuples, an fd's writers before its readers, without building an
     ``(fd, mask)`` tuple per event.  Raises :class:`OSError`; an ``EINTR``
     runs the signal handlers and returns an empty list."""
-    global _events, _events_room
-    cdef epoll_event *grown
     cdef int n, i, ms = -1
     cdef uint32_t ev
     cdef PyObject *found
     cdef _FdEntry ent
-    if maxevents > _events_room:
-        grown = <epoll_event *> realloc(_events, maxevents * sizeof(epoll_event))
-        if grown == NULL:
-            raise MemoryError()
-        _events, _events_room = grown, maxevents
-    if timeout >= 0:
-        ms = <int> ceil(timeout * 1000.0) if timeout < 2e6 else 2000000000
-    with nogil:
-        n = epoll_wait(epfd, _events, maxevents, ms)
-    if n < 0:
-        if errno != EINTR:
-            PyErr_SetFromErrno(OSError)
-        PyErr_CheckSignals()
-        return []
-    ready = []
-    for i in range(n):
-        found = PyDict_GetItem(fds, _events[i].data.fd)
-        if found == NULL:
-            continue
-        ent = <_FdEntry> found
-        ev = _events[i].events
-        if ev & ~EPOLLIN and ent.w:
-            ready.append(ent.w)
-        if ev & ~EPOLLOUT and ent.r:
-            ready.append(ent.r)
-    return ready
+    # (the event array is the call's own, as select.epoll.poll's is: loops
+    # in other threads poll at the same time, without the GIL)
+    cdef epoll_event *events = <epoll_event *> PyMem_Malloc(
+        (maxevents if maxevents > 0 else 1) * sizeof(epoll_event))
+    if events == NULL:
+        raise MemoryError()
+    try:
+        if timeout >= 0:
+            ms = <int> ceil(timeout * 1000.0) if timeout < 2e6 else 2000000000
+        with nogil:
+            n = epoll_wait(epfd, events, maxevents, ms)
+        if n < 0:
+            if errno != EINTR:
+                PyErr_SetFromErrno(OSError)
+            PyErr_CheckSignals()
+            return []
+        ready = []
+        for i in range(n):
+            found = PyDict_GetItem(fds, events[i].data.fd)
+            if found == NULL:
+                continue
+            ent = <_FdEntry> found
+            ev = events[i].events
+            if ev & ~EPOLLIN and ent.w:
+                ready.append(ent.w)
+            if ev & ~EPOLLOUT and ent.r:
+                ready.append(ent.r)
+        return ready
+    finally:
+        PyMem_Free(events)
 
 
 def gc_untrack(obj):

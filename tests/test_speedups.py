@@ -246,3 +246,40 @@ def test_the_loop_polls_through_it():
         assert loop._epfd == loop._poller.fileno()
     finally:
         loop._poller.close()
+
+
+def test_epoll_ready_in_two_threads_at_once_each_gets_its_own_events():
+    """Loops in two threads poll at the same time (the GIL is released in the
+    wait): neither sees the other's events."""
+    from anyevent import reactor
+    sets = []
+    for count in (1, 40):
+        ep = select.epoll()
+        pairs = [socket.socketpair() for _ in range(count)]
+        fds = {}
+        for a, b in pairs:
+            b.send(b"x")
+            fds[a.fileno()] = _entry(a.fileno(), w=False)
+            ep.register(a.fileno(), reactor._IN)
+        sets.append((ep, pairs, fds))
+    wrong = []
+
+    def poll(ep, fds, rounds):
+        want = sorted(id(ent.r) for ent in fds.values())
+        for _ in range(rounds):
+            got = speedups.epoll_ready(ep.fileno(), 1, len(fds), fds)
+            if sorted(map(id, got)) != want:
+                wrong.append((len(fds), len(got)))
+    try:
+        threads = [threading.Thread(target=poll, args=(ep, fds, 3000)) for ep, _, fds in sets]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert wrong == []
+    finally:
+        for ep, pairs, _ in sets:
+            ep.close()
+            for a, b in pairs:
+                a.close()
+                b.close()
