@@ -363,28 +363,65 @@ def _ka_store(key: str, hdl: Handle) -> None:
 # ---------------------------------------------------------------------------
 
 _STATUS_LINE = re.compile(r"HTTP/0*([0-9.]+)\s+([0-9]{3})(?:\s+([^\n]*))?\n", re.I | re.ASCII)
-_HEADER_LINE = re.compile(r"([^:\000-\037]*):[\t ]*((?:[^\n]+|\n[\t ])*)\n")
+# Perl's "((?: [^\012]+ | \012[\011\040] )*)" without its nested quantifier
+# (which backtracks exponentially here): continuation lines start with a blank
+_HEADER_LINE = re.compile(r"([^:\000-\037]*):[\t ]*([^\n]*(?:\n[\t ][^\n]*)*)\n")
+_HEADER_BLOCK = re.compile(r"(?:[^:\000-\037]*:[\t ]*[^\n]*(?:\n[\t ][^\n]*)*\n)*")
 _CONNECT_LINE = re.compile(r"HTTP/([0-9.]+)\s+([0-9]{3})(?:\s+([^\r\n]*))?", re.I | re.ASCII)
-# the empty line that ends a header block (line reader's end of line)
-_QR_NLNL = re.compile(rb"(?<![^\n])\r?\n")
 
 
 def _parse_hdr(text: str, pos: int) -> dict[str, Any] | None:
     """The header lines of ``text`` from ``pos`` (CRs removed) as a dict of
     lower-cased names (repeated names joined with ","); None when the block
     is garbled.  Port of ``_parse_hdr``."""
+    if _HEADER_BLOCK.fullmatch(text, pos) is None:
+        return None
     hdr: dict[str, Any] = {}
-    match = _HEADER_LINE.match
-    end = len(text)
-    while pos < end:
-        m = match(text, pos)
-        if m is None:
-            return None
-        name = m.group(1).lower()
+    for name, value in _HEADER_LINE.findall(text, pos):
+        name = name.lower()
         old = hdr.get(name)
-        hdr[name] = m.group(2) if old is None else old + "," + m.group(2)
-        pos = m.end()
+        hdr[name] = value if old is None else old + "," + value
     return hdr
+
+
+#: The most bytes a response's (or a proxy's) header block may have.
+MAX_HEADER_SIZE = 256 * 1024
+
+
+class _HeadReader:
+    """A read request for a header block: ``cb(hdl, block, eol)`` with the
+    bytes before the first empty line (``\n`` or ``\r\n`` after a ``\n``
+    or at the start: Perl's ``$qr_nlnl``).  The search resumes where it
+    stopped (linear in the block however it arrives).  A block over
+    :data:`MAX_HEADER_SIZE` bytes calls ``too_long()`` instead."""
+
+    __slots__ = ("cb", "too_long", "pos")
+
+    def __init__(self, cb: Callable[[Handle, bytes, bytes], object],
+                 too_long: Callable[[], object]) -> None:
+        self.cb, self.too_long = cb, too_long
+        self.pos = 0
+
+    def __call__(self, hdl: Handle) -> bool:
+        rbuf = hdl.rbuf
+        if rbuf[:1] == b"\n" or rbuf[:2] == b"\r\n":
+            at = 0
+        else:
+            start = self.pos if self.pos < len(rbuf) else 0
+            crlf = rbuf.find(b"\n\r\n", start)
+            lf = rbuf.find(b"\n\n", start, len(rbuf) if crlf < 0 else crlf + 2)
+            if lf < 0 and crlf < 0:
+                if len(rbuf) > MAX_HEADER_SIZE:
+                    self.too_long()
+                    return True
+                self.pos = max(0, len(rbuf) - 2)
+                return False
+            at = (lf if lf >= 0 else crlf) + 1
+        end = at + (1 if rbuf[at] == 10 else 2)
+        block, eol = bytes(rbuf[:at]), bytes(rbuf[at:end])
+        del rbuf[:end]
+        self.cb(hdl, block, eol)
+        return True
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -485,6 +522,36 @@ _CHUNKED = re.compile(r"\bchunked\b", re.I)
 _NO_BODY = frozenset((204, 205, 304))
 _MAX_LENGTH = sys.maxsize // 2  # a Content-Length or chunk beyond this cannot be read
 
+_URL_CACHE: dict[str, Any] = {}  # url -> what _parse_url made of it
+
+
+def _parse_url(url: str) -> tuple[str, str, str, int, str, str] | str:
+    """``(scheme, authority, host, port, Host header, path+query)`` of ``url``,
+    or the ``Reason`` why it cannot be requested (remembered for the next time)."""
+    m = _URL.match(url)
+    scheme = m.group(1).lower() if m else ""
+    a = _AUTHORITY.match(m.group(2) or "") if m else None
+    if scheme not in ("http", "https"):
+        parsed: Any = "Only http and https URL schemes supported"
+    elif a is None:
+        parsed = "Unparsable URL"
+    else:
+        uhost = a.group(1).lower()
+        port = a.group(2)
+        host = uhost if port is None else "%s:%s" % (uhost, port)
+        if uhost.startswith("[") and uhost.endswith("]"):
+            uhost = uhost[1:-1]
+        upath = m.group(3) + (m.group(4) or "")  # type: ignore[union-attr]
+        if not upath.startswith("/"):
+            upath = "/" + upath
+        parsed = (scheme, m.group(2) or "", uhost,  # type: ignore[union-attr]
+                  int(port) if port is not None else (80 if scheme == "http" else 443), host, upath)
+    if len(_URL_CACHE) >= 1024:
+        _URL_CACHE.clear()
+    _URL_CACHE[url] = parsed
+    return parsed
+
+
 _running: set[_State] = set()  # requests under way: what keeps a dropped Request going
 
 
@@ -539,6 +606,17 @@ class Request:
         what = "done" if self._result is not None else (
             "%s %s" % (state.method, state.url) if state is not None else "cancelled")
         return "<anyevent.http.Request %s>" % what
+
+
+_CAPITALISED: dict[str, str] = {}
+
+
+def _capitalise(name: str) -> str:
+    """``"Name: "`` for a header name (Perl's ``"\\u$_: "``)."""
+    if len(_CAPITALISED) >= 1024:
+        _CAPITALISED.clear()
+    text = _CAPITALISED[name] = name[:1].upper() + name[1:] + ": "
+    return text
 
 
 def _call(cb: Callable[..., Any], *args: Any) -> Any:
@@ -630,23 +708,12 @@ class _State:
             return self.error(599, "Too many redirections")
         proxy = arg["proxy"] if "proxy" in arg else PROXY
         self.timeout = arg.get("timeout") or TIMEOUT
-        m = _URL.match(self.url)
-        scheme = m.group(1).lower() if m else ""
-        if scheme not in ("http", "https"):
-            return self.error(599, "Only http and https URL schemes supported")
-        uauthority = m.group(2) or ""  # type: ignore[union-attr]
-        a = _AUTHORITY.match(uauthority)
-        if a is None:
-            return self.error(599, "Unparsable URL")
-        uhost = a.group(1).lower()
-        uport = int(a.group(2)) if a.group(2) is not None else (80 if scheme == "http" else 443)
+        parsed = _URL_CACHE.get(self.url) or _parse_url(self.url)
+        if type(parsed) is str:
+            return self.error(599, parsed)
+        scheme, uauthority, uhost, uport, host, upath = parsed
         if "host" not in hdr:
-            hdr["host"] = uhost if a.group(2) is None else "%s:%s" % (uhost, a.group(2))
-        if uhost.startswith("[") and uhost.endswith("]"):
-            uhost = uhost[1:-1]
-        upath = m.group(3) + (m.group(4) or "")  # type: ignore[union-attr]
-        if not upath.startswith("/"):
-            upath = "/" + upath
+            hdr["host"] = host
         self.uscheme, self.uhost, self.uport = scheme, uhost, uport
         self.uauthority, self.upath = uauthority, upath
         jar = arg.get("cookie_jar")
@@ -753,7 +820,7 @@ class _State:
         hdl = self.handle
         assert hdl is not None
         hdl.push_write(line.encode("latin-1") + b"\r\n")
-        hdl.push_read("line", _QR_NLNL, self.proxy_response)
+        hdl.push_read(_HeadReader(self.proxy_response, self.head_too_long))
 
     def proxy_response(self, hdl: Handle, line: bytes, eol: bytes) -> None:
         text = line.decode("latin-1")
@@ -776,10 +843,10 @@ class _State:
             hdl.starttls("connect")
         hdr = self.hdr
         head = ["%s %s HTTP/1.1\r\n" % (self.method, self.rpath)]
-        for k, v in hdr.items():
+        for k, v in self.hdr.items():
             if v is not None:
-                head.append("%s: %s\r\n" % (k[:1].upper() + k[1:],
-                                             v.decode("latin-1") if isinstance(v, bytes) else v))
+                head += (_CAPITALISED.get(k) or _capitalise(k),
+                         v.decode("latin-1") if type(v) is bytes else v, "\r\n")
         head.append("\r\n")
         body = self.arg.get("body") or b""
         hdl.push_write("".join(head).encode("latin-1") + body)
@@ -791,7 +858,10 @@ class _State:
             hdl.on_eof(self.retry)
             hdl.on_read(self.first_byte)
         else:
-            hdl.push_read("line", _QR_NLNL, self.read_response)
+            hdl.push_read(_HeadReader(self.read_response, self.head_too_long))
+
+    def head_too_long(self) -> None:
+        self.error(self.ae_error, "Response header block longer than %d bytes" % MAX_HEADER_SIZE)
 
     def retry(self, hdl: Handle) -> None:
         """The persisted connection closed before answering: once more on a new one."""
@@ -807,7 +877,7 @@ class _State:
             return
         hdl.on_eof(self.old_eof)
         hdl.on_read(None)
-        hdl.push_read("line", _QR_NLNL, self.read_response)
+        hdl.push_read(_HeadReader(self.read_response, self.head_too_long))
 
     # -- the response -----------------------------------------------------------
 
@@ -823,7 +893,7 @@ class _State:
         status = int(m.group(2))
         if 100 <= status < 200 and status != 101:
             # an interim response (Perl skips 100 only): the real one follows
-            return hdl.push_read("line", _QR_NLNL, self.read_response)
+            return hdl.push_read(_HeadReader(self.read_response, self.head_too_long))
         parsed = _parse_hdr(text, m.end())
         pseudo = self.pseudo
         pseudo["HTTPVersion"] = m.group(1)
@@ -951,7 +1021,7 @@ class _State:
         else:
             if not self.hdr.get("content-length"):
                 self.hdr["content-length"] = str(self.received)
-            hdl.push_read("line", _QR_NLNL, self.read_trailer)
+            hdl.push_read(_HeadReader(self.read_trailer, self.head_too_long))
 
     def got_chunk(self, hdl: Handle, data: bytes) -> None:
         if self.on_body is not None:
