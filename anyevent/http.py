@@ -520,6 +520,7 @@ _KEEPALIVE = re.compile(r"\bkeep-?alive\b", re.I)
 _CLOSE = re.compile(r"\bclose\b", re.I)
 _CHUNKED = re.compile(r"\bchunked\b", re.I)
 _NO_BODY = frozenset((204, 205, 304))
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _MAX_LENGTH = sys.maxsize // 2  # a Content-Length or chunk beyond this cannot be read
 
 _URL_CACHE: dict[str, Any] = {}  # url -> what _parse_url made of it
@@ -566,12 +567,13 @@ class Request:
     ``req.done`` tells whether the callback ran (or would have).
     """
 
-    __slots__ = ("_state", "_result", "_cv", "__weakref__")
+    __slots__ = ("_state", "_result", "_cv", "_cancelled", "__weakref__")
 
     def __init__(self) -> None:
         self._state: _State | None = None
         self._result: tuple[Any, dict[str, Any]] | None = None
         self._cv: CondVar[Any] | None = None
+        self._cancelled = False
 
     @property
     def done(self) -> bool:
@@ -579,22 +581,26 @@ class Request:
         return self._result is not None
 
     def cancel(self) -> None:
-        """Cancel the request: its connection is closed, the callback never runs."""
+        """Cancel the request: its connection is closed, the callback never runs
+        (nothing happens once it completed)."""
         state, self._state = self._state, None
-        if state is not None:
-            state.destroy()
-        if self._cv is not None and self._result is None:
-            import asyncio
-            self._cv.croak(asyncio.CancelledError("http request cancelled"))
+        if state is None:
+            return
+        state.destroy()
+        self._cancelled = True
+        if self._cv is not None:
+            self._cv.croak(_cancelled_error())
 
     def _complete(self, body: Any, hdr: dict[str, Any]) -> None:
         self._state = None
         self._result = (body, hdr)
         if self._cv is not None:
-            self._cv.send(body, hdr)
+            self._cv.send()
 
     def __await__(self) -> Generator[Any, None, tuple[Any, dict[str, Any]]]:
         if self._result is None:
+            if self._cancelled:
+                raise _cancelled_error()
             if self._cv is None:
                 self._cv = CondVar()
             yield from self._cv.__await__()
@@ -617,6 +623,11 @@ def _capitalise(name: str) -> str:
         _CAPITALISED.clear()
     text = _CAPITALISED[name] = name[:1].upper() + name[1:] + ": "
     return text
+
+
+def _cancelled_error() -> BaseException:
+    import asyncio
+    return asyncio.CancelledError("http request cancelled")
 
 
 def _call(cb: Callable[..., Any], *args: Any) -> Any:
@@ -1066,6 +1077,11 @@ class _State:
         jar = self.arg.get("cookie_jar")
         if jar is not None:
             _cookie_jar_set_cookie(jar, hdr.get("set-cookie"), self.uhost, hdr.get("date"))
+        if self.recurse == 0 and "Redirect" in hdr and hdr["Status"] in _REDIRECTS:
+            # not in Perl (which returns the last 3xx): a chain cut short is an error
+            hdr["OrigStatus"], hdr["Status"] = hdr["Status"], 599
+            hdr["OrigReason"], hdr["Reason"] = hdr["Reason"], "Too many redirections"
+            data = None
         if self.redirect and "location" in hdr:
             pseudo = {"URL": hdr["location"], "Redirect": (data, hdr)}
             child = _State(self.owner, self.cb, self.method, hdr["location"], self.arg,
