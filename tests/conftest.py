@@ -152,6 +152,16 @@ def callback_errors(_reported_errors):
     return _reported_errors
 
 
+def run_coroutine(coro):
+    """Run ``coro`` on an asyncio loop the model can use: the model's own on
+    the asyncio models, a fresh one (asyncio.run) on our loop."""
+    import asyncio
+    if ON_ASYNCIO:
+        reactor.detect()
+        return reactor.loop.asyncio_loop.run_until_complete(coro)
+    return asyncio.run(coro)
+
+
 def require_tool(name):
     """Return the path of ``name`` or skip; with ANYEVENT_REQUIRE_TOOLS=1 fail instead."""
     path = shutil.which(name)

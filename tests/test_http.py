@@ -14,7 +14,7 @@ from anyevent.http import http_get, http_head, http_post, http_request
 from anyevent.socket import tcp_connect
 
 import httpservers
-from conftest import require_tool, run_until, settle
+from conftest import require_tool, run_coroutine, run_until, settle
 from tlsfixtures import certs
 
 BIG = bytes(range(256)) * 1024  # 256 KiB: several reads, several chunks
@@ -409,7 +409,7 @@ def test_await_on_asyncio(nginx):
         with pytest.raises(asyncio.CancelledError):
             await req
         return body, hdr["Status"]
-    assert asyncio.run(main()) == (b"hello world\n", 200)
+    assert run_coroutine(main()) == (b"hello world\n", 200)
 
 
 # -- timeouts and faults -----------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 
 import anyevent.reactor as reactor
 from anyevent import AE, AnyEvent
-from conftest import MODEL as EXPECTED, ON_ASYNCIO, run_until
+from conftest import MODEL as EXPECTED, ON_ASYNCIO, run_coroutine, run_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,15 +124,6 @@ def test_cancelled_post_detect_does_not_run():
 
 
 # -- await cv -------------------------------------------------------------------
-
-def run_coroutine(coro):
-    """Run ``coro`` on an asyncio loop the model can use: the model's own on
-    the asyncio models, a fresh one (asyncio.run) on our loop."""
-    if ON_ASYNCIO:
-        reactor.detect()
-        return reactor.loop.asyncio_loop.run_until_complete(coro)
-    return asyncio.run(coro)
-
 
 def test_await_cv_returns_what_recv_returns():
     async def main():
