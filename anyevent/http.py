@@ -104,7 +104,10 @@ class TcpConnect(Protocol):
 
 
 class HttpOptions(TypedDict, total=False):
-    """The keyword options of :func:`http_request` (Perl's names and meanings)."""
+    """The keyword options of :func:`http_request` (Perl's names and meanings;
+    ``cb`` is the completion callback given last, as Perl passes it)."""
+
+    cb: HttpCb
 
     recurse: int
     headers: Mapping[str, Union[str, bytes, None]]
@@ -124,7 +127,7 @@ class HttpOptions(TypedDict, total=False):
     handle_params: Union[Mapping[str, Any], None]
 
 
-_OPTIONS = frozenset(HttpOptions.__annotations__)
+_OPTIONS = frozenset(HttpOptions.__annotations__) - {"cb"}
 
 # ---------------------------------------------------------------------------
 # connection slots per host
@@ -532,8 +535,9 @@ def _parse_url(url: str) -> tuple[str, str, str, int, str, str] | str:
     m = _URL.match(url)
     scheme = m.group(1).lower() if m else ""
     a = _AUTHORITY.match(m.group(2) or "") if m else None
+    parsed: tuple[str, str, str, int, str, str] | str
     if scheme not in ("http", "https"):
-        parsed: Any = "Only http and https URL schemes supported"
+        parsed = "Only http and https URL schemes supported"
     elif a is None:
         parsed = "Unparsable URL"
     else:
@@ -625,6 +629,16 @@ def _capitalise(name: str) -> str:
     return text
 
 
+def _ctx_key(tls_ctx: Any) -> str:
+    """What tells TLS contexts apart in the connection cache's key."""
+    if tls_ctx is None or isinstance(tls_ctx, str):
+        return repr(tls_ctx)
+    if isinstance(tls_ctx, Mapping):
+        from .tls import _freeze
+        return repr(_freeze(tls_ctx))
+    return "id%x" % id(tls_ctx)
+
+
 def _cancelled_error() -> BaseException:
     import asyncio
     return asyncio.CancelledError("http request cancelled")
@@ -656,6 +670,11 @@ class _State:
         "alive", "handle", "slot_host", "connect_guard", "redirect", "length", "body",
         "received", "on_body", "old_eof", "__weakref__",
     )
+    hdr: dict[str, Any]
+    body: list[bytes]
+    length: int
+    received: int
+    on_body: Callable[[bytes, dict[str, Any]], Any] | None
 
     def __init__(self, owner: Request, cb: HttpCb | None, method: str, url: str,
                  arg: dict[str, Any], recurse: int, pseudo: dict[str, Any]) -> None:
@@ -720,7 +739,7 @@ class _State:
         proxy = arg["proxy"] if "proxy" in arg else PROXY
         self.timeout = arg.get("timeout") or TIMEOUT
         parsed = _URL_CACHE.get(self.url) or _parse_url(self.url)
-        if type(parsed) is str:
+        if isinstance(parsed, str):
             return self.error(599, parsed)
         scheme, uauthority, uhost, uport, host, upath = parsed
         if "host" not in hdr:
@@ -750,7 +769,11 @@ class _State:
         self.idempotent = self.method in _IDEMPOTENT
         self.persistent = bool(arg["persistent"]) if "persistent" in arg else self.idempotent
         self.keepalive = bool(arg["keepalive"]) if "keepalive" in arg else not proxy
-        self.ka_key = "%s\0%s\0%s\0%s" % (scheme, uhost, uport, arg.get("sessionid", ""))
+        # Perl's key is scheme, host, port and sessionid; ours adds the proxy and
+        # the TLS context: a request that verifies never rides an unverified connection
+        self.ka_key = "%s\0%s\0%s\0%s\0%s\0%s" % (
+            scheme, uhost, uport, arg.get("sessionid", ""), proxy and tuple(proxy),
+            _ctx_key(arg.get("tls_ctx")) if scheme == "https" else "")
         hdr["connection"] = ("keep-alive, " if self.keepalive else "") + "Te" \
             if self.persistent else "close, Te"
         if "te" not in hdr:
@@ -1156,7 +1179,7 @@ def http_request(method: str, url: str, cb: HttpCb | None = None, /,
     header name or value with a line break or outside Latin-1.
     Port of ``AnyEvent::HTTP::http_request``.
     """
-    cb = opts.pop("cb", cb)  # type: ignore[typeddict-item]  # Perl's callback-last spelling
+    cb = opts.pop("cb", cb)  # Perl's callback-last spelling
     unknown = set(opts) - _OPTIONS
     if unknown:
         raise TypeError("http_request: unknown option(s) %s" % ", ".join(sorted(unknown)))
@@ -1189,4 +1212,5 @@ def http_head(url: str, cb: HttpCb | None = None, /, **opts: Unpack[HttpOptions]
 def http_post(url: str, body: bytes | str, cb: HttpCb | None = None, /,
               **opts: Unpack[HttpOptions]) -> Request:
     """``http_request("POST", url, cb, body=body, **opts)``.  Port of ``http_post``."""
-    return http_request("POST", url, cb, body=body, **opts)
+    opts["body"] = body
+    return http_request("POST", url, cb, **opts)

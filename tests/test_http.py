@@ -497,6 +497,16 @@ def test_https_bad_certificates_are_596(pem, why, monkeypatch):
         assert hdr["Status"] == 200 and body.endswith(b"secret\n")
 
 
+def test_unverified_connection_is_not_reused_by_verifying_requests():
+    require_tool("openssl")
+    with httpservers.OpenSSLWWW(certs().unknownca_pem) as server:
+        (server.root / "f.txt").write_bytes(b"x\n")
+        url = server.url("/f.txt").replace("127.0.0.1", "localhost")
+        assert fetch("GET", url, tls_ctx="low")[1]["Status"] == 200
+        body, hdr = fetch("GET", url)  # verifies: must not take the "low" connection
+        assert hdr["Status"] == 596 and "certificate verify failed" in hdr["Reason"]
+
+
 def test_https_with_tls_ctx_dict(nginx):
     ctx = {"verify": 1, "verify_peername": "https", "ca_file": certs().ca_file}
     body, hdr = fetch("GET", nginx.url("/hello.txt", tls=True), tls_ctx=ctx)

@@ -7,6 +7,7 @@ certificates, and the dnsmasq of ``fixtures_dns``.
 """
 
 import os
+import re
 import signal
 import socket
 import socketserver
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_tool
+from httpservers import Nginx
 from fixtures_dns import dns_peers, dnsmasq  # noqa: F401 - pytest fixtures
 from tlsfixtures import certs
 
@@ -329,3 +331,40 @@ def test_dns_lookup(perl, dnsmasq, tmp_path):  # noqa: F811 - fixture
         "missing: (nothing)",
         "records: [www.test.example a in 0 192.0.2.10]",
     ]
+
+
+# -- fetch: parallel GETs with AnyEvent::HTTP -------------------------------------
+
+_TIMES = re.compile(r"\d+\.\d{3}s?(?= |$)|^\d+\.\d requests/s$", re.M)
+
+
+def _fetch_twins(perl, *args):
+    """Both fetch twins: same stdout and same sorted stderr once timings are masked."""
+    seen = {}
+    for lang, cmd in _commands(perl, "fetch").items():
+        proc = subprocess.run(cmd + [str(a) for a in args], capture_output=True,
+                              text=True, timeout=TIMEOUT, env=_env())
+        err = sorted(re.sub(r"^\[\d+/", "[", _TIMES.sub("T", line))
+                     for line in proc.stderr.splitlines())
+        seen[lang] = (proc.returncode, _TIMES.sub("T", proc.stdout), err)
+    assert seen["python"] == seen["perl"]
+    return seen["perl"]
+
+
+def test_fetch(perl, tmp_path):
+    require_tool("nginx")
+    with Nginx() as nginx:
+        (nginx.root / "hello.txt").write_text("hello world\n")
+        refused = "http://127.0.0.1:%d/" % _refused_port()
+        listed = tmp_path / "urls"
+        listed.write_text("# a comment\n\n  %s  \n%s\n" % (nginx.url("/missing"), refused))
+        rc, out, err = _fetch_twins(perl, "-n", 1, "-t", 5, "-f", listed,
+                                    nginx.url("/hello.txt"), nginx.url("/redirect/2"))
+    assert rc == 1
+    lines = out.splitlines()
+    assert lines[0].split() == ["URL", "STATUS", "BYTES", "SECONDS"]
+    assert [line.split()[1:3] for line in lines[1:5]] == [
+        ["200", "12"], ["200", "4"], ["404", "146"], ["595", "0"]]
+    assert lines[5].split()[:3] == ["total", "2/4", "162"]
+    assert lines[6] == "T"
+    assert "[4] 595 0 bytes T %s (Connection refused)" % refused in err
