@@ -779,7 +779,6 @@ class _State:
         if "te" not in hdr:
             hdr["te"] = "trailers"
         self.hdr = hdr
-        self.connect_guard = True  # Perl's "connect_guard => 1": not cancelled
         _running.add(self)
         _get_slot(uhost, self.got_slot)
 
@@ -797,7 +796,9 @@ class _State:
         else:
             connect = self.arg.get("tcp_connect") or _socket.tcp_connect
             on_prepare = self.arg.get("on_prepare") or self.connect_timeout
-            self.connect_guard = connect(self.rhost, self.rport, self.connected, on_prepare)
+            guard = connect(self.rhost, self.rport, self.connected, on_prepare)
+            if self.alive and self.handle is None:  # (a tcp_connect may call back at once)
+                self.connect_guard = guard
 
     def connect_timeout(self, fh: socket.socket) -> float:
         return self.timeout
@@ -805,12 +806,13 @@ class _State:
     # -- connected ------------------------------------------------------------
 
     def connected(self, fh: socket.socket | None = None, *_: Any) -> None:
+        if not self.alive:  # cancelled meanwhile
+            if fh is not None:
+                fh.close()
+            return
         if fh is None:
             err = _socket.last_error()
             return self.error(self.ae_error, err.strerror if err is not None else "connect failed")
-        if not self.alive or self.connect_guard is None:
-            fh.close()
-            return
         self.connect_guard = None
         arg = self.arg
         tls_ctx = arg.get("tls_ctx")
