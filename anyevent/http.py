@@ -151,9 +151,15 @@ def _slot_schedule(host: str) -> None:
 
 
 def _get_slot(host: str, cb: Callable[[], object]) -> None:
+    global ACTIVE
     slot = _CO_SLOT.get(host)
     if slot is None:
         slot = _CO_SLOT[host] = [0, deque()]
+    elif not slot[1] and slot[0] < MAX_PER_HOST:  # free, nobody waiting: at once
+        slot[0] += 1
+        ACTIVE += 1
+        cb()
+        return
     slot[1].append(cb)
     _slot_schedule(host)
 
@@ -369,6 +375,8 @@ _STATUS_LINE = re.compile(r"HTTP/0*([0-9.]+)\s+([0-9]{3})(?:\s+([^\n]*))?\n", re
 # Perl's "((?: [^\012]+ | \012[\011\040] )*)" without its nested quantifier
 # (which backtracks exponentially here): continuation lines start with a blank
 _HEADER_LINE = re.compile(r"([^:\000-\037]*):[\t ]*([^\n]*(?:\n[\t ][^\n]*)*)\n")
+# continuation lines, control characters: the block needs the full patterns
+_UNUSUAL = re.compile(r"\n[\t ]|[\000-\011\013-\037]")
 _HEADER_BLOCK = re.compile(r"(?:[^:\000-\037]*:[\t ]*[^\n]*(?:\n[\t ][^\n]*)*\n)*")
 _CONNECT_LINE = re.compile(r"HTTP/([0-9.]+)\s+([0-9]{3})(?:\s+([^\r\n]*))?", re.I | re.ASCII)
 
@@ -377,9 +385,21 @@ def _parse_hdr(text: str, pos: int) -> dict[str, Any] | None:
     """The header lines of ``text`` from ``pos`` (CRs removed) as a dict of
     lower-cased names (repeated names joined with ","); None when the block
     is garbled.  Port of ``_parse_hdr``."""
+    hdr: dict[str, Any] = {}
+    if _UNUSUAL.search(text, pos) is None:  # the common case, split in C
+        lines = text[pos:].split("\n")
+        del lines[-1]  # (after the block's last newline)
+        for line in lines:
+            name, colon, value = line.partition(":")
+            if not colon:
+                return None
+            name = name.lower()
+            value = value.lstrip(" \t")
+            old = hdr.get(name)
+            hdr[name] = value if old is None else old + "," + value
+        return hdr
     if _HEADER_BLOCK.fullmatch(text, pos) is None:
         return None
-    hdr: dict[str, Any] = {}
     for name, value in _HEADER_LINE.findall(text, pos):
         name = name.lower()
         old = hdr.get(name)
@@ -524,6 +544,7 @@ _CLOSE = re.compile(r"\bclose\b", re.I)
 _CHUNKED = re.compile(r"\bchunked\b", re.I)
 _NO_BODY = frozenset((204, 205, 304))
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_SMALL_BODY = 65536  # bodies up to this are read in one piece, longer ones as they arrive
 _MAX_LENGTH = sys.maxsize // 2  # a Content-Length or chunk beyond this cannot be read
 
 _URL_CACHE: dict[str, Any] = {}  # url -> what _parse_url made of it
@@ -731,9 +752,8 @@ class _State:
 
     def start(self) -> None:
         arg = self.arg
-        hdr: dict[str, Any] = {}
-        for k, v in (arg.get("headers") or {}).items():
-            hdr[k.lower()] = v
+        headers = arg.get("headers")
+        hdr: dict[str, Any] = {k.lower(): v for k, v in headers.items()} if headers else {}
         if self.recurse < 0:
             return self.error(599, "Too many redirections")
         proxy = arg["proxy"] if "proxy" in arg else PROXY
@@ -966,13 +986,18 @@ class _State:
         """Read the body the way the headers say (Perl's many code paths)."""
         arg = self.arg
         user = not self.redirect  # on_header, on_body, want_body_handle: final responses only
-        chunked = _CHUNKED.search(hdr.get("transfer-encoding") or "") is not None
+        chunked = "transfer-encoding" in hdr and _CHUNKED.search(hdr["transfer-encoding"]) is not None
         length: int | None = None
         if not chunked and "content-length" in hdr:
-            m = _DIGITS.match(hdr["content-length"])
-            if m is None or len(m.group(1)) > 18:
-                return self.finish(None, 597, "Invalid Content-Length: %r" % hdr["content-length"])
-            length = int(m.group(1))
+            text = hdr["content-length"]
+            if not (text.isascii() and text.isdigit()):
+                m = _DIGITS.match(text)
+                if m is None:
+                    return self.finish(None, 597, "Invalid Content-Length: %r" % text)
+                text = m.group(1)
+            if len(text) > 18:
+                return self.finish(None, 597, "Invalid Content-Length: %r" % text)
+            length = int(text)
         on_header = arg.get("on_header")
         if user and on_header is not None and not _call(on_header, hdr):
             return self.finish(None, 598, "Request cancelled by on_header")
@@ -992,11 +1017,13 @@ class _State:
             hdl.push_read("line", self.read_chunk)
         elif length is not None:
             self.length = length
-            if on_body is not None:
-                hdl.on_read(self.stream_length)
-            else:
+            if on_body is None and length <= _SMALL_BODY:
                 hdl.on_eof(None)
                 hdl.push_read("chunk", length, self.got_length)
+            else:  # in pieces as they arrive (to on_body, or joined once at the end)
+                if on_body is None:
+                    hdl.on_eof(None)
+                hdl.on_read(self.stream_length)
         elif on_body is not None:
             hdl.on_eof(self.stream_eof)
             hdl.on_read(self.stream_until_eof)
@@ -1013,8 +1040,13 @@ class _State:
 
     def stream_length(self, hdl: Handle) -> None:
         rbuf = hdl.rbuf
-        data = bytes(rbuf[:self.length])
-        del rbuf[:self.length]
+        if len(rbuf) <= self.length:
+            data = bytes(rbuf)
+            rbuf.clear()
+        else:
+            with memoryview(rbuf) as view:
+                data = bytes(view[:self.length])
+            del rbuf[:self.length]
         self.length -= len(data)
         if not self.give(data):
             return
@@ -1022,7 +1054,7 @@ class _State:
             if rbuf:
                 return self.finish(None, 597, "Body longer than Content-Length (%d more bytes)"
                                    % len(rbuf))
-            self.finish(b"", keep=True)
+            self.finish(b"" if self.on_body is not None else b"".join(self.body), keep=True)
 
     def stream_until_eof(self, hdl: Handle) -> None:
         rbuf = hdl.rbuf
@@ -1040,8 +1072,12 @@ class _State:
             self.finish(None, self.ae_error, message)
 
     def give(self, data: bytes) -> bool:
-        """Pass body data to ``on_body``; False (the request finished) if it refused."""
-        if _call(self.on_body, data, self.hdr):  # type: ignore[arg-type]
+        """Pass body data to ``on_body`` (or keep it); False (the request
+        finished) if ``on_body`` refused it."""
+        if self.on_body is None:
+            self.body.append(data)
+            return True
+        if _call(self.on_body, data, self.hdr):
             return True
         self.finish(None, 598, "Request cancelled by on_body")
         return False
@@ -1060,12 +1096,8 @@ class _State:
             hdl.push_read(_HeadReader(self.read_trailer, self.head_too_long))
 
     def got_chunk(self, hdl: Handle, data: bytes) -> None:
-        if self.on_body is not None:
-            if not self.give(data):
-                return
-        else:
-            self.body.append(data)
-        hdl.push_read("line", self.chunk_end)
+        if self.give(data):
+            hdl.push_read("line", self.chunk_end)
 
     def chunk_end(self, hdl: Handle, line: bytes, eol: bytes) -> None:
         if line:
@@ -1088,7 +1120,8 @@ class _State:
         if hdl is not None:
             connection = hdr.get("connection") or ""
             if self.persistent and keep and (
-                    _KEEPALIVE.search(connection) if _version(hdr["HTTPVersion"]) < 1.1
+                    _KEEPALIVE.search(connection) if hdr["HTTPVersion"] != "1.1"
+                    and _version(hdr["HTTPVersion"]) < 1.1
                     else not _CLOSE.search(connection)):
                 _ka_store(self.ka_key, hdl)
             else:
@@ -1182,9 +1215,8 @@ def http_request(method: str, url: str, cb: HttpCb | None = None, /,
     Port of ``AnyEvent::HTTP::http_request``.
     """
     cb = opts.pop("cb", cb)  # Perl's callback-last spelling
-    unknown = set(opts) - _OPTIONS
-    if unknown:
-        raise TypeError("http_request: unknown option(s) %s" % ", ".join(sorted(unknown)))
+    if not _OPTIONS.issuperset(opts):
+        raise TypeError("http_request: unknown option(s) %s" % ", ".join(sorted(set(opts) - _OPTIONS)))
     arg: dict[str, Any] = dict(opts)
     for name, value in (arg.get("headers") or {}).items():
         _encode(name, "a header name")

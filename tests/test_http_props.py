@@ -56,3 +56,20 @@ def test_any_split_gives_the_same_answer(data):
     response = data.draw(st.sampled_from(RESPONSES))
     cuts = sorted(set(data.draw(st.lists(st.integers(1, len(response) - 1), max_size=6))))
     assert fetch_in_pieces(response, cuts) == fetch_in_pieces(response, [])
+
+
+@settings(max_examples=500)
+@given(st.lists(st.text(alphabet=st.sampled_from("ab: \t\n\x01\x00\x7f:X-\xe9"), max_size=12),
+                max_size=6))
+def test_header_fast_path_agrees_with_perls_patterns(lines):
+    """_parse_hdr splits ordinary blocks in C; its answer is the one Perl's
+    patterns (the slow path) give, for any block."""
+    from anyevent import http
+    text = "".join(line + "\n" for line in lines)
+    expected = None
+    if http._HEADER_BLOCK.fullmatch(text) is not None:
+        expected = {}
+        for name, value in http._HEADER_LINE.findall(text):
+            name = name.lower()
+            expected[name] = value if name not in expected else expected[name] + "," + value
+    assert http._parse_hdr(text, 0) == expected
