@@ -1002,8 +1002,9 @@ class _HandleCore:
         if seconds < 0:
             raise ValueError("Handle.%s called with negative timeout (%r)" % (name, seconds))
         st = self._timeout_state(name)
+        if not (st[0] and seconds >= st[0]):
+            st[2] = None  # a longer timeout keeps the watcher: when it fires, it re-arms
         st[0] = seconds
-        st[2] = None
         self._check_timeout(name)
 
     def _check_timeout(self, name: str) -> None:
