@@ -5,8 +5,9 @@ Bottom to top: the choice between the compiled core and the ``.py`` files
 asyncio or uvloop (``impl``), addresses and names
 (``_sockaddr``, ``dns``, ``_resolve``), the connector, the public socket
 module (``tcp_connect``/``tcp_server``/``tcp_bind`` and the re-exported
-address and resolver functions), the TLS context, the handle, and the
-facades (``anyevent.strict`` wraps the ``anyevent`` package's entries).
+address and resolver functions), the TLS context, the handle, the
+facades (``anyevent.strict`` wraps the ``anyevent`` package's entries), and
+the companion modules on top (``anyevent.http``, Perl's AnyEvent::HTTP).
 A module may import only modules listed before it, at module level or inside
 a function.  The three exceptions are Perl's own lazy loads, listed in
 ``UPWARD`` with their reason.
@@ -33,6 +34,7 @@ LAYERS = [
     ("tls", ["anyevent.tls"]),
     ("handle", ["anyevent.handle"]),
     ("facades", ["anyevent", "anyevent.strict"]),
+    ("companions", ["anyevent.http"]),
 ]
 ORDER = [name for _, names in LAYERS for name in names]
 
