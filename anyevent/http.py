@@ -35,12 +35,15 @@ body phase failed).  Failures are the pseudo-statuses:
 599    anything else (bad URL, too many redirections, garbled response)
 =====  ============================================================
 
-Differences from Perl (PORTING.md, "anyevent.http"): https verifies the
-server by default; the return value is a :class:`Request` that dropping does
-not cancel; ``Status`` is an int; 1xx interim responses other than 101 are
-skipped; a body longer than its Content-Length, or a Content-Length that is
-not a number, is a 597 error; a cookie's ``domain`` must cover the host that
-set it; unknown options are a :class:`TypeError`.
+Differences from Perl (PORTING.md, "AnyEvent::HTTP", says why): https
+verifies the server by default; the return value is a :class:`Request` that
+dropping does not cancel, and it can be awaited; ``Status`` is an int; kept
+connections are also keyed by proxy and TLS context; a header block over
+:data:`MAX_HEADER_SIZE`, a Content-Length that is not a number and a body
+longer than its Content-Length are errors; a redirect chain cut short by
+``recurse`` is a 599; 1xx interim responses other than 101 are skipped; a
+cookie's ``domain`` must cover the host that set it; unknown options are a
+:class:`TypeError`.
 """
 
 from __future__ import annotations
