@@ -555,3 +555,15 @@ def test_proxy_refusing_connect_reports_its_status():
             b"HTTP/1.0 403 Forbidden\r\n\r\n")) as server:
         body, hdr = fetch("GET", "https://example.test/", proxy=["127.0.0.1", server.port])
     assert (body, hdr["Status"], hdr["Reason"]) == (None, 403, "Forbidden")
+
+
+def test_on_prepare_and_handle_params(nginx):
+    prepared = []
+    def on_prepare(sock):
+        prepared.append(sock.family)
+        return 5  # the connect timeout, as tcp_connect's prepare_cb
+    body, hdr = fetch("GET", nginx.url("/big.bin"), on_prepare=on_prepare, persistent=False,
+                      want_body_handle=True, handle_params={"read_size": 512, "no_delay": True})
+    assert prepared == [socket.AF_INET]
+    assert isinstance(body, Handle) and body.read_size >= 512
+    body.destroy()

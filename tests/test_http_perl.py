@@ -161,3 +161,22 @@ def _same_but_streaming(theirs, ours):
         return False
     return (dict(theirs, on_body=None) == dict(ours, on_body=None)
             and "".join(theirs["on_body"]) == "".join(ours["on_body"]))
+
+
+DATES = ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+         "Sun Nov  6 08:49:37 1994", "Thu, 01-Jan-2037 00:00:00 GMT", "Mon, 29 Feb 2021 00:00:00 GMT",
+         "Tue, 31 Dec 1968 23:59:59 GMT", "Fri, 13 Jun 69 12:00:00 GMT", "garbage", "",
+         "Sun, 6 Nov 1994 8:49:37 GMT", "sun, 06 nov 1994 08:49:37 GMT"]
+
+
+def test_dates_as_perl(perl):
+    script = r"""use AnyEvent::HTTP; use JSON::XS;
+        my $dates = decode_json(join "", <STDIN>);
+        print encode_json([[map { scalar AnyEvent::HTTP::parse_date($_) } @$dates],
+                           [map { AnyEvent::HTTP::format_date($_) } 0, 784111777, 2**31, 4102444800]]);"""
+    out = subprocess.run([perl, "-e", script], input=json.dumps(DATES).encode(),
+                         capture_output=True, timeout=30, check=True).stdout
+    parsed, formatted = json.loads(out)
+    from anyevent import http
+    assert [http.parse_date(d) for d in DATES] == parsed
+    assert [http.format_date(t) for t in (0, 784111777, 2 ** 31, 4102444800)] == formatted
