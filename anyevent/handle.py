@@ -830,6 +830,17 @@ class _HandleCore:
         self._rgen += 1
         self._rbuf[:] = data
 
+    def take_rbuf(self) -> bytearray:
+        """Take the whole read buffer without copying it (Perl's ``delete
+        $hdl->{rbuf}``) and go on with an empty one: the returned
+        :class:`bytearray` is yours.  The cheap way for an ``on_read`` that
+        collects everything (``parts.append(hdl.take_rbuf())``, one
+        ``b"".join(parts)`` at the end)."""
+        data = self._rbuf
+        self._rbuf = bytearray()
+        self._rgen += 1
+        return data
+
     def __getitem__(self, key: str) -> Any:
         """Perl's ``$hdl->{key}`` for reading: the current callback of an
         ``on_*`` option (``None`` if unset), or ``fh``, ``rbuf``, ``wbuf``,

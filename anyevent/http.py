@@ -703,7 +703,7 @@ class _State:
         "received", "on_body", "old_eof", "__weakref__",
     )
     hdr: dict[str, Any]
-    body: list[bytes]
+    body: list[bytes | bytearray]
     length: int
     received: int
     on_body: Callable[[bytes, dict[str, Any]], Any] | None
@@ -1054,13 +1054,17 @@ class _State:
 
     def stream_length(self, hdl: Handle) -> None:
         rbuf = hdl.rbuf
-        if len(rbuf) <= self.length:
-            data = bytes(rbuf)
-            rbuf.clear()
-        else:
+        data: bytes | bytearray
+        if len(rbuf) > self.length:
             with memoryview(rbuf) as view:
                 data = bytes(view[:self.length])
             del rbuf[:self.length]
+        elif self.on_body is None:
+            data = hdl.take_rbuf()  # Perl's "delete $_[0]{rbuf}": kept to be joined, no copy
+            rbuf = hdl.rbuf
+        else:
+            data = bytes(rbuf)
+            rbuf.clear()
         self.length -= len(data)
         if not self.give(data):
             return
@@ -1085,7 +1089,7 @@ class _State:
         else:
             self.finish(None, self.ae_error, message)
 
-    def give(self, data: bytes) -> bool:
+    def give(self, data: bytes | bytearray) -> bool:
         """Pass body data to ``on_body`` (or keep it); False (the request
         finished) if ``on_body`` refused it."""
         if self.on_body is None:

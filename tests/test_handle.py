@@ -31,6 +31,28 @@ def test_line_reads_then_eof_calls_on_eof():
     assert got == [(b"one", b"\r\n"), (b"two", b"\n")]
 
 
+def test_take_rbuf_hands_over_the_buffer_and_reading_goes_on():
+    a, b = pair()
+    cv = AE.cv()
+    parts = []
+    def on_read(h):
+        parts.append(h.take_rbuf())
+        if b"".join(parts).endswith(b"end"):
+            cv.send()
+    h = Handle(fh=a, on_error=lambda *x: cv.croak(x), on_read=on_read)
+    b.sendall(b"first ")
+    settle_until = AE.timer(0.05, 0, lambda: b.sendall(b"second end"))
+    run_until(cv)
+    assert b"".join(parts) == b"first second end"
+    assert all(type(p) is bytearray for p in parts) and len({id(p) for p in parts}) == len(parts)
+    assert h.rbuf == b""  # a fresh buffer, empty
+    h.push_read("line", lambda h, line, eol: cv.send(line))
+    cv = AE.cv()
+    b.sendall(b"after\n")
+    assert run_until(cv) == b"after"
+    del settle_until
+
+
 def test_eof_with_pending_read_is_fatal_epipe():
     a, b = pair()
     cv = AE.cv()
