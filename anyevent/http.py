@@ -337,10 +337,11 @@ def _cookie_jar_set_cookie(jar: CookieJar, set_cookie: str | None, host: str,
 # persistent connections
 # ---------------------------------------------------------------------------
 
-_KA_CACHE: dict[str, list[Handle]] = {}  # scheme, host, port, sessionid -> idle handles
+# (scheme, host, port, sessionid, proxy, TLS context) -> idle handles
+_KA_CACHE: dict[tuple[Any, ...], list[Handle]] = {}
 
 
-def _ka_fetch(key: str) -> Handle:
+def _ka_fetch(key: tuple[Any, ...]) -> Handle:
     """The most recently stored idle connection for ``key`` (one must exist)."""
     handles = _KA_CACHE[key]
     hdl = handles.pop()
@@ -349,7 +350,7 @@ def _ka_fetch(key: str) -> Handle:
     return hdl
 
 
-def _ka_store(key: str, hdl: Handle) -> None:
+def _ka_store(key: tuple[Any, ...], hdl: Handle) -> None:
     """Keep ``hdl`` idle for reuse: any read, EOF, error or PERSISTENT_TIMEOUT
     seconds without activity destroys it."""
     def forget(*_: object) -> None:
@@ -661,14 +662,16 @@ def _capitalise(name: str) -> str:
     return text
 
 
-def _ctx_key(tls_ctx: Any) -> str:
-    """What tells TLS contexts apart in the connection cache's key."""
-    if tls_ctx is None or isinstance(tls_ctx, str):
-        return repr(tls_ctx)
+def _ctx_key(tls_ctx: Any) -> Any:
+    """What tells TLS contexts apart in the connection cache's key: equal
+    option dicts are the same context (as ``tls_ctx_from`` makes them)."""
     if isinstance(tls_ctx, Mapping):
-        from .tls import _freeze
-        return repr(_freeze(tls_ctx))
-    return "id%x" % id(tls_ctx)
+        try:
+            return frozenset(tls_ctx.items())
+        except TypeError:  # a list or dict among the values
+            from .tls import _freeze
+            return _freeze(tls_ctx)
+    return tls_ctx  # None, "low", "high" or a TLS object (by identity)
 
 
 def _cancelled_error() -> BaseException:
@@ -802,9 +805,10 @@ class _State:
         self.keepalive = bool(arg["keepalive"]) if "keepalive" in arg else not proxy
         # Perl's key is scheme, host, port and sessionid; ours adds the proxy and
         # the TLS context: a request that verifies never rides an unverified connection
-        self.ka_key = "%s\0%s\0%s\0%s\0%s\0%s" % (
-            scheme, uhost, uport, arg.get("sessionid", ""), proxy and tuple(proxy),
-            _ctx_key(arg.get("tls_ctx")) if scheme == "https" else "")
+        sessionid = arg.get("sessionid")
+        self.ka_key = (scheme, uhost, uport, "" if sessionid is None else str(sessionid),
+                       proxy and tuple(proxy),
+                       _ctx_key(arg.get("tls_ctx")) if scheme == "https" else None)
         hdr["connection"] = ("keep-alive, " if self.keepalive else "") + "Te" \
             if self.persistent else "close, Te"
         if "te" not in hdr:
