@@ -856,8 +856,9 @@ class _State:
         elif tls_ctx == "high":
             tls_ctx = _TLS_CTX_HIGH
         try:
-            self.handle = Handle(**{**(arg.get("handle_params") or {}), "fh": fh,
-                                    "peername": self.uhost, "tls_ctx": tls_ctx})
+            params: dict[str, Any] = {**(arg.get("handle_params") or {}), "fh": fh,
+                                      "peername": self.uhost, "tls_ctx": tls_ctx}
+            self.handle = Handle(**params)
         except Exception as exc:  # noqa: BLE001 - bad handle_params: fail this request
             fh.close()
             return self.error(599, "cannot create handle: %s" % exc)
@@ -1183,7 +1184,7 @@ def _version(text: str) -> float:
         return float(_perl_number(text))
 
 
-def http_request(method: str, url: str, cb: HttpCb | None = None, /,
+def http_request(method: str, url: str, callback: HttpCb | None = None, /,
                  **opts: Unpack[HttpOptions]) -> Request:
     """Make an HTTP request; ``cb(body, headers)`` when it completes.
 
@@ -1236,7 +1237,7 @@ def http_request(method: str, url: str, cb: HttpCb | None = None, /,
     header name or value with a line break or outside Latin-1.
     Port of ``AnyEvent::HTTP::http_request``.
     """
-    cb = opts.pop("cb", cb)  # Perl's callback-last spelling
+    cb = opts.pop("cb", callback)  # cb=: Perl's callback-last spelling
     if not _OPTIONS.issuperset(opts):
         raise TypeError("http_request: unknown option(s) %s" % ", ".join(sorted(set(opts) - _OPTIONS)))
     arg: dict[str, Any] = dict(opts)
@@ -1255,18 +1256,20 @@ def http_request(method: str, url: str, cb: HttpCb | None = None, /,
     return owner
 
 
-def http_get(url: str, cb: HttpCb | None = None, /, **opts: Unpack[HttpOptions]) -> Request:
+def http_get(url: str, callback: HttpCb | None = None, /,
+             **opts: Unpack[HttpOptions]) -> Request:
     """``http_request("GET", url, cb, **opts)``.  Port of ``http_get``."""
-    return http_request("GET", url, cb, **opts)
+    return http_request("GET", url, callback, **opts)
 
 
-def http_head(url: str, cb: HttpCb | None = None, /, **opts: Unpack[HttpOptions]) -> Request:
+def http_head(url: str, callback: HttpCb | None = None, /,
+              **opts: Unpack[HttpOptions]) -> Request:
     """``http_request("HEAD", url, cb, **opts)``.  Port of ``http_head``."""
-    return http_request("HEAD", url, cb, **opts)
+    return http_request("HEAD", url, callback, **opts)
 
 
-def http_post(url: str, body: bytes | str, cb: HttpCb | None = None, /,
+def http_post(url: str, body: bytes | str, callback: HttpCb | None = None, /,
               **opts: Unpack[HttpOptions]) -> Request:
     """``http_request("POST", url, cb, body=body, **opts)``.  Port of ``http_post``."""
     opts["body"] = body
-    return http_request("POST", url, cb, **opts)
+    return http_request("POST", url, callback, **opts)
