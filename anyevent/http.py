@@ -53,7 +53,6 @@ import errno
 import os
 import re
 import socket
-import sys
 import time
 from collections import deque
 from typing import (TYPE_CHECKING, Any, Callable, Generator, Mapping, MutableMapping, Protocol,
@@ -557,7 +556,6 @@ _NO_BODY = frozenset((204, 205, 304))
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _SMALL_BODY = 65536  # bodies up to this are read in one piece, longer ones as they arrive
 _LARGE_BODY = _LARGE_READ = 1 << 20  # bodies over 1 MiB are read up to 1 MiB at a time
-_MAX_LENGTH = sys.maxsize // 2  # a Content-Length or chunk beyond this cannot be read
 
 _URL_CACHE: dict[str, Any] = {}  # url -> what _parse_url made of it
 
@@ -1107,7 +1105,7 @@ class _State:
 
     def read_chunk(self, hdl: Handle, line: bytes, eol: bytes) -> None:
         m = _CHUNK_SIZE.match(line)
-        if m is None or len(m.group()) > 15:
+        if m is None or len(m.group()) > 15:  # (16 hex digits would be over 2**60 bytes)
             return self.finish(None, self.ae_error, "Garbled chunked transfer encoding")
         size = int(m.group(), 16)
         if size:
