@@ -715,7 +715,7 @@ def _use_local_cert(ctx: SSL.Context, cert_file: str | None, cert: Pem | None,
         pkey = crypto.load_privatekey(crypto.FILETYPE_PEM, key_pem, passphrase)
     except crypto.Error as exc:
         raise ValueError(f"{key_name}: failed to load local private key (key_file or key): "
-                         f"{_key_error(exc)}") from None
+                         f"{_key_error(exc, key_pem)}") from None
     try:
         chain = x509.load_pem_x509_certificates(cert_pem)
     except ValueError as exc:
@@ -743,9 +743,11 @@ def _pem_source(path: str | None, data: Pem | None, what: str) -> tuple[str, byt
         raise ValueError(f"{path}: cannot read {what} file: {exc.strerror}") from None
 
 
-def _key_error(exc: Exception) -> str:
+def _key_error(exc: Exception, pem: bytes) -> str:
     text = error_message(exc)
-    if "decrypt" in text or "bad password" in text:
+    # an encrypted key read with a wrong password usually fails as "bad decrypt",
+    # but now and then the padding passes and the ASN.1 decoding fails instead
+    if "decrypt" in text or "bad password" in text or b"ENCRYPTED" in pem:
         return f"{text} (wrong or missing cert_password?)"
     return text
 
