@@ -7,7 +7,8 @@ asyncio or uvloop (``impl``), addresses and names
 module (``tcp_connect``/``tcp_server``/``tcp_bind`` and the re-exported
 address and resolver functions), the TLS context, the handle, the
 facades (``anyevent.strict`` wraps the ``anyevent`` package's entries), and
-the companion modules on top (``anyevent.http``, Perl's AnyEvent::HTTP).
+the companion modules on top (``anyevent.http``, Perl's AnyEvent::HTTP;
+``anyevent.redis``).
 A module may import only modules listed before it, at module level or inside
 a function.  The three exceptions are Perl's own lazy loads, listed in
 ``UPWARD`` with their reason.
@@ -34,7 +35,7 @@ LAYERS = [
     ("tls", ["anyevent.tls"]),
     ("handle", ["anyevent.handle"]),
     ("facades", ["anyevent", "anyevent.strict"]),
-    ("companions", ["anyevent.http"]),
+    ("companions", ["anyevent.http", "anyevent.redis"]),
 ]
 ORDER = [name for _, names in LAYERS for name in names]
 
