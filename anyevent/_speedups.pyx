@@ -31,6 +31,9 @@ from libc.math cimport ceil
 from libc.stdint cimport uint32_t
 from libc.string cimport memchr, memcpy
 
+cdef extern from "<string.h>" nogil:
+    void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen)
+
 cdef extern from "Python.h":
     int PyObject_IS_GC(object)
     void PyObject_GC_UnTrack(void *)
@@ -181,6 +184,27 @@ def take_line(bytearray rbuf, Py_ssize_t start):
     line = PyBytes_FromStringAndSize(data, end)
     del rbuf[:pos + 1]
     return line, eol
+
+
+def take_until(bytearray rbuf, Py_ssize_t start, bytes eol):
+    """``handle._take_until`` for an exact :class:`bytearray`: take the bytes
+    before the first ``eol`` (non-empty) found at or after ``start`` off the
+    front of ``rbuf``, with the ``eol``; returns them, or None when ``eol``
+    is not there."""
+    cdef char *data = PyByteArray_AS_STRING(rbuf)
+    cdef Py_ssize_t size = PyByteArray_GET_SIZE(rbuf)
+    cdef Py_ssize_t n = len(eol)
+    cdef const char *found
+    if start < 0:  # from the end, as bytearray.find counts it
+        start = start + size if start + size > 0 else 0
+    if n == 0 or start + n > size:
+        return None
+    found = <const char *> memmem(data + start, size - start, <const char *> eol, n)
+    if found == NULL:
+        return None
+    line = PyBytes_FromStringAndSize(data, found - data)
+    del rbuf[:found - data + n]
+    return line
 
 
 def epoll_ready(int epfd, double timeout, int maxevents, dict fds):

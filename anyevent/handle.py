@@ -1297,6 +1297,9 @@ class _HandleCore:
         reader: Reader
         if len(args) == 1 and _READ_TYPES.get(first) is _read_line:
             reader = _LineReader(args[0]).read  # the hot path of line protocols
+        elif len(args) == 2 and type(args[0]) is bytes and args[0] and (
+                _READ_TYPES.get(first) is _read_line):
+            reader = _BytesLineReader(args[1], args[0]).read  # its b"\r\n" spelling
         else:
             reader = self._make_reader(first, args)
         queue = self._queue
@@ -2027,6 +2030,8 @@ def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader
         return _LineReader(cb).read
     if isinstance(eol, (bytes, bytearray)):
         eol = bytes(eol)
+        if eol:
+            return _BytesLineReader(cb, eol).read
         return _line_reader(cb, partial(_find_bytes, eol), len(eol) - 1)
     if isinstance(eol, str):
         raise TypeError("line eol must be bytes or a compiled bytes regex, not str")
@@ -2060,6 +2065,48 @@ class _LineReader:
         line, eol = got
         self.cb(hdl, line, eol)
         return True
+
+
+class _BytesLineReader:
+    """A line ending in a given bytes string (``push_read("line", b"\r\n",
+    cb)``), as fast as the default reader: :class:`_LineReader`'s logic with
+    :func:`_take_until` (the search resumes ``len(eol) - 1`` bytes before the
+    end of what it saw)."""
+    __slots__ = ("cb", "eol", "start", "gen")
+    cb: LineCb
+    eol: bytes
+    start: int
+    gen: int
+
+    def __init__(self, cb: LineCb, eol: bytes) -> None:
+        self.cb = cb
+        self.eol = eol
+        self.start = self.gen = 0
+
+    def read(self, hdl: Handle) -> bool:
+        rbuf = hdl._rbuf
+        start = self.start if self.gen == hdl._rgen else 0
+        line = (_take_until_fast if type(rbuf) is bytearray else _take_until)(rbuf, start, self.eol)
+        if line is None:
+            self.start, self.gen = max(0, len(rbuf) - len(self.eol) + 1), hdl._rgen
+            return False
+        self.start = 0
+        self.cb(hdl, line, self.eol)
+        return True
+
+
+def _take_until(rbuf: bytearray, start: int, eol: bytes) -> bytes | None:
+    """Take the bytes before the first ``eol`` at or after ``start`` off the
+    front of ``rbuf``, with the ``eol``; None when there is none there."""
+    pos = rbuf.find(eol, start)
+    if pos < 0:
+        return None
+    line = bytes(rbuf[:pos])
+    del rbuf[:pos + len(eol)]
+    return line
+
+
+_take_until_fast = _take_until if _speedups is None else _speedups.take_until
 
 
 def _take_line(rbuf: bytearray, start: int) -> tuple[bytes, bytes] | None:

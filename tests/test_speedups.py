@@ -283,3 +283,12 @@ def test_epoll_ready_in_two_threads_at_once_each_gets_its_own_events():
             for a, b in pairs:
                 a.close()
                 b.close()
+
+
+@given(st.lists(st.sampled_from([b"a", b"bc", b"\r", b"\n", b"\r\n", b"--", b""]), max_size=12),
+       st.integers(min_value=-20, max_value=40), st.sampled_from([b"\n", b"\r\n", b"--", b"\r\n\r\n"]))
+def test_take_until_is_the_pure_one(pieces, start, eol):
+    data = b"".join(pieces)
+    compiled, interpreted = bytearray(data), bytearray(data)
+    assert speedups.take_until(compiled, start, eol) == handle._take_until(interpreted, start, eol)
+    assert compiled == interpreted
