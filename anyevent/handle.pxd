@@ -39,6 +39,14 @@ cdef class _LineReader:
     @cython.locals(hdl=_HandleCore, pos=Py_ssize_t)
     cpdef read(self, hdl)
 
+cdef class _RegexLineReader:
+    cdef object cb, rx, width
+    cdef Py_ssize_t start, gen
+
+    @cython.locals(hdl=_HandleCore)
+    cpdef read(self, hdl)
+
+
 cdef class _BytesLineReader:
     cdef object cb
     cdef bytes eol

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import errno as _errno
+import functools
 import importlib
 import io as _io
 import json as _json
@@ -1297,9 +1298,12 @@ class _HandleCore:
         reader: Reader
         if len(args) == 1 and _READ_TYPES.get(first) is _read_line:
             reader = _LineReader(args[0]).read  # the hot path of line protocols
-        elif len(args) == 2 and type(args[0]) is bytes and args[0] and (
-                _READ_TYPES.get(first) is _read_line):
-            reader = _BytesLineReader(args[1], args[0]).read  # its b"\r\n" spelling
+        elif len(args) == 2 and _READ_TYPES.get(first) is _read_line:
+            eol = args[0]  # its b"\r\n" and qr/\r?\n/ spellings, as fast
+            if type(eol) is bytes and eol:
+                reader = _BytesLineReader(args[1], eol).read
+            else:
+                reader = _read_line(self, args[1], eol)
         else:
             reader = self._make_reader(first, args)
         queue = self._queue
@@ -2035,8 +2039,13 @@ def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader
         return _line_reader(cb, partial(_find_bytes, eol), len(eol) - 1)
     if isinstance(eol, str):
         raise TypeError("line eol must be bytes or a compiled bytes regex, not str")
-    rx = re.compile(eol)
-    return _line_reader(cb, partial(_find_regex, rx), _match_width(rx))
+    rx = eol if type(eol) is re.Pattern else re.compile(eol)
+    same = _regex_as_bytes(rx)
+    if same is None:
+        return _RegexLineReader(cb, rx, _match_width(rx)).read
+    if same:
+        return _BytesLineReader(cb, same).read
+    return _LineReader(cb).read
 
 
 class _LineReader:
@@ -2095,6 +2104,37 @@ class _BytesLineReader:
         return True
 
 
+class _RegexLineReader:
+    """A line ending where a regex matches (``push_read("line", qr, cb)``):
+    the search resumes ``width`` bytes (plus one) before the end of what it
+    saw, or at the start for a regex of unbounded width (see
+    :func:`_match_width`)."""
+    __slots__ = ("cb", "rx", "width", "start", "gen")
+    cb: LineCb
+    rx: re.Pattern[bytes]
+    width: int | None
+    start: int
+    gen: int
+
+    def __init__(self, cb: LineCb, rx: re.Pattern[bytes], width: int | None) -> None:
+        self.cb, self.rx, self.width = cb, rx, width
+        self.start = self.gen = 0
+
+    def read(self, hdl: Handle) -> bool:
+        rbuf = hdl._rbuf
+        m = self.rx.search(rbuf, self.start if self.gen == hdl._rgen else 0)
+        if m is None:
+            if self.width is not None:
+                self.start, self.gen = max(0, len(rbuf) - self.width - 1), hdl._rgen
+            return False
+        begin, end = m.span()
+        line, eol = bytes(rbuf[:begin]), bytes(rbuf[begin:end])
+        del rbuf[:end]
+        self.start = 0
+        self.cb(hdl, line, eol)
+        return True
+
+
 def _take_until(rbuf: bytearray, start: int, eol: bytes) -> bytes | None:
     """Take the bytes before the first ``eol`` at or after ``start`` off the
     front of ``rbuf``, with the ``eol``; None when there is none there."""
@@ -2133,28 +2173,55 @@ def _find_bytes(eol: bytes, rbuf: bytearray, start: int) -> tuple[int, int] | No
     return None if pos < 0 else (pos, pos + len(eol))
 
 
-def _find_regex(rx: re.Pattern[bytes], rbuf: bytearray, start: int) -> tuple[int, int] | None:
-    m = rx.search(rbuf, start)
-    return None if m is None else m.span()
-
-
 _UNBOUNDED = re.compile(rb"\(\?<?[=!]|\\[1-9]|\(\?P=")  # lookaround, backreference
 
 
-def _match_width(rx: re.Pattern[bytes]) -> int | None:
-    """The most bytes a match of ``rx`` examines (None: unbounded or unknown)."""
-    if _UNBOUNDED.search(rx.pattern):
-        return None
+def _re_parser() -> Any:
+    """The re module's own parser (private, hence every use is guarded)."""
     try:
-        try:
-            from re import _parser  # type: ignore[attr-defined]
-        except ImportError:  # Python 3.10 calls it sre_parse
-            import sre_parse as _parser
+        from re import _parser  # type: ignore[attr-defined]
+    except ImportError:  # Python 3.10 calls it sre_parse
+        import sre_parse as _parser
+    return _parser
+
+
+def _parse_regex(rx: re.Pattern[bytes]) -> Any:
+    """``rx`` parsed by :func:`_re_parser` (None if that fails)."""
+    try:
         # (sre_parse parses bytes patterns too; the stub says str)
-        width = _parser.parse(rx.pattern, rx.flags).getwidth()[1]  # pyright: ignore[reportArgumentType]
+        return _re_parser().parse(rx.pattern, rx.flags)  # pyright: ignore[reportArgumentType]
     except Exception:  # noqa: BLE001 - a private module: be conservative
         return None
-    return width if width < _parser.MAXREPEAT else None
+
+
+#: Regexes whose first match in any buffer is where the default line reader
+#: cuts, with the same end of line: ``\r?\n`` and its spellings.
+_DEFAULT_EOL_FORMS = (rb"\r?\n", rb"\r\n|\n", rb"\n|\r\n")
+
+
+@functools.lru_cache(maxsize=256)
+def _regex_as_bytes(rx: re.Pattern[bytes]) -> bytes | None:
+    """``b""`` when ``rx`` cuts lines as the default reader does, the literal
+    bytes it matches when it is a plain string (no case folding), else None."""
+    parsed = _parse_regex(rx)
+    if parsed is None:
+        return None
+    shape = repr(list(parsed))
+    if any(shape == repr(list(_parse_regex(re.compile(f)))) for f in _DEFAULT_EOL_FORMS):
+        return b""
+    if rx.flags & re.IGNORECASE or not parsed or any(str(op) != "LITERAL" for op, _ in parsed):
+        return None
+    return bytes(value for _, value in parsed)
+
+
+@functools.lru_cache(maxsize=256)  # (parsing the pattern costs more than a read)
+def _match_width(rx: re.Pattern[bytes]) -> int | None:
+    """The most bytes a match of ``rx`` examines (None: unbounded or unknown)."""
+    parsed = None if _UNBOUNDED.search(rx.pattern) else _parse_regex(rx)
+    if parsed is None:
+        return None
+    width: int = parsed.getwidth()[1]
+    return width if width < _re_parser().MAXREPEAT else None
 
 
 def _line_reader(cb: LineCb, find: Callable[[bytearray, int], tuple[int, int] | None],

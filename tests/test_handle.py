@@ -630,3 +630,30 @@ def test_close_context_manager_and_repr():
     h2.close()  # a no-op now, as every method of a destroyed handle
     for s in (a, b, c, d):
         s.close()
+
+
+@pytest.mark.parametrize("eol", [rb"\r?\n", rb"\r\n|\n", rb"\n|\r\n", rb"\015?\012", rb"\r\n", rb"--",
+                                 rb"(?:\r?\n|\x00)", rb"(?i)x"])
+def test_regex_line_spellings_cut_where_the_regex_matches(eol):
+    """Regexes the reader takes a shortcut for (the default's \\r?\\n, plain
+    strings) cut exactly where a search of the regex does."""
+    data = b"a\rb\r\nc\nd--e\x00fXg\r\r\nh--\n"
+    rx = re.compile(eol)
+    expected, rest = [], data
+    while (m := rx.search(rest)) is not None:
+        expected.append((rest[:m.start()], m.group()))
+        rest = rest[m.end():]
+    a, b = pair()
+    got = []
+    h = Handle(fh=a, on_error=lambda *x: None)
+    def line(h, text, end):
+        got.append((text, end))
+        h.push_read("line", rx, line)
+    h.push_read("line", rx, line)
+    b.sendall(data)
+    cv = AE.cv()
+    t = AE.timer(0.1, 0, cv.send)
+    cv.recv()
+    assert got == expected
+    h.destroy()
+    del t
