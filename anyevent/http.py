@@ -824,7 +824,8 @@ class _State:
             self.handle = _ka_fetch(self.ka_key)
             self.handle.on_read(None)
             self.prepare_handle()
-            self.rpath = self.upath
+            if not self.proxy or self.uscheme == "https":  # (a proxy wants the whole URL;
+                self.rpath = self.upath                    # Perl sends the path: a bug)
             self.actual_request()
         else:
             connect = self.arg.get("tcp_connect") or _socket.tcp_connect

@@ -550,6 +550,20 @@ def test_set_proxy_and_environment(monkeypatch, nginx, tinyproxy):
     assert http.PROXY is None
 
 
+def test_kept_connection_to_a_proxy_still_sends_the_whole_url():
+    lines = []
+    def proxy(conn):
+        while (request := httpservers.read_request(conn)) is not None:
+            lines.append(request.split(b"\r\n")[0])
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    with httpservers.Scripted(proxy) as server:
+        for path in ("/one", "/two"):
+            body, hdr = fetch("GET", "http://origin.test" + path, proxy=["127.0.0.1", server.port])
+            assert body == b"ok"
+        assert server.connections == 1  # the second request reused the connection
+    assert lines == [b"GET http://origin.test/one HTTP/1.1", b"GET http://origin.test/two HTTP/1.1"]
+
+
 def test_proxy_refusing_connect_reports_its_status():
     with httpservers.Scripted(httpservers.canned(
             b"HTTP/1.0 403 Forbidden\r\n\r\n")) as server:
