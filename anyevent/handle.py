@@ -1303,7 +1303,7 @@ class _HandleCore:
             if type(eol) is bytes and eol:
                 reader = _BytesLineReader(args[1], eol).read
             else:
-                reader = _read_line(self, args[1], eol)
+                reader = _read_line(self, args[1], eol)  # pyright: ignore[reportArgumentType]
         else:
             reader = self._make_reader(first, args)
         queue = self._queue
@@ -2039,7 +2039,9 @@ def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader
         return _line_reader(cb, partial(_find_bytes, eol), len(eol) - 1)
     if isinstance(eol, str):
         raise TypeError("line eol must be bytes or a compiled bytes regex, not str")
-    rx = eol if type(eol) is re.Pattern else re.compile(eol)
+    # (a str pattern was refused above)
+    rx: re.Pattern[bytes] = (eol if type(eol) is re.Pattern  # pyright: ignore[reportAssignmentType]
+                             else re.compile(eol))
     same = _regex_as_bytes(rx)
     if same is None:
         return _RegexLineReader(cb, rx, _match_width(rx)).read

@@ -139,6 +139,18 @@ class Redis:
     connection): see the module documentation.
     """
 
+    host: str
+    port: int | str
+    password: str | bytes | None
+    db: int
+    encoding: str | None
+    on_error: Callable[[str], object] | None
+    on_connect: Callable[[], object] | None
+    on_disconnect: Callable[[str], object] | None
+    reconnect: bool
+    max_backoff: float
+    max_pending: int
+
     def __init__(self, host: str = "127.0.0.1", port: int | str = 6379, *,
                  password: str | bytes | None = None, db: int = 0, encoding: str | None = None,
                  on_error: Callable[[str], object] | None = None,
