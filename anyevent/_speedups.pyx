@@ -188,16 +188,17 @@ def take_line(bytearray rbuf, Py_ssize_t start):
 
 def take_until(bytearray rbuf, Py_ssize_t start, bytes eol):
     """``handle._take_until`` for an exact :class:`bytearray`: take the bytes
-    before the first ``eol`` (non-empty) found at or after ``start`` off the
-    front of ``rbuf``, with the ``eol``; returns them, or None when ``eol``
-    is not there."""
+    before the first ``eol`` found at or after ``start`` off the front of
+    ``rbuf``, with the ``eol``; returns them, or None when ``eol`` is not
+    there (an empty ``eol`` is found at ``start``, as ``bytearray.find``
+    finds it)."""
     cdef char *data = PyByteArray_AS_STRING(rbuf)
     cdef Py_ssize_t size = PyByteArray_GET_SIZE(rbuf)
     cdef Py_ssize_t n = len(eol)
     cdef const char *found
     if start < 0:  # from the end, as bytearray.find counts it
         start = start + size if start + size > 0 else 0
-    if n == 0 or start + n > size:
+    if start + n > size:
         return None
     found = <const char *> memmem(data + start, size - start, <const char *> eol, n)
     if found == NULL:

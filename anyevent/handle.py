@@ -1300,7 +1300,7 @@ class _HandleCore:
             reader = _LineReader(args[0]).read  # the hot path of line protocols
         elif len(args) == 2 and _READ_TYPES.get(first) is _read_line:
             eol = args[0]  # its b"\r\n" and qr/\r?\n/ spellings, as fast
-            if type(eol) is bytes and eol:
+            if type(eol) is bytes:  # (_read_line's first case, without its call)
                 reader = _BytesLineReader(args[1], eol).read
             else:
                 reader = _read_line(self, args[1], eol)  # pyright: ignore[reportArgumentType]
@@ -2033,10 +2033,7 @@ def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader
     if eol is None:
         return _LineReader(cb).read
     if isinstance(eol, (bytes, bytearray)):
-        eol = bytes(eol)
-        if eol:
-            return _BytesLineReader(cb, eol).read
-        return _line_reader(cb, partial(_find_bytes, eol), len(eol) - 1)
+        return _BytesLineReader(cb, bytes(eol)).read
     if isinstance(eol, str):
         raise TypeError("line eol must be bytes or a compiled bytes regex, not str")
     # (a str pattern was refused above)
@@ -2170,11 +2167,6 @@ def _take_line(rbuf: bytearray, start: int) -> tuple[bytes, bytes] | None:
 _take_line_fast = _take_line if _speedups is None else _speedups.take_line
 
 
-def _find_bytes(eol: bytes, rbuf: bytearray, start: int) -> tuple[int, int] | None:
-    pos = rbuf.find(eol, start)
-    return None if pos < 0 else (pos, pos + len(eol))
-
-
 _UNBOUNDED = re.compile(rb"\(\?<?[=!]|\\[1-9]|\(\?P=")  # lookaround, backreference
 
 
@@ -2201,6 +2193,12 @@ def _parse_regex(rx: re.Pattern[bytes]) -> Any:
 _DEFAULT_EOL_FORMS = (rb"\r?\n", rb"\r\n|\n", rb"\n|\r\n")
 
 
+@functools.lru_cache(maxsize=None)
+def _default_eol_shapes() -> frozenset[str]:
+    """The parsed shapes of :data:`_DEFAULT_EOL_FORMS` (made once)."""
+    return frozenset(repr(list(_parse_regex(re.compile(f)))) for f in _DEFAULT_EOL_FORMS)
+
+
 @functools.lru_cache(maxsize=256)
 def _regex_as_bytes(rx: re.Pattern[bytes]) -> bytes | None:
     """``b""`` when ``rx`` cuts lines as the default reader does, the literal
@@ -2208,8 +2206,7 @@ def _regex_as_bytes(rx: re.Pattern[bytes]) -> bytes | None:
     parsed = _parse_regex(rx)
     if parsed is None:
         return None
-    shape = repr(list(parsed))
-    if any(shape == repr(list(_parse_regex(re.compile(f)))) for f in _DEFAULT_EOL_FORMS):
+    if repr(list(parsed)) in _default_eol_shapes():
         return b""
     if rx.flags & re.IGNORECASE or not parsed or any(str(op) != "LITERAL" for op, _ in parsed):
         return None
@@ -2224,25 +2221,6 @@ def _match_width(rx: re.Pattern[bytes]) -> int | None:
         return None
     width: int = parsed.getwidth()[1]
     return width if width < _re_parser().MAXREPEAT else None
-
-
-def _line_reader(cb: LineCb, find: Callable[[bytearray, int], tuple[int, int] | None],
-                 width: int | None) -> Reader:
-    """A reader cutting a line at ``find(rbuf, start) -> (eol_start, eol_end)
-    | None`` (see :class:`_Resumable` for ``width``)."""
-    search = _Resumable(find, width)
-
-    def reader(hdl: Handle) -> bool:
-        rbuf = hdl._rbuf
-        found = search(hdl)
-        if found is None:
-            return False
-        start, end = found
-        line, eol = bytes(rbuf[:start]), bytes(rbuf[start:end])
-        del rbuf[:end]
-        cb(hdl, line, eol)
-        return True
-    return reader
 
 
 class _Resumable:

@@ -1051,9 +1051,14 @@ class _State:
             hdl.on_read(_ignore)
 
     def got_length(self, hdl: Handle, data: bytes) -> None:
-        extra = len(hdl.rbuf)
-        if extra:
-            return self.finish(None, 597, "Body longer than Content-Length (%d more bytes)" % extra)
+        self.body_end(hdl.rbuf, data)
+
+    def body_end(self, rbuf: bytearray, data: bytes) -> None:
+        """The Content-Length body is complete: ``data`` is the answer, unless
+        ``rbuf`` holds bytes beyond it."""
+        if rbuf:
+            return self.finish(None, 597, "Body longer than Content-Length (%d more bytes)"
+                               % len(rbuf))
         self.finish(data, keep=True)
 
     def stream_length(self, hdl: Handle) -> None:
@@ -1073,10 +1078,7 @@ class _State:
         if not self.give(data):
             return
         if self.length <= 0:
-            if rbuf:
-                return self.finish(None, 597, "Body longer than Content-Length (%d more bytes)"
-                                   % len(rbuf))
-            self.finish(b"" if self.on_body is not None else b"".join(self.body), keep=True)
+            self.body_end(rbuf, b"" if self.on_body is not None else b"".join(self.body))
 
     def stream_until_eof(self, hdl: Handle) -> None:
         rbuf = hdl.rbuf

@@ -286,7 +286,7 @@ def test_epoll_ready_in_two_threads_at_once_each_gets_its_own_events():
 
 
 @given(st.lists(st.sampled_from([b"a", b"bc", b"\r", b"\n", b"\r\n", b"--", b""]), max_size=12),
-       st.integers(min_value=-20, max_value=40), st.sampled_from([b"\n", b"\r\n", b"--", b"\r\n\r\n"]))
+       st.integers(min_value=-20, max_value=40), st.sampled_from([b"\n", b"\r\n", b"--", b"\r\n\r\n", b""]))
 def test_take_until_is_the_pure_one(pieces, start, eol):
     data = b"".join(pieces)
     compiled, interpreted = bytearray(data), bytearray(data)
