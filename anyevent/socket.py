@@ -114,7 +114,7 @@ def tcp_connect(host: str, service: str | int, cb: ConnectCb,
 
 
 def _bind_listener(host: str | None, service: str | int | None,
-                   prepare_cb: ListenPrepareCb | None,
+                   prepare_cb: ListenPrepareCb | None, reuse_port: bool = False,
                    ) -> tuple[socket.socket, Callable[[], None] | None]:
     """Create, bind and listen; return (sock, cleanup-guard-callback)."""
     if host is None:
@@ -133,6 +133,8 @@ def _bind_listener(host: str | None, service: str | int | None,
                 os.unlink(path)
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:  # before bind: the kernel checks it there
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             service = service or 0
             path = int(service) if str(service).isdigit() else socket.getservbyname(str(service), "tcp")
         sock.bind(pack_sockaddr(path, ipn))
@@ -161,14 +163,14 @@ def _unlink_if_same(path: str, ino: int) -> None:
 
 def tcp_bind(host: str | None, service: str | int | None,
              done_cb: Callable[[socket.socket], object],
-             prepare_cb: ListenPrepareCb | None = None) -> Guard:
+             prepare_cb: ListenPrepareCb | None = None, *, reuse_port: bool = False) -> Guard:
     """Create a listening socket and pass it to ``done_cb(sock)``; return a guard.
 
     Same arguments as :func:`tcp_server`; ``accept`` is left to you.  Dropping
     the guard closes the socket (and unlinks a Unix socket path).  Raises
     :class:`OSError`/:class:`ValueError` on errors.  Port of ``tcp_bind``.
     """
-    sock, unlink = _bind_listener(host, service, prepare_cb)
+    sock, unlink = _bind_listener(host, service, prepare_cb, reuse_port)
 
     def cleanup() -> None:
         sock.close()
@@ -230,7 +232,8 @@ class _Server:
 
 def tcp_server(host: str | None, service: str | int | None, accept_cb: AcceptCb,
                prepare_cb: ListenPrepareCb | None = None,
-               backoff_cb: Callable[[OSError], object] | None = None) -> Guard:
+               backoff_cb: Callable[[OSError], object] | None = None, *,
+               reuse_port: bool = False) -> Guard:
     """Listen on ``host``/``service`` and call ``accept_cb(sock, host, port)``
     for every connection (non-blocking sockets; for Unix, host ``"unix/"``).
 
@@ -243,11 +246,15 @@ def tcp_server(host: str | None, service: str | int | None, accept_cb: AcceptCb,
     the process is out of descriptors (``EMFILE``) accepting pauses for
     :data:`ACCEPT_BACKOFF` seconds rather than spinning, and
     ``backoff_cb(exc)``, if given, is called with the :class:`OSError` at
-    each such pause (not in Perl: a server's hook to log it).  Returns a
+    each such pause (not in Perl: a server's hook to log it).
+    ``reuse_port=True`` (not in Perl either) sets ``SO_REUSEPORT`` before
+    binding, so that several processes can listen on one TCP port and the
+    kernel spreads new connections among them (``prepare_cb`` runs after
+    ``bind``, too late for it).  Returns a
     guard; dropping it closes the listener (and unlinks its Unix path).
     Port of ``tcp_server``.
     """
-    sock, unlink = _bind_listener(host, service, prepare_cb)
+    sock, unlink = _bind_listener(host, service, prepare_cb, reuse_port)
     server = _Server(sock, unlink, accept_cb, backoff_cb)
     return guard(server.close)
 

@@ -14,7 +14,7 @@ import pytest
 
 import anyevent.socket as aesock
 from anyevent.reactor import CondVar, loop
-from conftest import own_loop_only, require_tool
+from conftest import own_loop_only, require_tool, run_until
 from fixtures_dns import ZONE, default_resolver, dns_peers, dnsmasq  # noqa: F401 (fixtures)
 
 # t/06_socket.t: (string with "_" for space, default service, host, port); None = no result
@@ -356,3 +356,29 @@ def test_emfile_does_not_spin_and_reports_each_pause_to_backoff_cb():
     # one call per ACCEPT_BACKOFF pause in the second, each with the EMFILE error
     assert 5 <= int(backoffs) <= 1.0 / aesock.ACCEPT_BACKOFF + 1
     assert emfile == "{True}"
+
+
+def test_reuse_port_lets_two_listeners_share_a_port_and_both_accept():
+    accepted: dict = {1: [], 2: []}
+    done = CondVar()
+    ports: list = []
+
+    def accept(which):
+        def cb(fh, host, port):
+            accepted[which].append(fh)
+            if len(accepted[1]) + len(accepted[2]) == 40:
+                done.send()
+        return cb
+    server1 = aesock.tcp_server("127.0.0.1", 0, accept(1), lambda fh, h, p: ports.append(p),
+                                reuse_port=True)
+    with pytest.raises(OSError) as refused:  # without the option, the port is taken
+        aesock.tcp_server("127.0.0.1", ports[0], accept(2))
+    assert refused.value.errno == errno.EADDRINUSE
+    server2 = aesock.tcp_server("127.0.0.1", ports[0], accept(2), reuse_port=True)
+    # the kernel hashes each connection's addresses onto one of the listeners
+    clients = [socket.create_connection(("127.0.0.1", ports[0])) for _ in range(40)]
+    run_until(done)
+    del server1, server2
+    assert accepted[1] and accepted[2]
+    for fh in accepted[1] + accepted[2] + clients:
+        fh.close()
