@@ -97,7 +97,7 @@ async def serve(args: argparse.Namespace) -> tuple[chat_server.ChatServer, str]:
              " (model %s)", args.host, args.port, args.host, args.status_port,
              AnyEvent.MODEL)
     stop = AE.cv()
-    sigs = [AE.signal(name, partial(stop.send, name)) for name in ("INT", "TERM")]
+    sigs = [AE.signal(name, partial(stop.send, "SIG" + name)) for name in ("INT", "TERM")]
     signame: str = await stop
     del sigs
     status.close()

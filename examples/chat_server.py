@@ -5,6 +5,8 @@ Usage: chat_server.py [--host 127.0.0.1] [--port 5555] [--cert server.pem]
                       [--max-line 4096] [--idle-timeout 600] [--wbuf-max 1048576]
                       [--max-connections N] [--max-per-address 16]
                       [--handshake-timeout 10] [--login-timeout 60] [--line-timeout 30]
+                      [--redis redis://HOST:PORT/DB [--node-name NAME] [--cluster-ttl 10]
+                       [--workers N]]
 
 Talk to it with ``nc 127.0.0.1 5555`` or ``openssl s_client -connect 127.0.0.1:5555``.
 Ctrl-C (SIGINT) or SIGTERM stops it: everyone gets a goodbye line first.
@@ -12,12 +14,20 @@ Commands: /nick NAME, /who, /me ACTION, /help, /quit; any other line goes to
 everyone else as ``<nick> text``.  Without ``--cert`` a self-signed
 certificate is made on first start and kept in the cache directory.
 
+With ``--redis`` the process is a node of a cluster: every node on the same
+Redis shares the room (lines, nicks, ``/who``); see examples/chat_cluster.py.
+``--workers N`` starts N such nodes serving one port (``SO_REUSEPORT``);
+SIGTERM or Ctrl-C to the parent stops them all.
+
 Slow and greedy peers (slowloris) cannot hold the server:
 
 * ``--max-connections`` (default: the descriptor limit, RLIMIT_NOFILE, less
   32) and ``--max-per-address`` (16 connections from one IP address; 0 = no
   limit) cap the connections; one over a cap is told so in one line (plain
-  text, to TLS clients too) and closed.
+  text, to TLS clients too) and closed.  When the server is full but some
+  connections have not sent a complete line yet (slow clients from many
+  addresses), the oldest of those is dropped to let the new one in, as
+  OpenSSH's MaxStartups does; logged once per burst.
 * ``--handshake-timeout`` (10 s): from connect until the TLS handshake is done
   (or the client is seen to speak plain text).  A lone TLS record byte or a
   trickled ClientHello is cut then.
@@ -38,15 +48,19 @@ import logging
 import os
 import re
 import resource
+import signal
 import socket
+import subprocess
 import sys
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # the clone's anyevent; chat_cluster beside
 
 from anyevent import AE  # noqa: E402
+from chat_cluster import ClusterLink  # noqa: E402
 from anyevent.handle import Handle  # noqa: E402
 from anyevent.socket import ACCEPT_BACKOFF, tcp_server  # noqa: E402
 from anyevent.tls import TLS  # noqa: E402
@@ -76,7 +90,7 @@ def default_cert() -> str:
     pem = cache / "selfsigned.pem"
     if not pem.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = pem.with_suffix(".tmp")
+        tmp = pem.with_suffix(".%d.tmp" % os.getpid())  # nodes may start side by side
         tmp.write_bytes(_make_selfsigned())
         os.chmod(tmp, 0o600)
         tmp.replace(pem)
@@ -145,8 +159,9 @@ class BurstLog:
 class Client:
     """One connected user: their handle, nick and address; ``deadline`` is the
     timer of the handshake, login or line deadline running, if any."""
-    __slots__ = ("hdl", "nick", "host", "addr", "tls", "joined", "deadline")
+    __slots__ = ("hdl", "nick", "host", "addr", "tls", "joined", "deadline", "claiming")
     deadline: Any
+    claiming: str | None  # a nick being claimed cluster-wide
 
     def __init__(self, hdl: Handle, nick: str, host: str, port: int) -> None:
         self.hdl = hdl
@@ -156,6 +171,7 @@ class Client:
         self.tls = False
         self.joined = False
         self.deadline = None
+        self.claiming = None
 
 
 class ChatServer:
@@ -167,12 +183,23 @@ class ChatServer:
         self.tls_ctx = tls_ctx
         self.max_line: int = options.max_line
         self.clients: dict[Handle, Client] = {}
+        # the clients without a complete line yet, oldest first
+        self.unlogged: dict[Handle, Client] = {}
         self.per_host: dict[str, int] = {}  # source address -> number of clients
         self.serial = 0
         self.refusals = BurstLog("refused %d more connections over the caps")
         self.backoffs = BurstLog("accepting paused %d more times (out of descriptors)")
+        self.evictions = BurstLog("dropped %d more connections without a line to make room")
+        self.link_errors = BurstLog("cluster link: %d more errors")
         self.listener: Any = tcp_server(options.host, options.port, self.accept,
-                                   backoff_cb=self.accept_paused)
+                                        backoff_cb=self.accept_paused,
+                                        reuse_port=options.worker is not None)
+        self.link: ClusterLink | None = None
+        self.guest_tag = ""
+        if options.redis:
+            self.link = ClusterLink(self, options.redis, options.node_name, options.cluster_ttl,
+                                    on_error=partial(self.link_errors.note, "cluster link: %s"))
+            self.guest_tag = "-" + self.link.id[-4:]
 
     # -- connection life -------------------------------------------------------
 
@@ -181,12 +208,24 @@ class ChatServer:
                            ACCEPT_BACKOFF)
 
     def over_cap(self, host: str) -> str | None:
-        """The refusal for a new connection from ``host``, or None."""
-        if len(self.clients) >= self.opt.max_connections:
-            return "* Server full (%d connections), try again later." % len(self.clients)
+        """The refusal for a new connection from ``host``, or None (having
+        made room for it if need be)."""
         if self.opt.max_per_address and self.per_host.get(host, 0) >= self.opt.max_per_address:
             return "* Too many connections from %s, try again later." % host
+        if len(self.clients) >= self.opt.max_connections and self.unlogged:
+            self.make_room(host)
+        if len(self.clients) >= self.opt.max_connections:
+            return "* Server full (%d connections), try again later." % len(self.clients)
         return None
+
+    def make_room(self, host: str) -> None:
+        """Drop the oldest connection that has not sent a complete line (MaxStartups)."""
+        victim = next(iter(self.unlogged.values()))
+        self.evictions.note("server full: dropping %s (no complete line yet) to let %s in",
+                            victim.addr, host)
+        if victim.joined:
+            self.send_last(victim, "* Server full: dropping connections that said nothing yet.")
+        self.drop(victim, None, "dropped to make room")
 
     def refuse(self, fh: socket.socket, host: str, port: int, refusal: str) -> None:
         """One line and close: a new socket's send buffer takes it at once."""
@@ -208,7 +247,9 @@ class ChatServer:
             on_error=self.on_error, on_eof=self.on_eof, on_starttls=self.on_starttls,
             linger=SHUTDOWN_GRACE,
         )
-        client = self.clients[hdl] = Client(hdl, "guest%d" % self.serial, host, port)
+        client = self.clients[hdl] = Client(hdl, "guest%d%s" % (self.serial, self.guest_tag),
+                                            host, port)
+        self.unlogged[hdl] = client
         self.per_host[host] = self.per_host.get(host, 0) + 1
         log.info("connect %s", client.addr)
         self.set_deadline(client, self.opt.handshake_timeout, "no TLS handshake or plain text")
@@ -259,6 +300,11 @@ class ChatServer:
         client.joined = True
         self.send(client, "* Welcome to the anyevent chat%s. You are %s. Type /help for commands."
                   % (" (TLS)" if client.tls else "", client.nick))
+        if self.link is not None:
+            if not self.link.up:
+                self.send(client, "* The cluster link is down: until it is back, only users "
+                          "of this node (%s) see what you say." % self.link.name)
+            self.link.claim(client.nick, None, partial(self.guest_claimed, client))
         self.broadcast("* %s has joined" % client.nick, skip=client)
         self.set_deadline(client, self.opt.login_timeout, "no first line")
         self.want_line(client)
@@ -295,7 +341,10 @@ class ChatServer:
         (default ``notice``)."""
         if self.clients.pop(client.hdl, None) is None:
             return
+        self.unlogged.pop(client.hdl, None)
         client.deadline = None
+        if self.link is not None and client.joined:
+            self.link.release(client.nick)
         self.forget_host(client.host)
         log.info("disconnect %s (%s)", client.addr, reason or notice or "closed")
         if notice and client.joined:
@@ -348,6 +397,7 @@ class ChatServer:
         if client is None:
             return
         client.deadline = None
+        self.unlogged.pop(hdl, None)
         self.want_line(client)
         text = data.decode("utf-8", "replace").strip()
         if not text:
@@ -365,17 +415,60 @@ class ChatServer:
     def cmd_nick(self, client: Client, name: str) -> None:
         if not NICK_RE.match(name):
             self.send(client, "* Usage: /nick NAME (1-32 letters, digits, _-[]{}^|)")
-        elif any(c.nick.lower() == name.lower() for c in self.clients.values() if c is not client):
+        elif self.nick_in_use(name, client):
             self.send(client, "* Nick %s is already taken" % name)
+        elif self.link is None:
+            self.rename(client, name)
+        elif not self.link.up or client.claiming:
+            self.send(client, "* The cluster link is down (or a /nick is under way): "
+                      "try again in a moment.")
         else:
-            old, client.nick = client.nick, name
-            log.info("nick %s -> %s (%s)", old, name, client.addr)
-            self.send(client, "* You are now known as %s" % name)
-            self.broadcast("* %s is now known as %s" % (old, name), skip=client)
+            client.claiming = name
+            self.link.claim(name, client.nick, partial(self.nick_claimed, client, name))
+
+    def nick_in_use(self, name: str, client: Client) -> bool:
+        """True if another local user has (or is claiming) ``name``."""
+        name = name.lower()
+        return any(c.nick.lower() == name or (c.claiming or "").lower() == name
+                   for c in self.clients.values() if c is not client)
+
+    def nick_claimed(self, client: Client, name: str, ok: bool | None) -> None:
+        client.claiming = None
+        if client.hdl not in self.clients:
+            if ok and self.link is not None:
+                self.link.release(name)
+        elif ok:
+            self.rename(client, name)
+        elif ok is None:
+            self.send(client, "* The cluster link broke: try /nick again in a moment.")
+        else:
+            self.send(client, "* Nick %s is already taken" % name)
+
+    def rename(self, client: Client, name: str) -> None:
+        old, client.nick = client.nick, name
+        log.info("nick %s -> %s (%s)", old, name, client.addr)
+        self.send(client, "* You are now known as %s" % name)
+        self.broadcast("* %s is now known as %s" % (old, name), skip=client)
+
+    def guest_claimed(self, client: Client, ok: bool | None) -> None:
+        if ok is False:  # another node's guest drew the same name
+            self.nick_lost(client.nick)
 
     def cmd_who(self, client: Client, arg: str) -> None:
-        nicks = sorted(c.nick for c in self.clients.values() if c.joined)
-        self.send(client, "* Here: %s" % ", ".join(nicks))
+        if self.link is None:
+            return self.send(client, "* Here: %s" % ", ".join(self.nicks(False)))
+        if not self.link.up:
+            return self.send(client, "* Here (cluster link down, this node only): %s"
+                             % ", ".join(self.nicks(False)))
+        self.link.who(partial(self.cluster_who, client))
+
+    def cluster_who(self, client: Client, everyone: list[tuple[str, str]] | None) -> None:
+        if client.hdl not in self.clients:
+            return
+        if everyone is None:
+            return self.send(client, "* The cluster link broke: try /who again in a moment.")
+        self.send(client, "* Here: %s" % ", ".join(
+            "%s (%s)" % pair for pair in sorted(everyone, key=lambda p: p[0].lower())))
 
     def cmd_me(self, client: Client, action: str) -> None:
         self.broadcast("* %s %s" % (client.nick, action), skip=client)
@@ -402,16 +495,49 @@ class ChatServer:
             client.hdl.stoptls()
 
     def broadcast(self, text: str, skip: Client | None = None) -> None:
+        """Say ``text`` to everyone of the cluster but ``skip``."""
         data = text.encode("utf-8") + b"\n"
+        self.deliver(data, skip)
+        if self.link is not None:
+            self.link.publish(data)
+
+    # -- what the cluster link calls (chat_cluster.Node) ---------------------------------
+
+    def deliver(self, data: bytes, skip: Client | None = None) -> None:
+        """Write ``data`` to every local user but ``skip``."""
         for client in list(self.clients.values()):
             if client is not skip and client.joined:
                 client.hdl.push_write(data)
 
+    def notice(self, text: str) -> None:
+        log.warning("%s", text[2:])
+        self.deliver(text.encode("utf-8") + b"\n")
+
+    def announce(self, text: str) -> None:
+        self.broadcast(text)
+
+    def nicks(self, settled_only: bool) -> list[str]:
+        return sorted(c.nick for c in self.clients.values()
+                      if c.joined and not (settled_only and c.claiming))
+
+    def nick_lost(self, nick: str) -> None:
+        """Another node's user holds ``nick`` (claimed while our link was down)."""
+        for client in list(self.clients.values()):
+            if client.nick == nick and client.joined:
+                self.serial += 1
+                guest = "guest%d%s" % (self.serial, self.guest_tag)
+                self.send(client, "* Your nick %s was claimed on another node while this "
+                          "node's link was down; you are now %s." % (nick, guest))
+                client.nick = guest
+                self.broadcast("* %s is now known as %s" % (nick, guest), skip=client)
+                if self.link is not None:
+                    self.link.claim(guest, None, partial(self.guest_claimed, client))
+
     # -- shutdown ------------------------------------------------------------------
 
-    def shutdown(self, signame: str) -> None:
+    def shutdown(self, why: str) -> None:
         """Say goodbye to everyone, wait (bounded) until it is written, then return."""
-        log.info("caught SIG%s, shutting down", signame)
+        log.info("caught %s, shutting down", why)
         self.listener = None
         # from now on lines, timeouts and errors find no client and are ignored
         clients, self.clients = list(self.clients.values()), {}
@@ -427,6 +553,13 @@ class ChatServer:
             client.hdl.on_error(lambda h, fatal, message: self._said_goodbye(h, done))
             self.send_last(client, "* Server is shutting down. Goodbye!")
             client.hdl.on_drain(lambda h: self._said_goodbye(h, done))
+        if self.link is not None:  # the other nodes see this node's users leave
+            for client in clients:
+                if client.joined:
+                    self.link.publish(("* %s has left (server shutting down)\n"
+                                       % client.nick).encode("utf-8"))
+            done.begin()
+            self.link.close(done.end)
         done.end()
         limit = AE.timer(SHUTDOWN_GRACE, 0, done.send)
         done.recv()
@@ -464,23 +597,108 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--line-timeout", type=float, default=30,
                         help="seconds from a line's first byte to its end "
                         "(default %(default)g; 0 = none)")
-    return parser.parse_args(argv)
+    cluster = parser.add_argument_group("cluster")
+    cluster.add_argument("--redis", metavar="URL",
+                         help="redis://[:PASSWORD@]HOST[:PORT][/DB]: be a node of the cluster "
+                         "on this Redis")
+    cluster.add_argument("--node-name", help="this node's name in /who (default HOST:PORT, "
+                         "and /N for worker N)")
+    cluster.add_argument("--cluster-ttl", type=float, default=10,
+                         help="seconds a node that stopped answering keeps its users "
+                         "(default %(default)g; its heartbeat runs every third of it)")
+    cluster.add_argument("--workers", type=int, default=0,
+                         help="start N nodes serving one port (needs --redis)")
+    cluster.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # N: I am worker N
+    cluster.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)  # EOF: parent gone
+    args = parser.parse_args(argv)
+    if args.workers and not (args.redis and args.port):
+        # one line (parser.error would print the whole usage first)
+        sys.exit("chat_server.py: --workers needs --redis and a fixed --port: workers "
+                 "that cannot see each other would split the room")
+    if args.node_name is None:
+        args.node_name = "%s:%d" % (socket.gethostname(), args.port)
+        if args.worker is not None:
+            args.node_name += "/%d" % args.worker
+    return args
+
+
+def cannot_listen(args: argparse.Namespace, exc: OSError) -> int:
+    """EADDRINUSE, EACCES, EADDRNOTAVAIL: one line, no traceback."""
+    print("chat_server.py: cannot listen on %s:%d: %s"
+          % (args.host, args.port, exc.strerror or exc), file=sys.stderr)
+    return 1
+
+
+def supervise(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Run ``args.workers`` nodes on one port until SIGINT/SIGTERM, then stop
+    them (each says goodbye to its clients); 0 if they all ended well."""
+    try:  # one error line here rather than one per worker
+        tcp_server(args.host, args.port, lambda fh, host, port: None, reuse_port=True)
+    except OSError as exc:
+        return cannot_listen(args, exc)
+    if not args.cert:
+        default_cert()  # made once, here, not raced by the workers
+    gone_r, gone_w = os.pipe()  # the workers see EOF on it should this process die
+    workers: dict[int, subprocess.Popen[bytes]] = {}
+    for n in range(args.workers):  # (later options win: --workers 0 makes a node)
+        proc = subprocess.Popen([sys.executable, __file__, *argv, "--workers", "0",
+                                 "--worker", str(n), "--parent-fd", str(gone_r)],
+                                pass_fds=(gone_r,))
+        workers[proc.pid] = proc
+    os.close(gone_r)
+    log.info("started %d workers on %s:%d: %s", args.workers, args.host, args.port,
+             " ".join(map(str, workers)))
+    stop = AE.cv()
+    status: dict[int, int] = {}
+
+    def ended(pid: int, wait_status: int) -> None:
+        status[pid] = os.waitstatus_to_exitcode(wait_status)
+        if stop.ready():
+            return
+        log.warning("worker %d ended (status %d) before the server was stopped", pid,
+                    status[pid])
+        if len(status) == len(workers):
+            stop.send("the end of every worker")
+    children = [AE.child(pid, ended) for pid in workers]
+    sigs = [AE.signal(name, partial(stop.send, "SIG" + name)) for name in ("INT", "TERM")]
+    log.info("caught %s, stopping the workers", stop.recv())
+    done = AE.cv()
+    watch = AE.timer(0, 0.05, lambda: len(status) == len(workers) and done.send())
+    for pid in workers:
+        if pid not in status:
+            os.kill(pid, signal.SIGTERM)
+    limit = AE.timer(2 * SHUTDOWN_GRACE, 0, done.send)
+    done.recv()
+    for pid, proc in workers.items():
+        if pid not in status:
+            proc.kill()
+            status[pid] = proc.wait()
+    os.close(gone_w)
+    return 0 if not any(status.values()) else 1
+
+
+def watch_parent(fd: int, stop: Any) -> Any:
+    """The parent process holds the pipe's other end: EOF means it is gone."""
+    return AE.io(fd, 0, lambda: stop.send("the end of the parent process"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.workers:
+        return supervise(args, argv)
     tls_ctx = TLS(cert_file=args.cert or default_cert())
     try:
         server = ChatServer(args, tls_ctx)
-    except OSError as exc:  # EADDRINUSE, EACCES, EADDRNOTAVAIL: one line, no traceback
-        print("chat_server.py: cannot listen on %s:%d: %s"
-              % (args.host, args.port, exc.strerror or exc), file=sys.stderr)
-        return 1
-    log.info("chat server listening on %s:%d (plain and TLS)", args.host, args.port)
+    except OSError as exc:
+        return cannot_listen(args, exc)
+    log.info("chat server listening on %s:%d (plain and TLS)%s", args.host, args.port,
+             " as cluster node %s" % args.node_name if args.redis else "")
     stop = AE.cv()
-    sigs = [AE.signal(name, partial(stop.send, name)) for name in ("INT", "TERM")]
+    sigs = [AE.signal(name, partial(stop.send, "SIG" + name)) for name in ("INT", "TERM")]
+    parent = watch_parent(args.parent_fd, stop) if args.parent_fd is not None else None
     server.shutdown(stop.recv())
     return 0
 

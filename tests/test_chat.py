@@ -42,11 +42,13 @@ def wait_for(predicate, timeout=WAIT, what="condition"):
 
 
 class Server:
-    """A chat_server.py subprocess on a free port; its stderr goes to ``log``;
-    ``fd_limit`` sets its RLIMIT_NOFILE."""
+    """A chat_server.py subprocess on a free port (or ``port``); its stderr goes
+    to ``log``; ``fd_limit`` sets its RLIMIT_NOFILE; it is started once ``ready``
+    is in its log ``count`` times."""
 
-    def __init__(self, tmp_path, *args, cert=True, fd_limit=None):
-        self.port = free_port()
+    def __init__(self, tmp_path, *args, cert=True, fd_limit=None, port=None,
+                 ready="listening on", count=1):
+        self.port = port or free_port()
         self.log = tmp_path / ("server-%d.log" % self.port)
         cmd = [sys.executable, SERVER, "--port", str(self.port), *args]
         if cert:
@@ -56,7 +58,7 @@ class Server:
         with open(self.log, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=err, env=env, preexec_fn=limit)
-        wait_for(lambda: "listening on" in self.log_text() or self.proc.poll() is not None,
+        wait_for(lambda: self.log_text().count(ready) >= count or self.proc.poll() is not None,
                  what="server start")
         assert self.proc.poll() is None, self.log_text()
 
@@ -245,7 +247,8 @@ def join(port, kind, nick):
 
 def greet(peer, nick, tls=False):
     """Wait for ``peer``'s greeting (over TLS if ``tls``), take ``nick``."""
-    _, m = peer.expect(r"^\* Welcome to the anyevent chat( \(TLS\))?\. You are (guest\d+)\.")
+    _, m = peer.expect(r"^\* Welcome to the anyevent chat( \(TLS\))?\. "
+                       r"You are (guest\d+(?:-[0-9a-f]+)?)\.")
     assert bool(m.group(1)) == tls, m.group(0)
     peer.guest = m.group(2)
     peer.send("/nick " + nick)

@@ -226,3 +226,36 @@ def test_out_of_descriptors_is_logged_once_per_burst(tmp_path, peers):
         peers.append(join(server.port, "socket", "afterwards"))
     finally:
         server.stop()
+
+
+def test_a_full_server_drops_the_oldest_silent_connection_to_let_a_client_in(tmp_path, peers):
+    """Slow connections from many addresses fill the server (the per-address
+    cap does not stop them): each real client still gets in, in place of the
+    oldest connection that has not sent a line (OpenSSH's MaxStartups)."""
+    server = Server(tmp_path, "--max-connections", "20", "--max-per-address", "3")
+    try:
+        silent = [sock_peer(server.port, source="127.0.0.%d" % (20 + i // 3)) for i in range(20)]
+        peers += silent
+        for peer in silent:
+            peer.expect(r"^\* Welcome to the anyevent chat\.")
+        alice = join(server.port, "socket", "alice")
+        bob = join(server.port, "ssl", "bob")
+        peers += [alice, bob]
+        alice.send("made it")
+        bob.expect(r"^<alice> made it$")
+        for peer in silent[:2]:  # the oldest two made room
+            assert peer.expect_eof()[-1] == (
+                "* Server full: dropping connections that said nothing yet.")
+        carol = join(server.port, "socket", "carol")  # past the cap again: alice and bob stay
+        peers.append(carol)
+        silent[2].expect_eof()
+        carol.send("me too")
+        alice.expect(r"^<carol> me too$")
+        bob.expect(r"^<carol> me too$")
+        wait_for(lambda: "dropped 2 more connections without a line" in server.log_text(),
+                 what="the end of the burst")
+        log = server.log_text()
+        assert log.count("server full: dropping") == 1, log  # once per burst
+        assert "Traceback" not in log
+    finally:
+        server.stop()

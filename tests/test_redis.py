@@ -1,43 +1,14 @@
 """anyevent.redis against a real redis-server (started on a free loopback
 port, no persistence); a scripted server for a corrupt stream."""
 
-import socket
-import subprocess
-import time
-
 import pytest
 
 from anyevent import AE
 from anyevent.redis import Redis, RedisError
 
 import httpservers
-from conftest import free_port, require_tool, run_until, settle
-
-
-class RedisServer:
-    """redis-server on 127.0.0.1:``port`` (a free one unless given)."""
-
-    def __init__(self, *args, port=None):
-        self.port = port or free_port()
-        self.proc = subprocess.Popen(
-            [require_tool("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.01)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+from redisservers import RedisServer
+from conftest import free_port, run_until, settle
 
 
 @pytest.fixture
