@@ -147,18 +147,23 @@ class Node(Protocol):
 
     def deliver(self, data: bytes) -> None:
         """Give a line (with its newline) from another node to every local user."""
+        ...
 
     def notice(self, text: str) -> None:
         """Tell every local user (and the log) about the link."""
+        ...
 
     def nicks(self, settled_only: bool) -> list[str]:
         """The local users' nicks (without those with a claim in flight)."""
+        ...
 
     def nick_lost(self, nick: str) -> None:
         """Another node's user holds ``nick``: rename ours."""
+        ...
 
     def announce(self, text: str) -> None:
         """Say ``text`` to the whole cluster (this node included)."""
+        ...
 
 
 def parse_url(url: str) -> dict[str, Any]:
@@ -197,7 +202,7 @@ class ClusterLink:
         self.cmd = Redis(**options)
         self.sub = Redis(**options)
         self.sub.subscribe(self.channel, cb=self._relay)
-        self._beat_timer = AE.timer(ttl / 3, ttl / 3, self._beat)
+        self._beat_timer: Any = AE.timer(ttl / 3, ttl / 3, self._beat)
 
     # -- link state ---------------------------------------------------------------
 
@@ -276,7 +281,8 @@ class ClusterLink:
         """``cb([(nick, node name), ...])`` of the whole cluster, or ``cb(None)``."""
         def got(reply: Any) -> None:
             if isinstance(reply, RedisError) or not isinstance(reply, list):
-                return cb(None)
+                cb(None)
+                return
             pairs = zip(reply[0::2], reply[1::2])
             cb([(_text(nick), _text(node).rsplit("#", 1)[0])
                 for node, nicks in pairs for nick in nicks])
@@ -297,15 +303,15 @@ class ClusterLink:
     def _heartbeat_reply(self, back: int, lost: list[bytes], gone: list[Any]) -> None:
         for nick in lost:
             self.node.nick_lost(_text(nick))
-        for node, nicks in zip(gone[0::2], gone[1::2]):
-            name = _text(node).rsplit("#", 1)[0]
+        for node_id, nicks in zip(gone[0::2], gone[1::2]):
+            name = _text(node_id).rsplit("#", 1)[0]
             log.warning("cluster: node %s stopped answering; its %d users are gone",
-                        _text(node), len(nicks))
-            for nick in sorted(_text(n) for n in nicks):
-                self.node.announce("* %s has left (node %s lost)" % (nick, name))
+                        _text(node_id), len(nicks))
+            for gone_nick in sorted(_text(n) for n in nicks):
+                self.node.announce("* %s has left (node %s lost)" % (gone_nick, name))
         if back:  # we had been given up for lost: the others saw our users leave
-            for nick in self.node.nicks(False):
-                self.publish(("* %s has joined\n" % nick).encode())
+            for ours in self.node.nicks(False):
+                self.publish(("* %s has joined\n" % ours).encode())
 
     # -- the end ---------------------------------------------------------------------
 

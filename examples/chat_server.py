@@ -648,27 +648,25 @@ def supervise(args: argparse.Namespace, argv: Sequence[str]) -> int:
     os.close(gone_r)
     log.info("started %d workers on %s:%d: %s", args.workers, args.host, args.port,
              " ".join(map(str, workers)))
-    stop = AE.cv()
+    stop, finished = AE.cv(), AE.cv()
     status: dict[int, int] = {}
 
     def ended(pid: int, wait_status: int) -> None:
         status[pid] = os.waitstatus_to_exitcode(wait_status)
-        if stop.ready():
-            return
-        log.warning("worker %d ended (status %d) before the server was stopped", pid,
-                    status[pid])
+        if not stop.ready():
+            log.warning("worker %d ended (status %d) before the server was stopped", pid,
+                        status[pid])
         if len(status) == len(workers):
             stop.send("the end of every worker")
+            finished.send()
     children = [AE.child(pid, ended) for pid in workers]
     sigs = [AE.signal(name, partial(stop.send, "SIG" + name)) for name in ("INT", "TERM")]
     log.info("caught %s, stopping the workers", stop.recv())
-    done = AE.cv()
-    watch = AE.timer(0, 0.05, lambda: len(status) == len(workers) and done.send())
     for pid in workers:
         if pid not in status:
             os.kill(pid, signal.SIGTERM)
-    limit = AE.timer(2 * SHUTDOWN_GRACE, 0, done.send)
-    done.recv()
+    limit = AE.timer(2 * SHUTDOWN_GRACE, 0, finished.send)
+    finished.recv()
     for pid, proc in workers.items():
         if pid not in status:
             proc.kill()
