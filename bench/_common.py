@@ -25,8 +25,9 @@ class Table:
     reach, or a callable ``value -> bool`` with a text, or ``None``.
     """
 
-    def __init__(self, title):
+    def __init__(self, title, columns=("anyevent", "asyncio")):
         self.title = title
+        self.columns = columns
         self.rows = []
         self.missed = []
 
@@ -47,7 +48,7 @@ class Table:
                           "" if ratio is None else "%.2f×" % ratio, verdict))
 
     def print(self):
-        head = ("metric", "anyevent", "asyncio", "ratio", "target")
+        head = ("metric", *self.columns, "ratio", "target")
         widths = [max(len(str(r[i])) for r in self.rows + [head]) for i in range(5)]
         line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
         print("### " + self.title)

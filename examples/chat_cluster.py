@@ -268,7 +268,11 @@ class ClusterLink:
     def claim(self, new: str, old: str | None, cb: Callable[[bool | None], object]) -> None:
         """Claim ``new`` (giving up ``old``) cluster-wide; ``cb(True)`` if it is
         ours now, ``cb(False)`` if another node's user has it, ``cb(None)`` if
-        the link broke before Redis answered."""
+        the link is down or broke before Redis answered (the resync when it is
+        back claims every nick)."""
+        if not self.cmd.connected:  # not queued: it could land after its user left
+            cb(None)
+            return
         self._script(_CLAIM, int(self.ttl), new, old or "",
                      cb=lambda reply: cb(None if isinstance(reply, RedisError) else reply == 1))
 

@@ -58,10 +58,10 @@ class Load:
         self.joined = 0
         self.all_joined = asyncio.Event()
 
-    async def client(self, i, port, tls_ctx, start, stop):
+    async def client(self, i, ports, tls_ctx, start, stop):
         ctx = tls_ctx if i % TLS_SHARE == 0 else None
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=ctx, server_hostname="localhost" if ctx else None,
+            "127.0.0.1", ports[i % len(ports)], ssl=ctx, server_hostname="localhost" if ctx else None,
             limit=1 << 16)
         writer.write(b"/nick c%d\n" % i)  # a plain client speaking first skips the TLS sniff
         reading = asyncio.ensure_future(self.read(reader, i))
@@ -119,13 +119,13 @@ class Load:
         }
 
 
-async def run_load(port, n, seconds, cafile):
+async def run_load(ports, n, seconds, cafile):
     tls_ctx = ssl.create_default_context(cafile=cafile)
     load = Load(n)
     start, stop = asyncio.Event(), asyncio.Event()
     tasks = []
     for i in range(n):  # connect gradually: the listen backlog is 128
-        tasks.append(asyncio.ensure_future(load.client(i, port, tls_ctx, start, stop)))
+        tasks.append(asyncio.ensure_future(load.client(i, ports, tls_ctx, start, stop)))
         if i % 50 == 49:
             await asyncio.sleep(0.05)
     await asyncio.wait_for(load.all_joined.wait(), 60)
@@ -152,7 +152,9 @@ def say(kind, data):
 
 def load_main(argv=None):
     parser = argparse.ArgumentParser(description="chat soak load generator")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", required=True,
+                        help="the server's port, or ports (comma-separated): client i "
+                        "connects to the (i mod n)th")
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--seconds", type=float, default=SECONDS)
     parser.add_argument("--cafile", required=True)
@@ -162,7 +164,8 @@ def load_main(argv=None):
         from uvloop import run
     except ImportError:  # uvloop comes with the bench extra, which make soak installs
         run = asyncio.run
-    run(run_load(args.port, args.clients, args.seconds, args.cafile))
+    ports = [int(p) for p in args.port.split(",")]
+    run(run_load(ports, args.clients, args.seconds, args.cafile))
 
 
 def raise_fd_limit():
