@@ -120,6 +120,9 @@ class Procs:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
 
 
 def report(load, kind):

@@ -255,6 +255,9 @@ def test_chat_soak(tmp_path, capsys):
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        if load is not None:
+            load.stdin.close()
+            load.stdout.close()
 
     report = dict(stats, **ending, rss_idle_kib=rss_idle, rss_start_kib=rss_start,
                   rss_end_kib=rss_end, rss_max_kib=max(samples), server_cpu_seconds=cpu,
