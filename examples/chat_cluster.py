@@ -161,10 +161,6 @@ class Node(Protocol):
         """Another node's user holds ``nick``: rename ours."""
         ...
 
-    def announce(self, text: str) -> None:
-        """Say ``text`` to the whole cluster (this node included)."""
-        ...
-
 
 def parse_url(url: str) -> dict[str, Any]:
     """``redis://[:password@]host[:port][/db]`` as Redis() keywords."""
@@ -243,11 +239,13 @@ class ClusterLink:
 
     # -- relaying -------------------------------------------------------------------
 
-    def publish(self, data: bytes) -> None:
-        """Send a line (with its newline) to the other nodes; while the link is
-        down (users were told) it stays local."""
+    def publish(self, data: bytes, sender: bytes | None = None) -> None:
+        """Send a line (with its newline) to the other nodes (to all but
+        ``sender``, a node id, if given); while the link is down (users were
+        told) it stays local."""
         if self.cmd.connected:
-            self.cmd.publish(self.channel, self._id + b"\n" + data, cb=self._published)
+            self.cmd.publish(self.channel, (sender or self._id) + b"\n" + data,
+                             cb=self._published)
 
     def _published(self, reply: Any) -> None:
         if isinstance(reply, RedisError):  # the link broke with it on the way
@@ -312,7 +310,10 @@ class ClusterLink:
             log.warning("cluster: node %s stopped answering; its %d users are gone",
                         _text(node_id), len(nicks))
             for gone_nick in sorted(_text(n) for n in nicks):
-                self.node.announce("* %s has left (node %s lost)" % (gone_nick, name))
+                data = ("* %s has left (node %s lost)\n" % (gone_nick, name)).encode()
+                self.node.deliver(data)
+                # sent as the lost node's: should it come back, it skips them
+                self.publish(data, sender=node_id)
         if back:  # we had been given up for lost: the others saw our users leave
             for ours in self.node.nicks(False):
                 self.publish(("* %s has joined\n" % ours).encode())

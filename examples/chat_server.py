@@ -513,23 +513,23 @@ class ChatServer:
         log.warning("%s", text[2:])
         self.deliver(text.encode("utf-8") + b"\n")
 
-    def announce(self, text: str) -> None:
-        self.broadcast(text)
-
     def nicks(self, settled_only: bool) -> list[str]:
         return sorted(c.nick for c in self.clients.values()
                       if c.joined and not (settled_only and c.claiming))
 
     def nick_lost(self, nick: str) -> None:
-        """Another node's user holds ``nick`` (claimed while our link was down)."""
+        """Another node's user holds ``nick``, claimed while this node was cut
+        off: ours becomes a guest (told here only: for the other nodes that
+        nick is someone else)."""
         for client in list(self.clients.values()):
             if client.nick == nick and client.joined:
                 self.serial += 1
                 guest = "guest%d%s" % (self.serial, self.guest_tag)
-                self.send(client, "* Your nick %s was claimed on another node while this "
-                          "node's link was down; you are now %s." % (nick, guest))
+                self.send(client, "* Your nick %s was taken on another node while this "
+                          "node was cut off from the cluster; you are now %s." % (nick, guest))
                 client.nick = guest
-                self.broadcast("* %s is now known as %s" % (nick, guest), skip=client)
+                self.deliver(("* %s is now known as %s\n" % (nick, guest)).encode("utf-8"),
+                             skip=client)
                 if self.link is not None:
                     self.link.claim(guest, None, partial(self.guest_claimed, client))
 

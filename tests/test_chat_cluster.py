@@ -204,3 +204,34 @@ def test_workers_without_redis_are_refused_in_one_line(tmp_path):
                                                            XDG_CACHE_HOME=str(tmp_path)))
     assert out.returncode != 0
     assert out.stderr.count("\n") == 1 and "--workers needs --redis" in out.stderr, out.stderr
+
+
+def test_a_node_cut_off_past_the_ttl_comes_back_and_yields_a_nick_taken_meanwhile(nodes, peers):
+    """SIGSTOP a node for longer than the TTL: the others give its users up;
+    one of them takes a nick of the stopped node; SIGCONT: the node learns
+    it had been given up, renames its user (the rule: the nick stays with
+    whoever holds it in Redis) and its users join the others again."""
+    a, b = nodes(2)
+    alice = connect(peers, a, "alice")
+    anna = connect(peers, a, "anna")
+    bob = connect(peers, b, "bob")
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        bob.expect(r"^\* alice has left \(node node0 lost\)$", timeout=3 * TTL)
+        bob.expect(r"^\* anna has left \(node node0 lost\)$")
+        bob.send("/nick alice")
+        bob.expect(r"^\* You are now known as alice$")
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    _, m = alice.expect(r"^\* Your nick alice was taken on another node while this node was "
+                        r"cut off from the cluster; you are now (\S+)\.$", timeout=3 * TTL)
+    guest = m.group(1)
+    anna.expect(r"^\* alice is now known as %s$" % guest)
+    got = lines_until(bob, lambda lines: "* anna has joined" in lines
+                      and "* %s has joined" % guest in lines)
+    assert not any("is now known as" in line for line in got), got
+    assert who(bob) == {"alice": "node1", "anna": "node0", guest: "node0"}
+    alice.send("still here")
+    bob.expect(r"^<%s> still here$" % guest)
+    anna.expect(r"^<%s> still here$" % guest)
+    assert not any("node node0 lost" in line for line in anna.seen), "told of itself"
