@@ -11,7 +11,7 @@ cimport cython
 cdef class _HandleCore:
     cdef public object _fh, tls, _recv, _send, _queue, _held
     cdef public object _rbuf, _wbuf, _tls_rbuf
-    cdef public Py_ssize_t _rgen, _held_size
+    cdef public Py_ssize_t _rin, _held_size
     cdef public bint _hold, _eof, _skip_drain, _autocork
     cdef public int _drain_state, _failing
     cdef public object _rw, _ww, _on_error, _on_read, _on_eof, _on_drain

@@ -542,6 +542,9 @@ def _socket_io(cls: type[socket.socket]) -> tuple[Callable[[Any, bytearray, int]
     return _sock_recv, cls.send
 
 
+#: Added to ``Handle._rin`` when rbuf is replaced: every waiting scan starts over.
+_RESCAN = 1 << 48
+
 #: A read dispatch writes out what it held once this much has gathered (bytes).
 _HOLD_MAX = 65536
 
@@ -616,7 +619,7 @@ class _HandleCore:
     # shown the slots: they would not know that Handle adds the dict.)
     if not TYPE_CHECKING:
         __slots__ = (
-            "_fh", "_rbuf", "_rgen", "_wbuf", "_hold", "_held", "_held_size", "tls",
+            "_fh", "_rbuf", "_rin", "_wbuf", "_hold", "_held", "_held_size", "tls",
             "_recv", "_send", "_queue",
             "_rw", "_ww", "_eof", "_skip_drain", "_on_error", "_on_read",
             "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
@@ -632,7 +635,7 @@ class _HandleCore:
     read_size: int
     max_read_size: int
     _rbuf: bytearray
-    _rgen: int
+    _rin: int
     _recv: Callable[[Any, Any, int], int]
     _send: Callable[[Any, Any], int]
     _queue: Any  # () until the first push_read, then a deque of readers
@@ -679,7 +682,12 @@ class _HandleCore:
                 setattr(self, key, opts.pop(key))  # type: ignore[misc]  # an unknown key
         self._fh = None
         self._rbuf = bytearray()
-        self._rgen = 0  # bumped whenever rbuf may have lost bytes at its front
+        # bytes this handle appended to rbuf (plus _RESCAN when rbuf is
+        # replaced): ``_rin - len(rbuf)`` is the stream offset of rbuf's first
+        # byte, which changes whenever anything takes bytes off its front
+        # (a reader, or user code through hdl.rbuf).  A waiting reader resumes
+        # its scan only while that offset is the one it scanned at.
+        self._rin = 0
         self._wbuf = bytearray()
         self._hold = False  # True while this handle's own read dispatch runs
         self._held = None  # what push_write held meanwhile: a list of bytes
@@ -822,14 +830,16 @@ class _HandleCore:
         """The read buffer (a :class:`bytearray`; ``$hdl->{rbuf}``).  Readers
         and ``on_read`` consume from its front (``del hdl.rbuf[:n]``);
         assigning to it replaces its contents (``hdl.rbuf = b""`` empties it,
-        as AnyEvent::HTTPD does with ``$hdl->{rbuf} = ''``)."""
-        self._rgen += 1  # the caller may take from it: resumed scans start over
+        as AnyEvent::HTTPD does with ``$hdl->{rbuf} = ''``).  Looking at it
+        costs nothing: a reader waiting for the rest of a frame resumes its
+        scan, unless bytes were taken off the front meanwhile (then it starts
+        over).  Rewrite bytes in place only by assigning."""
         return self._rbuf
 
     @rbuf.setter
     def rbuf(self, data: Bytes) -> None:
-        self._rgen += 1
         self._rbuf[:] = data
+        self._rin += _RESCAN + len(self._rbuf)
 
     def take_rbuf(self) -> bytearray:
         """Take the whole read buffer without copying it (Perl's ``delete
@@ -839,7 +849,7 @@ class _HandleCore:
         ``b"".join(parts)`` at the end)."""
         data = self._rbuf
         self._rbuf = bytearray()
-        self._rgen += 1
+        self._rin += _RESCAN
         return data
 
     def __getitem__(self, key: str) -> Any:
@@ -1402,6 +1412,7 @@ class _HandleCore:
             while True:
                 if self._tls_rbuf:
                     self._rbuf += self._tls_rbuf
+                    self._rin += len(self._tls_rbuf)
                     self._tls_rbuf.clear()
                 if queue:
                     reader = queue.popleft()
@@ -1420,7 +1431,6 @@ class _HandleCore:
                         break
                     if self._fh is None:
                         return
-                    self._rgen += 1  # it took from rbuf: scans of waiting readers are stale
                 elif self._on_read is not None:
                     size = len(self._rbuf)
                     if not size:
@@ -1503,6 +1513,8 @@ class _HandleCore:
             return self._error(_errno.EBUSY, True, "cannot read into hdl.rbuf: a memoryview"
                                " of it is still alive (release it in the callback)")
         if n:
+            if tls is None:
+                self._rin += n
             if self._timers is not None:
                 self._activity("rtimeout")
             if n == size and size < self.max_read_size:
@@ -1565,7 +1577,6 @@ class _HandleCore:
         if self._rbuf:
             conn.bio_write(bytes(self._rbuf))
             self._rbuf.clear()
-            self._rgen += 1
         self._dotls()
         self.start_read()
 
@@ -1635,10 +1646,14 @@ class _HandleCore:
             # decrypt every record that arrived, then dispatch once; straight
             # into rbuf unless a callback is running or older data waits
             rbuf = self._tls_rbuf if self._skip_drain or self._tls_rbuf else self._rbuf
+            direct = rbuf is self._rbuf
             size = len(rbuf)
             while True:
                 try:
-                    rbuf += conn.recv(65536)
+                    data = conn.recv(65536)
+                    rbuf += data
+                    if direct:
+                        self._rin += len(data)
                 except SSL.WantReadError:
                     break
                 except SSL.ZeroReturnError:
@@ -1894,7 +1909,7 @@ class _DestroyedHandle(Handle):
     def __getattribute__(self, name: str) -> Any:
         if name == "destroyed":
             return _true
-        if name in ("errno", "peername", "rbuf", "_rbuf", "_rgen", "__class__", "__dict__"):
+        if name in ("errno", "peername", "rbuf", "_rbuf", "_rin", "__class__", "__dict__"):
             return object.__getattribute__(self, name)
         attr = getattr(Handle, name, None)
         if callable(attr):
@@ -2064,10 +2079,11 @@ class _LineReader:
 
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
-        start = self.start if self.gen == hdl._rgen else 0
+        front = hdl._rin - len(rbuf)
+        start = self.start if self.gen == front else 0
         got = (_take_line_fast if type(rbuf) is bytearray else _take_line)(rbuf, start)
         if got is None:
-            self.start, self.gen = len(rbuf), hdl._rgen
+            self.start, self.gen = len(rbuf), front
             return False
         self.start = 0
         line, eol = got
@@ -2093,10 +2109,11 @@ class _BytesLineReader:
 
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
-        start = self.start if self.gen == hdl._rgen else 0
+        front = hdl._rin - len(rbuf)
+        start = self.start if self.gen == front else 0
         line = (_take_until_fast if type(rbuf) is bytearray else _take_until)(rbuf, start, self.eol)
         if line is None:
-            self.start, self.gen = max(0, len(rbuf) - len(self.eol) + 1), hdl._rgen
+            self.start, self.gen = max(0, len(rbuf) - len(self.eol) + 1), front
             return False
         self.start = 0
         self.cb(hdl, line, self.eol)
@@ -2121,10 +2138,11 @@ class _RegexLineReader:
 
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
-        m = self.rx.search(rbuf, self.start if self.gen == hdl._rgen else 0)
+        front = hdl._rin - len(rbuf)
+        m = self.rx.search(rbuf, self.start if self.gen == front else 0)
         if m is None:
             if self.width is not None:
-                self.start, self.gen = max(0, len(rbuf) - self.width - 1), hdl._rgen
+                self.start, self.gen = max(0, len(rbuf) - self.width - 1), front
             return False
         begin, end = m.span()
         line, eol = bytes(rbuf[:begin]), bytes(rbuf[begin:end])
@@ -2227,9 +2245,9 @@ class _Resumable:
     """A search of ``hdl.rbuf`` with ``find(rbuf, start)`` (None: not
     found) that, after failing, resumes ``width`` bytes (plus one, for an
     anchor or ``\\b`` that looks at the byte after) before the end of the
-    buffer it saw, or at the start when ``width`` is None.  If anything may
-    have taken bytes from the buffer since (``hdl._rgen`` moved: another
-    reader completed, or user code touched ``hdl.rbuf``), it starts over."""
+    buffer it saw, or at the start when ``width`` is None.  If anything
+    took bytes off the front of the buffer since (another reader, or user
+    code through ``hdl.rbuf``: see ``Handle._rin``), it starts over."""
     __slots__ = ("find", "width", "pos", "gen")
 
     def __init__(self, find: Callable[[bytearray, int], Any], width: int | None) -> None:
@@ -2238,9 +2256,10 @@ class _Resumable:
 
     def __call__(self, hdl: Handle) -> Any:
         rbuf = hdl._rbuf
-        found = self.find(rbuf, self.pos if hdl._rgen == self.gen else 0)
+        front = hdl._rin - len(rbuf)
+        found = self.find(rbuf, self.pos if front == self.gen else 0)
         if found is None and self.width is not None:
-            self.pos, self.gen = max(0, len(rbuf) - self.width - 1), hdl._rgen
+            self.pos, self.gen = max(0, len(rbuf) - self.width - 1), front
         else:
             self.reset()
         return found
@@ -2398,8 +2417,9 @@ class _JsonScan:
     def end(self, buf: bytearray, eof: bool, gen: int) -> int:
         """Index just past the JSON text at the start of ``buf``; -1 if more
         input may complete it; 0 if it can never be valid.  ``gen`` is the
-        handle's ``_rgen``: a new value means the buffer may have lost bytes
-        at its front since the last call, so the scan starts over."""
+        stream offset of ``buf[0]`` (``hdl._rin - len(buf)``): a new value
+        means bytes left its front since the last call, so the scan starts
+        over."""
         if self.pos and gen != self.gen:
             self.__init__()  # type: ignore[misc]
         self.gen = gen
@@ -2487,7 +2507,7 @@ def _read_json(hdl: Handle, cb: ValueCb) -> Reader:
                 del rbuf[:start]
             if not rbuf:
                 return False
-        end = scan.end(rbuf, hdl._eof, hdl._rgen)
+        end = scan.end(rbuf, hdl._eof, hdl._rin - len(rbuf))
         if end < 0:
             return False
         scan.__init__()  # type: ignore[misc]
@@ -2642,7 +2662,7 @@ def _read_cbor(hdl: Handle, cb: ValueCb) -> Reader:
     def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         try:
-            end = scan.end(rbuf, hdl._rgen) if rbuf else -1
+            end = scan.end(rbuf, hdl._rin - len(rbuf)) if rbuf else -1
             if end < 0:
                 return False
             scan.__init__()  # type: ignore[misc]

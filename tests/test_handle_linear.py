@@ -111,8 +111,16 @@ def metered_cbor2(meter):
     return ns
 
 
-def work(monkeypatch, args, frame):
-    """Bytes examined reading ``frame`` with ``push_read(*args, cb)`` in PIECE pieces."""
+def arrive(hdl, data):
+    """What the handle does when ``data`` is read from the stream."""
+    hdl._rbuf += data
+    hdl._rin += len(data)
+    hdl._drain_rbuf()
+
+
+def work(monkeypatch, args, frame, peek=False):
+    """Bytes examined reading ``frame`` with ``push_read(*args, cb)`` in PIECE
+    pieces; ``peek``: user code looks at ``hdl.rbuf`` after every piece."""
     meter = Meter()
     with monkeypatch.context() as m:
         for name, value in list(vars(handle_mod).items()):
@@ -131,8 +139,9 @@ def work(monkeypatch, args, frame):
             args = [MeteredPattern(a, meter) if isinstance(a, re.Pattern) else a for a in args]
             hdl.push_read(*args, lambda h, *v: got.append(v))
             for i in range(0, len(frame), PIECE):
-                hdl._rbuf.extend(frame[i:i + PIECE])
-                hdl._drain_rbuf()
+                arrive(hdl, frame[i:i + PIECE])
+                if peek and not got:
+                    assert len(hdl.rbuf) >= len(hdl.rbuf[:1])  # (a log line, say)
             hdl.destroy()
     assert not errors
     assert len(got) == 1, "the frame was not read"
@@ -174,11 +183,14 @@ FRAMES = {
 }
 
 
+@pytest.mark.parametrize("peek", [False, True], ids=["", "peeking"])
 @pytest.mark.parametrize("name", list(FRAMES))
-def test_work_is_linear_in_frame_size(monkeypatch, name):
+def test_work_is_linear_in_frame_size(monkeypatch, name, peek):
+    """(``peeking``: reading ``hdl.rbuf`` between arrivals, e.g. its length
+    in a log line, is no reason to scan the frame again)"""
     args, make = FRAMES[name]
-    small = work(monkeypatch, args, make(N))
-    big = work(monkeypatch, args, make(4 * N))
+    small = work(monkeypatch, args, make(N), peek)
+    big = work(monkeypatch, args, make(4 * N), peek)
     print("%s: n %d, 4n %d, ratio %.2f" % (name, small, big, big / small))
     assert big / small < LINEAR, "work for 4n is %.1f times the work for n" % (big / small)
 
@@ -205,11 +217,27 @@ def test_a_reader_unshifted_in_front_does_not_leave_a_stale_scan(args, scanned, 
     got = []
     hdl = Handle(fh=a, on_error=lambda h, f, m: got.append(("error", m)))
     hdl.push_read(*args, lambda h, value, *eol: got.append(value))
-    hdl._rbuf += scanned
-    hdl._drain_rbuf()  # scans it all, nothing complete yet
+    arrive(hdl, scanned)  # scans it all, nothing complete yet
     hdl.unshift_read("chunk", 16, lambda h, data: got.append(data))
-    hdl._rbuf += arrives
-    hdl._drain_rbuf()
+    arrive(hdl, arrives)
     assert got == [(scanned + arrives)[:16], expected]
     hdl.destroy()
     b.close()
+
+
+@pytest.mark.parametrize("args,scanned,arrives,expected", _STALE_SCANS)
+def test_user_code_taking_from_rbuf_restarts_a_waiting_scan(args, scanned, arrives, expected):
+    """The same, with user code (a timer, say) deleting 16 bytes through
+    ``hdl.rbuf`` while the reader waits; or replacing the buffer by assigning."""
+    for take in (lambda hdl: hdl.rbuf.__delitem__(slice(0, 16)),
+                 lambda hdl: setattr(hdl, "rbuf", hdl.rbuf[16:])):
+        a, b = socket.socketpair()
+        got = []
+        hdl = Handle(fh=a, on_error=lambda h, f, m: got.append(("error", m)))
+        hdl.push_read(*args, lambda h, value, *eol: got.append(value))
+        arrive(hdl, scanned + arrives[:1])
+        take(hdl)
+        arrive(hdl, arrives[1:])
+        assert got == [expected]
+        hdl.destroy()
+        b.close()
