@@ -208,6 +208,51 @@ def take_until(bytearray rbuf, Py_ssize_t start, bytes eol):
     return line
 
 
+cdef object _first_match(bytearray buf, Py_ssize_t pos, bytes first, object match):
+    cdef const unsigned char *table = <const unsigned char *> first
+    cdef const unsigned char *data
+    cdef Py_ssize_t size
+    if len(first) != 256:
+        raise ValueError("the table of first bytes has 256 entries")
+    if pos < 0:
+        pos = 0
+    while True:
+        data = <const unsigned char *> PyByteArray_AS_STRING(buf)
+        size = PyByteArray_GET_SIZE(buf)  # (re runs no Python code on buf: it stays put)
+        while pos < size and not table[data[pos]]:
+            pos += 1
+        if pos >= size:
+            return None
+        m = match(buf, pos)
+        if m is not None:
+            return m
+        pos += 1
+
+
+def first_match(bytearray buf, Py_ssize_t start, bytes first, rx):
+    """``handle._search_from``: ``rx.search(buf, start)`` for a regex whose
+    matches start with a byte marked in ``first`` (256 bytes, see
+    ``handle._first_bytes``): the candidates are found here and ``rx.match``
+    is tried at each; the same match object, or None."""
+    return _first_match(buf, start, first, rx.match)
+
+
+def take_match(bytearray buf, Py_ssize_t start, bytes first, rx):
+    """``handle._take_match`` with :func:`first_match`'s search: the bytes
+    before the first match at or after ``start`` and the match, as ``(line,
+    eol)``, taken off the front of ``buf``; None when there is none."""
+    m = _first_match(buf, start, first, rx.match)
+    if m is None:
+        return None
+    cdef Py_ssize_t begin, end
+    begin, end = m.span()
+    cdef char *data = PyByteArray_AS_STRING(buf)
+    line = PyBytes_FromStringAndSize(data, begin)
+    eol = PyBytes_FromStringAndSize(data + begin, end - begin)
+    del buf[:end]
+    return line, eol
+
+
 def epoll_ready(int epfd, double timeout, int maxevents, dict fds):
     """``reactor._ready_recs(fds, epoll.poll(timeout, maxevents))`` for the
     epoll object whose descriptor is ``epfd``: waits up to ``timeout``

@@ -1312,6 +1312,9 @@ class _HandleCore:
             eol = args[0]  # its b"\r\n" and qr/\r?\n/ spellings, as fast
             if type(eol) is bytes:  # (_read_line's first case, without its call)
                 reader = _BytesLineReader(args[1], eol).read
+            elif (plan := _REGEX_LINE_PLANS.get(id(eol))) is not None and (
+                    plan[0] is eol and plan[1] is None):  # (its last case, seen before)
+                reader = _RegexLineReader(args[1], eol, plan[2], plan[3]).read
             else:
                 reader = _read_line(self, args[1], eol)  # pyright: ignore[reportArgumentType]
         else:
@@ -2054,12 +2057,33 @@ def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader
     # (a str pattern was refused above)
     rx: re.Pattern[bytes] = (eol if type(eol) is re.Pattern  # pyright: ignore[reportAssignmentType]
                              else re.compile(eol))
-    same = _regex_as_bytes(rx)
+    plan = _REGEX_LINE_PLANS.get(id(rx))
+    if plan is None or plan[0] is not rx:
+        plan = _regex_line_plan(rx)
+    same = plan[1]
     if same is None:
-        return _RegexLineReader(cb, rx, _match_width(rx)).read
+        return _RegexLineReader(cb, rx, plan[2], plan[3]).read
     if same:
         return _BytesLineReader(cb, same).read
     return _LineReader(cb).read
+
+
+_LinePlan = tuple[re.Pattern[bytes], "bytes | None", "int | None", "bytes | None"]
+
+#: id(regex) -> what :func:`_regex_line_plan` made of it, the regex first (an
+#: id may be reused once its regex is gone: the entry is for that regex only).
+#: Keyed by id, not by the regex: hashing a pattern costs more than the read.
+_REGEX_LINE_PLANS: dict[int, _LinePlan] = {}
+
+
+def _regex_line_plan(rx: re.Pattern[bytes]) -> _LinePlan:
+    """How lines ending in ``rx`` are read: ``(rx,`` :func:`_regex_as_bytes`,
+    :func:`_match_width`, :func:`_first_bytes` ``)``, kept for the next line."""
+    if len(_REGEX_LINE_PLANS) >= 256:
+        _REGEX_LINE_PLANS.clear()
+    plan = _REGEX_LINE_PLANS[id(rx)] = (rx, _regex_as_bytes(rx), _match_width(rx),
+                                        _first_bytes(rx))
+    return plan
 
 
 class _LineReader:
@@ -2124,32 +2148,66 @@ class _RegexLineReader:
     """A line ending where a regex matches (``push_read("line", qr, cb)``):
     the search resumes ``width`` bytes (plus one) before the end of what it
     saw, or at the start for a regex of unbounded width (see
-    :func:`_match_width`)."""
-    __slots__ = ("cb", "rx", "width", "start", "gen")
+    :func:`_match_width`); with the bytes a match can start with
+    (``first``, see :func:`_first_bytes`) the compiled core finds the
+    candidates in C and tries the regex only there."""
+    __slots__ = ("cb", "rx", "width", "first", "start", "gen")
     cb: LineCb
     rx: re.Pattern[bytes]
     width: int | None
+    first: bytes | None
     start: int
     gen: int
 
-    def __init__(self, cb: LineCb, rx: re.Pattern[bytes], width: int | None) -> None:
-        self.cb, self.rx, self.width = cb, rx, width
+    def __init__(self, cb: LineCb, rx: re.Pattern[bytes], width: int | None,
+                 first: bytes | None) -> None:
+        self.cb, self.rx, self.width, self.first = cb, rx, width, first
         self.start = self.gen = 0
 
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         front = hdl._rin - len(rbuf)
-        m = self.rx.search(rbuf, self.start if self.gen == front else 0)
-        if m is None:
+        start = self.start if self.gen == front else 0
+        if self.first is None or type(rbuf) is not bytearray:
+            got = _take_match(rbuf, start, None, self.rx)
+        else:
+            got = _take_match_fast(rbuf, start, self.first, self.rx)
+        if got is None:
             if self.width is not None:
                 self.start, self.gen = max(0, len(rbuf) - self.width - 1), front
             return False
-        begin, end = m.span()
-        line, eol = bytes(rbuf[:begin]), bytes(rbuf[begin:end])
-        del rbuf[:end]
         self.start = 0
+        line, eol = got
         self.cb(hdl, line, eol)
         return True
+
+
+def _search_from(buf: bytearray, start: int, first: bytes, rx: re.Pattern[bytes]
+                 ) -> re.Match[bytes] | None:
+    """``rx.search(buf, start)`` (the pure-Python twin of
+    ``_speedups.first_match``, which tries ``rx.match`` only where ``first``,
+    a 256-byte table, marks the byte)."""
+    return rx.search(buf, start)
+
+
+_first_match = _search_from if _speedups is None else _speedups.first_match
+
+
+def _take_match(buf: bytearray, start: int, first: bytes | None, rx: re.Pattern[bytes]
+                ) -> tuple[bytes, bytes] | None:
+    """Take the bytes before the first match of ``rx`` at or after ``start``,
+    and the match, off the front of ``buf``: ``(line, eol)``, or None when
+    there is none (the twin of ``_speedups.take_match``; ``first`` is for it)."""
+    m = rx.search(buf, start)
+    if m is None:
+        return None
+    begin, end = m.span()
+    line, eol = bytes(buf[:begin]), bytes(buf[begin:end])
+    del buf[:end]
+    return line, eol
+
+
+_take_match_fast = _take_match if _speedups is None else _speedups.take_match
 
 
 def _take_until(rbuf: bytearray, start: int, eol: bytes) -> bytes | None:
@@ -2217,7 +2275,6 @@ def _default_eol_shapes() -> frozenset[str]:
     return frozenset(repr(list(_parse_regex(re.compile(f)))) for f in _DEFAULT_EOL_FORMS)
 
 
-@functools.lru_cache(maxsize=256)
 def _regex_as_bytes(rx: re.Pattern[bytes]) -> bytes | None:
     """``b""`` when ``rx`` cuts lines as the default reader does, the literal
     bytes it matches when it is a plain string (no case folding), else None."""
@@ -2239,6 +2296,66 @@ def _match_width(rx: re.Pattern[bytes]) -> int | None:
         return None
     width: int = parsed.getwidth()[1]
     return width if width < _re_parser().MAXREPEAT else None
+
+
+_NOT_FIRST = frozenset(("AT", "ASSERT", "ASSERT_NOT", "GROUPREF", "GROUPREF_EXISTS",
+                        "GROUPREF_IGNORE", "ANY", "NOT_LITERAL", "CATEGORY", "NEGATE"))
+
+
+def _first_of(items: Any) -> tuple[set[int], bool] | None:
+    """The bytes a match of the parsed sequence ``items`` can start with, and
+    whether it can match the empty string; None when not known (anchors,
+    lookaround, classes, case folding: any such regex is searched as usual)."""
+    first: set[int] = set()
+    for op, av in items:
+        name = str(op)
+        if name in _NOT_FIRST:
+            return None
+        if name == "LITERAL":
+            return first | {av}, False
+        if name == "IN":
+            got = _first_of(av)
+            return None if got is None else (first | got[0], False)
+        if name == "RANGE":
+            first |= set(range(av[0], av[1] + 1))
+            continue
+        if name == "BRANCH":
+            branches = [_first_of(branch) for branch in av[1]]
+            if any(b is None for b in branches):
+                return None
+            first |= set().union(*(b[0] for b in branches))  # type: ignore[index]
+            if not any(b[1] for b in branches):  # type: ignore[index]
+                return first, False
+        elif name == "SUBPATTERN":
+            if av[1] & re.IGNORECASE:
+                return None
+            got = _first_of(av[3])
+            if got is None:
+                return None
+            first |= got[0]
+            if not got[1]:
+                return first, False
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            got = _first_of(av[2])
+            if got is None:
+                return None
+            first |= got[0]
+            if av[0] and not got[1]:
+                return first, False
+        else:
+            return None
+    return first, True
+
+
+def _first_bytes(rx: re.Pattern[bytes]) -> bytes | None:
+    """A 256-byte table marking the bytes a match of ``rx`` can start with
+    (for ``_speedups.first_match``), or None (unknown, any byte, an empty
+    match possible, case folding)."""
+    parsed = None if rx.flags & re.IGNORECASE else _parse_regex(rx)
+    got = None if parsed is None else _first_of(parsed)
+    if got is None or got[1] or not got[0] or len(got[0]) > 128:
+        return None
+    return bytes(1 if i in got[0] else 0 for i in range(256))
 
 
 class _Resumable:
@@ -2268,6 +2385,15 @@ class _Resumable:
         self.pos = 0
 
 
+def _searcher(rx: re.Pattern[bytes]) -> Callable[[bytearray, int], Any]:
+    """``rx.search`` as ``find(buf, start)``, through :func:`_first_match`
+    when the bytes its matches start with are known."""
+    first = _first_bytes(rx)
+    if first is None:
+        return rx.search
+    return lambda buf, start: _first_match(buf, start, first, rx)
+
+
 def _compile(rx: BytesRegex | None) -> Any:
     if rx is None or hasattr(rx, "search"):
         return rx
@@ -2286,8 +2412,8 @@ def _read_regex(hdl: Handle, cb: DataCb, accept: Any, reject: Any = None,
     """
     accept, reject, skip = _compile(accept), _compile(reject), _compile(skip)
     data = bytearray()
-    accepts = _Resumable(accept.search, _match_width(accept))
-    rejects = None if reject is None else _Resumable(reject.search, _match_width(reject))
+    accepts = _Resumable(_searcher(accept), _match_width(accept))
+    rejects = None if reject is None else _Resumable(_searcher(reject), _match_width(reject))
 
     def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
