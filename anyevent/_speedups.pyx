@@ -29,7 +29,7 @@ from cpython.ref cimport PyObject
 from libc.errno cimport EINTR, errno
 from libc.math cimport ceil
 from libc.stdint cimport uint32_t
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 cdef extern from "<string.h>" nogil:
     void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen)
@@ -208,44 +208,51 @@ def take_until(bytearray rbuf, Py_ssize_t start, bytes eol):
     return line
 
 
-cdef object _first_match(bytearray buf, Py_ssize_t pos, bytes first, object match):
+cdef Py_ssize_t _find_alternative(bytearray buf, Py_ssize_t pos, bytes first, tuple alts,
+                                  Py_ssize_t *end) except -2:
+    """Where the leftmost of the strings ``alts`` occurs at or after ``pos``
+    (the first of them in order at that place), -1 if none; ``end`` gets
+    its end.  ``first``: 256 bytes marking the bytes they start with."""
     cdef const unsigned char *table = <const unsigned char *> first
-    cdef const unsigned char *data
-    cdef Py_ssize_t size
+    cdef const unsigned char *data = <const unsigned char *> PyByteArray_AS_STRING(buf)
+    cdef Py_ssize_t size = PyByteArray_GET_SIZE(buf), count = len(alts), i, n
+    cdef bytes alt
     if len(first) != 256:
         raise ValueError("the table of first bytes has 256 entries")
     if pos < 0:
         pos = 0
-    while True:
-        data = <const unsigned char *> PyByteArray_AS_STRING(buf)
-        size = PyByteArray_GET_SIZE(buf)  # (re runs no Python code on buf: it stays put)
-        while pos < size and not table[data[pos]]:
-            pos += 1
-        if pos >= size:
-            return None
-        m = match(buf, pos)
-        if m is not None:
-            return m
+    while pos < size:
+        if table[data[pos]]:
+            for i in range(count):
+                alt = <bytes> alts[i]
+                n = len(alt)
+                if pos + n <= size and memcmp(data + pos, <const char *> alt, n) == 0:
+                    end[0] = pos + n
+                    return pos
         pos += 1
+    return -1
 
 
-def first_match(bytearray buf, Py_ssize_t start, bytes first, rx):
-    """``handle._search_from``: ``rx.search(buf, start)`` for a regex whose
-    matches start with a byte marked in ``first`` (256 bytes, see
-    ``handle._first_bytes``): the candidates are found here and ``rx.match``
-    is tried at each; the same match object, or None."""
-    return _first_match(buf, start, first, rx.match)
-
-
-def take_match(bytearray buf, Py_ssize_t start, bytes first, rx):
-    """``handle._take_match`` with :func:`first_match`'s search: the bytes
-    before the first match at or after ``start`` and the match, as ``(line,
-    eol)``, taken off the front of ``buf``; None when there is none."""
-    m = _first_match(buf, start, first, rx.match)
-    if m is None:
+def search_end(bytearray buf, Py_ssize_t start, bytes first, tuple alts):
+    """``handle._search_end`` for a regex whose matches are the strings
+    ``alts``, in the order the regex engine tries them (see
+    ``handle._alternatives``): the end of the first match at or after
+    ``start``, or None."""
+    cdef Py_ssize_t end = 0
+    if _find_alternative(buf, start, first, alts, &end) < 0:
         return None
-    cdef Py_ssize_t begin, end
-    begin, end = m.span()
+    return end
+
+
+def take_match(bytearray buf, Py_ssize_t start, bytes first, tuple alts):
+    """``handle._take_match`` for a regex whose matches are the strings
+    ``alts`` (as :func:`search_end`): the bytes before the first match at or
+    after ``start`` and the match, ``(line, eol)``, taken off the front of
+    ``buf``; None when there is none."""
+    cdef Py_ssize_t end = 0
+    cdef Py_ssize_t begin = _find_alternative(buf, start, first, alts, &end)
+    if begin < 0:
+        return None
     cdef char *data = PyByteArray_AS_STRING(buf)
     line = PyBytes_FromStringAndSize(data, begin)
     eol = PyBytes_FromStringAndSize(data + begin, end - begin)

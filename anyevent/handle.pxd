@@ -40,7 +40,7 @@ cdef class _LineReader:
     cpdef read(self, hdl)
 
 cdef class _RegexLineReader:
-    cdef object cb, rx, width, first
+    cdef object cb, rx, width, literals
     cdef Py_ssize_t start, gen
 
     @cython.locals(hdl=_HandleCore)

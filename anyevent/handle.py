@@ -2068,7 +2068,7 @@ def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader
     return _LineReader(cb).read
 
 
-_LinePlan = tuple[re.Pattern[bytes], "bytes | None", "int | None", "bytes | None"]
+_LinePlan = tuple[re.Pattern[bytes], "bytes | None", "int | None", "_Literals | None"]
 
 #: id(regex) -> what :func:`_regex_line_plan` made of it, the regex first (an
 #: id may be reused once its regex is gone: the entry is for that regex only).
@@ -2078,11 +2078,11 @@ _REGEX_LINE_PLANS: dict[int, _LinePlan] = {}
 
 def _regex_line_plan(rx: re.Pattern[bytes]) -> _LinePlan:
     """How lines ending in ``rx`` are read: ``(rx,`` :func:`_regex_as_bytes`,
-    :func:`_match_width`, :func:`_first_bytes` ``)``, kept for the next line."""
+    :func:`_match_width`, :func:`_literal_search` ``)``, kept for the next line."""
     if len(_REGEX_LINE_PLANS) >= 256:
         _REGEX_LINE_PLANS.clear()
     plan = _REGEX_LINE_PLANS[id(rx)] = (rx, _regex_as_bytes(rx), _match_width(rx),
-                                        _first_bytes(rx))
+                                        _literal_search(rx))
     return plan
 
 
@@ -2148,30 +2148,31 @@ class _RegexLineReader:
     """A line ending where a regex matches (``push_read("line", qr, cb)``):
     the search resumes ``width`` bytes (plus one) before the end of what it
     saw, or at the start for a regex of unbounded width (see
-    :func:`_match_width`); with the bytes a match can start with
-    (``first``, see :func:`_first_bytes`) the compiled core finds the
-    candidates in C and tries the regex only there."""
-    __slots__ = ("cb", "rx", "width", "first", "start", "gen")
+    :func:`_match_width`).  When the regex can only match a few strings
+    (``literals``, see :func:`_literal_search`), the compiled core looks for
+    those instead of running the regex engine."""
+    __slots__ = ("cb", "rx", "width", "literals", "start", "gen")
     cb: LineCb
     rx: re.Pattern[bytes]
     width: int | None
-    first: bytes | None
+    literals: _Literals | None
     start: int
     gen: int
 
     def __init__(self, cb: LineCb, rx: re.Pattern[bytes], width: int | None,
-                 first: bytes | None) -> None:
-        self.cb, self.rx, self.width, self.first = cb, rx, width, first
+                 literals: _Literals | None) -> None:
+        self.cb, self.rx, self.width, self.literals = cb, rx, width, literals
         self.start = self.gen = 0
 
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         front = hdl._rin - len(rbuf)
         start = self.start if self.gen == front else 0
-        if self.first is None or type(rbuf) is not bytearray:
-            got = _take_match(rbuf, start, None, self.rx)
+        literals = self.literals
+        if literals is None or type(rbuf) is not bytearray:
+            got = _take_match(rbuf, start, self.rx)
         else:
-            got = _take_match_fast(rbuf, start, self.first, self.rx)
+            got = _take_literal(rbuf, start, literals[0], literals[1])
         if got is None:
             if self.width is not None:
                 self.start, self.gen = max(0, len(rbuf) - self.width - 1), front
@@ -2182,22 +2183,10 @@ class _RegexLineReader:
         return True
 
 
-def _search_from(buf: bytearray, start: int, first: bytes, rx: re.Pattern[bytes]
-                 ) -> re.Match[bytes] | None:
-    """``rx.search(buf, start)`` (the pure-Python twin of
-    ``_speedups.first_match``, which tries ``rx.match`` only where ``first``,
-    a 256-byte table, marks the byte)."""
-    return rx.search(buf, start)
-
-
-_first_match = _search_from if _speedups is None else _speedups.first_match
-
-
-def _take_match(buf: bytearray, start: int, first: bytes | None, rx: re.Pattern[bytes]
-                ) -> tuple[bytes, bytes] | None:
+def _take_match(buf: bytearray, start: int, rx: re.Pattern[bytes]) -> tuple[bytes, bytes] | None:
     """Take the bytes before the first match of ``rx`` at or after ``start``,
     and the match, off the front of ``buf``: ``(line, eol)``, or None when
-    there is none (the twin of ``_speedups.take_match``; ``first`` is for it)."""
+    there is none (``_speedups.take_match`` does it for a regex's literals)."""
     m = rx.search(buf, start)
     if m is None:
         return None
@@ -2207,7 +2196,19 @@ def _take_match(buf: bytearray, start: int, first: bytes | None, rx: re.Pattern[
     return line, eol
 
 
-_take_match_fast = _take_match if _speedups is None else _speedups.take_match
+def _search_end(buf: bytearray, start: int, rx: re.Pattern[bytes]) -> int | None:
+    """The end of the first match of ``rx`` at or after ``start``, or None
+    (``_speedups.search_end`` does it for a regex's literals)."""
+    m = rx.search(buf, start)
+    return None if m is None else m.end()
+
+
+# (only with the compiled core: _literal_search is None without it)
+_take_literal: Callable[[bytearray, int, bytes, tuple[bytes, ...]], tuple[bytes, bytes] | None]
+_search_literal_end: Callable[[bytearray, int, bytes, tuple[bytes, ...]], int | None]
+if _speedups is not None:
+    _take_literal = _speedups.take_match
+    _search_literal_end = _speedups.search_end
 
 
 def _take_until(rbuf: bytearray, start: int, eol: bytes) -> bytes | None:
@@ -2298,64 +2299,78 @@ def _match_width(rx: re.Pattern[bytes]) -> int | None:
     return width if width < _re_parser().MAXREPEAT else None
 
 
-_NOT_FIRST = frozenset(("AT", "ASSERT", "ASSERT_NOT", "GROUPREF", "GROUPREF_EXISTS",
-                        "GROUPREF_IGNORE", "ANY", "NOT_LITERAL", "CATEGORY", "NEGATE"))
+#: (table of first bytes, the strings in the order the regex engine tries them)
+_Literals = tuple[bytes, tuple[bytes, ...]]
+_MAX_LITERALS = 64
 
 
-def _first_of(items: Any) -> tuple[set[int], bool] | None:
-    """The bytes a match of the parsed sequence ``items`` can start with, and
-    whether it can match the empty string; None when not known (anchors,
-    lookaround, classes, case folding: any such regex is searched as usual)."""
-    first: set[int] = set()
+def _alternatives(items: Any) -> list[bytes] | None:
+    """Every string a match of the parsed sequence ``items`` can be, in the
+    order a backtracking engine tries them (so the first one found at a
+    place is the match there); None unless that is a short list of
+    non-empty pieces: literals, classes of literals, alternatives, groups and
+    bounded repeats only."""
+    result = [b""]
     for op, av in items:
         name = str(op)
-        if name in _NOT_FIRST:
-            return None
         if name == "LITERAL":
-            return first | {av}, False
-        if name == "IN":
-            got = _first_of(av)
-            return None if got is None else (first | got[0], False)
-        if name == "RANGE":
-            first |= set(range(av[0], av[1] + 1))
-            continue
-        if name == "BRANCH":
-            branches = [_first_of(branch) for branch in av[1]]
-            if any(b is None for b in branches):
-                return None
-            first |= set().union(*(b[0] for b in branches))  # type: ignore[index]
-            if not any(b[1] for b in branches):  # type: ignore[index]
-                return first, False
+            options: list[bytes] | None = [bytes((av,))]
+        elif name == "IN":
+            options = _class_members(av)
+        elif name == "BRANCH":
+            branches = [_alternatives(branch) for branch in av[1]]
+            options = None if None in branches else [o for b in branches for o in b]  # type: ignore[union-attr]
         elif name == "SUBPATTERN":
-            if av[1] & re.IGNORECASE:
-                return None
-            got = _first_of(av[3])
-            if got is None:
-                return None
-            first |= got[0]
-            if not got[1]:
-                return first, False
-        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            got = _first_of(av[2])
-            if got is None:
-                return None
-            first |= got[0]
-            if av[0] and not got[1]:
-                return first, False
+            options = None if av[1] & re.IGNORECASE else _alternatives(av[3])
+        elif name in ("MAX_REPEAT", "MIN_REPEAT"):
+            body = _alternatives(av[2])
+            options = None if body is None or b"" in body or av[1] > 8 else _repeat(
+                body, av[0], av[1], name == "MAX_REPEAT")
+        else:  # anchors, lookaround, references, any byte, categories, possessive
+            return None
+        if options is None:
+            return None
+        result = [r + o for r in result for o in options]
+        if len(result) > _MAX_LITERALS:
+            return None
+    return result
+
+
+def _class_members(items: Any) -> list[bytes] | None:
+    """The bytes of a class made of literals and ranges (None otherwise)."""
+    members: set[int] = set()
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            members.add(av)
+        elif name == "RANGE":
+            members.update(range(av[0], av[1] + 1))
         else:
             return None
-    return first, True
+    return [bytes((c,)) for c in sorted(members)]
 
 
-def _first_bytes(rx: re.Pattern[bytes]) -> bytes | None:
-    """A 256-byte table marking the bytes a match of ``rx`` can start with
-    (for ``_speedups.first_match``), or None (unknown, any byte, an empty
-    match possible, case folding)."""
-    parsed = None if rx.flags & re.IGNORECASE else _parse_regex(rx)
-    got = None if parsed is None else _first_of(parsed)
-    if got is None or got[1] or not got[0] or len(got[0]) > 128:
+def _repeat(body: list[bytes], low: int, high: int, greedy: bool) -> list[bytes]:
+    """``body`` repeated ``low`` to ``high`` times, in the engine's order: a
+    greedy repeat tries one more first, a lazy one stops first."""
+    more = [b + tail for b in body for tail in _repeat(body, max(low - 1, 0), high - 1, greedy)
+            ] if high else []
+    stop = [b""] if not low else []
+    return more + stop if greedy else stop + more
+
+
+def _literal_search(rx: re.Pattern[bytes]) -> _Literals | None:
+    """For the compiled core: ``rx``'s matches as a list of strings (see
+    :func:`_alternatives`) and a 256-byte table of the bytes they start
+    with; None when there is no such list, no compiled core, or case folding."""
+    if _speedups is None or rx.flags & re.IGNORECASE:
         return None
-    return bytes(1 if i in got[0] else 0 for i in range(256))
+    parsed = _parse_regex(rx)
+    alternatives = None if parsed is None else _alternatives(parsed)
+    if not alternatives or b"" in alternatives:
+        return None
+    starts = {a[0] for a in alternatives}
+    return bytes(1 if i in starts else 0 for i in range(256)), tuple(alternatives)
 
 
 class _Resumable:
@@ -2385,13 +2400,15 @@ class _Resumable:
         self.pos = 0
 
 
-def _searcher(rx: re.Pattern[bytes]) -> Callable[[bytearray, int], Any]:
-    """``rx.search`` as ``find(buf, start)``, through :func:`_first_match`
-    when the bytes its matches start with are known."""
-    first = _first_bytes(rx)
-    if first is None:
-        return rx.search
-    return lambda buf, start: _first_match(buf, start, first, rx)
+def _searcher(rx: re.Pattern[bytes]) -> Callable[[bytearray, int], int | None]:
+    """``find(buf, start)``: the end of ``rx``'s first match at or after
+    ``start``, or None; in C for a regex's literals (:func:`_literal_search`)."""
+    literals = _literal_search(rx)
+    if literals is None:
+        return functools.partial(_search_end, rx=rx)
+    table, alternatives = literals
+    return lambda buf, start: (_search_literal_end(buf, start, table, alternatives)
+                               if type(buf) is bytearray else _search_end(buf, start, rx))
 
 
 def _compile(rx: BytesRegex | None) -> Any:
@@ -2417,13 +2434,13 @@ def _read_regex(hdl: Handle, cb: DataCb, accept: Any, reject: Any = None,
 
     def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf
-        m = accepts(hdl)
-        if m is not None:
-            data.extend(rbuf[:m.end()])
-            del rbuf[:m.end()]
+        end = accepts(hdl)
+        if end is not None:
+            data.extend(rbuf[:end])
+            del rbuf[:end]
             cb(hdl, bytes(data))
             return True
-        if rejects is not None and rejects(hdl):
+        if rejects is not None and rejects(hdl) is not None:
             hdl._error(_errno.EBADMSG)
             if hdl._fh is None:
                 return False

@@ -3,6 +3,7 @@ functions and socket methods the interpreted handle uses for the same job:
 same bytes, counts, results and errors."""
 
 import errno
+import re
 import os
 import select
 import socket
@@ -292,3 +293,43 @@ def test_take_until_is_the_pure_one(pieces, start, eol):
     compiled, interpreted = bytearray(data), bytearray(data)
     assert speedups.take_until(compiled, start, eol) == handle._take_until(interpreted, start, eol)
     assert compiled == interpreted
+
+
+def _regexes():
+    """Small bytes regexes of the kinds whose matches are a list of strings:
+    literals, classes, alternatives, groups and bounded repeats (greedy
+    and lazy)."""
+    atom = st.sampled_from([b"a", b"b", b"\\r", b"\\n", b"\\x00", b"[ab]", b"[\\r\\n]", b"[a-c]"])
+
+    def extend(inner):
+        return st.one_of(
+            st.tuples(inner, inner).map(b"".join),
+            st.tuples(inner, inner).map(lambda p: b"(?:%s|%s)" % p),
+            st.tuples(inner, st.sampled_from([b"?", b"??", b"{1,2}", b"{0,2}?", b"{2}"])).map(
+                lambda p: b"(?:%s)%s" % p))
+    return st.recursive(atom, extend, max_leaves=6)
+
+
+@given(_regexes(), st.binary(max_size=30).map(lambda b: bytes(b"ab\r\n\x00c"[x % 6] for x in b)),
+       st.integers(min_value=-3, max_value=32))
+def test_a_regex_s_literals_match_where_and_as_the_regex_does(pattern, data, start):
+    """_speedups' literal search gives what the regex engine gives: the same
+    line and end of line taken (take_match), the same end (search_end)."""
+    rx = re.compile(pattern)
+    literals = handle._literal_search(rx)
+    if literals is None:  # too many strings, or an empty match: the regex engine does it
+        strings = handle._alternatives(handle._parse_regex(rx))
+        assert strings is None or b"" in strings
+        return
+    compiled, interpreted = bytearray(data), bytearray(data)
+    assert speedups.search_end(compiled, start, *literals) == handle._search_end(
+        interpreted, start, rx)
+    assert speedups.take_match(compiled, start, *literals) == handle._take_match(
+        interpreted, start, rx)
+    assert compiled == interpreted
+
+
+@pytest.mark.parametrize("pattern", [rb"^\n", rb"\b\n", rb"(?=a)\n", rb"(a)\1", rb".\n", rb"\d",
+                                     rb"[^a]", rb"(?i)a", rb"a*", rb"a{0,100}", rb"(?:a|)"])
+def test_regexes_with_more_than_literals_are_left_to_the_engine(pattern):
+    assert handle._literal_search(re.compile(pattern)) is None
