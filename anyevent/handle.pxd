@@ -41,6 +41,7 @@ cdef class _LineReader:
 
 cdef class _RegexLineReader:
     cdef object cb, rx, width, literals
+    cdef bint whole
     cdef Py_ssize_t start, gen
 
     @cython.locals(hdl=_HandleCore)
@@ -54,3 +55,6 @@ cdef class _BytesLineReader:
 
     @cython.locals(hdl=_HandleCore)
     cpdef read(self, hdl)
+
+
+cdef object _planned_line_reader(object cb, tuple plan)

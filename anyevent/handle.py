@@ -1312,11 +1312,13 @@ class _HandleCore:
             eol = args[0]  # its b"\r\n" and qr/\r?\n/ spellings, as fast
             if type(eol) is bytes:  # (_read_line's first case, without its call)
                 reader = _BytesLineReader(args[1], eol).read
-            elif (plan := _REGEX_LINE_PLANS.get(id(eol))) is not None and (
-                    plan[0] is eol and plan[1] is None):  # (its last case, seen before)
-                reader = _RegexLineReader(args[1], eol, plan[2], plan[3]).read
+            elif _last_plan[0] is eol:  # (the regex of the last read, most likely)
+                reader = _planned_line_reader(args[1], _last_plan)
             else:
                 reader = _read_line(self, args[1], eol)  # pyright: ignore[reportArgumentType]
+        elif len(args) == 2 and _last_plan[0] is args[0] and _READ_TYPES.get(first) is _read_regex:
+            plan = _last_plan  # (_read_regex's first case, without its call)
+            reader = _RegexLineReader(args[1], plan[0], plan[2], plan[3], True).read
         else:
             reader = self._make_reader(first, args)
         queue = self._queue
@@ -2057,32 +2059,42 @@ def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader
     # (a str pattern was refused above)
     rx: re.Pattern[bytes] = (eol if type(eol) is re.Pattern  # pyright: ignore[reportAssignmentType]
                              else re.compile(eol))
-    plan = _REGEX_LINE_PLANS.get(id(rx))
-    if plan is None or plan[0] is not rx:
-        plan = _regex_line_plan(rx)
-    same = plan[1]
+    return _planned_line_reader(cb, _regex_plan(rx))
+
+
+def _planned_line_reader(cb: LineCb, plan: _RegexPlan) -> Reader:
+    """The reader of a line ending in a regex, as its plan says."""
+    rx, same, width, literals = plan
     if same is None:
-        return _RegexLineReader(cb, rx, plan[2], plan[3]).read
+        return _RegexLineReader(cb, rx, width, literals).read
     if same:
         return _BytesLineReader(cb, same).read
     return _LineReader(cb).read
 
 
-_LinePlan = tuple[re.Pattern[bytes], "bytes | None", "int | None", "_Literals | None"]
+_RegexPlan = tuple[re.Pattern[bytes], "bytes | None", "int | None", "_Literals | None"]
 
-#: id(regex) -> what :func:`_regex_line_plan` made of it, the regex first (an
-#: id may be reused once its regex is gone: the entry is for that regex only).
+#: id(regex) -> what :func:`_regex_plan` made of it, the regex first (an id
+#: may be reused once its regex is gone: the entry is for that regex only).
 #: Keyed by id, not by the regex: hashing a pattern costs more than the read.
-_REGEX_LINE_PLANS: dict[int, _LinePlan] = {}
+_REGEX_PLANS: dict[int, _RegexPlan] = {}
+_last_plan: _RegexPlan = (re.compile(b""), b"", None, None)  # (push_read's shortcut)
 
 
-def _regex_line_plan(rx: re.Pattern[bytes]) -> _LinePlan:
-    """How lines ending in ``rx`` are read: ``(rx,`` :func:`_regex_as_bytes`,
-    :func:`_match_width`, :func:`_literal_search` ``)``, kept for the next line."""
-    if len(_REGEX_LINE_PLANS) >= 256:
-        _REGEX_LINE_PLANS.clear()
-    plan = _REGEX_LINE_PLANS[id(rx)] = (rx, _regex_as_bytes(rx), _match_width(rx),
-                                        _literal_search(rx))
+def _regex_plan(rx: re.Pattern[bytes]) -> _RegexPlan:
+    """How reads up to a match of ``rx`` are done: ``(rx,``
+    :func:`_regex_as_bytes`, :func:`_match_width`, :func:`_literal_search`
+    ``)``, worked out once per regex (and kept as the last one used)."""
+    global _last_plan
+    if _last_plan[0] is rx:
+        return _last_plan
+    plan = _REGEX_PLANS.get(id(rx))
+    if plan is None or plan[0] is not rx:
+        if len(_REGEX_PLANS) >= 256:
+            _REGEX_PLANS.clear()
+        plan = _REGEX_PLANS[id(rx)] = (rx, _regex_as_bytes(rx), _match_width(rx),
+                                       _literal_search(rx))
+    _last_plan = plan
     return plan
 
 
@@ -2150,18 +2162,21 @@ class _RegexLineReader:
     saw, or at the start for a regex of unbounded width (see
     :func:`_match_width`).  When the regex can only match a few strings
     (``literals``, see :func:`_literal_search`), the compiled core looks for
-    those instead of running the regex engine."""
-    __slots__ = ("cb", "rx", "width", "literals", "start", "gen")
-    cb: LineCb
+    those instead of running the regex engine.  ``whole``: the read type
+    ``regex`` (``cb(hdl, data)``, the match included) rather than ``line``."""
+    __slots__ = ("cb", "rx", "width", "literals", "whole", "start", "gen")
+    cb: Callable[..., object]
     rx: re.Pattern[bytes]
     width: int | None
     literals: _Literals | None
+    whole: bool
     start: int
     gen: int
 
-    def __init__(self, cb: LineCb, rx: re.Pattern[bytes], width: int | None,
-                 literals: _Literals | None) -> None:
+    def __init__(self, cb: Callable[..., object], rx: re.Pattern[bytes], width: int | None,
+                 literals: _Literals | None, whole: bool = False) -> None:
         self.cb, self.rx, self.width, self.literals = cb, rx, width, literals
+        self.whole = whole
         self.start = self.gen = 0
 
     def read(self, hdl: Handle) -> bool:
@@ -2179,7 +2194,10 @@ class _RegexLineReader:
             return False
         self.start = 0
         line, eol = got
-        self.cb(hdl, line, eol)
+        if self.whole:
+            self.cb(hdl, line + eol)
+        else:
+            self.cb(hdl, line, eol)
         return True
 
 
@@ -2289,7 +2307,6 @@ def _regex_as_bytes(rx: re.Pattern[bytes]) -> bytes | None:
     return bytes(value for _, value in parsed)
 
 
-@functools.lru_cache(maxsize=256)  # (parsing the pattern costs more than a read)
 def _match_width(rx: re.Pattern[bytes]) -> int | None:
     """The most bytes a match of ``rx`` examines (None: unbounded or unknown)."""
     parsed = None if _UNBOUNDED.search(rx.pattern) else _parse_regex(rx)
@@ -2400,19 +2417,20 @@ class _Resumable:
         self.pos = 0
 
 
-def _searcher(rx: re.Pattern[bytes]) -> Callable[[bytearray, int], int | None]:
-    """``find(buf, start)``: the end of ``rx``'s first match at or after
-    ``start``, or None; in C for a regex's literals (:func:`_literal_search`)."""
-    literals = _literal_search(rx)
+def _resumable(rx: re.Pattern[bytes]) -> _Resumable:
+    """A resumable search for the end of ``rx``'s first match; in C for a
+    regex's literals (:func:`_literal_search`)."""
+    rx, _, width, literals = _regex_plan(rx)
     if literals is None:
-        return functools.partial(_search_end, rx=rx)
+        return _Resumable(functools.partial(_search_end, rx=rx), width)
     table, alternatives = literals
-    return lambda buf, start: (_search_literal_end(buf, start, table, alternatives)
-                               if type(buf) is bytearray else _search_end(buf, start, rx))
+    return _Resumable(lambda buf, start: (
+        _search_literal_end(buf, start, table, alternatives) if type(buf) is bytearray
+        else _search_end(buf, start, rx)), width)
 
 
 def _compile(rx: BytesRegex | None) -> Any:
-    if rx is None or hasattr(rx, "search"):
+    if rx is None or type(rx) is re.Pattern or hasattr(rx, "search"):
         return rx
     return re.compile(rx)
 
@@ -2427,10 +2445,13 @@ def _read_regex(hdl: Handle, cb: DataCb, accept: Any, reject: Any = None,
     stopped when the regex has a bounded width (and otherwise start over,
     quadratic in the worst case as in Perl).
     """
+    if reject is None and skip is None:  # a line ending in the regex, with its end
+        rx, _, width, literals = _regex_plan(_compile(accept))
+        return _RegexLineReader(cb, rx, width, literals, True).read
     accept, reject, skip = _compile(accept), _compile(reject), _compile(skip)
     data = bytearray()
-    accepts = _Resumable(_searcher(accept), _match_width(accept))
-    rejects = None if reject is None else _Resumable(_searcher(reject), _match_width(reject))
+    accepts = _resumable(accept)
+    rejects = None if reject is None else _resumable(reject)
 
     def reader(hdl: Handle) -> bool:
         rbuf = hdl._rbuf

@@ -1,8 +1,8 @@
 """Line readers: every spelling of "read a line" at the same speed (issue 22).
 
 200,000 lines of 62 bytes (60 bytes and an end of line) written through a
-socketpair by a thread; one ``push_read("line", ...)`` per line, the next
-pushed from the callback.  Lines per second for each spelling, on the
+socketpair by a thread; one ``push_read("line", ...)`` per line (or
+``push_read("regex", ...)``, the last row), the next pushed from the callback.  Lines per second for each spelling, on the
 compiled core and on the pure-Python modules (each in its own process),
 beside Perl AnyEvent::Handle 7.17 (bench/lines.pl, on EV) reading the same
 stream with the same spelling.
@@ -25,13 +25,16 @@ import _common  # noqa: F401  (puts the repository on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-#: spelling -> (the eol argument as Python writes it, its Perl spelling, the line end sent)
+#: spelling -> (the eol argument as Python writes it, its Perl spelling, the
+#: line end sent, the read type)
 SPELLINGS = {
-    "default": (None, None, b"\n"),
-    'b"\\n"': (b"\n", '"\\n"', b"\n"),
-    'b"\\r\\n"': (b"\r\n", '"\\015\\012"', b"\r\n"),
-    "qr/\\r?\\n/": (re.compile(rb"\r?\n"), "qr/\\r?\\n/", b"\r\n"),
-    "qr/(?:\\r?\\n|\\0)/": (re.compile(rb"(?:\r?\n|\x00)"), "qr/(?:\\r?\\n|\\0)/", b"\r\n"),
+    "default": (None, None, b"\n", "line"),
+    'b"\\n"': (b"\n", '"\\n"', b"\n", "line"),
+    'b"\\r\\n"': (b"\r\n", '"\\015\\012"', b"\r\n", "line"),
+    "qr/\\r?\\n/": (re.compile(rb"\r?\n"), "qr/\\r?\\n/", b"\r\n", "line"),
+    "qr/(?:\\r?\\n|\\0)/": (re.compile(rb"(?:\r?\n|\x00)"), "qr/(?:\\r?\\n|\\0)/", b"\r\n",
+                            "line"),
+    "regex qr/\\r\\n/": (re.compile(rb"\r\n"), "qr/\\r\\n/", b"\r\n", "regex"),
 }
 
 
@@ -39,21 +42,21 @@ def run(spelling, n):
     """Read ``n`` lines with one spelling; lines per second."""
     from anyevent import AE
     from anyevent.handle import Handle
-    eol, _, end = SPELLINGS[spelling]
+    eol, _, end, kind = SPELLINGS[spelling]
     a, b = socket.socketpair()
     data = b"x" * 60 + end
     threading.Thread(target=lambda: (b.sendall(data * n), b.close()), daemon=True).start()
     cv = AE.cv()
     count = 0
 
-    def got(h, line, e):
+    def got(h, line, *e):
         nonlocal count
         count += 1
         if count == n:
             cv.send()
         else:
             h.push_read(*args)
-    args = ("line", got) if eol is None else ("line", eol, got)
+    args = (kind, got) if eol is None else (kind, eol, got)
     h = Handle(fh=a, on_error=lambda *x: cv.croak(x[2]))
     start = time.perf_counter()
     h.push_read(*args)
@@ -69,9 +72,9 @@ def measure(spelling, n, pure=False):
 
 
 def measure_perl(spelling, n):
-    _, perl_eol, end = SPELLINGS[spelling]
+    _, perl_eol, end, kind = SPELLINGS[spelling]
     out = subprocess.run(["perl", os.path.join(HERE, "lines.pl"), str(n), perl_eol or "",
-                          "crlf" if end == b"\r\n" else "lf"],
+                          "crlf" if end == b"\r\n" else "lf", kind],
                          capture_output=True, text=True, check=True)
     return float(out.stdout)
 
