@@ -16,7 +16,9 @@ server is what is measured.
   epoll echo loop in pure Python (the practical ceiling of Python code).
 * line echo: 1 KiB messages of sixteen 64-byte lines; our server does one
   ``push_read("line")`` and one ``push_write`` per line, with and without
-  ``autocork``.  Ratios are against Twisted's LineReceiver.  The replies a
+  ``autocork``, and spelled ``push_read("line", b"\\n")``; and with CRLF
+  lines, ``push_read("line", b"\\r\\n")``.  Ratios are against Twisted's
+  LineReceiver (delimiter ``b"\\n"``, or ``b"\\r\\n"`` for CRLF lines).  The replies a
   read callback pushes go out in one send when its dispatch ends (Perl
   sends each at once; nothing observable differs, see PORTING.md).  The
   target is checked with the default settings.
@@ -61,8 +63,9 @@ MALLOC_TUNED = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "
 RAW_SERVERS = ["anyevent", "anyevent-pure", "anyevent-asyncio", "anyevent-uvloop",
                "asyncio-protocol", "asyncio-protocol-tuned", "asyncio-streams",
                "uvloop-protocol", "twisted-protocol", "bare-epoll", "perl-anyevent"]
-LINE_SERVERS = ["anyevent-line", "anyevent-line-pure", "anyevent-line-autocork",
-                "twisted-line", "asyncio-streams-line", "perl-anyevent-line"]
+LINE_SERVERS = ["anyevent-line", "anyevent-line-lf", "anyevent-line-pure",
+                "anyevent-line-autocork", "twisted-line", "asyncio-streams-line",
+                "perl-anyevent-line", "anyevent-line-crlf", "twisted-line-crlf"]
 #: the peer configurations a ratio is taken against: the best of each group
 ASYNCIO = ("asyncio-protocol", "asyncio-protocol-tuned")
 #: environment per server-kind suffix
@@ -85,6 +88,9 @@ LABELS = {
     "perl-anyevent": "Perl AnyEvent::Handle (EV)",
     "anyevent-line": "anyevent Handle (push_read line)",
     "anyevent-line-autocork": "anyevent Handle (push_read line, autocork)",
+    "anyevent-line-lf": 'anyevent Handle (push_read line, b"\\n")',
+    "anyevent-line-crlf": 'anyevent Handle (push_read line, b"\\r\\n"), CRLF lines',
+    "twisted-line-crlf": "Twisted LineReceiver (delimiter CRLF), CRLF lines",
     "twisted-line": "Twisted LineReceiver",
     "asyncio-streams-line": "asyncio Streams readline",
     "perl-anyevent-line": "Perl AnyEvent::Handle line (EV)",
@@ -108,7 +114,7 @@ def _listener():
     return sock
 
 
-def serve_anyevent(line, autocork=False, model="anyevent"):
+def serve_anyevent(line, autocork=False, model="anyevent", eol=None):
     from anyevent import AE, AnyEvent
     from anyevent.handle import Handle
 
@@ -123,9 +129,10 @@ def serve_anyevent(line, autocork=False, model="anyevent"):
         hdl.push_write(hdl.rbuf)
         del hdl.rbuf[:]
 
-    def on_line(hdl, data, eol):
-        hdl.push_write(data + eol)
-        hdl.push_read("line", on_line)
+    def on_line(hdl, data, end):
+        hdl.push_write(data + end)
+        hdl.push_read(*read)
+    read = ("line", on_line) if eol is None else ("line", eol, on_line)
 
     def accept():
         try:
@@ -135,7 +142,7 @@ def serve_anyevent(line, autocork=False, model="anyevent"):
         if line:
             hdl = Handle(fh=sock, no_delay=True, on_error=gone, on_eof=gone,
                          autocork=autocork)
-            hdl.push_read("line", on_line)
+            hdl.push_read(*read)
         else:
             hdl = Handle(fh=sock, no_delay=True, on_error=gone, on_eof=gone, on_read=on_read)
         handles.add(hdl)
@@ -235,7 +242,7 @@ def serve_bare_epoll():
             sock.send(view[:n])  # the client waits for each echo: the kernel takes it
 
 
-def serve_twisted(line):
+def serve_twisted(line, delimiter=b"\n"):
     from twisted.internet import epollreactor
     epollreactor.install()
     from twisted.internet import protocol, reactor
@@ -249,13 +256,12 @@ def serve_twisted(line):
             self.transport.write(data)
 
     class LineEcho(LineReceiver):
-        delimiter = b"\n"
-
         def connectionMade(self):
             self.transport.setTcpNoDelay(True)
 
         def lineReceived(self, data):
             self.sendLine(data)
+    LineEcho.delimiter = delimiter
 
     factory = protocol.Factory.forProtocol(LineEcho if line else Echo)
     port = reactor.listenTCP(0, factory, backlog=BACKLOG, interface="127.0.0.1")
@@ -272,6 +278,9 @@ SERVE = {
     "anyevent-line-pure": lambda: serve_anyevent(True),
     "bare-epoll": lambda: serve_bare_epoll(),
     "anyevent-line-autocork": lambda: serve_anyevent(True, autocork=True),
+    "anyevent-line-lf": lambda: serve_anyevent(True, eol=b"\n"),
+    "anyevent-line-crlf": lambda: serve_anyevent(True, eol=b"\r\n"),
+    "twisted-line-crlf": lambda: serve_twisted(True, delimiter=b"\r\n"),
     "asyncio-protocol": lambda: serve_asyncio("protocol"),
     "asyncio-protocol-tuned": lambda: serve_asyncio("protocol"),
     "asyncio-streams": lambda: serve_asyncio("streams"),
@@ -344,7 +353,9 @@ def drive(client, kind, size, warmup, seconds):
     server = Server(kind)
     try:
         proc = subprocess.Popen([client, str(server.port), str(CONNS), str(size),
-                                 str(warmup), str(seconds)], stdout=subprocess.PIPE, text=True)
+                                 str(warmup), str(seconds)] + (["crlf"] if kind.endswith("-crlf")
+                                                               else []),
+                                stdout=subprocess.PIPE, text=True)
         _pin(proc.pid, 0)
         out = proc.communicate()[0]
         if proc.returncode:
@@ -442,9 +453,13 @@ def report_raw(results):
                rows)
 
 
+def _twisted_ref(kind):
+    return "twisted-line-crlf" if kind.endswith("-crlf") else "twisted-line"
+
+
 def report_line(results):
-    ref = results["twisted-line"][0]
-    rows = [[LABELS[kind], "{:,.0f}".format(results[kind][0] * 16), _ratio(results[kind][0], ref)]
+    rows = [[LABELS[kind], "{:,.0f}".format(results[kind][0] * 16),
+             _ratio(results[kind][0], results[_twisted_ref(kind)][0])]
             for kind in LINE_SERVERS]
     print("### line echo, %d-byte lines, 16 per message, %d connections, %s "
           "(ratio vs Twisted LineReceiver)" % (LINE, CONNS, _pinning()))
@@ -477,8 +492,10 @@ def check_targets(raw, line, memory):
         check("64 KiB echo ≥ 1.0× uvloop Protocol",
               big["anyevent"][0] / big["uvloop-protocol"][0], 1.0)
     if line:
-        check("line echo ≥ 1.3× Twisted LineReceiver",
-              line["anyevent-line"][0] / line["twisted-line"][0], 1.3)
+        for kind, spelling in (("anyevent-line", "default"), ("anyevent-line-lf", 'b"\\n"'),
+                               ("anyevent-line-crlf", 'b"\\r\\n"')):
+            check("line echo (%s) ≥ 1.3× Twisted LineReceiver" % spelling,
+                  line[kind][0] / line[_twisted_ref(kind)][0], 1.3)
     if memory:
         kib = memory["anyevent"]
         checks.append(("≤ 0.8 KiB per idle handle", "%.2f KiB" % kib, kib <= 0.8))

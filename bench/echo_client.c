@@ -112,10 +112,11 @@ static int do_recv(struct conn *c, char *buf, size_t bufsize)
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s PORT CONNS MSGSIZE WARMUP SECONDS\n", argv[0]);
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: %s PORT CONNS MSGSIZE WARMUP SECONDS [crlf]\n", argv[0]);
         return 2;
     }
+    int crlf = argc == 7 && strcmp(argv[6], "crlf") == 0;
     int port = atoi(argv[1]), nconns = atoi(argv[2]);
     double warmup = atof(argv[4]), seconds = atof(argv[5]);
     msgsize = strtoul(argv[3], NULL, 10);
@@ -123,7 +124,7 @@ int main(int argc, char **argv)
         return 2;
     msg = malloc(msgsize);
     for (size_t i = 0; i < msgsize; i++)
-        msg[i] = i % 64 == 63 ? '\n' : 'a' + (i / 64 + i) % 26;
+        msg[i] = i % 64 == 63 ? '\n' : crlf && i % 64 == 62 ? '\r' : 'a' + (i / 64 + i) % 26;
     size_t bufsize = msgsize < 262144 ? msgsize : 262144;
     char *buf = malloc(bufsize);
 

@@ -45,9 +45,9 @@ aiohttp's two loops and against Perl.  Exits 1 when a client failed; a client
 whose library is missing is skipped with a message (so is ``anyevent`` until
 ``anyevent/http.py`` exists).
 
-usage: http.py [--requests N] [--rounds R] [--only NAME[,NAME]] [--tests T[,T]]
+usage: http_clients.py [--requests N] [--rounds R] [--only NAME[,NAME]] [--tests T[,T]]
                [--big-mb M] [--no-pin]
-       http.py --client KIND --url URL --count N --conc C --size S [--ca CA]  (internal)
+       http_clients.py --client KIND --url URL --count N --conc C --size S [--ca CA]  (internal)
 """
 
 import argparse
