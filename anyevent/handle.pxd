@@ -36,7 +36,7 @@ cdef class _LineReader:
     cdef object cb
     cdef Py_ssize_t start, gen
 
-    @cython.locals(hdl=_HandleCore, pos=Py_ssize_t)
+    @cython.locals(hdl=_HandleCore, pos=Py_ssize_t, start=Py_ssize_t)
     cpdef read(self, hdl)
 
 cdef class _RegexLineReader:
@@ -53,7 +53,7 @@ cdef class _BytesLineReader:
     cdef bytes eol
     cdef Py_ssize_t start, gen
 
-    @cython.locals(hdl=_HandleCore)
+    @cython.locals(hdl=_HandleCore, start=Py_ssize_t)
     cpdef read(self, hdl)
 
 

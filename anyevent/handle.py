@@ -2115,11 +2115,12 @@ class _LineReader:
 
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
-        front = hdl._rin - len(rbuf)
-        start = self.start if self.gen == front else 0
+        start = self.start  # (a new reader starts at 0: no need to look further)
+        if start and self.gen != hdl._rin - len(rbuf):
+            start = 0
         got = (_take_line_fast if type(rbuf) is bytearray else _take_line)(rbuf, start)
         if got is None:
-            self.start, self.gen = len(rbuf), front
+            self.start, self.gen = len(rbuf), hdl._rin - len(rbuf)
             return False
         self.start = 0
         line, eol = got
@@ -2145,11 +2146,12 @@ class _BytesLineReader:
 
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
-        front = hdl._rin - len(rbuf)
-        start = self.start if self.gen == front else 0
+        start = self.start  # (as _LineReader's)
+        if start and self.gen != hdl._rin - len(rbuf):
+            start = 0
         line = (_take_until_fast if type(rbuf) is bytearray else _take_until)(rbuf, start, self.eol)
         if line is None:
-            self.start, self.gen = max(0, len(rbuf) - len(self.eol) + 1), front
+            self.start, self.gen = max(0, len(rbuf) - len(self.eol) + 1), hdl._rin - len(rbuf)
             return False
         self.start = 0
         self.cb(hdl, line, self.eol)
