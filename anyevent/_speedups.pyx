@@ -186,6 +186,15 @@ def take_line(bytearray rbuf, Py_ssize_t start):
     return line, eol
 
 
+def take(bytearray buf, Py_ssize_t n):
+    """``bytes(buf[:n])``, taken off the front of ``buf`` (one copy)."""
+    if n < 0 or n > PyByteArray_GET_SIZE(buf):
+        raise ValueError("take: %d bytes of %d" % (n, PyByteArray_GET_SIZE(buf)))
+    data = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf), n)
+    del buf[:n]
+    return data
+
+
 cdef inline const char *_find_pair(const char *p, const char *end, char a, char b):
     """The first ``a`` followed by ``b`` in [p, end), or NULL."""
     while p + 1 < end:
@@ -274,6 +283,120 @@ def take_match(bytearray buf, Py_ssize_t start, bytes first, tuple alts):
     eol = PyBytes_FromStringAndSize(data + begin, end - begin)
     del buf[:end]
     return line, eol
+
+
+# -- CBOR: where the item at the start of a buffer ends ------------------------------
+
+cdef enum:
+    _CBOR_MAX_DEPTH = 400
+    _CBOR_INLINE = 16  # open containers counted inside the object; deeper, on the heap
+cdef unsigned long long _CBOR_INDEFINITE = 0xFFFFFFFFFFFFFFFFULL
+cdef unsigned long long _CBOR_MANY = 0xFFFFFFFFFFFFFFFEULL  # more than could ever arrive
+
+
+cdef class CborScan:
+    """``handle._CborScan`` in C: the same results, errors and resumption
+    (``end(buf, gen)``, ``reset()``); the containers still open are counted
+    in a C array (at most CBOR_MAX_DEPTH deep, as there)."""
+    cdef Py_ssize_t pos, gen
+    cdef int depth
+    cdef unsigned long long *open
+    cdef unsigned long long inline[_CBOR_INLINE]
+
+    def __cinit__(self):
+        self.open = self.inline
+
+    def __dealloc__(self):
+        if self.open != self.inline:
+            PyMem_Free(self.open)
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.pos = self.gen = 0
+        self.depth = 0
+
+    def end(self, bytearray buf, Py_ssize_t gen):
+        """Index just past the item at the start of ``buf``, or -1 if it is
+        incomplete; ValueError if a header is malformed or nests too deep."""
+        cdef int done
+        if self.pos and gen != self.gen:
+            self.reset()
+        self.gen = gen
+        while self.pos < PyByteArray_GET_SIZE(buf):
+            done = self._item(<const unsigned char *> PyByteArray_AS_STRING(buf),
+                              PyByteArray_GET_SIZE(buf))
+            if done < 0:
+                break
+            if done:
+                return self.pos
+        return -1
+
+    cdef int _item(self, const unsigned char *data, Py_ssize_t size) except -2:
+        """One header (and its string): 1 if the outermost item is complete,
+        0 if not yet, -1 if the header or string is not all there."""
+        cdef Py_ssize_t pos = self.pos, length
+        cdef int major = data[pos] >> 5, info = data[pos] & 31, i
+        cdef unsigned long long arg
+        if info >= 28:
+            return self._indefinite(major, info)
+        length = 1 if info < 24 else 1 + (1 << (info - 24))
+        if pos + length > size:
+            return -1
+        arg = info
+        if info >= 24:
+            arg = 0
+            for i in range(1, length):
+                arg = (arg << 8) | data[pos + i]
+        if major == 2 or major == 3:
+            if arg > <unsigned long long> (size - pos - length):
+                return -1  # wait for the whole string, without rescanning it
+            length += <Py_ssize_t> arg
+        self.pos = pos + length
+        if major == 6:
+            return 0  # a tag: its item follows
+        if (major == 4 or major == 5) and arg:
+            if major == 5:
+                arg = _CBOR_MANY if arg > _CBOR_MANY // 2 else arg * 2
+            return self._push(arg)
+        return self._done()
+
+    cdef int _indefinite(self, int major, int info) except -2:
+        if info != 31 or major == 0 or major == 1 or major == 6:
+            raise ValueError("CBOR: reserved additional information %d" % info)
+        self.pos += 1
+        if major != 7:
+            return self._push(_CBOR_INDEFINITE)
+        if not self.depth or self.open[self.depth - 1] != _CBOR_INDEFINITE:
+            raise ValueError("CBOR: break outside an indefinite-length item")
+        self.depth -= 1
+        return self._done()
+
+    cdef int _push(self, unsigned long long count) except -2:
+        if self.depth >= _CBOR_MAX_DEPTH:
+            raise ValueError("CBOR: nesting deeper than %d" % <int> _CBOR_MAX_DEPTH)
+        if self.depth == _CBOR_INLINE and self.open == self.inline:
+            self.open = <unsigned long long *> PyMem_Malloc(
+                _CBOR_MAX_DEPTH * sizeof(unsigned long long))
+            if self.open == NULL:
+                self.open = self.inline
+                raise MemoryError()
+            memcpy(self.open, self.inline, sizeof(self.inline))
+        self.open[self.depth] = count
+        self.depth += 1
+        return 0
+
+    cdef int _done(self):
+        """An item ended: count it in its container; 1 if none is open."""
+        while self.depth:
+            if self.open[self.depth - 1] == _CBOR_INDEFINITE:
+                return 0
+            self.open[self.depth - 1] -= 1
+            if self.open[self.depth - 1]:
+                return 0
+            self.depth -= 1
+        return 1
 
 
 def epoll_ready(int epfd, double timeout, int maxevents, dict fds):

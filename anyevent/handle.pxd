@@ -57,4 +57,11 @@ cdef class _BytesLineReader:
     cpdef read(self, hdl)
 
 
+cdef class _CborReader:
+    cdef object cb, scan, decode
+
+    @cython.locals(hdl=_HandleCore, end=Py_ssize_t)
+    cpdef read(self, hdl)
+
+
 cdef object _planned_line_reader(object cb, tuple plan)

@@ -1306,8 +1306,11 @@ class _HandleCore:
         Raises :class:`ValueError` for an unknown type.
         """
         reader: Reader
-        if len(args) == 1 and _READ_TYPES.get(first) is _read_line:
+        factory = _READ_TYPES.get(first) if len(args) == 1 else None
+        if factory is _read_line:
             reader = _LineReader(args[0]).read  # the hot path of line protocols
+        elif factory is not None:  # another type without arguments (json, cbor...)
+            reader = factory(self, args[0])
         elif len(args) == 2 and _READ_TYPES.get(first) is _read_line:
             eol = args[0]  # its b"\r\n" and qr/\r?\n/ spellings, as fast
             if type(eol) is bytes:  # (_read_line's first case, without its call)
@@ -2722,6 +2725,9 @@ class _CborScan:
     open: list[int]
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.pos = self.gen = 0
         self.open = []
 
@@ -2730,7 +2736,7 @@ class _CborScan:
         incomplete; ValueError if a header is malformed or nests too deep.
         ``gen`` as for :meth:`_JsonScan.end`."""
         if self.pos and gen != self.gen:
-            self.__init__()  # type: ignore[misc]
+            self.reset()
         self.gen = gen
         while self.pos < len(buf):
             if self.open and self._skip_runs(buf):
@@ -2815,34 +2821,60 @@ class _CborScan:
         return True
 
 
+def _take(buf: bytearray, n: int) -> bytes:
+    """``bytes(buf[:n])``, taken off the front of ``buf``."""
+    data = bytes(buf[:n])
+    del buf[:n]
+    return data
+
+
+_take_fast = _take if _speedups is None else _speedups.take  # (one copy, not two)
+_CborScanC = None if _speedups is None else _speedups.CborScan
+
+
 def _read_cbor(hdl: Handle, cb: ValueCb) -> Reader:
     """``cb(hdl, value)`` for the next CBOR data item.  The end of the item
-    is found in one pass that resumes on each arrival, then the item is
-    decoded once (cbor2).  A malformed item, or one nesting containers
-    deeper than :data:`CBOR_MAX_DEPTH` (400), is a non-fatal ``EBADMSG`` and
-    the read buffer is emptied (CBOR has no way to find the next item).
+    is found in one pass that resumes on each arrival (in C with the
+    compiled core, ``_speedups.CborScan``), then the item is decoded once
+    (cbor2).  A malformed item, or one nesting containers deeper than
+    :data:`CBOR_MAX_DEPTH` (400), is a non-fatal ``EBADMSG`` and the read
+    buffer is emptied (CBOR has no way to find the next item).
     """
-    scan = _CborScan()
-    decode = getattr(hdl._cbor, "decode", cbor2.loads)
+    return _CborReader(hdl, cb).read
 
-    def reader(hdl: Handle) -> bool:
+
+class _CborReader:
+    """The reader of :func:`_read_cbor` (a class, so that the compiled core
+    makes and runs it as a C type)."""
+    __slots__ = ("cb", "scan", "decode")
+    cb: ValueCb
+    scan: Any
+    decode: Callable[[bytes], Any]
+
+    def __init__(self, hdl: Handle, cb: ValueCb) -> None:
+        self.cb = cb
+        self.decode = cbor2.loads if hdl._cbor is None else getattr(hdl._cbor, "decode",
+                                                                    cbor2.loads)
+        self.scan = (_CborScanC if _CborScanC is not None and type(hdl._rbuf) is bytearray
+                     else _CborScan)()
+
+    def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
+        scan = self.scan
         try:
             end = scan.end(rbuf, hdl._rin - len(rbuf)) if rbuf else -1
             if end < 0:
                 return False
-            scan.__init__()  # type: ignore[misc]
-            value = decode(bytes(rbuf[:end]))
+            scan.reset()
+            value = self.decode((_take_fast if type(rbuf) is bytearray else _take)(rbuf, end))
         except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
                 RecursionError, MemoryError):
-            scan.__init__()  # type: ignore[misc]
+            scan.reset()
             del rbuf[:]
             hdl._error(_errno.EBADMSG)
             return False
-        del rbuf[:end]
-        cb(hdl, value)
+        self.cb(hdl, value)
         return True
-    return reader
 
 
 def _read_storable(hdl: Handle, cb: ValueCb, *_perl_format: str) -> Reader:

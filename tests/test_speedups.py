@@ -9,6 +9,7 @@ import select
 import socket
 import threading
 
+import cbor2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -333,3 +334,44 @@ def test_a_regex_s_literals_match_where_and_as_the_regex_does(pattern, data, sta
                                      rb"[^a]", rb"(?i)a", rb"a*", rb"a{0,100}", rb"(?:a|)"])
 def test_regexes_with_more_than_literals_are_left_to_the_engine(pattern):
     assert handle._literal_search(re.compile(pattern)) is None
+
+
+_CBOR_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats()
+    | st.binary(max_size=40) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=5),
+    max_leaves=20)
+
+
+def _scan_pieces(scan, data, cuts):
+    """What ``scan.end`` says after each piece of ``data`` arrives."""
+    buf, said = bytearray(), []
+    for piece in [data[i:j] for i, j in zip([0] + cuts, cuts + [len(data)])]:
+        buf += piece
+        try:
+            said.append(scan.end(buf, 0))
+        except ValueError as exc:
+            return said + [str(exc)]
+    return said
+
+
+@given(st.one_of(_CBOR_VALUES.map(cbor2.dumps),
+                 st.binary(max_size=60),  # mostly malformed or incomplete
+                 st.integers(0, 430).map(lambda n: b"\x9f" * n + b"\xff" * n),  # deep, indefinite
+                 st.integers(0, 430).map(lambda n: b"\x81" * n + b"\x00")),
+       st.lists(st.integers(0, 60), max_size=6))
+def test_cbor_scan_is_the_pure_one(data, cuts):
+    """The C scanner finds the same end, or the same error, as handle._CborScan,
+    however the item arrives."""
+    cuts = sorted({c for c in cuts if c < len(data)})
+    assert _scan_pieces(speedups.CborScan(), data, cuts) == _scan_pieces(
+        handle._CborScan(), data, cuts)
+
+
+@given(st.binary(max_size=40), st.integers(0, 40))
+def test_take_is_the_pure_one(data, n):
+    n = min(n, len(data))
+    compiled, interpreted = bytearray(data), bytearray(data)
+    assert speedups.take(compiled, n) == handle._take(interpreted, n)
+    assert compiled == interpreted
