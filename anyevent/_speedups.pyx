@@ -24,7 +24,7 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyBy
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from cpython.dict cimport PyDict_GetItem
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport PyObject
 from libc.errno cimport EINTR, errno
 from libc.math cimport ceil
@@ -397,6 +397,130 @@ cdef class CborScan:
                 return 0
             self.depth -= 1
         return 1
+
+
+# -- pickles: the nesting of plain data, before it is built ----------------------------
+
+cdef enum:
+    _PK_OTHER, _PK_FILL, _PK_CALL, _PK_SHARE, _PK_MEMO, _PK_MARK, _PK_STOP, _PK_UNKNOWN = 255
+    _PK_LINE = 100, _PK_LINES = 101, _PK_LEN1 = 201, _PK_LEN4 = 204, _PK_LEN4U = 205, _PK_LEN8 = 208
+
+
+cdef Py_ssize_t _pickle_arg(const unsigned char *data, Py_ssize_t pos, Py_ssize_t size,
+                            int kind):
+    """Where the opcode argument of ``kind`` starting at ``pos`` ends; -1 if
+    it runs past ``size`` (or is a negative length)."""
+    cdef unsigned long long length = 0
+    cdef int i, lines
+    cdef const void *nl
+    if kind <= 8:
+        return pos + kind if pos + kind <= size else -1
+    if kind == _PK_LINE or kind == _PK_LINES:
+        for lines in range(2 if kind == _PK_LINES else 1):
+            nl = memchr(data + pos, 10, size - pos) if pos < size else NULL
+            if nl == NULL:
+                return -1
+            pos = <const unsigned char *> nl - data + 1
+        return pos
+    cdef int width = kind - 200
+    if pos + width > size:
+        return -1
+    for i in range(width - 1, -1, -1):  # little-endian
+        length = (length << 8) | data[pos + i]
+    if kind == _PK_LEN4 and length >= 0x80000000ULL:
+        return -1
+    if length > <unsigned long long> (size - pos - width):
+        return -1
+    return pos + width + <Py_ssize_t> length
+
+
+def pickle_plain_depth(bytes data, bytes table, int limit):
+    """1 when the pickle ``data`` refers to no object twice (no GET, no
+    DUP), ends with STOP and nests nothing deeper than ``limit``: then
+    ``handle._check_pickle_depth`` has nothing to add; 2 when moreover it
+    names no class and calls nothing (builtin values only).  0 when not
+    sure (shared objects, malformed or too deep): run that check.
+    ``table``: six bytes per opcode (argument kind, class, items below or
+    before, pops to a mark, items pushed, names or calls something), see
+    ``handle._pickle_table``."""
+    cdef const unsigned char *p = <const unsigned char *> data
+    cdef const unsigned char *t = <const unsigned char *> table
+    cdef const unsigned char *op
+    cdef Py_ssize_t size = len(data), pos = 0, height = 0, marks = 0, base, i
+    cdef Py_ssize_t cap = 64, mcap = 16
+    cdef int depth, deepest, ok = 0, calls = 0
+    cdef int *stack
+    cdef Py_ssize_t *marked
+    if len(table) != 256 * 6:
+        raise ValueError("the pickle table has 6 bytes per opcode")
+    stack = <int *> PyMem_Malloc(cap * sizeof(int))
+    marked = <Py_ssize_t *> PyMem_Malloc(mcap * sizeof(Py_ssize_t))
+    if stack == NULL or marked == NULL:
+        PyMem_Free(stack)
+        PyMem_Free(marked)
+        raise MemoryError()
+    try:
+        while pos < size:
+            op = t + 6 * p[pos]
+            pos = _pickle_arg(p, pos + 1, size, op[0])
+            if pos < 0 or op[1] == _PK_UNKNOWN or op[1] == _PK_SHARE:
+                break
+            calls |= op[5]
+            if op[1] == _PK_MEMO:
+                continue
+            if op[1] == _PK_STOP:
+                if height:  # (it takes the value off the stack)
+                    ok = 1 if calls else 2
+                break
+            if op[1] == _PK_MARK:
+                if marks == mcap:
+                    mcap *= 2
+                    marked = <Py_ssize_t *> _grow(marked, mcap * sizeof(Py_ssize_t))
+                marked[marks] = height
+                marks += 1
+                continue
+            if op[3]:  # pops to the last mark, and op[2] items below it
+                if not marks:
+                    break
+                marks -= 1
+                base = marked[marks] - op[2]
+            else:
+                base = height - op[2]
+            if base < 0:
+                break
+            if op[1] == _PK_FILL or op[1] == _PK_CALL:
+                if height - base < (2 if op[1] == _PK_FILL else 1):
+                    break  # (the check would fail on it: let it say why)
+            deepest = -1
+            for i in range(base + (op[1] == _PK_FILL), height):
+                if stack[i] > deepest:
+                    deepest = stack[i]
+            if op[1] == _PK_FILL:
+                depth = stack[base] if stack[base] > deepest + 1 else deepest + 1
+            elif op[1] == _PK_CALL:
+                depth = deepest
+            else:
+                depth = deepest + 1 if deepest >= 0 else 0
+            height = base
+            if op[4]:
+                if depth > limit:
+                    break
+                if height == cap:
+                    cap *= 2
+                    stack = <int *> _grow(stack, cap * sizeof(int))
+                stack[height] = depth
+                height += 1
+    finally:
+        PyMem_Free(stack)
+        PyMem_Free(marked)
+    return ok
+
+
+cdef void *_grow(void *block, size_t size) except NULL:
+    cdef void *grown = PyMem_Realloc(block, size)
+    if grown == NULL:
+        raise MemoryError()
+    return grown
 
 
 def epoll_ready(int epfd, double timeout, int maxevents, dict fds):

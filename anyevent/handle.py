@@ -385,6 +385,10 @@ _PICKLE_FILLS = frozenset(("APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS
 _PICKLE_CALLS = frozenset(("REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"))
 _PICKLE_PUTS = frozenset(("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"))
 _PICKLE_GETS = frozenset(("GET", "BINGET", "LONG_BINGET"))
+# opcodes that reach find_class, call an object or ask for outside data
+_PICKLE_NAMES_OR_CALLS = _PICKLE_CALLS | frozenset((
+    "GLOBAL", "STACK_GLOBAL", "BUILD", "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID",
+    "NEXT_BUFFER", "READONLY_BUFFER"))
 
 
 class _Shared:
@@ -467,10 +471,44 @@ def _check_pickle_depth(data: bytes, limit: int) -> None:
                 stack.append(pushed)
 
 
+def _pickle_table() -> bytes:
+    """For ``_speedups.pickle_plain_depth``: six bytes per opcode byte (the
+    kind of its argument, its class, the items it pops below its mark or in
+    all, whether it pops to a mark, the items it pushes, whether it names a
+    class or calls something), from pickletools."""
+    widths = {-1: 100, -2: 201, -3: 204, -4: 205, -5: 208}
+    table = bytearray([0, 255, 0, 0, 0, 1] * 256)
+    for op in pickletools.opcodes:
+        name, before = op.name, op.stack_before
+        kind = 0 if op.arg is None else widths.get(op.arg.n, op.arg.n)
+        if op.arg is not None and op.arg.name == "stringnl_noescape_pair":
+            kind = 101
+        cls = (1 if name in _PICKLE_FILLS else 2 if name in _PICKLE_CALLS
+               else 3 if name in _PICKLE_GETS or name == "DUP"
+               else 4 if name in _PICKLE_PUTS else 5 if name == "MARK" else 6 if name == "STOP"
+               else 0)
+        marked = pickletools.markobject in before
+        items = before.index(pickletools.markobject) if marked else len(before)
+        table[6 * ord(op.code):6 * ord(op.code) + 6] = bytes(
+            (kind, cls, items, marked, len(op.stack_after), name in _PICKLE_NAMES_OR_CALLS))
+    return bytes(table)
+
+
+_PICKLE_TABLE = _pickle_table() if _speedups is not None else b""
+
+
 def _thaw(hdl: Handle, data: bytes) -> Any:
     if hdl._storable_trusted:
         return pickle.loads(data)
-    _check_pickle_depth(data, STORABLE_MAX_DEPTH)
+    # (the C pass settles plain data without shared objects, and builtin
+    # values without a class or a call need no restricted unpickler; the
+    # rest, and every refusal with its reason, is the check's)
+    plain = 0 if _speedups is None else _speedups.pickle_plain_depth(
+        data, _PICKLE_TABLE, STORABLE_MAX_DEPTH)
+    if plain == 2:
+        return pickle.loads(data)
+    if not plain:
+        _check_pickle_depth(data, STORABLE_MAX_DEPTH)
     return _PlainUnpickler(_io.BytesIO(data)).load()
 
 

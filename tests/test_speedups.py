@@ -5,6 +5,7 @@ same bytes, counts, results and errors."""
 import errno
 import re
 import os
+import pickle
 import select
 import socket
 import threading
@@ -375,3 +376,54 @@ def test_take_is_the_pure_one(data, n):
     compiled, interpreted = bytearray(data), bytearray(data)
     assert speedups.take(compiled, n) == handle._take(interpreted, n)
     assert compiled == interpreted
+
+
+def _nested(depth, leaf):
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+_PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.binary(max_size=5),
+    lambda inner: (st.lists(inner, max_size=4) | st.tuples(inner, inner)
+                   | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+                   | st.frozensets(st.integers(), max_size=3)
+                   | inner.map(lambda x: [x, x])),  # the same object twice: GET/DUP
+    max_leaves=15)
+
+
+def _opcodes(data):
+    import pickletools
+    try:
+        return {op.name for op, _, _ in pickletools.genops(data)}
+    except Exception:  # noqa: BLE001 - malformed
+        return None
+
+
+@given(st.one_of(
+    st.tuples(_PLAIN, st.integers(0, 5)).map(lambda v: pickle.dumps(v[0], protocol=v[1])),
+    st.tuples(st.integers(390, 410), st.integers(0, 5)).map(
+        lambda v: pickle.dumps(_nested(v[0], 1), protocol=v[1])),
+    st.binary(max_size=40).map(lambda b: b"\x80\x04" + b + b".")))
+def test_the_pickle_pre_check_in_c_only_passes_what_the_full_check_passes(data):
+    """pickle_plain_depth is a shortcut of handle._check_pickle_depth: when it
+    says 1 or 2 the full check passes too, and 2 means no opcode names a
+    class or calls anything (so plain pickle.loads builds builtin values only)."""
+    said = speedups.pickle_plain_depth(data, handle._PICKLE_TABLE, handle.STORABLE_MAX_DEPTH)
+    if not said:
+        return
+    handle._check_pickle_depth(data, handle.STORABLE_MAX_DEPTH)  # raises if it would refuse
+    ops = _opcodes(data)
+    assert ops is not None and not ops & {"GET", "BINGET", "LONG_BINGET", "DUP"}
+    if said == 2:
+        assert not ops & handle._PICKLE_NAMES_OR_CALLS
+
+
+def test_the_pickle_pre_check_in_c_stops_at_the_limit():
+    table, limit = handle._PICKLE_TABLE, handle.STORABLE_MAX_DEPTH
+    assert speedups.pickle_plain_depth(pickle.dumps(_nested(limit, 1)), table, limit) == 2
+    assert speedups.pickle_plain_depth(pickle.dumps(_nested(limit + 1, 1)), table, limit) == 0
+    shared = [1]
+    assert speedups.pickle_plain_depth(pickle.dumps([shared, shared]), table, limit) == 0
+    assert speedups.pickle_plain_depth(pickle.dumps({1, 2}, protocol=2), table, limit) == 1
