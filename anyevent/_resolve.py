@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol
 from . import dns as _dns
 from ._sockaddr import (PROTOCOL, address_family, getprotobyname, pack_sockaddr,
                         parse_address, parse_ipv4, parse_ipv6, Ipn, SockAddr)
-from .util import idn_to_ascii
+from ._idn import idn_to_ascii
 
 #: What :func:`resolve_sockaddr` gives: ``(family, socktype, protocol, sockaddr)``.
 Target = tuple[int, int, int, SockAddr]

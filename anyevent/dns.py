@@ -62,7 +62,7 @@ from dns.message import Message
 
 from . import _sockaddr as _aesock
 from .reactor import loop
-from .util import idn_to_ascii
+from ._idn import idn_to_ascii
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs

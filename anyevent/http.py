@@ -62,7 +62,7 @@ from urllib.parse import urljoin
 from . import socket as _socket
 from .handle import Handle
 from .reactor import CondVar, _report, loop
-from .util import idn_to_ascii
+from ._idn import idn_to_ascii
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

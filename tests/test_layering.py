@@ -10,12 +10,16 @@ facades (``anyevent.strict`` wraps the ``anyevent`` package's entries), and
 the companion modules on top (``anyevent.http``, Perl's AnyEvent::HTTP;
 ``anyevent.redis``).
 A module may import only modules listed before it, at module level or inside
-a function.  The three exceptions are Perl's own lazy loads, listed in
-``UPWARD`` with their reason.
+a function, and so may the compiled core's Cython files (``.pyx``, ``.pxd``:
+their ``cimport`` too).  The exceptions are listed in ``UPWARD`` with their
+reason: three are Perl's own lazy loads, one the C twin of the poll reading
+the loop's records.  IDN (``_idn``) sits at the bottom, beside nothing: the
+resolvers and the HTTP client use it without loading ``anyevent.util``.
 """
 
 import ast
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -27,6 +31,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "anyevent"
 
 LAYERS = [
     ("build", ["anyevent._core", "anyevent._speedups"]),
+    ("idn", ["anyevent._idn"]),
     ("loop", ["anyevent.log", "anyevent.reactor", "anyevent.util", "anyevent.io"]),
     ("models", ["anyevent.impl", "anyevent.impl.asyncio", "anyevent.impl.uvloop"]),
     ("socket/dns", ["anyevent._sockaddr", "anyevent.dns", "anyevent._resolve"]),
@@ -46,6 +51,9 @@ UPWARD = {
         "AnyEvent::Util::inet_aton forwards to AnyEvent::Socket's, loaded on first call",
     ("anyevent", "anyevent.strict"):
         "AnyEvent loads AnyEvent::Strict when ANYEVENT_STRICT is set",
+    ("anyevent._speedups", "anyevent.reactor"):
+        "the C twin of reactor._ready_recs reads reactor's _FdEntry records as C structs "
+        "(a cimport); reactor loads _speedups once _FdEntry is defined",
 }
 
 
@@ -74,6 +82,16 @@ def imported(path):
 
 
 SOURCES = sorted(PACKAGE.rglob("*.py"))
+#: the compiled core's Cython sources and declarations (their cimports bind
+#: modules at C level, and load them when the extension is)
+C_SOURCES = sorted(PACKAGE.rglob("*.pyx")) + sorted(PACKAGE.rglob("*.pxd"))
+_C_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+c?import\b|c?import\s+([\w.]+))", re.M)
+
+
+def c_imported(path):
+    """Every anyevent module the Cython file ``path`` imports or cimports."""
+    names = {a or b for a, b in _C_IMPORT.findall(path.read_text())}
+    return {name for name in names if name.split(".")[0] == "anyevent"} - {module_name(path)}
 
 
 def test_every_module_has_a_layer():
@@ -81,12 +99,28 @@ def test_every_module_has_a_layer():
     assert sorted(module_name(p) for p in SOURCES) == sorted(set(ORDER) - set(compiled_only))
 
 
+def _upward(this, names):
+    return sorted(name for name in names
+                  if ORDER.index(name) > ORDER.index(this) and (this, name) not in UPWARD)
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=module_name)
 def test_imports_only_go_down(path):
     this = module_name(path)
-    upward = sorted(name for name in imported(path)
-                    if ORDER.index(name) > ORDER.index(this) and (this, name) not in UPWARD)
-    assert upward == [], "%s imports higher layers: %s" % (this, upward)
+    assert _upward(this, imported(path)) == [], "%s imports higher layers" % this
+
+
+@pytest.mark.parametrize("path", C_SOURCES, ids=lambda p: p.name)
+def test_c_level_imports_only_go_down(path):
+    this = module_name(path)
+    assert _upward(this, c_imported(path)) == [], "%s cimports higher layers" % this
+
+
+def test_every_allowed_upward_import_is_made():
+    """No stale exception: each pair in UPWARD is an import the code makes."""
+    made = {(module_name(p), name) for p in SOURCES for name in imported(p)}
+    made |= {(module_name(p), name) for p in C_SOURCES for name in c_imported(p)}
+    assert set(UPWARD) <= made, set(UPWARD) - made
 
 
 def test_fresh_interpreter_loads_nothing_higher():
