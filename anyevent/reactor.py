@@ -58,7 +58,7 @@ __all__ = [
     "Loop", "CondVar", "IOWatcher", "TimerWatcher", "SignalWatcher",
     "ChildWatcher", "IdleWatcher", "loop", "set_exception_handler",
     "get_exception_handler", "signal_number", "MAXWAIT", "refcounted",
-    "MODEL", "MODELS", "detect", "post_detect",
+    "MODEL", "MODELS", "detect", "post_detect", "MODEL_METHODS", "MODEL_HELPERS",
 ]
 
 _log = logging.getLogger("anyevent")
@@ -416,11 +416,36 @@ def _call_all(recs: Iterable[list[Any]], where: str, *args: Any) -> None:
                 _report(exc, where)
 
 
+#: The model interface: the methods of :class:`Loop` a model overrides.  A
+#: model (``anyevent.impl.asyncio``, ``anyevent.impl.uvloop``: AnyEvent's
+#: ``AnyEvent::Impl::*``) is a subclass of :class:`Loop` that runs the same
+#: watchers on another event loop; :func:`detect` gives :data:`loop` its
+#: class.  Each method's docstring says what a model's version must do;
+#: everything else (the watchers' records, timer heap, signal and child
+#: bookkeeping) stays :class:`Loop`'s.  ``tests/test_models.py`` holds the
+#: models to this list and to :data:`MODEL_HELPERS`.
+MODEL_METHODS = (
+    "now", "timer", "idle", "postpone", "one_event", "run", "stop",
+    "call_soon_threadsafe", "prepare_threadsafe", "after_fork",
+    "_update_mask", "_sig_install", "_sig_uninstall", "_sig_close", "_child_waker",
+    "_cv_wait", "_cv_await")
+
+#: The private names of this module a model may import besides
+#: :data:`MODEL_METHODS`: the io event bits (``_IN``, ``_OUT``), the per-fd
+#: entry and io record (``_FdEntry``, ``_IORec``), running records
+#: (``_run_io``, ``_call_all``), reporting a callback's exception
+#: (``_report``), and installing the model's class (``_set_model_class``).
+MODEL_HELPERS = ("_IN", "_OUT", "_FdEntry", "_IORec", "_run_io", "_call_all", "_report",
+                 "_set_model_class")
+
+
 class Loop:
     """The event loop.  Use the process-wide :data:`loop`.
 
     Timers run on :func:`time.monotonic`; :meth:`now` reports the cached
-    wall-clock time of the current iteration, as ``AE::now`` does.
+    wall-clock time of the current iteration, as ``AE::now`` does.  A model
+    (the loop run on asyncio or uvloop) is a subclass overriding the
+    methods named in :data:`MODEL_METHODS`.
     """
 
     _poller: _Poller
@@ -553,6 +578,10 @@ class Loop:
         return w
 
     def _update_mask(self, ent: _FdEntry, mask: int) -> None:
+        """Model interface: watch ``ent.fd`` for the events in ``mask``
+        (``_IN``, ``_OUT``, both, or 0: not at all), and set ``ent.mask``;
+        the ready fds' records then run through :func:`_run_io`, writers
+        first."""
         poller = self._poller
         fd = ent.fd
         try:
@@ -725,6 +754,9 @@ class Loop:
         return w
 
     def _sig_install(self, signum: int) -> None:
+        """Model interface: the first watcher of ``signum`` came: catch the
+        signal and have :meth:`_sig_dispatch` run in the loop when it
+        arrives (raise ValueError if it cannot be caught)."""
         if self._sig_r is None:
             r, w = socket.socketpair()
             r.setblocking(False)
@@ -760,6 +792,8 @@ class Loop:
         (our loop's Python-level handler is replaced by the previous one)."""
 
     def _sig_close(self) -> None:
+        """Model interface: the last signal watcher went: release what
+        :meth:`_sig_install` set up for every signal (the wake-up fd)."""
         cast(IOWatcher, self._sig_io).cancel()
         self._sig_io = None
         if _signal.set_wakeup_fd(-1) != cast(socket.socket, self._sig_w).fileno():

@@ -276,3 +276,39 @@ def test_croak_from_a_thread_is_delivered_on_the_loop_thread():
         run_until(cv)
     assert seen == [threading.get_ident()]
     del guard
+
+
+def _model_classes():
+    import anyevent.impl.asyncio as aio_model
+    classes = [aio_model.AsyncioLoop]
+    try:
+        import anyevent.impl.uvloop as uv_model
+    except ImportError:  # uvloop not installed
+        return classes
+    return classes + [c for c in vars(uv_model).values() if isinstance(c, type)
+                      and issubclass(c, reactor.Loop) and c.__module__ == uv_model.__name__]
+
+
+def test_models_override_only_the_documented_model_methods():
+    """The model interface is written down (reactor.MODEL_METHODS, each with
+    a docstring on Loop) and no model overrides anything else of Loop."""
+    for name in reactor.MODEL_METHODS:
+        assert (getattr(reactor.Loop, name).__doc__ or "").strip(), name
+    for cls in _model_classes():
+        overridden = {name for name, value in vars(cls).items()
+                      if callable(value) and hasattr(reactor.Loop, name)
+                      and not name.startswith("__")}
+        assert overridden <= set(reactor.MODEL_METHODS), (cls, overridden
+                                                           - set(reactor.MODEL_METHODS))
+
+
+def test_models_import_only_public_names_and_model_helpers_of_the_reactor():
+    import ast
+    import pathlib
+    impl = pathlib.Path(reactor.__file__).with_name("impl")
+    allowed = set(reactor.MODEL_HELPERS) | set(reactor.MODEL_METHODS)
+    for path in sorted(impl.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("reactor"):
+                private = {a.name for a in node.names if a.name.startswith("_")}
+                assert private <= allowed, (path.name, private - allowed)
