@@ -1465,7 +1465,9 @@ class _HandleCore:
                     try:
                         done = reader(self)
                     except Exception as exc:  # noqa: BLE001 - reported, see _reader_raised
-                        if self._reader_raised(exc):
+                        # (a function, not a method: a callback may have
+                        # destroyed the handle, whose methods are no-ops then)
+                        if _reader_raised(self, exc):
                             return
                         done = True  # its callback raised after the message was taken
                     if not done:
@@ -1509,31 +1511,6 @@ class _HandleCore:
             return self._error(_errno.ENOSPC, True)
         if self._rw is None and (self._on_read is not None or self._queue):
             self.start_read()
-
-    def _reader_raised(self, exc: Exception) -> bool:
-        """Deal with an exception from a read request; True if the handle failed.
-
-        An exception from the user callback a read type called (the traceback
-        passes through a frame outside this module below the read type's
-        own; a library call the callback made may raise further in) goes to
-        the loop's exception handler and the queue goes on: the message was
-        consumed.  Any other exception -- from the read type's own code, from
-        calling the callback (a wrong number of parameters), or from a custom
-        reader -- is a fatal EBADMSG with the exception in the message (its
-        traceback goes to the exception handler too), so that the handle never
-        waits for data it can no longer read.
-        """
-        _reactor._report(exc, "read")
-        tb = exc.__traceback__.tb_next  # type: ignore[union-attr]  # the reader's frame
-        if tb is not None and tb.tb_frame.f_code.co_filename == _SOURCE:
-            tb = tb.tb_next
-            while tb is not None:
-                if tb.tb_frame.f_code.co_filename != _SOURCE:
-                    return self._fh is None  # user code below the read type
-                tb = tb.tb_next
-        self._error(_errno.EBADMSG, True, "read request failed: %s: %s" % (
-            type(exc).__name__, exc))
-        return True
 
     def stop_read(self) -> None:
         """Stop reading from the fh (data keeps arriving in the kernel).  In TLS
@@ -1923,7 +1900,7 @@ class Handle(_HandleCore):
 
 # The file name this module's frames carry in a traceback: __file__ when
 # interpreted, the .py it was compiled from when compiled (setup.py).
-_SOURCE = Handle._reader_raised.__code__.co_filename
+_SOURCE = _HandleCore.push_read.__code__.co_filename
 
 
 def _close_fh(fh: Any) -> None:
@@ -1964,6 +1941,34 @@ class _DestroyedHandle(Handle):
 
     def __del__(self) -> None:
         pass
+
+
+def _reader_raised(hdl: _HandleCore, exc: Exception) -> bool:
+    """Deal with an exception from a read request on ``hdl``; True if the
+    handle failed (or a callback destroyed it: the exception is reported all
+    the same, never lost).
+
+    An exception from the user callback a read type called (the traceback
+    passes through a frame outside this module below the read type's
+    own; a library call the callback made may raise further in) goes to
+    the loop's exception handler and the queue goes on: the message was
+    consumed.  Any other exception -- from the read type's own code, from
+    calling the callback (a wrong number of parameters), or from a custom
+    reader -- is a fatal EBADMSG with the exception in the message (its
+    traceback goes to the exception handler too), so that the handle never
+    waits for data it can no longer read.
+    """
+    _reactor._report(exc, "read")
+    tb = exc.__traceback__.tb_next  # type: ignore[union-attr]  # the reader's frame
+    if tb is not None and tb.tb_frame.f_code.co_filename == _SOURCE:
+        tb = tb.tb_next
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename != _SOURCE:
+                return hdl._fh is None  # user code below the read type
+            tb = tb.tb_next
+    hdl._error(_errno.EBADMSG, True, "read request failed: %s: %s" % (
+        type(exc).__name__, exc))
+    return True
 
 
 def _true() -> bool:

@@ -8,6 +8,7 @@ import hashlib
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 
@@ -16,7 +17,7 @@ import pytest
 from anyevent import AE
 from anyevent.handle import Handle
 from anyevent.socket import tcp_server
-from conftest import pair, run_until, settle
+from conftest import pair, require_tool, run_until, settle
 from tlsfixtures import certs
 
 CHUNK = 1024
@@ -426,3 +427,45 @@ def test_destroyed_handle_reads_none_for_every_key():
     hdl.destroy()
     assert [hdl[k] for k in ("on_timeout", "on_eof", "fh", "no_such_key")] == [None] * 4
     b.close()
+
+
+PERL_DESTROY_THEN_DIE = r'''
+use AnyEvent; use AnyEvent::Handle; use Socket;
+socketpair my $r, my $w, AF_UNIX, SOCK_STREAM, 0 or die;
+my $h = AnyEvent::Handle->new(fh => $r, on_error => sub { print "on_error\n" });
+$h->push_read(line => sub { $_[0]->destroy; die "boom after destroy\n" });
+syswrite $w, "hello\n";
+my $t = AE::timer 1, 0, sub { print "still running\n"; exit 0 };
+AE::cv->recv;
+'''
+
+
+@pytest.mark.parametrize("kind", ["line", "chunk", "json"])
+def test_a_read_callback_that_destroys_then_raises_is_reported(callback_errors, kind):
+    """Found porting AnyEvent::Connector: the exception went nowhere (the
+    destroyed handle's methods are no-ops, the reporting one included).
+    Perl's loop (EV) reports it and goes on; so does ours, to the exception
+    handler, once, and on_error is not called."""
+    a, b = pair()
+    cv = AE.cv()
+
+    def cb(hdl, *value):
+        hdl.destroy()
+        AE.postpone(cv.send)
+        raise RuntimeError("boom after destroy")
+    hdl = Handle(fh=a, on_error=lambda h, fatal, message: callback_errors.append(("on_error",)))
+    hdl.push_read(*{"line": ("line",), "chunk": ("chunk", 6), "json": ("json",)}[kind], cb)
+    b.sendall(b'"json"\n' if kind == "json" else b"hello\n")
+    run_until(cv)
+    assert [(where, str(exc)) for where, exc in callback_errors] == [
+        ("read", "boom after destroy")]
+    assert hdl.destroyed()
+    b.close()
+
+
+def test_perl_reports_the_exception_of_a_read_callback_after_destroy_and_goes_on():
+    """What the test above holds us to: EV reports the error and goes on."""
+    perl = subprocess.run([require_tool("perl"), "-e", PERL_DESTROY_THEN_DIE],
+                          capture_output=True, text=True, timeout=20)
+    assert "error in callback (ignoring): boom after destroy" in perl.stderr
+    assert perl.stdout == "still running\n" and perl.returncode == 0  # no on_error either
