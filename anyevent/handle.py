@@ -27,6 +27,7 @@ the background after destruction, reporting no errors.
 from __future__ import annotations
 
 import _compat_pickle
+import difflib
 import errno as _errno
 import functools
 import importlib
@@ -38,6 +39,7 @@ import pickletools
 import re
 import socket
 import struct
+import warnings
 import weakref
 from collections import deque
 from functools import partial
@@ -712,11 +714,11 @@ class _HandleCore:
         _reactor.refcounted(self)  # a cycle through the handle keeps it, as in Perl
         unknown = set(opts) - _OPTIONS
         if unknown:
-            if os.environ.get("ANYEVENT_STRICT", "") not in ("", "0"):
-                raise TypeError("Handle: unknown option(s) %s" % ", ".join(sorted(unknown)))
-            for key in unknown:
+            for key in sorted(unknown):
                 if hasattr(Handle, key):
                     raise TypeError("Handle: option %r clashes with a method" % key)
+                if os.environ.get("ANYEVENT_STRICT", "") not in ("", "0"):
+                    _warn_if_misspelt(key)
                 setattr(self, key, opts.pop(key))  # type: ignore[misc]  # an unknown key
         self._fh = None
         self._rbuf = bytearray()
@@ -1891,8 +1893,11 @@ class Handle(_HandleCore):
       for :func:`cbor2.dumps`.  ``storable_trusted`` (bool: let the ``storable``
       read type unpickle arbitrary classes; off by default).
 
-    Unknown options are stored as attributes (Perl keeps them in the hash);
-    with ``ANYEVENT_STRICT`` they raise :class:`TypeError`.
+    Unknown options are stored as attributes and read back as
+    ``hdl["key"]`` (Perl keeps them in the hash: AnyEvent::Redis passes
+    ``encoding`` and reads it back); with ``ANYEVENT_STRICT`` one whose name
+    is close to an option's (``on_eror``) draws a :class:`UserWarning`
+    naming that option.
     """
 
     __slots__ = ("__dict__", "__weakref__")
@@ -1901,6 +1906,14 @@ class Handle(_HandleCore):
 # The file name this module's frames carry in a traceback: __file__ when
 # interpreted, the .py it was compiled from when compiled (setup.py).
 _SOURCE = _HandleCore.push_read.__code__.co_filename
+
+
+def _warn_if_misspelt(key: str) -> None:
+    """Strict mode: warn when an unknown option looks like a known one."""
+    close = difflib.get_close_matches(key, sorted(_OPTIONS), n=1, cutoff=0.8)
+    if close:
+        warnings.warn("Handle: unknown option %r kept as data; did you mean %r?"
+                      % (key, close[0]), UserWarning, stacklevel=4)
 
 
 def _close_fh(fh: Any) -> None:

@@ -9,8 +9,11 @@ argument:
   callable, a non-numeric ``after``/``interval``, a pid that is not an
   ``int``, a file handle with neither ``fileno()`` nor an int value;
 * :class:`ValueError` for a value of the right type that cannot be right: a
-  negative delay, an unknown ``poll`` mode, an unknown signal, a negative
-  pid, a closed file, a regular file (which cannot be polled).
+  negative interval, a delay that is NaN or infinite, an unknown ``poll``
+  mode, an unknown signal, a negative pid, a closed file, a regular file
+  (which cannot be polled).  A negative ``after`` is fine, as in Perl (the
+  timer fires at once): code that computes the time left to a deadline gets
+  one whenever a timer fires late (AnyEvent::Handle::UDP does).
 
 Unknown keyword arguments are already a :class:`TypeError` in Python; as in
 Perl's strict mode, ``AnyEvent.timer`` additionally requires ``after``.
@@ -47,14 +50,17 @@ def _check_cb(where: str, cb: object, optional: bool = False) -> None:
         raise TypeError("%s: cb must be callable, got %r" % (where, cb))
 
 
-def _check_seconds(where: str, name: str, value: Any, optional: bool = False) -> None:
+def _check_seconds(where: str, name: str, value: Any, optional: bool = False,
+                   negative: bool = False) -> None:
+    """A number of seconds; ``negative``: below 0 is fine too (``after``: as
+    in Perl, a timer due in the past fires at once)."""
     if optional and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError("%s: %s must be a number of seconds, got %r" % (where, name, value))
-    if not value >= 0 or math.isinf(value):  # type: ignore[operator]  # a numbers.Real
-        raise ValueError("%s: %s must be a finite number of seconds >= 0, got %r"
-                         % (where, name, value))
+    if math.isnan(value) or math.isinf(value) or (value < 0 and not negative):
+        raise ValueError("%s: %s must be a finite number of seconds%s, got %r"
+                         % (where, name, "" if negative else " >= 0", value))
 
 
 def _check_fh(where: str, fh: Any) -> None:
@@ -127,7 +133,7 @@ def _ae_io(fh: Any, poll: Any, cb: Any) -> Any:
 
 
 def _ae_timer(after: Any, interval: Any, cb: Any) -> Any:
-    _check_seconds("AE.timer", "after", after)
+    _check_seconds("AE.timer", "after", after, negative=True)
     _check_seconds("AE.timer", "interval", interval, optional=True)
     _check_cb("AE.timer", cb)
     return loop.timer(after, interval, cb)
@@ -180,7 +186,7 @@ def _anyevent_io(*, fh: Any, poll: Any, cb: Any) -> Any:
 
 
 def _anyevent_timer(*, after: Any, cb: Any, interval: Any = 0) -> Any:
-    _check_seconds("AnyEvent.timer", "after", after)
+    _check_seconds("AnyEvent.timer", "after", after, negative=True)
     _check_seconds("AnyEvent.timer", "interval", interval, optional=True)
     _check_cb("AnyEvent.timer", cb)
     return loop.timer(after, interval, cb)

@@ -41,7 +41,7 @@ def _io_on_this_file():
 MISUSES = [
     # (call, exception, words the message must contain)
     (lambda s: AE.timer(1, 0, "not callable"), TypeError, ["AE.timer", "cb"]),
-    (lambda s: AE.timer(-1, 0, _noop), ValueError, ["after", "-1"]),
+    (lambda s: AE.timer(float("inf"), 0, _noop), ValueError, ["after", "inf"]),
     (lambda s: AE.timer("1", 0, _noop), TypeError, ["after", "'1'"]),
     (lambda s: AE.timer(1, -0.5, _noop), ValueError, ["interval"]),
     (lambda s: AE.timer(float("nan"), 0, _noop), ValueError, ["after"]),
@@ -135,3 +135,54 @@ def test_environment_variable_enables_strict_mode(value, on):
         assert "AE.timer: cb must be callable" in out["error"]
     else:
         assert "error" not in out
+
+
+PERL_NEGATIVE_AFTER = r'''
+use AnyEvent; use AnyEvent::Strict;
+my $cv = AE::cv; my $n = 0; my $t;
+my $again; $again = sub { $t = AE::timer -0.001, 0, sub { ++$n < 3 ? $again->() : $cv->send } };
+$again->();
+$cv->recv; print "$n\n";
+'''
+
+
+def test_a_negative_after_fires_at_once_as_in_perl(strict_mode):
+    """AnyEvent::Handle::UDP re-arms its timeout with the time left, slightly
+    negative when the timer fired late: under strict mode Perl accepts it and
+    the timer fires at once, every time."""
+    fired, cv = [], AE.cv()
+
+    def again():
+        fired.append(1)
+        if len(fired) < 3:
+            holder[0] = AE.timer(-0.001, 0, again)
+        else:
+            cv.send()
+    holder = [AE.timer(-0.001, 0, again)]
+    assert AnyEvent.timer(after=-5, cb=_noop) is not None
+    cv.recv()
+    assert len(fired) == 3
+    env = dict(os.environ, PERL_ANYEVENT_STRICT="1")
+    perl = subprocess.run(["perl", "-e", PERL_NEGATIVE_AFTER], capture_output=True, text=True,
+                          timeout=20, env=env)
+    assert perl.stdout == "3\n", perl.stderr
+
+
+def test_unknown_handle_options_are_kept_under_strict_mode_and_a_misspelt_one_warned(
+        strict_mode, sock, monkeypatch):
+    """Perl keeps unknown options in the handle's hash (AnyEvent::Redis passes
+    encoding and reads it back); strict mode refuses none, but names the
+    option a misspelt one was probably meant to be."""
+    import warnings
+
+    from anyevent.handle import Handle
+    monkeypatch.setenv("ANYEVENT_STRICT", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hdl = Handle(fh=sock, encoding="utf-8", close_fh=False)
+    assert hdl["encoding"] == "utf-8"
+    hdl.destroy()
+    with pytest.warns(UserWarning, match="'on_eror'.*'on_error'"):
+        hdl = Handle(fh=sock, on_eror=_noop, close_fh=False)
+    assert hdl["on_eror"] is _noop
+    hdl.destroy()
