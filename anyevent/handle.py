@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
     from .tls import TLS
 
-__all__ = ["Handle", "register_read_type", "register_write_type", "TLS_CTX",
+__all__ = ["Handle", "register_read_type", "register_write_type", "TLS_CTX", "set_tls_ctx",
            "MAX_READ_SIZE", "ber_encode", "ber_decode", "json_coder", "cbor_coder",
            "HandleOptions"]
 
@@ -2074,10 +2074,25 @@ _SSL: Any = None  # OpenSSL.SSL, bound by the first starttls (plain handles neve
 
 
 def TLS_CTX() -> TLS:
-    """The default :class:`anyevent.tls.TLS` context, made on first use (Perl's TLS_CTX):
-    the one :func:`anyevent.tls.tls_ctx_from` gives for ``None``."""
+    """The :class:`anyevent.tls.TLS` context of a handle that names none (Perl's
+    ``$AnyEvent::Handle::TLS_CTX``): the one given to :func:`set_tls_ctx`, else
+    :func:`anyevent.tls.default_ctx` (made on first use; its client
+    connections verify the peer)."""
     from .tls import tls_ctx_from
     return tls_ctx_from(None)
+
+
+def set_tls_ctx(ctx: TLS | Mapping[str, Any] | None) -> None:
+    """Make ``ctx`` (a :class:`anyevent.tls.TLS`, or a dict of its options)
+    the context of every handle that starts TLS without ``tls_ctx``, as Perl
+    programs do with ``$AnyEvent::Handle::TLS_CTX = AnyEvent::TLS->new(...)``
+    before a ported module runs; ``None`` restores ours (:func:`TLS_CTX`).
+    Handles that already started TLS keep theirs; ``anyevent.http`` keeps
+    verifying servers by default (Perl's AnyEvent::HTTP has its own contexts
+    too).  Raises as :func:`anyevent.tls.tls_ctx_from` does.  See PORTING.md
+    for the security trade-off."""
+    from .tls import _replace_default
+    _replace_default(ctx)
 
 
 # ---------------------------------------------------------------------------

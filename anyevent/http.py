@@ -854,6 +854,9 @@ class _State:
             tls_ctx = _TLS_CTX_LOW
         elif tls_ctx == "high":
             tls_ctx = _TLS_CTX_HIGH
+        elif tls_ctx is None and self.uscheme == "https":
+            from .tls import default_ctx  # ours, whatever handle.set_tls_ctx put in place
+            tls_ctx = default_ctx()
         try:
             params: dict[str, Any] = {**(arg.get("handle_params") or {}), "fh": fh,
                                       "peername": self.uhost, "tls_ctx": tls_ctx}

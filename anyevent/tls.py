@@ -991,13 +991,23 @@ def default_ctx() -> TLS:
     return tls
 
 
+#: What :func:`anyevent.handle.set_tls_ctx` put in place of :func:`default_ctx`.
+_replacement: TLS | None = None
+
+
+def _replace_default(value: TLS | Mapping[str, Any] | None) -> None:
+    global _replacement
+    _replacement = None if value is None else tls_ctx_from(value)
+
+
 def tls_ctx_from(value: TLS | Mapping[str, Any] | None = None) -> TLS:
     """The :class:`TLS` object for a Handle's ``tls_ctx`` option.
 
     ``value``: a :class:`TLS` (returned as is); a mapping of :class:`TLS` options (one
     object per distinct content, cached for the life of the process; Perl's ``cache``
     key is accepted and ignored), which like ``TLS(...)`` keeps Perl's defaults (no
-    verification unless ``verify`` is true); ``None``: :func:`default_ctx`, whose
+    verification unless ``verify`` is true); ``None``: the context set with
+    :func:`anyevent.handle.set_tls_ctx` if any, else :func:`default_ctx`, whose
     client connections verify the peer.
     Raises ``TypeError`` for other values or unknown options, ``ValueError`` for
     unusable ones.
@@ -1005,7 +1015,7 @@ def tls_ctx_from(value: TLS | Mapping[str, Any] | None = None) -> TLS:
     if isinstance(value, TLS):
         return value
     if value is None:
-        return default_ctx()
+        return _replacement if _replacement is not None else default_ctx()
     if not isinstance(value, Mapping):
         raise TypeError(f"tls_ctx must be a TLS object or a dict of options, not {type(value).__name__}")
     options = {k: v for k, v in value.items() if k != "cache"}

@@ -268,3 +268,39 @@ def test_server_connections_of_the_default_context_do_not_verify():
     client = ctx.new_connection("connect", "localhost")
     assert client.get_context() is ctx.ctx
     assert ctx.ctx.get_verify_mode() & SSL.VERIFY_PEER
+
+
+# -- replacing the default (Perl's $AnyEvent::Handle::TLS_CTX = ...) --------------------------
+
+@pytest.fixture
+def replaced_default():
+    from anyevent.handle import set_tls_ctx
+    yield set_tls_ctx
+    set_tls_ctx(None)
+
+
+def test_a_replaced_default_lets_a_ported_module_start_tls_on_a_bare_socket(
+        s_server, trust_env, replaced_default):
+    """AnyEvent::IRC's enable_ssl: a bare socket, tls => 'connect', no tls_ctx, no
+    peer name.  Ours refuses; after set_tls_ctx(TLS()) (Perl's defaults, as a Perl
+    program sets $AnyEvent::Handle::TLS_CTX) it connects; None restores ours."""
+    assert_fails(_fh_handle(s_server(C.selfsigned_pem)), "certificate verify failed")
+    replaced_default({"verify": 0})
+    assert TLS_CTX() is tls_ctx_from({"verify": 0})
+    assert _fh_handle(s_server(C.selfsigned_pem)) == ("ok", b"olleh")
+    replaced_default(None)
+    assert TLS_CTX() is default_ctx()
+    assert_fails(_fh_handle(s_server(C.selfsigned_pem)), "certificate verify failed")
+
+
+def test_a_replaced_default_leaves_http_verifying(s_server, trust_env, replaced_default):
+    """anyevent.http keeps its own default, as AnyEvent::HTTP has its own contexts."""
+    from anyevent.http import http_get
+    replaced_default(TLS())
+    port = s_server(C.selfsigned_pem)
+    cv = AE.cv()
+    http_get("https://localhost:%d/" % port, lambda body, hdr: cv.send(hdr))
+    hdr = run_until(cv, 15)
+    assert hdr["Status"] == 596 and "certificate verify failed" in hdr["Reason"], hdr
+    with pytest.raises(TypeError):
+        replaced_default(42)
