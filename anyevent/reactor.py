@@ -1129,10 +1129,12 @@ class CondVar(Generic[_T]):
     outstanding jobs; ``cb(f)`` sets a callback that receives the condvar
     once it is ready.  In a coroutine, ``await cv`` waits without blocking
     the asyncio loop and gives what ``recv()`` gives.  ``send`` and ``croak``
-    may be called from any thread (see :meth:`send`).
+    may be called from any thread (see :meth:`send`).  User data goes on the
+    condvar as attributes or, as Perl's ``$cv->{wanted} = 3``, as
+    ``cv["wanted"] = 3`` (see :meth:`__getitem__`).
     """
     __slots__ = ("_loop", "_ready", "_values", "_error", "_cb", "_count",
-                 "_end_cb", "_waiters", "__weakref__")
+                 "_end_cb", "_waiters", "__weakref__", "__dict__")
     _loop: Loop
     _ready: bool
     _values: tuple[Any, ...]
@@ -1152,6 +1154,33 @@ class CondVar(Generic[_T]):
         self._count = 0
         self._end_cb = None
         self._waiters = None
+
+    def __getitem__(self, key: str) -> Any:
+        """Perl's ``$cv->{key}``: user data stored on the condvar (by
+        ``cv[key] = value`` or as an attribute); :class:`KeyError` if none."""
+        try:
+            return self.__dict__[key]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        """Perl's ``$cv->{key} = value``: keep ``value`` on the condvar (also
+        readable as ``cv.key``).  :class:`KeyError` for a name the condvar
+        itself uses (a method, or one starting with ``_``)."""
+        if key.startswith("_") or hasattr(CondVar, key):
+            raise KeyError("%r is the condvar's own, not user data" % key)
+        self.__dict__[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        """Perl's ``delete $cv->{key}``."""
+        try:
+            del self.__dict__[key]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: str) -> bool:
+        """Perl's ``exists $cv->{key}``."""
+        return key in self.__dict__
 
     def send(self, *values: Any) -> None:
         """Mark the condvar ready with ``values`` and invoke its callback.

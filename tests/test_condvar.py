@@ -226,3 +226,21 @@ def test_same_output_as_perl_anyevent():
                          capture_output=True, text=True, timeout=20, check=True).stdout
     assert "timer 3" in expected and "postponed 2" in expected
     assert got == expected
+
+
+def test_a_condvar_carries_user_data_as_perls_hash_does():
+    """Perl code keeps its own state in the condvar (``$cv->{wanted} = 3``)."""
+    from anyevent import AE
+    cv = AE.cv()
+    cv["wanted"] = 3
+    cv.got = []
+    assert cv["wanted"] == cv.wanted == 3 and cv["got"] == []
+    assert "wanted" in cv and "missing" not in cv
+    del cv["wanted"]
+    with pytest.raises(KeyError):
+        cv["wanted"]
+    for own in ("send", "recv", "_ready"):
+        with pytest.raises(KeyError):
+            cv[own] = 1
+    cv.send(1)
+    assert cv.recv() == 1 and cv["got"] == []
