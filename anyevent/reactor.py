@@ -1131,7 +1131,7 @@ class CondVar(Generic[_T]):
     the asyncio loop and gives what ``recv()`` gives.  ``send`` and ``croak``
     may be called from any thread (see :meth:`send`).  User data goes on the
     condvar as attributes or, as Perl's ``$cv->{wanted} = 3``, as
-    ``cv["wanted"] = 3`` (see :meth:`__getitem__`).
+    ``cv["wanted"] = 3`` (and ``in``, ``del``, as ``exists``, ``delete``).
     """
     __slots__ = ("_loop", "_ready", "_values", "_error", "_cb", "_count",
                  "_end_cb", "_waiters", "__weakref__", "__dict__")
