@@ -85,7 +85,10 @@ Differences from Perl
   certificates are ``cryptography.x509.Certificate`` objects.
 * Wildcards never match across a public-suffix-like boundary: ``*.org`` or ``*`` match
   only literally (Perl documents this but does not enforce it).
-* Only the RFC 7919 ``ffdhe2048``/``ffdhe3072``/``ffdhe4096`` named DH groups are built in.
+* The DH names are Perl's: the RFC 7919 groups ``ffdhe2048`` to ``ffdhe8192`` are built
+  in, and Perl's other names (``schmorp1024`` ... ``schmorp8192``, ``skip512`` ...
+  ``skip4096``) stand for the RFC 7919 group of at least their size (those primes are
+  not copied; below 2048 bits they are too weak to offer).
 * Beyond Perl: ``sni`` (server-side certificate selection by name), ``alpn``,
   ``session_cache`` (client-side session resumption), ``tlsv1_3``.
 """
@@ -156,7 +159,53 @@ DH_PARAMS = {
         "OAkpmaMzy4t6Gh25PXFAADwqTs6p+Y0KzAqCkc3OyX3Pjsm1Wn+IpGtNtahR9EGC4caKAH5eZV9q"
         "//////////8CAQI="
     ),
+    "ffdhe6144": (
+        "MIIDCAKCAwEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz+8yTnc4kmz75"
+        "fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a87VXE15/V8k1mE8McODmi3fi"
+        "pona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W"
+        "7edjcrsZCwenyO4KbXCeAvzhzffi7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8"
+        "vC7CIAXFjvGDfRaDssbzSibBsu/6iGtCOGEfz9zeNVs7ZRkDW7w09N75nAI4YbRvydbmyQd62R0m"
+        "kff37lmMsPrBhtkcrv4TCYUTknC0EwyTvEN5RPT9RFLi103TZPLiHnH1S/9croKrnJ32nuhtK8Ui"
+        "NjoNq8Uhl5sN6todv5pC1cRITgq80Gv6U93vPBsg7j/VnXwl5B0rZp4e8W5vUsMWTfT7eTDp5OWI"
+        "V7asfV9C1p9tGHdjzx1VA0AEh/VbpX4xzHpxNciG77Qxiu1qHgEtnmgyqQdgCpGBMMRtx3j5ca0A"
+        "OAkpmaMzy4t6Gh25PXFAADwqTs6p+Y0KzAqCkc3OyX3Pjsm1Wn+IpGtNtahR9EGC4caKAH5eDdkC"
+        "C/1ktkUDbHpOZ30sOFMqOiO6RELK9T6mO7RUMpt2JMiRe91kscD9TLOOjDNMcBw6za0GV/zP7HGb"
+        "H1w+TkYEHziBR/tM/bR3pSRx96mpaRC4VTIu22NA2KAO8JI1BRHjCr7B//njom5/sp+MGDAjw1h+"
+        "ONoAd9m0dj5OS5Syu8GUxmUed8r5ku6qwCMqKBv2s6c5wSJhFoIK6NtYR6Z8vvnJCRtGLVOM1ysD"
+        "dGrnf15iKSwxFWKoRlBdyC24VDOK5J9SNclbkReMzy3Vys70A+ydGBDGJysEWztx+dxrgNY/3UqO"
+        "mtseaWKmlSbUMWHBpB1XDXk42tSkDjKc0OQOZf//////////AgEC"
+    ),
+    "ffdhe8192": (
+        "MIIECAKCBAEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz+8yTnc4kmz75"
+        "fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a87VXE15/V8k1mE8McODmi3fi"
+        "pona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W"
+        "7edjcrsZCwenyO4KbXCeAvzhzffi7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8"
+        "vC7CIAXFjvGDfRaDssbzSibBsu/6iGtCOGEfz9zeNVs7ZRkDW7w09N75nAI4YbRvydbmyQd62R0m"
+        "kff37lmMsPrBhtkcrv4TCYUTknC0EwyTvEN5RPT9RFLi103TZPLiHnH1S/9croKrnJ32nuhtK8Ui"
+        "NjoNq8Uhl5sN6todv5pC1cRITgq80Gv6U93vPBsg7j/VnXwl5B0rZp4e8W5vUsMWTfT7eTDp5OWI"
+        "V7asfV9C1p9tGHdjzx1VA0AEh/VbpX4xzHpxNciG77Qxiu1qHgEtnmgyqQdgCpGBMMRtx3j5ca0A"
+        "OAkpmaMzy4t6Gh25PXFAADwqTs6p+Y0KzAqCkc3OyX3Pjsm1Wn+IpGtNtahR9EGC4caKAH5eDdkC"
+        "C/1ktkUDbHpOZ30sOFMqOiO6RELK9T6mO7RUMpt2JMiRe91kscD9TLOOjDNMcBw6za0GV/zP7HGb"
+        "H1w+TkYEHziBR/tM/bR3pSRx96mpaRC4VTIu22NA2KAO8JI1BRHjCr7B//njom5/sp+MGDAjw1h+"
+        "ONoAd9m0dj5OS5Syu8GUxmUed8r5ku6qwCMqKBv2s6c5wSJhFoIK6NtYR6Z8vvnJCRtGLVOM1ysD"
+        "dGrnf15iKSwxFWKoRlBdyC24VDOK5J9SNclbkReMzy3Vys70A+ydGBDGJysEWztx+dxrgNY/3UqO"
+        "mtseaWKmlSbUMWHBpB1XDXk42tSkDjKcz/RqqjatAEz2AMg4HkJaMdlRrmT9sj/OyVCdQ2h/62nt"
+        "0cxeC4zDvfZLEO+GtjFCo6uIKVVbL3R8kyZlyywPHMAb1wIpOIg50q8F5FRQSseLdYKCKEbAujXD"
+        "X1xZFgzARv2CUVQfxoychrAiu3CZh2pGDnRRqKkxCXA/7hwhfmw4JuUsUappHg5CPPyZ6eMWUMEh"
+        "e2JIFs2tmpX51bgBlIjZwKCh/jB1pXfiMYP4HUo/L6RXHvyM4LqKT+i2hV3+crCmbt7S+6v75Yow"
+        "+vq+HF1xqH4vdB74wf6G/qa7/eUwZ38Nl9EdSfeoRD0IIuUGqfRhTgEeKpSDj/iM1oyLt8XGQkz/"
+        "/////////wIBAg=="
+    ),
 }
+
+#: AnyEvent::TLS's other DH names (its own ``schmorpNNNN`` sets and the
+#: SKIP ones) are not copied: each stands for the RFC 7919 group of at
+#: least its size (512 to 1539 bits are too weak to offer today, and
+#: OpenSSL 3 refuses them anyway).
+_DH_ALIASES = {"schmorp1024": "ffdhe2048", "schmorp1539": "ffdhe2048",
+               "schmorp2048": "ffdhe2048", "schmorp4096": "ffdhe4096",
+               "schmorp8192": "ffdhe8192", "skip512": "ffdhe2048", "skip1024": "ffdhe2048",
+               "skip2048": "ffdhe2048", "skip4096": "ffdhe4096"}
 
 #: verify_peername schemes, as in Perl: (cn_wildcards, alt_wildcards, check_cn).
 #: ``*_wildcards``: 0 none, 1 only a whole leftmost label (``*.example.org``), 2 anywhere in the
@@ -271,7 +320,8 @@ class TLS:
         ``callback(tls) -> str``.
 
     Key exchange and ciphers
-        ``dh``: a named group (``"ffdhe2048"``, ``"ffdhe3072"`` (default), ``"ffdhe4096"``),
+        ``dh``: a named group (``"ffdhe2048"``, ``"ffdhe3072"`` (default), ``"ffdhe4096"``,
+        ``"ffdhe6144"``, ``"ffdhe8192"``, or Perl's ``"schmorp..."``/``"skip..."`` names),
         a PEM string of DH parameters, or ``None`` for no DHE suites (``:!kDHE`` is
         appended to the cipher list); ``dh_file``: a PEM file
         instead.  ``dh_single_use`` (default true; always the case in OpenSSL >= 1.1).
@@ -604,9 +654,11 @@ def _dh_to_file(dh: str) -> str:
     """Write named or PEM DH parameters to a private temporary file (pyOpenSSL loads
     them only from files) and remember it for the life of the process."""
     if re.fullmatch(r"\w+", dh):
-        if dh not in DH_PARAMS:
-            raise ValueError(f"{dh!r}: unknown DH parameters (built in: {', '.join(DH_PARAMS)})")
-        body = "".join(DH_PARAMS[dh])
+        name = _DH_ALIASES.get(dh, dh)
+        if name not in DH_PARAMS:
+            raise ValueError(f"{dh!r}: unknown DH parameters (built in: "
+                             f"{', '.join([*DH_PARAMS, *_DH_ALIASES])})")
+        body = "".join(DH_PARAMS[name])
         pem = "-----BEGIN DH PARAMETERS-----\n" + "\n".join(
             body[i:i + 64] for i in range(0, len(body), 64)) + "\n-----END DH PARAMETERS-----\n"
     else:

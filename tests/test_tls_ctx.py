@@ -407,7 +407,7 @@ def test_ciphers_and_dh():
     assert not pair.ok                      # no DH parameters: no DHE suite in common
     assert TLS(dh="ffdhe2048") and TLS(dh_file=aetls._DH_FILES["ffdhe3072"])
     with pytest.raises(ValueError, match="unknown DH parameters"):
-        TLS(dh="skip512")
+        TLS(dh="skip256")
     with pytest.raises(ValueError, match="not accepted as a valid cipher list"):
         TLS(cipher_list="NO-SUCH-CIPHER")
 
@@ -658,3 +658,18 @@ def test_interop_with_python_ssl(ours, version):
     assert "error" not in result, result
     assert result["version"] == version.replace("_", ".")
     assert result["peer"]      # both sides presented verified certificates
+
+
+def test_every_dh_name_perl_accepts_is_accepted_and_serves_dhe():
+    """AnyEvent::TLS's DH names (read from Perl's module): each makes a context
+    whose server completes a DHE handshake."""
+    out = subprocess.run([require_tool("perl"), "-MAnyEvent::TLS", "-e",
+                          'print join " ", sort keys %AnyEvent::TLS::DH_PARAMS'],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert "ffdhe8192" in out and "schmorp4096" in out
+    rsa = C.ca.issue_cert("localhost", key_type=trustme.KeyType.RSA)
+    pem = rsa.private_key_and_cert_chain_pem.bytes()
+    dhe = "DHE-RSA-AES128-GCM-SHA256"
+    for name in out:
+        pair = Pair(client(method="TLSv1_2", cipher_list=dhe), TLS(cert=pem, dh=name)).run()
+        assert pair.ok and pair.c.get_cipher_name() == dhe, name
