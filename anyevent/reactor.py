@@ -1047,6 +1047,32 @@ class Loop:
         self._new_poller()
         self._forget_watchers()
 
+    def _forked(self) -> None:
+        """A child forked without :meth:`after_fork` (``os.register_at_fork``
+        runs this): it keeps every watcher, as EV does, but on kernel objects
+        of its own.  The parent's epoll set would otherwise be changed by the
+        child's watchers, and the parent would be woken by the child's
+        signals and thread calls through the shared wake-up pairs; so the
+        child gets a new poller holding the same fds, and new socket pairs
+        under the old descriptor numbers (nothing else has to change).  The
+        asyncio and uvloop models are left alone (their loops are
+        asyncio's)."""
+        if type(self) is not Loop:
+            return
+        for pair in ((self._sig_r, self._sig_w), (self._ts_r, self._ts_w)):
+            if pair[0] is not None and pair[1] is not None:
+                fresh = socket.socketpair()
+                for old, new in zip(pair, fresh):
+                    new.setblocking(False)  # (the file description's flag: dup2 shares it)
+                    os.dup2(new.fileno(), old.fileno())  # (closes the parent's, in this child)
+                    new.close()
+        old_poller = self._poller
+        self._new_poller()
+        old_poller.close()
+        for fd, ent in self._fds.items():
+            if ent.mask:
+                self._poller.register(fd, ent.mask)
+
     def _new_poller(self) -> None:
         poller = self._poller = _make_poller()
         self._poll = poller.poll
@@ -1450,6 +1476,7 @@ def _set_model_class(cls: type[Loop]) -> None:
 #: ``__dict__``: either would slow every attribute access on it (CPython
 #: then gives up its compact attribute layout), about 15 %.
 loop: Loop = Loop()
+os.register_at_fork(after_in_child=lambda: loop._forked())
 for _name in _DETECTING:
     _SHADOWED[_name] = Loop.__dict__[_name]
     setattr(Loop, _name, _detecting(_name))

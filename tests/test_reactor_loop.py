@@ -149,3 +149,38 @@ def test_after_fork_gives_child_a_clean_loop():
     os.close(r)
     os.waitpid(pid, 0)
     del keep
+
+
+FORK_SCRIPT = r'''
+import os, signal
+from anyevent import AE
+fired = []
+a, b = __import__("socket").socketpair()
+w = AE.io(a, 0, lambda: (fired.append("io"), a.recv(10)))
+s = AE.signal("USR1", lambda: fired.append("usr1"))
+cv = AE.cv(); t = AE.timer(0.05, 0, cv.send); cv.recv()  # the signal pair exists now
+pid = os.fork()  # a plain fork, no loop.after_fork()
+if pid == 0:
+    del w  # the child cancels its copy of the watcher
+    os.kill(os.getpid(), signal.SIGUSR1)
+    cv = AE.cv(); t = AE.timer(0.1, 0, cv.send); cv.recv()
+    os._exit(0 if fired == ["usr1"] else 1)  # the child's own watcher saw its signal
+_, status = os.waitpid(pid, 0)
+b.send(b"x")
+cv = AE.cv(); t = AE.timer(0.5, 0, cv.send); cv.recv()
+print(os.waitstatus_to_exitcode(status), fired)
+'''
+
+
+@own_loop_only("the asyncio models' loops are asyncio's: fork handling is theirs")
+def test_a_plain_fork_gives_the_child_its_own_poller_and_wakeup_pairs():
+    """Found in issue 23: a child forked without after_fork() shared the
+    parent's epoll set (its cancelled watcher took the parent's away) and
+    signal wake-up pair.  Now, as with EV, the child keeps its watchers on
+    kernel objects of its own (os.register_at_fork)."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
+                         timeout=20, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(None, 1) == ["0", "['io']\n"], out.stdout
