@@ -1059,10 +1059,10 @@ class Loop:
         asyncio's)."""
         if type(self) is not Loop:
             return
-        for pair in ((self._sig_r, self._sig_w), (self._ts_r, self._ts_w)):
-            if pair[0] is not None and pair[1] is not None:
+        for r, w in ((self._sig_r, self._sig_w), (self._ts_r, self._ts_w)):
+            if r is not None and w is not None:
                 fresh = socket.socketpair()
-                for old, new in zip(pair, fresh):
+                for old, new in zip((r, w), fresh):
                     new.setblocking(False)  # (the file description's flag: dup2 shares it)
                     os.dup2(new.fileno(), old.fileno())  # (closes the parent's, in this child)
                     new.close()
