@@ -670,3 +670,34 @@ def test_timer_cycle_keeps_a_pending_timer_as_the_loop_does():
     calls[0][0].cancel()
     calls.clear()
     assert ref() is None
+
+
+class _Holder:
+    pass
+
+
+@pytest.mark.parametrize("kind", ["timer", "idle", "io"])
+def test_a_watcher_on_a_garbage_cycle_goes_with_it_unless_its_callback_holds_it(kind):
+    """PORTING.md, *Watchers and lifetimes*: a watcher kept by a cycle its
+    callback is part of lives on (as in Perl); one held only by a cycle of
+    its own (Perl would leak it and keep it firing) is freed, and so
+    cancelled, by the cyclic collector."""
+    a, b = socket.socketpair()
+    fired = {"kept": 0, "orphan": 0}
+
+    def make(label, keep):
+        holder = _Holder()
+        holder.me = holder  # a cycle the callback is not part of
+        count = (lambda *_: (fired.__setitem__(label, fired[label] + 1), holder)) if keep \
+            else (lambda *_: fired.__setitem__(label, fired[label] + 1))
+        holder.w = {"timer": lambda: AE.timer(0, 0.01, count), "idle": lambda: AE.idle(count),
+                    "io": lambda: AE.io(a, "w", count)}[kind]()
+        return weakref.ref(holder)
+    kept, orphan = make("kept", True), make("orphan", False)
+    gc.collect()
+    assert kept() is not None and orphan() is None
+    settle(0.1)
+    assert fired["kept"] and not fired["orphan"], fired
+    kept().w = None  # dropping the watcher ends the kept cycle's work too
+    a.close()
+    b.close()
