@@ -4,6 +4,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from conftest import free_port, require_tool
 
 
@@ -37,3 +39,11 @@ class RedisServer:
         """Start again on the same port (empty: nothing is persisted)."""
         self.stop()
         self.__init__(*self.args, port=self.port)
+
+
+@pytest.fixture
+def redis():
+    """A RedisServer for one test (import it into the test module)."""
+    server = RedisServer()
+    yield server
+    server.stop()

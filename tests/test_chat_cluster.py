@@ -15,18 +15,12 @@ import time
 
 import pytest
 
-from redisservers import RedisServer
-from test_chat import SERVER, WAIT, Server, greet, sock_peer, tls_peer, wait_for
+from redisservers import redis  # noqa: F401 (a fixture)
+from test_chat import (SERVER, WAIT, Server, greet, peers,  # noqa: F401 (peers: a fixture)
+                       sock_peer, tls_peer, wait_for)
 
 TTL = 3  # --cluster-ttl of the nodes here (seconds)
 UP = "cluster link up"
-
-
-@pytest.fixture
-def redis():
-    server = RedisServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -44,14 +38,6 @@ def nodes(tmp_path, redis):
     for node in made:
         node.stop()
         assert "Traceback" not in node.log_text(), node.log_text()[-3000:]
-
-
-@pytest.fixture
-def peers():
-    made = []
-    yield made
-    for peer in made:
-        peer.close()
 
 
 def connect(peers, node, nick, tls=False):

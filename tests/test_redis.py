@@ -7,15 +7,8 @@ from anyevent import AE
 from anyevent.redis import Redis, RedisError
 
 import httpservers
-from redisservers import RedisServer
+from redisservers import RedisServer, redis  # noqa: F401 (a fixture)
 from conftest import free_port, run_until, settle
-
-
-@pytest.fixture
-def server():
-    srv = RedisServer()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
@@ -32,8 +25,8 @@ def connect(clients, port, **kw):
     return r
 
 
-def test_commands_replies_and_pipelining(server, clients):
-    r = connect(clients, server.port)
+def test_commands_replies_and_pipelining(redis, clients):
+    r = connect(clients, redis.port)
     assert run_until(r.set("k", "v")) == b"OK"
     assert run_until(r.get("k")) == b"v"
     assert run_until(r.get("missing")) is None
@@ -48,8 +41,8 @@ def test_commands_replies_and_pipelining(server, clients):
     assert got == [b"v"]
 
 
-def test_error_replies_croak_and_reach_the_callback(server, clients):
-    r = connect(clients, server.port)
+def test_error_replies_croak_and_reach_the_callback(redis, clients):
+    r = connect(clients, redis.port)
     got = []
     cv = r.command("NOSUCHCOMMAND", cb=got.append)
     with pytest.raises(RedisError, match="unknown command"):
@@ -61,15 +54,15 @@ def test_error_replies_croak_and_reach_the_callback(server, clients):
     assert run_until(r.get("s")) == b"text"  # the connection goes on
 
 
-def test_encoding(server, clients):
-    r = connect(clients, server.port, encoding="utf-8")
+def test_encoding(redis, clients):
+    r = connect(clients, redis.port, encoding="utf-8")
     run_until(r.set("u", "grüße"))
     assert run_until(r.get("u")) == "grüße"
 
 
-def test_publish_subscribe_and_patterns(server, clients):
-    pub = connect(clients, server.port)
-    sub = connect(clients, server.port)
+def test_publish_subscribe_and_patterns(redis, clients):
+    pub = connect(clients, redis.port)
+    sub = connect(clients, redis.port)
     got = []
     cv = AE.cv()
     def message(*args):
@@ -114,27 +107,27 @@ def test_auth_and_select():
         srv.stop()
 
 
-def test_reconnect_fails_the_unanswered_then_comes_back(server, clients):
+def test_reconnect_fails_the_unanswered_then_comes_back(redis, clients):
     events = []
     up = AE.cv()
     sub_got = AE.cv()
-    r = connect(clients, server.port, on_error=lambda m: events.append(("error", m)),
+    r = connect(clients, redis.port, on_error=lambda m: events.append(("error", m)),
                 on_disconnect=lambda m: events.append(("down", m)),
                 on_connect=lambda: (events.append(("up",)), up.send()))
-    watcher = connect(clients, server.port)
+    watcher = connect(clients, redis.port)
     run_until(up)
     watcher.subscribe("chan", lambda msg, ch: sub_got.send(msg))
     run_until(watcher.ping())
     run_until(r.set("k", "before"))
     blocked = r.blpop("nothing", 0)  # sent, never answered: the server dies meanwhile
     settle(0.05)
-    server.stop()
+    redis.stop()
     with pytest.raises(RedisError, match="connection lost"):
         run_until(blocked)
     assert not r.connected and events[-1][0] == "down"
     queued = r.get("k")  # waits for the link
     up = AE.cv()
-    again = RedisServer(port=server.port)  # a new server on the same port (empty)
+    again = RedisServer(port=redis.port)  # a new server on the same port (empty)
     try:
         run_until(up, 10)
         assert run_until(queued) is None  # sent after the reconnect, to the new server
