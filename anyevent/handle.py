@@ -2106,9 +2106,7 @@ def _read_chunk(hdl: Handle, cb: DataCb, length: int) -> Reader:
         rbuf = hdl._rbuf
         if len(rbuf) < length:
             return False
-        data = bytes(rbuf[:length])
-        del rbuf[:length]
-        cb(hdl, data)
+        cb(hdl, (_take_fast if type(rbuf) is bytearray else _take)(rbuf, length))
         return True
     return reader
 
