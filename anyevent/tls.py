@@ -16,8 +16,9 @@ connections (``tls="connect"``, ``starttls("connect")``) verify the server as
 ``ANYEVENT_CA_FILE``/``ANYEVENT_CA_PATH`` when set, else the system trust store
 (OpenSSL's ``SSL_CERT_FILE``/``SSL_CERT_DIR`` replace that), and the host name given to
 ``connect=`` (or ``peername=``).  An expired, self-signed or wrong-host certificate is a
-fatal ``EPROTO`` error whose message says why (``"certificate verify failed: certificate
-has expired"``, ``"hostname mismatch: certificate is for a.test, not b.test"``).  Server
+fatal ``EPROTO`` error whose message is OpenSSL's, as Perl's, then why
+(``"error:0A000086:SSL routines::certificate verify failed: certificate has expired"``,
+``"...: hostname mismatch: certificate is for a.test, not b.test"``).  Server
 connections from it (``tls="accept"``) keep Perl's defaults.  This is a deliberate
 difference from Perl (see below)::
 
@@ -47,9 +48,10 @@ Interface used by the Handle
 ``tls.verify_result(conn, peername=None) -> None | str``
     after the handshake: ``None`` when the peer is acceptable, else why not.
 ``error_message(exc_or_conn, conn=None) -> str``
-    a readable message for a failed TLS operation; pass the connection too so that a
-    verification failure says *why* (``"certificate verify failed: certificate has
-    expired"``, ``"hostname mismatch: ..."``).
+    the message for a failed TLS operation, OpenSSL's text as Perl gives it
+    (``"error:0A00010B:SSL routines::wrong version number"``); pass the connection too
+    so that a verification failure also says *why* (``"...::certificate verify failed:
+    certificate has expired"``, ``"...: hostname mismatch: ..."``).
 ``tls_ctx_from(value) -> TLS``
     the Handle's ``tls_ctx`` option: a :class:`TLS`, a dict of options (one object per
     distinct dict content, cached) or ``None`` (:func:`default_ctx`, shared).
@@ -926,7 +928,7 @@ def _x509_error_string(errnum: int) -> str:
 
 def _chain_reason(text: str, depth: int) -> str:
     where = f" (in the chain at depth {depth})" if depth else ""
-    return f"certificate verify failed: {text}{where}"
+    return f"{_VERIFY_FAILED}: {text}{where}"
 
 
 # -- errors ------------------------------------------------------------------------------
@@ -937,11 +939,16 @@ def error_message(exc_or_conn: BaseException | SSL.Connection | None,
 
     ``exc_or_conn``: the ``OpenSSL.SSL.Error`` (or ``OpenSSL.crypto.Error``) raised by a
     TLS operation, or the ``Connection`` it was raised on; ``conn``: that connection when
-    the first argument is the exception.  When our verify callback rejected the peer on
-    this connection, its reason is returned (``"certificate verify failed: certificate
-    has expired"``, ``"hostname mismatch: certificate is for a.test, not b.test"``);
-    otherwise OpenSSL's reasons, joined by ``"; "`` (for example ``"tlsv1 alert unknown
-    ca (alert from peer)"``, ``"wrong version number"``, ``"unexpected EOF"``).
+    the first argument is the exception.  OpenSSL's errors read as Perl's do, code
+    included: ``"error:0A00010B:SSL routines::wrong version number"``,
+    ``"error:0A000418:SSL routines::tlsv1 alert unknown ca"`` (an alert from the peer).
+    For a connection that is the first error of OpenSSL's queue, as Perl's
+    ``ERR_get_error``; without one (loading a key, a certificate) every error of the
+    queue, joined by ``"; "``.  When our verify callback rejected the peer on this
+    connection, its reason follows OpenSSL's text: ``"error:0A000086:SSL
+    routines::certificate verify failed: certificate has expired"``, ``"...: hostname
+    mismatch: certificate is for a.test, not b.test"``.  A closed transport reads
+    ``"unexpected EOF"``.
     """
     if isinstance(exc_or_conn, SSL.Connection):
         exc_or_conn, conn = None, exc_or_conn
@@ -951,13 +958,19 @@ def error_message(exc_or_conn: BaseException | SSL.Connection | None,
     return message
 
 
+_VERIFY_FAILED = "certificate verify failed"
+
+
 def _error_text(exc: BaseException | None, conn: SSL.Connection | None) -> str:
     state = _STATE.get(conn) if conn is not None else None
-    if state is not None and state.failure is not None:
-        return state.failure
-    if exc is None:
-        return "TLS error"
-    return _describe(exc)
+    failure = state.failure if state is not None else None
+    text = _describe(exc, first_only=conn is not None) if exc is not None else None
+    if failure is None:
+        return text or "TLS error"
+    if text is None:
+        return failure
+    # OpenSSL's "certificate verify failed", then why our verify callback said no
+    return f"{text}: {failure.removeprefix(_VERIFY_FAILED + ': ')}"
 
 
 def _who(conn: SSL.Connection | None, peername: str | None = None) -> str:
@@ -968,22 +981,68 @@ def _who(conn: SSL.Connection | None, peername: str | None = None) -> str:
     return mode if peername is None else "%s to %s" % (mode, peername)
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, first_only: bool) -> str:
     if isinstance(exc, SSL.ZeroReturnError):
         return "TLS connection closed by peer"
     if isinstance(exc, SSL.SysCallError):
         err = exc.args[0] if exc.args else -1
         return "unexpected EOF" if not isinstance(err, int) or err <= 0 else os.strerror(err)
     if exc.args and isinstance(exc.args[0], list):    # OpenSSL's error queue
-        return "; ".join(_describe_reason(entry) for entry in exc.args[0]) or "TLS protocol error"
+        entries = exc.args[0][:1] if first_only else exc.args[0]
+        return "; ".join(_openssl_text(entry) for entry in entries) or "TLS protocol error"
     return str(exc) or type(exc).__name__
 
 
-def _describe_reason(entry: Any) -> str:
-    reason = entry[-1] if isinstance(entry, tuple) else str(entry)
-    if re.match(r"\w+ alert ", reason):
-        return f"{reason} (alert from peer)"
-    return reason
+def _openssl_text(entry: Any) -> str:
+    """One entry of pyOpenSSL's error list, ``(library, function, reason)``, as Perl
+    shows it: OpenSSL's ``ERR_error_string`` (``"error:0A00010B:SSL routines::wrong
+    version number"``), which AnyEvent::Handle shortens to ``"function: reason"`` when
+    OpenSSL names a function (1.x); the bare reason when the code cannot be found."""
+    if not (isinstance(entry, tuple) and len(entry) == 3):
+        return str(entry)
+    library, function, reason = entry
+    if function:
+        return f"{function.lower()}: {reason}"
+    code = _error_code(library, reason)
+    return reason if code is None else f"error:{code:08X}:{library}::{reason}"
+
+
+#: OpenSSL 3 error codes: library number << 23 | reason number (``ERR_PACK``)
+_LIB_SHIFT, _LIB_MAX, _REASON_MAX = 23, 128, 4096
+_codes: dict[str, dict[str, int]] = {}
+
+
+def _error_code(library: str, reason: str) -> int | None:
+    """The packed OpenSSL error code of a library's reason text, or None.
+
+    pyOpenSSL hands out an error's texts but not its code, and no public API maps one
+    to the other, so the codes come from OpenSSL's own string tables (through
+    pyOpenSSL's private binding, as :func:`_x509_error_string`), read once per library."""
+    table = _codes.get(library)
+    if table is None:
+        table = _reason_codes(library)
+        if table:       # none yet: OpenSSL loads the SSL library's texts with a first context
+            _codes[library] = table
+    return table.get(reason)
+
+
+def _reason_codes(library: str) -> dict[str, int]:
+    try:
+        from OpenSSL._util import ffi, lib     # no public API for these strings
+        if lib.OpenSSL_version_num() < 0x30000000:
+            return {}
+
+        def text(code: int, lookup: Any) -> str | None:
+            found = lookup(code)
+            return None if found == ffi.NULL else ffi.string(found).decode()
+        for number in range(1, _LIB_MAX):
+            base = number << _LIB_SHIFT
+            if text(base, lib.ERR_lib_error_string) == library:
+                return {t: base | r for r in range(1, _REASON_MAX)
+                        if (t := text(base | r, lib.ERR_reason_error_string)) is not None}
+    except (ImportError, AttributeError):
+        pass
+    return {}
 
 
 # -- contexts for the Handle --------------------------------------------------------------

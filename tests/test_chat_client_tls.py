@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-from tlsfixtures import certs
+from tlsfixtures import certs, verify_failed
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = str(ROOT / "examples" / "chat_server.py")
@@ -69,7 +69,7 @@ def assert_chatted(result):
 def assert_refused(result, why):
     code, out, err = result
     assert code == 1 and out == "", result
-    assert err.startswith("connection error: " + why), result
+    assert err.startswith("connection error: " + verify_failed(why)), result
 
 
 def test_cafile_trusts_the_servers_ca(chat_server):

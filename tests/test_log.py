@@ -447,7 +447,7 @@ def test_tls_handshake_results_are_debug_lines(caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "anyevent.tls"]
     assert any(re.fullmatch(r"TLS handshake connect to localhost done: TLSv1\.[23] \S+; "
                             r"peer accepted", l) for l in lines), lines
-    assert "TLS connect to localhost failed: certificate verify failed: certificate has expired" \
+    assert "TLS connect to localhost failed: error:0A000086:SSL routines::certificate verify failed: certificate has expired" \
         in lines
 
 

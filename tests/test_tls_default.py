@@ -10,7 +10,9 @@ of them (Perl's behaviour); server connections keep Perl's defaults.
 """
 
 import errno
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -22,7 +24,7 @@ from anyevent.handle import TLS_CTX, Handle
 from anyevent.socket import tcp_connect
 from anyevent.tls import TLS, default_ctx, tls_ctx_from
 from conftest import free_port, require_tool, run_until
-from tlsfixtures import certs
+from tlsfixtures import certs, verify_failed
 
 C = certs()
 
@@ -92,7 +94,7 @@ def talk(port, host="localhost", tls="connect", **opts):
 
 def assert_fails(result, why):
     assert result[:3] == ("error", True, errno.EPROTO), result
-    assert result[3].startswith(why), result
+    assert result[3].startswith(verify_failed(why)), result
 
 
 # -- the default client verifies ----------------------------------------------------------
@@ -243,7 +245,7 @@ def test_on_starttls_gets_the_reason(s_server, trust_env):
                  on_starttls=lambda h, ok, msg: cv.send((ok, msg)),
                  on_error=lambda h, fatal, msg: None)
     try:
-        assert run_until(cv, 15) == (False, BAD["expired"][1])
+        assert run_until(cv, 15) == (False, verify_failed(BAD["expired"][1]))
     finally:
         hdl.destroy()
 
@@ -304,3 +306,59 @@ def test_a_replaced_default_leaves_http_verifying(s_server, trust_env, replaced_
     assert hdr["Status"] == 596 and "certificate verify failed" in hdr["Reason"], hdr
     with pytest.raises(TypeError):
         replaced_default(42)
+
+
+# -- error texts: Perl's ------------------------------------------------------------------
+
+PERL_TLS_ERROR = r'''
+use AnyEvent; use AnyEvent::Handle;
+my ($port, $ca) = @ARGV;
+my $cv = AE::cv;
+my $h = AnyEvent::Handle->new(connect => ["localhost", $port], tls => "connect",
+    tls_ctx => $ca ? { verify => 1, ca_file => $ca } : {},
+    on_error => sub { print "$_[1] ", ($! + 0), " $_[2]\n"; $cv->send });
+$h->push_write("hello\n");
+$cv->recv;
+'''
+
+
+@pytest.fixture
+def not_tls():
+    """The port of a server that answers a TLS hello in plain HTTP, as a
+    misconfigured port does."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(15)
+
+    def answer():
+        for _ in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n" * 3)
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    listener.close()
+    thread.join(5)
+
+
+def _perl_tls_error(port, ca=""):
+    require_tool("perl")
+    res = subprocess.run(["perl", "-e", PERL_TLS_ERROR, str(port), ca], capture_output=True,
+                         text=True, timeout=30)
+    fatal, code, message = res.stdout.rstrip("\n").split(" ", 2)
+    return ("error", fatal == "1", int(code), message)
+
+
+def test_tls_error_texts_are_perls_with_openssls_code(not_tls, s_server):
+    """AnyEvent::Handle's message is OpenSSL's ERR_error_string, code included
+    ("error:0A00010B:SSL routines::wrong version number"); ours is the same text,
+    and a refused certificate reads as Perl's, followed by why."""
+    perl = _perl_tls_error(not_tls)
+    assert perl == ("error", True, errno.EPROTO,
+                    "error:0A00010B:SSL routines::wrong version number")
+    assert talk(not_tls, tls_ctx={}) == perl
+    perl = _perl_tls_error(s_server(C.unknownca_pem), C.ca_file)
+    ours = talk(s_server(C.unknownca_pem), tls_ctx={"verify": 1, "ca_file": C.ca_file})
+    assert perl == ("error", True, errno.EPROTO, verify_failed(""))
+    assert ours[:3] == perl[:3] and ours[3].startswith(perl[3] + ": "), (ours, perl)

@@ -157,3 +157,14 @@ def _self_signed(host: str) -> bytes:
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
             .sign(key, hashes.SHA256()))
     return _pem(key, cert)
+
+
+#: OpenSSL's text (as Perl prints it) for a peer our verification refused
+VERIFY_FAILED = "error:0A000086:SSL routines::certificate verify failed"
+
+
+def verify_failed(reason: str) -> str:
+    """The Handle's message when verification refused the peer for ``reason`` (the
+    text ``TLS.verify_result`` gives): OpenSSL's text, then the reason."""
+    rest = reason.removeprefix("certificate verify failed").removeprefix(": ")
+    return f"{VERIFY_FAILED}: {rest}" if rest else VERIFY_FAILED
