@@ -70,6 +70,7 @@ _IN = 1
 _OUT = 4
 _WAKES_WRITERS = ~_IN
 _WAKES_READERS = ~_OUT
+_NEVER = float("inf")
 
 #: ``poll`` values :meth:`Loop.io` accepts -> the event watched.  Only these
 #: mean the same on every Perl backend (``AE::io`` takes 0/1, ``AnyEvent->io``
@@ -632,8 +633,11 @@ class Loop:
         timer.  A periodic timer is scheduled from its previous due time, so
         it does not drift; when it falls more than one interval behind it
         runs once and continues one interval after that.  Port of
-        ``AE::timer``.
+        ``AE::timer``; as there, an ``after`` of NaN never comes (nor does an
+        infinite one).
         """
+        if after != after:      # NaN: EV's "never" (and a NaN would disorder the heap)
+            after = _NEVER
         ent = [self._mnow + after, next(self._timer_seq), cb, interval]
         heappush(self._timers, ent)
         w = _new(TimerWatcher)

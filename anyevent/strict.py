@@ -9,11 +9,22 @@ argument:
   callable, a non-numeric ``after``/``interval``, a pid that is not an
   ``int``, a file handle with neither ``fileno()`` nor an int value;
 * :class:`ValueError` for a value of the right type that cannot be right: a
-  negative interval, a delay that is NaN or infinite, an unknown ``poll``
-  mode, an unknown signal, a negative pid, a closed file, a regular file
-  (which cannot be polled).  A negative ``after`` is fine, as in Perl (the
-  timer fires at once): code that computes the time left to a deadline gets
-  one whenever a timer fires late (AnyEvent::Handle::UDP does).
+  negative or NaN interval, an unknown ``poll`` mode, an unknown signal, a
+  closed file, a regular file (which cannot be polled).
+
+It accepts everything Perl's strict mode accepts: any ``after`` (negative: the
+timer fires at once, which code computing the time left to a deadline relies
+on whenever a timer fires late, as AnyEvent::Handle::UDP does; infinite or
+NaN: never), an infinite interval (the timer fires once), any integer pid (a
+negative one matches no child).  Where it accepts more, Python is the
+reason: a signal may be a number or a ``"SIG"`` name (``signal.SIGINT`` is
+both), and a missing ``cb`` of a condvar may be spelt ``None``.
+
+As Perl's, it also looks for file descriptors closed while a watcher still
+watches them (on epoll such a watcher silently never fires again): every 4
+seconds each fd the loop watches is checked, and a closed one is logged at
+``critical``: ``"File descriptor 7 registered with AnyEvent but prematurely
+closed, event loop might malfunction."``
 
 Unknown keyword arguments are already a :class:`TypeError` in Python; as in
 Perl's strict mode, ``AnyEvent.timer`` additionally requires ``after``.
@@ -27,7 +38,7 @@ meant for development and tests.
 
 from __future__ import annotations
 
-import math
+import errno
 import numbers
 import os
 import signal as _signal
@@ -36,7 +47,7 @@ from typing import Any, Callable
 
 import anyevent
 from .log import level_number, log as _log
-from .reactor import CondVar, loop, signal_number
+from .reactor import CondVar, loop, post_detect, signal_number
 
 __all__ = ["enable", "disable", "enabled"]
 
@@ -50,17 +61,20 @@ def _check_cb(where: str, cb: object, optional: bool = False) -> None:
         raise TypeError("%s: cb must be callable, got %r" % (where, cb))
 
 
-def _check_seconds(where: str, name: str, value: Any, optional: bool = False,
-                   negative: bool = False) -> None:
-    """A number of seconds; ``negative``: below 0 is fine too (``after``: as
-    in Perl, a timer due in the past fires at once)."""
-    if optional and value is None:
-        return
+def _check_seconds(where: str, name: str, value: Any) -> None:
+    """A number of seconds, any (``after``, as Perl's strict mode: one in the past
+    fires at once, an infinite or NaN one never)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError("%s: %s must be a number of seconds, got %r" % (where, name, value))
-    if math.isnan(value) or math.isinf(value) or (value < 0 and not negative):
-        raise ValueError("%s: %s must be a finite number of seconds%s, got %r"
-                         % (where, name, "" if negative else " >= 0", value))
+
+
+def _check_interval(where: str, value: Any) -> None:
+    """0 or None (one-shot), else a positive number of seconds (infinite: once)."""
+    if value is None:
+        return
+    _check_seconds(where, "interval", value)
+    if not value >= 0:
+        raise ValueError("%s: interval must be a number of seconds >= 0, got %r" % (where, value))
 
 
 def _check_fh(where: str, fh: Any) -> None:
@@ -105,8 +119,6 @@ def _check_signal(where: str, sig: object) -> None:
 def _check_pid(where: str, pid: Any) -> None:
     if isinstance(pid, bool) or not isinstance(pid, int):
         raise TypeError("%s: pid must be an int, got %r" % (where, pid))
-    if pid < 0:
-        raise ValueError("%s: pid must be a process id or 0 (any child), got %d" % (where, pid))
 
 
 class _StrictCondVar(CondVar[Any]):
@@ -133,8 +145,8 @@ def _ae_io(fh: Any, poll: Any, cb: Any) -> Any:
 
 
 def _ae_timer(after: Any, interval: Any, cb: Any) -> Any:
-    _check_seconds("AE.timer", "after", after, negative=True)
-    _check_seconds("AE.timer", "interval", interval, optional=True)
+    _check_seconds("AE.timer", "after", after)
+    _check_interval("AE.timer", interval)
     _check_cb("AE.timer", cb)
     return loop.timer(after, interval, cb)
 
@@ -186,8 +198,8 @@ def _anyevent_io(*, fh: Any, poll: Any, cb: Any) -> Any:
 
 
 def _anyevent_timer(*, after: Any, cb: Any, interval: Any = 0) -> Any:
-    _check_seconds("AnyEvent.timer", "after", after, negative=True)
-    _check_seconds("AnyEvent.timer", "interval", interval, optional=True)
+    _check_seconds("AnyEvent.timer", "after", after)
+    _check_interval("AnyEvent.timer", interval)
     _check_cb("AnyEvent.timer", cb)
     return loop.timer(after, interval, cb)
 
@@ -232,8 +244,33 @@ def _wrappers() -> list[tuple[type, str, Callable[..., Any]]]:
     ]
 
 
+# -- file descriptors closed under a watcher -------------------------------------
+
+#: seconds between two looks at the watched fds (Perl's ``$FD_CHECK_W``)
+FD_CHECK_INTERVAL = 4.0
+_fd_check: list[Any] = []     # the timer, while strict mode is on
+
+
+def _start_fd_check() -> None:
+    if _saved and not _fd_check:
+        _fd_check.append(loop.timer(FD_CHECK_INTERVAL, FD_CHECK_INTERVAL, _check_fds))
+
+
+def _check_fds() -> None:
+    """Log every fd the loop watches that is closed now (Perl checks a tenth of
+    them per round; all of them is as cheap here: one ``fstat`` each)."""
+    for fd in sorted(loop._fds):    # the loop's own table of watched fds, every model's
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            if exc.errno == errno.EBADF:
+                _log("critical", "File descriptor %d registered with AnyEvent but prematurely "
+                     "closed, event loop might malfunction.", fd, context="strict")
+
+
 def enable() -> None:
-    """Switch the ``AE`` and ``AnyEvent`` facades to checking wrappers.
+    """Switch the ``AE`` and ``AnyEvent`` facades to checking wrappers, and start
+    looking for watched fds closed behind the loop's back (once the model is fixed).
 
     Idempotent.  Port of loading ``AnyEvent::Strict``.
     """
@@ -243,6 +280,7 @@ def enable() -> None:
         _saved[facade, name] = original = facade.__dict__[name]
         wrapper.__doc__ = (original.__func__.__doc__ or "") + "\n\n(strict mode: arguments checked)"
         setattr(facade, name, staticmethod(wrapper))
+    post_detect(_start_fd_check)
 
 
 def disable() -> None:
@@ -250,6 +288,7 @@ def disable() -> None:
     for (facade, name), original in _saved.items():
         setattr(facade, name, original)
     _saved.clear()
+    _fd_check.clear()
 
 
 def enabled() -> bool:
