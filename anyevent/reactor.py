@@ -203,6 +203,12 @@ if TYPE_CHECKING:
         def close(self) -> None: ...
         def fileno(self) -> int: ...
 
+    class _Cancellable(Protocol):
+        """What runs :meth:`Loop._reap` while child watchers exist (a model's
+        :meth:`Loop._child_waker`): stopped by ``cancel()``."""
+
+        def cancel(self) -> None: ...
+
 
 def _close_pair(r: socket.socket, w: socket.socket) -> None:
     r.close()
@@ -429,6 +435,7 @@ MODEL_METHODS = (
     "now", "timer", "idle", "postpone", "one_event", "run", "stop",
     "call_soon_threadsafe", "prepare_threadsafe", "after_fork",
     "_update_mask", "_sig_install", "_sig_uninstall", "_sig_close", "_child_waker",
+    "_child_watch",
     "_cv_wait", "_cv_await")
 
 #: The private names of this module a model may import besides
@@ -468,7 +475,7 @@ class Loop:
     _sig_io: IOWatcher | None
     _child_recs: dict[int, list[list[Any]]]
     _child_kept: dict[int, int]
-    _chld_watcher: SignalWatcher | TimerWatcher | None
+    _chld_watcher: _Cancellable | None
     _depth: int
     _thread: int
     _ts_lock: threading.Lock
@@ -837,6 +844,7 @@ class Loop:
         self._child_recs.setdefault(pid, []).append(rec)
         if self._chld_watcher is None:
             self._chld_watcher = self._child_waker()
+        self._child_watch(pid)
         # the child may be a zombie already: look once soon.
         self.postpone(self._reap)
         w = _new(ChildWatcher)
@@ -845,9 +853,15 @@ class Loop:
         w._pid = pid
         return w
 
-    def _child_waker(self) -> SignalWatcher | TimerWatcher:
-        """The watcher that runs :meth:`_reap` while child watchers exist."""
+    def _child_waker(self) -> _Cancellable:
+        """Model interface: the watcher that runs :meth:`_reap` while child
+        watchers exist (ours: a SIGCHLD watcher)."""
         return self.signal("CHLD", self._reap)
+
+    def _child_watch(self, pid: int) -> None:
+        """Model interface: a watcher of ``pid`` (0: any child) came; the
+        waker is :attr:`_chld_watcher`.  Ours needs nothing more: SIGCHLD
+        comes for every child."""
 
     def _child_remove(self, pid: int, rec: list[Any]) -> None:
         recs = self._child_recs.get(pid)

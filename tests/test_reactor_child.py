@@ -6,7 +6,10 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from anyevent import AE, AnyEvent, loop
+from anyevent.reactor import detect
 
 from conftest import settle
 
@@ -128,3 +131,28 @@ def test_sigchld_watcher_released_with_last_child_watcher():
     assert loop._chld_watcher is not None
     del w
     assert loop._chld_watcher is None and not loop._child_recs
+
+
+def test_uvloop_waits_on_a_pidfd_and_polls_only_for_any_child():
+    """uvloop keeps SIGCHLD: a watcher of one pid waits on a pidfd in the loop (the
+    exit is seen at once, no polling); only a watcher of any child polls; every fd
+    is closed once the child is reaped; uvloop's own subprocesses still work."""
+    if detect() != "uvloop":
+        pytest.skip("the uvloop model's child watchers")
+    before = set(os.listdir("/proc/self/fd"))
+    pid = _fork(5, sleep=0.1)
+    cv = AE.cv()
+    w = AE.child(pid, lambda p, status: cv.send(os.waitstatus_to_exitcode(status)))
+    waker = loop._chld_watcher
+    assert list(waker._pidfds) == [pid] and waker._poll is None
+    assert cv.recv() == 5
+    settle(0.01)
+    assert waker._pidfds == {}
+    any_child = AE.child(0, lambda p, status: None)
+    assert waker._poll is not None
+    del any_child
+    settle(0.12)                                # its next look stops the timer
+    assert waker._poll is None
+    assert subprocess.run(["true"]).returncode == 0
+    del w
+    assert set(os.listdir("/proc/self/fd")) <= before | {str(n) for n in range(3)}

@@ -27,8 +27,6 @@ def test_exception_in_timer_is_reported_and_loop_goes_on(callback_errors):
     del t1, t2
 
 
-@own_loop_only("uvloop drops a signal that arrives while its loop is not running "
-               "(and then ran no idle watcher either here)", models=("uvloop",))
 def test_every_kind_of_callback_reports_its_name(callback_errors):
     def bad(*args):
         raise ValueError("x")

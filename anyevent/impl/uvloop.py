@@ -7,22 +7,35 @@ watches as one reader: uvloop stops watching an fd for good after an event
 with an error condition (libuv stops the poll on ``POLLERR``), so a
 connection reset that arrives with unread data would never be seen; our set
 stays level triggered, and one poll per uvloop iteration runs every ready
-fd's watchers, writers first, as our own loop does.  Child watchers poll
-(uvloop reserves SIGCHLD).
+fd's watchers, writers first, as our own loop does.
+
+Signals are caught by a Python-level handler of our own, not uvloop's
+``add_signal_handler``: uvloop only listens while its loop runs, so a signal
+arriving between two runs (between two ``recv()``, say) was lost; ours hands
+it to the loop with ``call_soon_threadsafe`` whenever it arrives, and uvloop's
+wake-up fd brings a running loop to it at once.  Child watchers: uvloop keeps
+SIGCHLD for its own subprocesses, so a watcher of one pid waits on a pidfd
+(readable when the process exits) in our epoll set; only a watcher of any
+child (pid 0) looks every :data:`CHILD_POLL` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal as _signal
+from types import FrameType
+from typing import cast
 
 import uvloop
 
 from . import asyncio as _aio_model
-from ..reactor import Loop, TimerWatcher
+from ..reactor import IOWatcher, Loop, TimerWatcher
 
 
-#: Seconds between looks for exited children while child watchers exist
-#: (uvloop refuses SIGCHLD handlers: libuv reaps its own subprocesses on it).
+#: Seconds between looks for exited children while a watcher of any child
+#: (pid 0) exists: uvloop refuses SIGCHLD handlers (libuv reaps its own
+#: subprocesses on it), and no pidfd stands for "any child".
 CHILD_POLL = 0.05
 
 
@@ -44,10 +57,102 @@ class UvloopLoop(_aio_model.AsyncioLoop):
         for recs in self._ready(0):
             self._run_io(recs)
 
-    def _child_waker(self) -> TimerWatcher:
-        """uvloop keeps SIGCHLD for its own subprocesses: child watchers
-        look for exited children every :data:`CHILD_POLL` seconds instead."""
-        return self.timer(CHILD_POLL, CHILD_POLL, self._reap)
+    # -- signals: a handler of our own, heard also while uvloop is not running --
+
+    def _sig_install(self, signum: int) -> None:
+        if signum == _signal.SIGCHLD:
+            raise ValueError("cannot watch signal %d: uvloop keeps SIGCHLD for its "
+                             "subprocesses" % signum)
+        prev = _signal.getsignal(signum)
+        try:
+            _signal.signal(signum, self._sig_caught)
+        except (OSError, ValueError) as exc:
+            raise ValueError("cannot watch signal %d: %s" % (signum, exc)) from None
+        self._sig_prev[signum] = prev
+
+    def _sig_caught(self, signum: int, frame: FrameType | None) -> None:
+        # Python runs this in the main thread between two bytecodes: at once
+        # while uvloop runs (its wake-up fd wakes it for any signal), else in
+        # whatever runs meanwhile; the callbacks run in the loop either way.
+        try:
+            self.asyncio_loop.call_soon_threadsafe(self._sig_fire, signum)
+        except RuntimeError:    # the asyncio loop is closed: nobody to tell
+            pass
+
+    def _sig_uninstall(self, signum: int) -> None:
+        pass    # the previous handler is put back by the caller
+
+    # -- children: a pidfd per watched pid ------------------------------------
+
+    def _child_waker(self) -> _ChildWaker:
+        return _ChildWaker(self)
+
+    def _child_watch(self, pid: int) -> None:
+        cast(_ChildWaker, self._chld_watcher).watch(pid)
+
+
+class _ChildWaker:
+    """What runs the loop's ``_reap`` while child watchers exist on uvloop: an io
+    watcher on a pidfd per watched pid, and a :data:`CHILD_POLL` timer while a
+    watcher of any child exists (or a pidfd cannot be had: no such process, an old
+    kernel)."""
+
+    def __init__(self, loop: UvloopLoop) -> None:
+        self._loop = loop
+        self._pidfds: dict[int, tuple[int, IOWatcher]] = {}
+        self._poll: TimerWatcher | None = None
+        self._polled: set[int] = set()     # the pids the timer is for (0: any child)
+
+    def watch(self, pid: int) -> None:
+        if pid in self._pidfds:
+            return
+        if pid:
+            try:
+                fd = os.pidfd_open(pid)
+            except (OSError, AttributeError):   # no such process; no pidfd here
+                pass
+            else:
+                self._pidfds[pid] = (fd, self._loop.io(fd, 0, self._look))
+                return
+        self._polled.add(pid)
+        if self._poll is None:
+            self._poll = self._loop.timer(CHILD_POLL, CHILD_POLL, self._look)
+
+    def _look(self) -> None:
+        self._loop._reap()
+        self._forget_reaped()
+
+    def _forget_reaped(self) -> None:
+        """After a look for exited children: close the pidfds of processes reaped
+        (a pidfd stays readable after the exit), not our children, or no longer
+        watched; stop the timer when no pid it is for is watched."""
+        watched = self._loop._child_recs
+        for pid, (fd, _) in list(self._pidfds.items()):
+            try:
+                gone = pid not in watched or \
+                    os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+            except ChildProcessError:
+                gone = True
+            if gone:
+                self._close(pid)
+        self._polled &= watched.keys()
+        if not self._polled and self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
+
+    def _close(self, pid: int) -> None:
+        fd, w = self._pidfds.pop(pid)
+        w.cancel()
+        os.close(fd)
+
+    def cancel(self) -> None:
+        for pid in list(self._pidfds):
+            self._close(pid)
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
+
+    __del__ = cancel
 
 
 def install(loop: Loop, running: asyncio.AbstractEventLoop | None) -> None:
