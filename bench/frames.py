@@ -58,7 +58,7 @@ def plain(loads, payloads):
 
 
 def main():
-    from anyevent.handle import _write_storable
+    from anyevent.handle._types import _write_storable
     _common.check_core()
     small = [{"a": i, "b": [1, 2, 3], "c": "hello"} for i in range(100000)]
     medium = [{"id": i, "name": "x" * 40, "tags": ["a", "b", "c"], "score": i / 7}

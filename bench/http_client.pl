@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# The Perl peer of bench/http.py: AnyEvent::HTTP on EV.
+# The Perl peer of bench/http_clients.py: AnyEvent::HTTP on EV.
 #
 #   perl http_client.pl URL COUNT CONCURRENCY SIZE [CA_FILE]
 #
