@@ -38,7 +38,7 @@ $(VENV)/.docs: setup.cfg pyproject.toml | $(VPY)
 	touch $@
 
 # the compiled core (setup.py), rebuilt in place when its sources change
-$(VENV)/.core: setup.py $(wildcard anyevent/reactor.p* anyevent/handle.p* anyevent/_speedups.p*) | $(VENV)/.test
+$(VENV)/.core: setup.py $(wildcard anyevent/reactor.p* anyevent/handle/*.p* anyevent/_speedups.p*) | $(VENV)/.test
 	$(VPY) setup.py -q build_ext --inplace
 	touch $@
 

@@ -1,8 +1,8 @@
 """Build script for the optional compiled core.
 
 The metadata lives in pyproject.toml.  This file only adds the compiled
-core: ``anyevent/reactor.py`` and ``anyevent/handle.py`` (the poll ->
-dispatch -> read -> parse -> write path) compiled with Cython, unchanged,
+core: ``anyevent/reactor.py`` and the modules of ``anyevent/handle/`` (the
+poll -> dispatch -> read -> parse -> write path) compiled with Cython, unchanged,
 into extension modules of the same names (the ``.pxd`` beside each gives its
 hot classes C fields), and ``anyevent/_speedups.pyx``, a handle's socket calls
 (without it the handle uses the socket's methods).  The pure-Python modules
@@ -18,7 +18,8 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-CORE = ["anyevent/reactor.py", "anyevent/handle.py", "anyevent/_speedups.pyx"]
+CORE = ["anyevent/reactor.py", "anyevent/handle/_stream.py", "anyevent/handle/_types.py",
+        "anyevent/handle/_wire.py", "anyevent/_speedups.pyx"]
 
 
 class OptionalBuildExt(build_ext):

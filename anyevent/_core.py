@@ -1,7 +1,8 @@
 """Which implementation of the core modules is imported: compiled or interpreted.
 
-``setup.py`` compiles :mod:`anyevent.reactor` and :mod:`anyevent.handle` with
-Cython when it can, into extension modules beside the ``.py`` files, and
+``setup.py`` compiles :mod:`anyevent.reactor` and the modules of the
+:mod:`anyevent.handle` package with Cython when it can, into extension
+modules beside the ``.py`` files, and
 ``_speedups`` (C twins of a few per-message functions, no ``.py``: the
 interpreted core uses its own Python versions).  The ``.py`` files are the reference, and they are
 imported instead, without ``_speedups``:
@@ -21,16 +22,22 @@ import os
 import sys
 import warnings
 
-CORE = ("reactor", "handle")
+#: The compiled modules, by their names under the package.
+CORE = ("reactor", "handle._stream", "handle._types", "handle._wire")
 #: Compiled modules with no ``.py``: the core does without them when interpreted.
 COMPILED_ONLY = ("_speedups",)
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _interpreted: frozenset[str] = frozenset()  # the core modules imported from their .py
 
 
+def _path(name: str) -> str:
+    """The path of module ``name`` (dotted under the package) without its suffix."""
+    return os.path.join(_HERE, *name.split("."))
+
+
 def _extension(name: str) -> str | None:
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = os.path.join(_HERE, name + suffix)
+        path = _path(name) + suffix
         if os.path.exists(path):
             return path
     return None
@@ -40,7 +47,7 @@ def _stale(name: str, extension: str) -> bool:
     if not os.path.exists(os.path.join(_HERE, os.pardir, "setup.py")):
         return False  # installed: the wheel's files belong together
     built = os.path.getmtime(extension)
-    sources = [os.path.join(_HERE, name + suffix) for suffix in (".py", ".pxd", ".pyx")]
+    sources = [_path(name) + suffix for suffix in (".py", ".pxd", ".pyx")]
     return any(built < os.path.getmtime(path) for path in sources if os.path.exists(path))
 
 
@@ -52,12 +59,12 @@ class _Interpreted:
 
     def find_spec(self, fullname: str, path: object = None,
                   target: object = None) -> importlib.machinery.ModuleSpec | None:
-        package, _, name = fullname.rpartition(".")
+        package, _, name = fullname.partition(".")
         if package != __package__ or name not in self._names:
             return None
         if name in COMPILED_ONLY:
             raise ModuleNotFoundError("%s: the compiled core is not used" % fullname, name=fullname)
-        return importlib.util.spec_from_file_location(fullname, os.path.join(_HERE, name + ".py"))
+        return importlib.util.spec_from_file_location(fullname, _path(name) + ".py")
 
 
 def install() -> None:
@@ -88,7 +95,7 @@ def _use_source(name: str, pure: bool) -> bool:
 
 
 def compiled() -> bool:
-    """True when :mod:`anyevent.reactor` and :mod:`anyevent.handle` are the compiled
-    ones, with ``_speedups``."""
+    """True when :mod:`anyevent.reactor` and the modules of :mod:`anyevent.handle`
+    are the compiled ones, with ``_speedups``."""
     return all(_extension(name) is not None and name not in _interpreted
                for name in CORE + COMPILED_ONLY)

@@ -15,7 +15,7 @@ PACKAGE = pathlib.Path(_core.__file__).resolve().parent
 # would otherwise point at the working tree whatever the path says)
 PROBE = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path "
          "if '__editable__' not in getattr(f, '__module__', '')]; "
-         "import anyevent, anyevent.handle as h, anyevent.reactor as r; "
+         "import anyevent, anyevent.handle._stream as h, anyevent.reactor as r; "
          "from anyevent import _core; print(_core.compiled(), h.__file__, r.__file__)")
 
 
@@ -34,7 +34,7 @@ def _built():
 def test_pure_python_on_request():
     compiled, handle, reactor, _ = _probe(PACKAGE.parent, ANYEVENT_PURE_PYTHON="1")
     assert not compiled
-    assert handle.endswith("handle.py") and reactor.endswith("reactor.py")
+    assert handle.endswith("_stream.py") and reactor.endswith("reactor.py")
 
 
 def test_the_compiled_core_is_used_when_built():
@@ -48,21 +48,22 @@ def test_an_edited_source_wins_over_a_stale_build(tmp_path):
     _built()
     shutil.copytree(PACKAGE, tmp_path / "anyevent", ignore=shutil.ignore_patterns("*.c"))
     (tmp_path / "setup.py").write_text("")  # a source tree, not an installed wheel
-    source = tmp_path / "anyevent" / "handle.py"
-    built = tmp_path / "anyevent" / os.path.basename(_core._extension("handle"))  # this Python's
+    source = tmp_path / "anyevent" / "handle" / "_stream.py"
+    built = source.with_name(os.path.basename(_core._extension("handle._stream")))  # this Python's
     newer = os.path.getmtime(built) + 10
     os.utime(source, (newer, newer))
     compiled, handle, reactor, stderr = _probe(tmp_path, ANYEVENT_PURE_PYTHON="")
     assert not compiled and handle == str(source) and not reactor.endswith(".py")
-    assert "handle" in stderr and "older than its source" in stderr
+    assert "_stream" in stderr and "older than its source" in stderr
 
 
 def test_an_edited_declaration_file_makes_the_build_stale(tmp_path):
     _built()
     shutil.copytree(PACKAGE, tmp_path / "anyevent", ignore=shutil.ignore_patterns("*.c"))
     (tmp_path / "setup.py").write_text("")
-    built = tmp_path / "anyevent" / os.path.basename(_core._extension("handle"))
+    pxd = tmp_path / "anyevent" / "handle" / "_stream.pxd"
+    built = pxd.with_name(os.path.basename(_core._extension("handle._stream")))
     newer = os.path.getmtime(built) + 10
-    os.utime(tmp_path / "anyevent" / "handle.pxd", (newer, newer))
+    os.utime(pxd, (newer, newer))
     compiled, handle, reactor, stderr = _probe(tmp_path, ANYEVENT_PURE_PYTHON="")
-    assert not compiled and handle.endswith("handle.py") and "older than its source" in stderr
+    assert not compiled and handle.endswith("_stream.py") and "older than its source" in stderr

@@ -33,8 +33,8 @@ import socket
 import cbor2
 import pytest
 
-import anyevent.handle as handle_mod
-from anyevent.handle import Handle
+from anyevent import reactor
+from anyevent.handle import Handle, _types, _wire
 
 CASES = 10000
 SOAK_CASES = int(os.environ.get("ANYEVENT_FUZZ_CASES", 100000))
@@ -169,8 +169,8 @@ def cbor_stream(rng):
 
 def storable_stream(rng):
     values = [storable_value(rng) for _ in range(rng.randint(1, 3))]
-    frames = [handle_mod._write_storable(None, v) if rng.random() < 0.5 else
-              handle_mod._write_packstring(None, "w", pickle.dumps(v, protocol=rng.randrange(6)))
+    frames = [_types._write_storable(None, v) if rng.random() < 0.5 else
+              _types._write_packstring(None, "w", pickle.dumps(v, protocol=rng.randrange(6)))
               for v in values]
     return values, b"".join(frames), [(repr(v),) for v in values]
 
@@ -196,7 +196,7 @@ def netstring_stream(rng):
 
 def packstring_stream(rng, fmt):
     parts = blobs(rng)
-    return parts, b"".join(handle_mod._write_packstring(None, fmt, p) for p in parts), \
+    return parts, b"".join(_types._write_packstring(None, fmt, p) for p in parts), \
         [(p,) for p in parts]
 
 
@@ -258,7 +258,7 @@ def cbor_reference(stream):
 
 def _cut_short(data):
     try:
-        return handle_mod._CborScan().end(data, 0) < 0
+        return _wire._CborScan().end(data, 0) < 0
     except ValueError:
         return False
 
@@ -266,7 +266,7 @@ def _cut_short(data):
 def run_cases(sock, name, cases, seed, monkeypatch):
     args, make, show = TYPES[name]
     reports = []
-    monkeypatch.setattr(handle_mod._reactor, "_report", lambda exc, *a: reports.append(exc))
+    monkeypatch.setattr(reactor, "_report", lambda exc, *a: reports.append(exc))
     rng = random.Random("%s-%d" % (name, seed))
     valid = mangled = 0
     for case in range(cases):

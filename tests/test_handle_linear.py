@@ -24,8 +24,7 @@ import types
 import cbor2
 import pytest
 
-import anyevent.handle as handle_mod
-from anyevent.handle import Handle
+from anyevent.handle import Handle, _stream, _types, _wire, ber_encode
 
 PIECE = 512
 N = 32 * 1024
@@ -123,13 +122,14 @@ def work(monkeypatch, args, frame, peek=False):
     pieces; ``peek``: user code looks at ``hdl.rbuf`` after every piece."""
     meter = Meter()
     with monkeypatch.context() as m:
-        for name, value in list(vars(handle_mod).items()):
-            if isinstance(value, re.Pattern):
-                m.setattr(handle_mod, name, MeteredPattern(value, meter))
-        m.setattr(handle_mod, "re", metered_re(meter))
-        m.setattr(handle_mod, "cbor2", metered_cbor2(meter))
-        m.setattr(handle_mod, "_JSON_DECODER",
-                  MeteredJsonDecoder(handle_mod._JSON_DECODER, meter))
+        for module in (_stream, _types, _wire):
+            for name, value in list(vars(module).items()):
+                if isinstance(value, re.Pattern):
+                    m.setattr(module, name, MeteredPattern(value, meter))
+            for name, metered in (("re", metered_re), ("cbor2", metered_cbor2)):
+                if name in vars(module):
+                    m.setattr(module, name, metered(meter))
+        m.setattr(_types, "_JSON_DECODER", MeteredJsonDecoder(_wire._JSON_DECODER, meter))
         m.setattr(MeteredBuffer, "meter", meter)
         a, b = socket.socketpair()
         with a, b:
@@ -171,8 +171,8 @@ FRAMES = {
                             lambda n: b"ab\r\n" * (n // 4) + b"\r\n"),
     "chunk": (("chunk", N * 4 + 8), lambda n: b"x" * (N * 4 + 8)),
     "netstring": (("netstring",), lambda n: b"%d:%s," % (n, b"x" * n)),
-    "packstring": (("packstring", "w"), lambda n: handle_mod.ber_encode(n) + b"x" * n),
-    "storable": (("storable",), lambda n: handle_mod._write_storable(None, b"x" * n)),
+    "packstring": (("packstring", "w"), lambda n: ber_encode(n) + b"x" * n),
+    "storable": (("storable",), lambda n: _types._write_storable(None, b"x" * n)),
     "json string": (("json",), lambda n: b'"' + b'x\\"' * (n // 3) + b'"'),
     "json array": (("json",), lambda n: b"[" + b'"a",' * (n // 4) + b"1]"),
     "json number": (("json",), lambda n: b"-0." + b"1" * n + b"e-5 "),

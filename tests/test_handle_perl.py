@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from anyevent import AE
-from anyevent.handle import Handle, _pack_length, _unpack_length
+from anyevent.handle import Handle
+from anyevent.handle._wire import _pack_length, _unpack_length
 
 from conftest import require_tool
 

@@ -15,13 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anyevent import _core, handle
+from anyevent import _core
+from anyevent.handle import _stream, _wire
 from anyevent.handle import Handle
 
 speedups = pytest.importorskip("anyevent._speedups", reason="the compiled core is not in use")
 
 # (recv_append, send) of the compiled core, and the interpreted ones
-IMPLS = [(speedups.recv_append, speedups.send), (handle._sock_recv, socket.socket.send)]
+IMPLS = [(speedups.recv_append, speedups.send), (_stream._sock_recv, socket.socket.send)]
 IDS = ["compiled", "interpreted"]
 
 
@@ -137,7 +138,7 @@ def test_a_socket_subclass_keeps_its_own_methods(socks):
 def test_take_line_is_the_pure_one(pieces, start):
     data = b"".join(pieces)
     compiled, interpreted = bytearray(data), bytearray(data)
-    assert speedups.take_line(compiled, start) == handle._take_line(interpreted, start)
+    assert speedups.take_line(compiled, start) == _stream._take_line(interpreted, start)
     assert compiled == interpreted
 
 
@@ -147,7 +148,7 @@ def test_take_line_wants_an_exact_bytearray():
     assert speedups.take_line(bytearray(b"x\r\ny"), 0) == (b"x", b"\r\n")
     with pytest.raises(TypeError):
         speedups.take_line(b"x\n", 0)
-    assert handle._take_line(Sub(b"x\ny"), 0) == (b"x", b"\n")
+    assert _stream._take_line(Sub(b"x\ny"), 0) == (b"x", b"\n")
 
 
 # -- epoll_ready: reactor._ready_recs over select.epoll.poll, in one C call ----------
@@ -293,7 +294,7 @@ def test_epoll_ready_in_two_threads_at_once_each_gets_its_own_events():
 def test_take_until_is_the_pure_one(pieces, start, eol):
     data = b"".join(pieces)
     compiled, interpreted = bytearray(data), bytearray(data)
-    assert speedups.take_until(compiled, start, eol) == handle._take_until(interpreted, start, eol)
+    assert speedups.take_until(compiled, start, eol) == _stream._take_until(interpreted, start, eol)
     assert compiled == interpreted
 
 
@@ -318,15 +319,15 @@ def test_a_regex_s_literals_match_where_and_as_the_regex_does(pattern, data, sta
     """_speedups' literal search gives what the regex engine gives: the same
     line and end of line taken (take_match), the same end (search_end)."""
     rx = re.compile(pattern)
-    literals = handle._literal_search(rx)
+    literals = _stream._literal_search(rx)
     if literals is None:  # too many strings, or an empty match: the regex engine does it
-        strings = handle._alternatives(handle._parse_regex(rx))
+        strings = _stream._alternatives(_stream._parse_regex(rx))
         assert strings is None or b"" in strings
         return
     compiled, interpreted = bytearray(data), bytearray(data)
-    assert speedups.search_end(compiled, start, *literals) == handle._search_end(
+    assert speedups.search_end(compiled, start, *literals) == _stream._search_end(
         interpreted, start, rx)
-    assert speedups.take_match(compiled, start, *literals) == handle._take_match(
+    assert speedups.take_match(compiled, start, *literals) == _stream._take_match(
         interpreted, start, rx)
     assert compiled == interpreted
 
@@ -334,7 +335,7 @@ def test_a_regex_s_literals_match_where_and_as_the_regex_does(pattern, data, sta
 @pytest.mark.parametrize("pattern", [rb"^\n", rb"\b\n", rb"(?=a)\n", rb"(a)\1", rb".\n", rb"\d",
                                      rb"[^a]", rb"(?i)a", rb"a*", rb"a{0,100}", rb"(?:a|)"])
 def test_regexes_with_more_than_literals_are_left_to_the_engine(pattern):
-    assert handle._literal_search(re.compile(pattern)) is None
+    assert _stream._literal_search(re.compile(pattern)) is None
 
 
 _CBOR_VALUES = st.recursive(
@@ -363,18 +364,18 @@ def _scan_pieces(scan, data, cuts):
                  st.integers(0, 430).map(lambda n: b"\x81" * n + b"\x00")),
        st.lists(st.integers(0, 60), max_size=6))
 def test_cbor_scan_is_the_pure_one(data, cuts):
-    """The C scanner finds the same end, or the same error, as handle._CborScan,
+    """The C scanner finds the same end, or the same error, as _wire._CborScan,
     however the item arrives."""
     cuts = sorted({c for c in cuts if c < len(data)})
     assert _scan_pieces(speedups.CborScan(), data, cuts) == _scan_pieces(
-        handle._CborScan(), data, cuts)
+        _wire._CborScan(), data, cuts)
 
 
 @given(st.binary(max_size=40), st.integers(0, 40))
 def test_take_is_the_pure_one(data, n):
     n = min(n, len(data))
     compiled, interpreted = bytearray(data), bytearray(data)
-    assert speedups.take(compiled, n) == handle._take(interpreted, n)
+    assert speedups.take(compiled, n) == _stream._take(interpreted, n)
     assert compiled == interpreted
 
 
@@ -407,21 +408,21 @@ def _opcodes(data):
         lambda v: pickle.dumps(_nested(v[0], 1), protocol=v[1])),
     st.binary(max_size=40).map(lambda b: b"\x80\x04" + b + b".")))
 def test_the_pickle_pre_check_in_c_only_passes_what_the_full_check_passes(data):
-    """pickle_plain_depth is a shortcut of handle._check_pickle_depth: when it
+    """pickle_plain_depth is a shortcut of _wire._check_pickle_depth: when it
     says 1 or 2 the full check passes too, and 2 means no opcode names a
     class or calls anything (so plain pickle.loads builds builtin values only)."""
-    said = speedups.pickle_plain_depth(data, handle._PICKLE_TABLE, handle.STORABLE_MAX_DEPTH)
+    said = speedups.pickle_plain_depth(data, _wire._PICKLE_TABLE, _wire.STORABLE_MAX_DEPTH)
     if not said:
         return
-    handle._check_pickle_depth(data, handle.STORABLE_MAX_DEPTH)  # raises if it would refuse
+    _wire._check_pickle_depth(data, _wire.STORABLE_MAX_DEPTH)  # raises if it would refuse
     ops = _opcodes(data)
     assert ops is not None and not ops & {"GET", "BINGET", "LONG_BINGET", "DUP"}
     if said == 2:
-        assert not ops & handle._PICKLE_NAMES_OR_CALLS
+        assert not ops & _wire._PICKLE_NAMES_OR_CALLS
 
 
 def test_the_pickle_pre_check_in_c_stops_at_the_limit():
-    table, limit = handle._PICKLE_TABLE, handle.STORABLE_MAX_DEPTH
+    table, limit = _wire._PICKLE_TABLE, _wire.STORABLE_MAX_DEPTH
     assert speedups.pickle_plain_depth(pickle.dumps(_nested(limit, 1)), table, limit) == 2
     assert speedups.pickle_plain_depth(pickle.dumps(_nested(limit + 1, 1)), table, limit) == 0
     shared = [1]

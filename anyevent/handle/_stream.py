@@ -1,72 +1,52 @@
-"""Non-blocking buffered stream I/O: the port of AnyEvent::Handle.
+"""The stream core of :mod:`anyevent.handle`: the :class:`Handle` itself.
 
-A :class:`Handle` wraps a stream socket, pipe or tty (or connects one itself
-with ``connect=(host, service)``), keeps a read buffer (``hdl.rbuf``, a
-``bytearray``), a queue of read requests and a write buffer, and reports
-problems through ``on_error(hdl, fatal, message)`` with ``hdl.errno`` set to
-the errno (Perl's ``$!``).
-
-Read requests are *readers*: callables ``reader(hdl) -> bool`` that consume
-from ``hdl.rbuf`` and return true once done.  ``push_read("line", cb)`` and
-friends build readers from registered *read types*; a read type is a factory
-``factory(hdl, cb, *args) -> reader`` (Perl's argument order), registered
-with :func:`register_read_type`.  Write types are ``fn(hdl, *args) -> bytes``
-registered with :func:`register_write_type`.  Any other type name names a
-module (dotted or not) whose ``anyevent_read_type`` / ``anyevent_write_type``
-function is used (parent modules are tried in turn, as Perl does).
-
-Lifetime, as in Perl: the handle's watchers reach it through a weak
-reference, so the caller's references keep it alive and dropping the last one
-destroys it.  A reference cycle through the handle (its callbacks referring
-to it) keeps it alive until :meth:`Handle.destroy`: the cyclic garbage
-collector does not look into handles (:func:`anyevent.reactor.refcounted`).
-With ``linger`` (default 3600 seconds) unwritten data is still written out in
-the background after destruction, reporting no errors.
+Its queues, the read path (socket -> read buffer -> the readers in the
+queue) and the write path (write types -> write buffer -> socket), the
+timeouts, the TLS pump, destruction and lingering, the options, and the
+read/write type registries.  The readers the core makes and runs on its own
+hot path live here too: ``line`` (every spelling of an end of line),
+``chunk``, ``regex`` and the CBOR reader, which with the compiled core are C
+types reaching the handle's C fields (``_stream.pxd``).  The other built-in
+types are ``anyevent.handle._types``; their wire formats
+``anyevent.handle._wire``.  This module is compiled by ``setup.py`` when
+it can be (``anyevent._core`` chooses at import).
 """
 
 from __future__ import annotations
 
-import _compat_pickle
 import difflib
 import errno as _errno
 import functools
 import importlib
-import io as _io
 import json as _json
 import os
-import pickle
-import pickletools
 import re
 import socket
-import struct
 import warnings
 import weakref
 from collections import deque
 from functools import partial
 from types import MappingProxyType, MethodType
-from typing import (TYPE_CHECKING, Any, Callable, Literal, Mapping, NoReturn, Protocol, TypedDict,
-                    Union, overload)
+from typing import (TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, TypedDict, Union,
+                    overload)
 
 import cbor2
 
-from . import reactor as _reactor
+from .. import reactor as _reactor
 
 try:
-    from . import _speedups  # the compiled core's C twins (setup.py)
+    from .. import _speedups  # the compiled core's C twins (setup.py)
 except ImportError:  # pure Python
     _speedups = None  # type: ignore[assignment]
-from ._sockaddr import _sockaddr_text
+from .._sockaddr import _sockaddr_text
+from ._wire import Bytes, _CborScan
 
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
 
     from OpenSSL.SSL import Connection
 
-    from .tls import TLS
-
-__all__ = ["Handle", "register_read_type", "register_write_type", "TLS_CTX", "set_tls_ctx",
-           "MAX_READ_SIZE", "ber_encode", "ber_decode", "json_coder", "cbor_coder",
-           "HandleOptions"]
+    from ..tls import TLS
 
 #: Default ceiling for the adaptive read size (bytes).
 MAX_READ_SIZE = 131072
@@ -86,8 +66,6 @@ class SupportsFileno(Protocol):
 
 #: What ``Handle(fh=...)`` accepts: a socket, a file object or an int fd.
 Fh = Union[int, SupportsFileno]
-#: Data ``push_write`` takes.
-Bytes = Union[bytes, bytearray, memoryview]
 #: ``cb(hdl)``: on_read, on_eof, on_drain, on_timeout, on_stoptls...
 HandleCb = Callable[["Handle"], object]
 #: ``on_error(hdl, fatal, message)``.
@@ -214,304 +192,6 @@ def _load_type(registry: dict[str, Any], name: str, funcname: str) -> Any:
             return fn
         path = path.rpartition(".")[0]
     raise ValueError("unsupported/unloadable type %r" % (name,))
-
-
-# ---------------------------------------------------------------------------
-# Perl pack formats for packstring
-# ---------------------------------------------------------------------------
-
-def ber_encode(n: int) -> bytes:
-    """Encode a non-negative int as a BER compressed integer (Perl ``pack "w"``)."""
-    if n < 0:
-        raise ValueError("BER integers cannot be negative")
-    out = bytearray([n & 0x7F])
-    n >>= 7
-    while n:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    out.reverse()
-    return bytes(out)
-
-
-def ber_decode(buf: Bytes, limit: int = 10) -> tuple[int, int] | None:
-    """Decode a BER integer at the start of ``buf``.
-
-    Returns ``(value, nbytes)``, or ``None`` if ``buf`` holds only a prefix.
-    Raises :class:`ValueError` when more than ``limit`` bytes would be needed
-    (no length of ours is that big; it is a hostile or broken peer).
-    """
-    n = 0
-    for i, b in enumerate(buf):
-        if i >= limit:
-            raise ValueError("BER integer too long")
-        n = (n << 7) | (b & 0x7F)
-        if not b & 0x80:
-            return n, i + 1
-    if len(buf) >= limit:
-        raise ValueError("BER integer too long")
-    return None
-
-
-_PACK_LETTERS = {
-    # letter: (struct code, default byte order, signed variant with "!")
-    "c": "b", "C": "B", "s": "h", "S": "H", "l": "i", "L": "I",
-    "q": "q", "Q": "Q", "i": "i", "I": "I", "j": "q", "J": "Q",
-}
-_PACK_FIXED = {"n": ">H", "N": ">I", "v": "<H", "V": "<I"}
-_PACK_FIXED_SIGNED = {"n": ">h", "N": ">i", "v": "<h", "V": "<i"}
-_NATIVE_BANG = {"s": "h", "S": "H", "l": "l", "L": "L", "i": "i", "I": "I"}
-_PACK_CACHE: dict[str, Any] = {}
-
-
-def _pack_struct(fmt: str) -> Any:
-    """Map a Perl pack length format (``"N"``, ``"w"``, ``"L<"``, ``"n!"``...) to a
-    :class:`struct.Struct`, or ``None`` for BER (``"w"``).  Raises ValueError.
-    """
-    try:
-        return _PACK_CACHE[fmt]
-    except KeyError:
-        pass
-    m = re.fullmatch(r"([cCsSlLqQiInNvVjJw])([!<>]*)", fmt)
-    if not m:
-        raise ValueError("unsupported packstring format %r" % (fmt,))
-    letter, mods = m.groups()
-    if ("!" in mods and letter not in "sSlLiInNvV"
-            or ("<" in mods or ">" in mods) and letter not in "sSlLqQiIjJ"
-            or "<" in mods and ">" in mods):
-        raise ValueError("packstring format %r: Perl's pack does not allow these modifiers"
-                         " on %s" % (fmt, letter))
-    if letter == "w":
-        st = None
-    elif letter in _PACK_FIXED:
-        st = struct.Struct((_PACK_FIXED_SIGNED if "!" in mods else _PACK_FIXED)[letter])
-    else:
-        order = "<" if "<" in mods else ">" if ">" in mods else "="
-        code = _PACK_LETTERS[letter]
-        if "!" in mods and letter in _NATIVE_BANG:
-            size = struct.calcsize("@" + _NATIVE_BANG[letter])
-            code = {2: "h", 4: "i", 8: "q"}[size]
-            if letter.isupper():
-                code = code.upper()
-        st = struct.Struct(order + code)
-    _PACK_CACHE[fmt] = st
-    return st
-
-
-def _pack_length(fmt: str, n: int) -> bytes:
-    """The length prefix of ``n`` bytes in pack format ``fmt``; ValueError
-    when ``n`` does not fit it (Perl's pack would wrap it: a corrupt frame)."""
-    st = _pack_struct(fmt)
-    if st is None:
-        return ber_encode(n)
-    try:
-        return st.pack(n)  # type: ignore[no-any-return]
-    except struct.error:
-        raise ValueError("packstring: a length of %d bytes does not fit format %r"
-                         % (n, fmt)) from None
-
-
-def _unpack_length(fmt: str, buf: Bytes) -> tuple[int, int] | None:
-    """``(length, header_size)`` from the front of ``buf``, or None if incomplete."""
-    st = _pack_struct(fmt)
-    if st is None:
-        return ber_decode(buf)
-    if len(buf) < st.size:
-        return None
-    return st.unpack_from(buf)[0], st.size
-
-
-# ---------------------------------------------------------------------------
-# Restricted unpickling for the storable type
-# ---------------------------------------------------------------------------
-
-#: How deeply the storable read type lets containers nest (cbor2's limit):
-#: deeper pickles are refused with EBADMSG before anything is built.
-STORABLE_MAX_DEPTH = 400
-
-_SAFE_CLASSES = {
-    ("builtins", "set"), ("builtins", "frozenset"),
-    ("builtins", "complex"), ("builtins", "slice"),
-    ("collections", "OrderedDict"), ("datetime", "date"), ("datetime", "time"),
-    ("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone"),
-    ("decimal", "Decimal"),
-}
-
-
-def _of_data(cls: Callable[..., Any]) -> Callable[..., Any]:
-    """``cls`` for unpickling, refusing ``cls(n)``: a few bytes of input must
-    not allocate ``n`` bytes.  (``range`` is refused altogether, since
-    ``set(range(n))`` is the same kind of memory bomb.)
-    """
-    def make(*args: Any) -> Any:
-        if args and isinstance(args[0], int):
-            raise pickle.UnpicklingError("storable: refusing %s(int)" % cls.__name__)
-        return cls(*args)
-    return make
-
-
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    """``_codecs.encode`` as protocol 0-2 pickles of bytes use it, and only so."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("storable: refusing _codecs.encode of that")
-    return text.encode("latin-1")
-
-
-_DATA_FACTORIES = {
-    ("builtins", "bytearray"): _of_data(bytearray), ("builtins", "bytes"): _of_data(bytes),
-    ("_codecs", "encode"): _latin1_encode,
-}
-
-
-def _python3_name(module: str, name: str) -> tuple[str, str]:
-    """The Python 3 name of a global in a protocol 0-2 pickle (pickle's own
-    compat mapping: ``__builtin__.set`` is ``builtins.set``)."""
-    if (module, name) in _compat_pickle.NAME_MAPPING:
-        return _compat_pickle.NAME_MAPPING[(module, name)]
-    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    """Unpickles plain data only; any other class is refused."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        key = _python3_name(module, name)
-        if key in _DATA_FACTORIES:
-            return _DATA_FACTORIES[key]
-        if key in _SAFE_CLASSES:
-            return getattr(importlib.import_module(key[0]), key[1])
-        raise pickle.UnpicklingError("storable: refusing to load %s.%s" % (module, name))
-
-
-# opcodes adding to the container below their arguments / calling a callable
-_PICKLE_FILLS = frozenset(("APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"))
-_PICKLE_CALLS = frozenset(("REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"))
-_PICKLE_PUTS = frozenset(("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"))
-_PICKLE_GETS = frozenset(("GET", "BINGET", "LONG_BINGET"))
-# opcodes that reach find_class, call an object or ask for outside data
-_PICKLE_NAMES_OR_CALLS = _PICKLE_CALLS | frozenset((
-    "GLOBAL", "STACK_GLOBAL", "BUILD", "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID",
-    "NEXT_BUFFER", "READONLY_BUFFER"))
-
-
-class _Shared:
-    """An object the pickle may refer to twice (memoized or DUP'ed), in the
-    depth model of :func:`_check_pickle_depth`."""
-    __slots__ = ("depth", "nested")
-
-    def __init__(self, depth: int) -> None:
-        self.depth, self.nested = depth, False
-
-
-def _depth(obj: Any) -> int:
-    return obj.depth if obj.__class__ is _Shared else obj
-
-
-def _shared(stack: list[Any]) -> Any:
-    top = stack[-1]
-    if top.__class__ is not _Shared:
-        top = stack[-1] = _Shared(top)
-    return top
-
-
-def _pickle_op(name: str, args: list[Any]) -> Any:
-    """What ``name`` pushes, given what it popped (depths or _Shared)."""
-    for obj in args[name in _PICKLE_FILLS:]:
-        if obj.__class__ is _Shared:
-            obj.nested = True  # inside something now: must not change any more
-    depths = [_depth(obj) for obj in args]
-    if name not in _PICKLE_FILLS:
-        if name in _PICKLE_CALLS:
-            return max(depths)
-        return 1 + max(depths) if depths else 0
-    target = args[0]
-    depth = max(depths[0], 1 + max(depths[1:]))
-    if target.__class__ is not _Shared:
-        return depth
-    if target.nested:
-        raise pickle.UnpicklingError("storable: refusing to fill a container already nested"
-                                     " in another (cyclic data)")
-    target.depth = depth
-    return target
-
-
-def _check_pickle_depth(data: bytes, limit: int) -> None:
-    """Run the pickle machine over nesting depths instead of objects (one
-    pass over the opcodes); raise UnpicklingError if any object would nest
-    deeper than ``limit`` or the data is cyclic, ValueError (or another
-    exception) if the pickle is malformed.
-
-    Sound because a container that went into another one may not change
-    any more: then the depth of everything nested is final.
-    """
-    stack: list[Any]
-    memo: dict[Any, Any]
-    stack, marks, memo = [], [], {}
-    for op, arg, _ in pickletools.genops(data):
-        name = op.name
-        if name == "MARK":
-            marks.append(len(stack))
-        elif name in _PICKLE_GETS:
-            stack.append(memo[arg])
-        elif name in _PICKLE_PUTS:
-            memo[len(memo) if arg is None else arg] = _shared(stack)
-        elif name == "DUP":
-            stack.append(_shared(stack))
-        else:
-            before = op.stack_before
-            if pickletools.markobject in before:
-                base = marks.pop() - before.index(pickletools.markobject)
-            else:
-                base = len(stack) - len(before)
-            if base < 0:
-                raise ValueError("storable: pickle stack underflow")
-            args = stack[base:]
-            del stack[base:]
-            if op.stack_after:
-                pushed = _pickle_op(name, args)
-                if _depth(pushed) > limit:
-                    raise pickle.UnpicklingError("storable: nesting deeper than %d" % limit)
-                stack.append(pushed)
-
-
-def _pickle_table() -> bytes:
-    """For ``_speedups.pickle_plain_depth``: six bytes per opcode byte (the
-    kind of its argument, its class, the items it pops below its mark or in
-    all, whether it pops to a mark, the items it pushes, whether it names a
-    class or calls something), from pickletools."""
-    widths = {-1: 100, -2: 201, -3: 204, -4: 205, -5: 208}
-    table = bytearray([0, 255, 0, 0, 0, 1] * 256)
-    for op in pickletools.opcodes:
-        name, before = op.name, op.stack_before
-        kind = 0 if op.arg is None else widths.get(op.arg.n, op.arg.n)
-        if op.arg is not None and op.arg.name == "stringnl_noescape_pair":
-            kind = 101
-        cls = (1 if name in _PICKLE_FILLS else 2 if name in _PICKLE_CALLS
-               else 3 if name in _PICKLE_GETS or name == "DUP"
-               else 4 if name in _PICKLE_PUTS else 5 if name == "MARK" else 6 if name == "STOP"
-               else 0)
-        marked = pickletools.markobject in before
-        items = before.index(pickletools.markobject) if marked else len(before)
-        table[6 * ord(op.code):6 * ord(op.code) + 6] = bytes(
-            (kind, cls, items, marked, len(op.stack_after), name in _PICKLE_NAMES_OR_CALLS))
-    return bytes(table)
-
-
-_PICKLE_TABLE = _pickle_table() if _speedups is not None else b""
-
-
-def _thaw(hdl: Handle, data: bytes) -> Any:
-    if hdl._storable_trusted:
-        return pickle.loads(data)
-    # (the C pass settles plain data without shared objects, and builtin
-    # values without a class or a call need no restricted unpickler; the
-    # rest, and every refusal with its reason, is the check's)
-    plain = 0 if _speedups is None else _speedups.pickle_plain_depth(
-        data, _PICKLE_TABLE, STORABLE_MAX_DEPTH)
-    if plain == 2:
-        return pickle.loads(data)
-    if not plain:
-        _check_pickle_depth(data, STORABLE_MAX_DEPTH)
-    return _PlainUnpickler(_io.BytesIO(data)).load()
 
 
 # ---------------------------------------------------------------------------
@@ -644,7 +324,7 @@ _OPTIONS = frozenset("""
 class _HandleCore:
     """Everything a :class:`Handle` is and does, in a base class of its own.
 
-    setup.py compiles this module with Cython, and ``handle.pxd`` makes this
+    setup.py compiles this module with Cython, and ``_stream.pxd`` makes this
     class a C type there: its slots become C fields and its methods read them
     without a dictionary lookup.  :class:`Handle` adds what a C type cannot
     have (an instance dict, weak references, turning into a destroyed handle).
@@ -652,7 +332,7 @@ class _HandleCore:
     """
 
     # What every handle uses lives in slots (C fields when compiled: keep
-    # handle.pxd in step); what few handles use (TLS, connect, coders,
+    # _stream.pxd in step); what few handles use (TLS, connect, coders,
     # non-default settings) lives in the instance dict, which Python creates
     # only when one of them is set: an idle plain handle stays small.  The
     # class attributes below are their defaults.  (Type checkers are not
@@ -802,7 +482,7 @@ class _HandleCore:
             self._drain_wbuf()
 
     def _start_connect(self, opts: Mapping[str, Any]) -> None:
-        from .socket import tcp_connect
+        from ..socket import tcp_connect
         host, service = opts["connect"]
         if self.peername is None:
             self.peername = host
@@ -1578,7 +1258,7 @@ class _HandleCore:
         if self.tls is not None:
             raise RuntimeError("starttls called on a handle while TLS is already active")
         self._stop_holding()  # plaintext pushed before starttls goes out in clear
-        from . import tls as _tls
+        from .. import tls as _tls
         _SSL = _tls.SSL  # type: ignore[attr-defined]  # tls's own import of OpenSSL.SSL
         if ctx is not None:
             self.tls_ctx = ctx
@@ -1627,7 +1307,7 @@ class _HandleCore:
             self._tls_handshaking = False
 
     def _tls_error(self, exc: Any) -> None:
-        from .tls import error_message
+        from ..tls import error_message
         if isinstance(exc, str):
             message = exc
         else:
@@ -2065,7 +1745,7 @@ def _retry_connect(ref: Callable[[], Handle | None], retry: Callable[[], None]) 
 
 
 def _last_connect_errno() -> int:
-    from .socket import last_error
+    from ..socket import last_error
     err = last_error()
     return err.errno if err is not None else 0  # type: ignore[return-value]
 
@@ -2078,7 +1758,7 @@ def TLS_CTX() -> TLS:
     ``$AnyEvent::Handle::TLS_CTX``): the one given to :func:`set_tls_ctx`, else
     :func:`anyevent.tls.default_ctx` (made on first use; its client
     connections verify the peer)."""
-    from .tls import tls_ctx_from
+    from ..tls import tls_ctx_from
     return tls_ctx_from(None)
 
 
@@ -2091,7 +1771,7 @@ def set_tls_ctx(ctx: TLS | Mapping[str, Any] | None) -> None:
     verifying servers by default (Perl's AnyEvent::HTTP has its own contexts
     too).  Raises as :func:`anyevent.tls.tls_ctx_from` does.  See PORTING.md
     for the security trade-off."""
-    from .tls import _replace_default
+    from ..tls import _replace_default
     _replace_default(ctx)
 
 
@@ -2174,7 +1854,7 @@ class _LineReader:
     """The default line reader (``\n`` or ``\r\n``), the hot path of line
     protocols: :class:`_Resumable`'s logic inlined.  The reader is the bound
     method ``_LineReader(cb).read``: a class rather than a closure, so that the
-    compiled core (handle.pxd) reads its state and the handle's as C fields.
+    compiled core (_stream.pxd) reads its state and the handle's as C fields.
     """
     __slots__ = ("cb", "start", "gen")
     cb: LineCb
@@ -2551,345 +2231,6 @@ def _read_regex(hdl: Handle, cb: DataCb, accept: Any, reject: Any = None,
     return reader
 
 
-_NETSTRING_HEAD = re.compile(rb"(0|[1-9][0-9]{0,19}):")
-_DIGITS = re.compile(rb"[0-9]{0,21}")
-
-
-def _too_big(hdl: Handle, length: int) -> bool:
-    """Fatal ENOSPC when a declared length can never fit in ``rbuf_max``."""
-    if hdl._rbuf_max is not None and length > hdl._rbuf_max:
-        hdl._error(_errno.ENOSPC, True)
-        return True
-    return False
-
-
-def _read_netstring(hdl: Handle, cb: DataCb) -> Reader:
-    def reader(hdl: Handle) -> bool:
-        rbuf = hdl._rbuf
-        m = _NETSTRING_HEAD.match(rbuf)
-        if m is None:
-            if _DIGITS.fullmatch(rbuf) is None or len(rbuf) > 20:
-                hdl._error(_errno.EBADMSG)
-            return False
-        length = int(m.group(1))
-        if _too_big(hdl, length):
-            return False
-        del rbuf[:m.end()]
-
-        def body(hdl: Handle, string: bytes) -> None:
-            def comma(hdl: Handle, c: bytes) -> None:
-                if c == b",":
-                    cb(hdl, string)
-                else:
-                    hdl._error(_errno.EBADMSG)
-            hdl.unshift_read("chunk", 1, comma)
-        hdl.unshift_read("chunk", length, body)
-        return True
-    return reader
-
-
-def _read_packstring(hdl: Handle, cb: DataCb, fmt: str) -> Reader:
-    _pack_struct(fmt)  # validate early
-
-    def reader(hdl: Handle) -> bool:
-        rbuf = hdl._rbuf
-        try:
-            head = _unpack_length(fmt, rbuf)
-        except ValueError:
-            hdl._error(_errno.EBADMSG, True)
-            return False
-        if head is None:
-            return False
-        length, size = head
-        if length < 0:
-            hdl._error(_errno.EBADMSG, True)
-            return False
-        if _too_big(hdl, length):
-            return False
-        if size + length <= len(rbuf):
-            data = bytes(rbuf[size:size + length])
-            del rbuf[:size + length]
-            cb(hdl, data)
-        else:
-            del rbuf[:size]
-            hdl.unshift_read("chunk", length, cb)
-        return True
-    return reader
-
-
-def _json_decoder(hdl: Handle) -> Any:
-    coder = hdl._json
-    if isinstance(coder, tuple):
-        coder = coder[1]
-    return coder if hasattr(coder, "raw_decode") else _JSON_DECODER
-
-
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError("not JSON: " + name)
-
-
-# strict like JSON::XS: NaN and Infinity are no JSON
-_JSON_DECODER = _json.JSONDecoder(parse_constant=_refuse_constant)
-_JSON_ENCODER = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_JSON_WS = re.compile(rb"[ \t\n\r]*")
-_JSON_OUTSIDE = re.compile(rb'["\[\]{}]')
-_JSON_INSIDE = re.compile(rb'[\\"]')
-_JSON_NUMBER = re.compile(rb"[-+.0-9eE]*")  # the bytes a number runs over
-_JSON_LITERALS = (b"true", b"false", b"null")
-
-
-class _JsonScan:
-    """Finds where the JSON text at the start of a buffer ends, scanning each
-    byte only once however the text is split (JSON::XS's incremental parser
-    does the same): an array or object ends at its closing bracket (brackets
-    counted outside strings, escapes skipped inside them), a string at its
-    closing quote, a number at the first byte that cannot continue it, or at
-    end-of-file.
-    """
-    __slots__ = ("pos", "depth", "in_str", "gen")
-
-    def __init__(self) -> None:
-        self.pos = self.depth = self.gen = 0
-        self.in_str = False
-
-    def end(self, buf: bytearray, eof: bool, gen: int) -> int:
-        """Index just past the JSON text at the start of ``buf``; -1 if more
-        input may complete it; 0 if it can never be valid.  ``gen`` is the
-        stream offset of ``buf[0]`` (``hdl._rin - len(buf)``): a new value
-        means bytes left its front since the last call, so the scan starts
-        over."""
-        if self.pos and gen != self.gen:
-            self.__init__()  # type: ignore[misc]
-        self.gen = gen
-        first = buf[0]
-        if first in b'[{"':
-            end = self._nested_end(buf)
-        elif first in b"-0123456789":
-            end = self._number_end(buf, eof)
-        else:
-            return _literal_end(buf, eof)
-        return end
-
-    def _number_end(self, buf: bytearray, eof: bool) -> int:
-        self.pos = _JSON_NUMBER.match(buf, self.pos).end()  # type: ignore[union-attr]  # matches ''
-        return self.pos if self.pos < len(buf) or eof else -1
-
-    def _nested_end(self, buf: bytearray) -> int:
-        pos, depth, in_str = self.pos, self.depth, self.in_str
-        size = len(buf)
-        result = -1
-        while True:
-            if in_str:
-                m = _JSON_INSIDE.search(buf, pos)
-                if m is None:
-                    pos = size
-                    break
-                if buf[m.start()] == 92:  # backslash: skip the escaped byte
-                    if m.end() >= size:
-                        pos = m.start()
-                        break
-                    pos = m.end() + 1
-                    continue
-                in_str = False
-                pos = m.end()
-                if depth <= 0:  # a string at the top level
-                    result = pos
-                    break
-                continue
-            m = _JSON_OUTSIDE.search(buf, pos)
-            if m is None:
-                pos = size
-                break
-            pos = m.end()
-            c = buf[m.start()]
-            if c == 34:
-                in_str = True
-            elif c == 91 or c == 123:
-                depth += 1
-            else:
-                depth -= 1
-                if depth <= 0:
-                    result = pos
-                    break
-        self.pos, self.depth, self.in_str = pos, depth, in_str
-        return result
-
-
-def _literal_end(buf: bytearray, eof: bool) -> int:
-    """``true``, ``false`` or ``null`` at the start of ``buf``: as for :meth:`_JsonScan.end`."""
-    for literal in _JSON_LITERALS:
-        if buf.startswith(literal):
-            return len(literal)
-        if not eof and len(buf) < len(literal) and literal.startswith(buf):
-            return -1
-    return 0
-
-
-def _read_json(hdl: Handle, cb: ValueCb) -> Reader:
-    """``cb(hdl, value)`` for the next JSON text (UTF-8): an array, object,
-    string, number, ``true``, ``false`` or ``null`` (JSON::XS with
-    ``allow_nonref``), after any whitespace.  The values are the same
-    however the stream is split: a number at the end of the buffer waits for
-    the next byte or end-of-file.  Invalid JSON (NaN and Infinity included)
-    is a non-fatal ``EBADMSG`` and the bad text is skipped; the decoder is
-    ``json=``'s ``raw_decode`` if it has one.
-    """
-    decoder = _json_decoder(hdl)
-    scan = _JsonScan()
-
-    def reader(hdl: Handle) -> bool:
-        rbuf = hdl._rbuf
-        if not scan.pos:
-            start = _JSON_WS.match(rbuf).end()  # type: ignore[union-attr]  # matches ''
-            if start:
-                del rbuf[:start]
-            if not rbuf:
-                return False
-        end = scan.end(rbuf, hdl._eof, hdl._rin - len(rbuf))
-        if end < 0:
-            return False
-        scan.__init__()  # type: ignore[misc]
-        try:
-            value = _json_value(decoder, rbuf, end)
-        except (ValueError, RecursionError):  # too deep nesting: RecursionError
-            # skip the bad text, like JSON::XS's incr_skip, and start over
-            del rbuf[:max(1, end)]
-            hdl._error(_errno.EBADMSG)
-            return False
-        del rbuf[:end]
-        cb(hdl, value)
-        return True
-    return reader
-
-
-def _json_value(decoder: Any, rbuf: bytearray, end: int) -> Any:
-    """The value of the JSON text ``rbuf[:end]``; ValueError if it is not
-    one JSON text (``1.``, ``1-2`` and ``01`` are not, as in JSON::XS)."""
-    text = rbuf[:end].decode("utf-8")
-    value, used = decoder.raw_decode(text)
-    if used != len(text):
-        raise ValueError("JSON text followed by garbage")
-    return value
-
-
-#: Containers nested deeper than this are EBADMSG (cbor2's own limit).
-CBOR_MAX_DEPTH = 400
-# runs of fixed-size data items (integers, simple values, floats, empty
-# strings and containers), each with its item size: skipped at C speed
-_CBOR_RUNS = tuple((re.compile(rx, re.DOTALL), size) for rx, size in (
-    (rb"[\x00-\x17\x20-\x37\x40\x60\x80\xa0\xe0-\xf7]*", 1),
-    (rb"(?:[\x18\x38\xf8].)*", 2), (rb"(?:[\x19\x39\xf9]..)*", 3),
-    (rb"(?:[\x1a\x3a\xfa].{4})*", 5), (rb"(?:[\x1b\x3b\xfb].{8})*", 9)))
-_INDEFINITE = -1
-
-
-class _CborScan:
-    """Finds where the CBOR data item at the start of a buffer ends, in one
-    pass that resumes where it stopped however the item is split: headers
-    are read (major type, argument, indefinite lengths, tags), string
-    contents skipped, and ``open`` holds how many items each open array or
-    map still needs (``_INDEFINITE`` until its break).
-    """
-    __slots__ = ("pos", "open", "gen")
-    open: list[int]
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.pos = self.gen = 0
-        self.open = []
-
-    def end(self, buf: bytearray, gen: int) -> int:
-        """Index just past the item at the start of ``buf``, or -1 if it is
-        incomplete; ValueError if a header is malformed or nests too deep.
-        ``gen`` as for :meth:`_JsonScan.end`."""
-        if self.pos and gen != self.gen:
-            self.reset()
-        self.gen = gen
-        while self.pos < len(buf):
-            if self.open and self._skip_runs(buf):
-                return self.pos
-            if self.pos < len(buf):
-                done = self._item(buf)
-                if done is None:
-                    break
-                if done:
-                    return self.pos
-        return -1
-
-    def _skip_runs(self, buf: bytearray) -> bool:
-        """Skip runs of fixed-size items inside a container; True if that
-        completed the outermost item."""
-        for rx, size in _CBOR_RUNS:
-            left = self.open[-1]
-            run = (rx.match(buf, self.pos).end() - self.pos) // size  # type: ignore[union-attr]
-            if not run:
-                continue
-            if left == _INDEFINITE:
-                self.pos += run * size
-                continue
-            run = min(run, left)
-            self.pos += run * size
-            self.open[-1] = left - run + 1  # _done counts the last one
-            if self._done():
-                return True
-            if not self.open:
-                return False
-        return False
-
-    def _item(self, buf: bytearray) -> bool | None:
-        """Read one header (and skip its string); True if the outermost item
-        is complete, None if the header or string is not all there yet."""
-        pos = self.pos
-        major, info = buf[pos] >> 5, buf[pos] & 31
-        if info >= 28:
-            return self._indefinite(major, info)
-        size = 1 if info < 24 else 1 + (1 << (info - 24))
-        if pos + size > len(buf):
-            return None
-        arg = info if info < 24 else int.from_bytes(buf[pos + 1:pos + size], "big")
-        if major in (2, 3):
-            size += arg
-            if pos + size > len(buf):
-                return None  # wait for the whole string, without rescanning it
-        self.pos = pos + size
-        if major == 6:
-            return False  # a tag: its item follows
-        if major in (4, 5) and arg:
-            return self._push(arg * (major - 3))
-        return self._done()
-
-    def _indefinite(self, major: int, info: int) -> bool:
-        if info != 31 or major in (0, 1, 6):
-            raise ValueError("CBOR: reserved additional information %d" % info)
-        self.pos += 1
-        if major != 7:
-            return self._push(_INDEFINITE)
-        if not self.open or self.open[-1] != _INDEFINITE:
-            raise ValueError("CBOR: break outside an indefinite-length item")
-        self.open.pop()
-        return self._done()
-
-    def _push(self, count: int) -> bool:
-        if len(self.open) >= CBOR_MAX_DEPTH:
-            raise ValueError("CBOR: nesting deeper than %d" % CBOR_MAX_DEPTH)
-        self.open.append(count)
-        return False
-
-    def _done(self) -> bool:
-        """An item ended: count it in its container; True if none is open."""
-        open_ = self.open
-        while open_:
-            if open_[-1] == _INDEFINITE:
-                return False
-            open_[-1] -= 1
-            if open_[-1]:
-                return False
-            open_.pop()
-        return True
-
-
 def _take(buf: bytearray, n: int) -> bytes:
     """``bytes(buf[:n])``, taken off the front of ``buf``."""
     data = bytes(buf[:n])
@@ -2901,19 +2242,8 @@ _take_fast = _take if _speedups is None else _speedups.take  # (one copy, not tw
 _CborScanC = None if _speedups is None else _speedups.CborScan
 
 
-def _read_cbor(hdl: Handle, cb: ValueCb) -> Reader:
-    """``cb(hdl, value)`` for the next CBOR data item.  The end of the item
-    is found in one pass that resumes on each arrival (in C with the
-    compiled core, ``_speedups.CborScan``), then the item is decoded once
-    (cbor2).  A malformed item, or one nesting containers deeper than
-    :data:`CBOR_MAX_DEPTH` (400), is a non-fatal ``EBADMSG`` and the read
-    buffer is emptied (CBOR has no way to find the next item).
-    """
-    return _CborReader(hdl, cb).read
-
-
 class _CborReader:
-    """The reader of :func:`_read_cbor` (a class, so that the compiled core
+    """The reader of the ``cbor`` read type (a class, so that the compiled core
     makes and runs it as a C type)."""
     __slots__ = ("cb", "scan", "decode")
     cb: ValueCb
@@ -2946,145 +2276,5 @@ class _CborReader:
         return True
 
 
-def _read_storable(hdl: Handle, cb: ValueCb, *_perl_format: str) -> Reader:
-    """A BER-framed pickle: packstring "w" plus thawing (Perl's storable type;
-    Perl scripts pass a pack format too, which Perl also ignores).
-
-    ``cb(hdl, value)``.  Unless the handle has ``storable_trusted``, only
-    plain data of any pickle protocol (0-5) is accepted: the builtin
-    scalars and containers, ``set``, ``frozenset``, ``bytes``,
-    ``bytearray``, ``complex``, ``slice``, ``OrderedDict``, ``Decimal`` and
-    the ``datetime`` types, nested at most :data:`STORABLE_MAX_DEPTH` (400)
-    deep and without cycles; anything else (other classes, deeper nesting,
-    cyclic or malformed pickles) is checked in one pass before anything is
-    built and reported as a non-fatal ``EBADMSG`` (the frame is skipped).
-    """
-    def thaw_cb(hdl: Handle, data: bytes) -> None:
-        try:
-            value = _thaw(hdl, data)
-        except Exception:  # noqa: BLE001 - any unpickling failure is a bad message
-            hdl._error(_errno.EBADMSG)
-            return
-        cb(hdl, value)
-    return _read_packstring(hdl, thaw_cb, "w")
-
-
-_TLS_RECORD = re.compile(rb"(?:\Z|\x16(\Z|[\x03\x04](?:\Z|.(?:\Z|[\x00-\x40]))))", re.DOTALL)
-_SSL2_RECORD = re.compile(
-    rb"(?:\Z|[\x80-\xff](?:\Z|.(?:\Z|\x01(\Z|[\x03\x04](?:\Z|.(?:\Z|.))))))", re.DOTALL)
-
-
-def _read_tls_detect(hdl: Handle, cb: TlsDetectCb) -> Reader:
-    def reader(hdl: Handle) -> bool:
-        rbuf = bytes(hdl._rbuf[:6])  # an SSL2-style hello needs six bytes
-        m = _TLS_RECORD.match(rbuf) or _SSL2_RECORD.match(rbuf)
-        if m is not None:
-            head = m.group(1)
-            if head is None:
-                return False
-            if len(head) != 3:
-                return False  # partial match: cannot decide yet
-            cb(hdl, "accept", head[0], head[1])  # head: major, minor, length/padding
-        else:
-            cb(hdl, None)
-        return True
-    return reader
-
-
-def _read_tls_autostart(hdl: Handle, cb: Any, *tls_args: Any) -> Reader:
-    # Perl: push_read(tls_autostart => $tls[, $ctx]); the "callback" slot is the mode.
-    args = (cb,) + tls_args
-
-    def detected(hdl: Handle, kind: str | None, *version: int) -> None:
-        if kind:
-            hdl.starttls(*args)
-    return _read_tls_detect(hdl, detected)
-
-
-for _name, _factory in (
-    ("chunk", _read_chunk), ("line", _read_line), ("regex", _read_regex),
-    ("netstring", _read_netstring), ("packstring", _read_packstring),
-    ("json", _read_json), ("cbor", _read_cbor), ("storable", _read_storable),
-    ("tls_detect", _read_tls_detect), ("tls_autostart", _read_tls_autostart),
-):
+for _name, _factory in (("chunk", _read_chunk), ("line", _read_line), ("regex", _read_regex)):
     register_read_type(_name, _factory)
-
-
-# ---------------------------------------------------------------------------
-# Built-in write types
-# ---------------------------------------------------------------------------
-
-def _write_netstring(hdl: Handle, data: Bytes) -> bytes:
-    data = bytes(data)
-    return b"%d:%s," % (len(data), data)
-
-
-def _write_packstring(hdl: Handle, fmt: str, data: Bytes) -> bytes:
-    data = bytes(data)
-    return _pack_length(fmt, len(data)) + data
-
-
-def json_coder() -> tuple[_json.JSONEncoder, _json.JSONDecoder]:
-    """The JSON coder a handle uses when ``json=`` is not given (Perl's
-    ``AnyEvent::Handle::json_coder``): a tuple ``(encoder, decoder)`` of a
-    compact UTF-8 :class:`json.JSONEncoder` and a :class:`json.JSONDecoder`
-    that refuses NaN and Infinity (as JSON::XS does);
-    pass it (or your own objects with ``encode``/``raw_decode``) as
-    ``Handle(json=...)``."""
-    return _JSON_ENCODER, _JSON_DECODER
-
-
-class _CborCoder:
-    """``encode``/``decode`` through cbor2 with fixed keyword arguments."""
-    __slots__ = ("dumps_kw", "loads_kw")
-    dumps_kw: dict[str, Any]
-    loads_kw: dict[str, Any]
-
-    def __init__(self, dumps_kw: dict[str, Any], loads_kw: dict[str, Any]) -> None:
-        self.dumps_kw, self.loads_kw = dumps_kw, loads_kw
-
-    def encode(self, value: Any) -> bytes:
-        return cbor2.dumps(value, **self.dumps_kw)
-
-    def decode(self, data: Bytes) -> Any:
-        return cbor2.loads(data, **self.loads_kw)
-
-
-def cbor_coder(dumps_kw: Mapping[str, Any] | None = None,
-               loads_kw: Mapping[str, Any] | None = None) -> _CborCoder:
-    """A CBOR coder for ``Handle(cbor=...)`` (Perl's
-    ``AnyEvent::Handle::cbor_coder``, a ``CBOR::XS`` object): an object
-    with ``encode(value) -> bytes`` and ``decode(bytes) -> value`` on
-    cbor2, with the keyword arguments of :func:`cbor2.dumps` /
-    :func:`cbor2.loads` given as dicts.  Any object with those two methods
-    can be passed as ``cbor=`` instead."""
-    return _CborCoder(dict(dumps_kw or {}), dict(loads_kw or {}))
-
-
-def _write_json(hdl: Handle, value: Any) -> bytes:
-    coder = hdl._json
-    if isinstance(coder, tuple):
-        coder = coder[0]
-    if not hasattr(coder, "encode"):
-        coder = _JSON_ENCODER
-    text = coder.encode(value)
-    return text.encode("utf-8") if isinstance(text, str) else text
-
-
-def _write_cbor(hdl: Handle, value: Any) -> bytes:
-    coder = hdl._cbor
-    if hasattr(coder, "encode"):
-        return coder.encode(value)  # type: ignore[no-any-return]
-    return cbor2.dumps(value, **(coder or {}))
-
-
-def _write_storable(hdl: Handle, value: Any) -> bytes:
-    """A BER-framed pickle: packstring "w", as the storable read type expects."""
-    return _write_packstring(hdl, "w", pickle.dumps(value, protocol=4))
-
-
-for _name, _fn in (
-    ("netstring", _write_netstring), ("packstring", _write_packstring),
-    ("json", _write_json), ("cbor", _write_cbor), ("storable", _write_storable),
-):
-    register_write_type(_name, _fn)

@@ -1,4 +1,4 @@
-# Cython declarations for the compiled core (setup.py); handle.py stays the
+# Cython declarations for the compiled core (setup.py); _stream.py stays the
 # source.  _HandleCore becomes a C type: its slots are C fields, so the
 # methods below reach them without a dictionary lookup, and the per-message
 # methods are cpdef, so the core calls them without a Python call (a Python
