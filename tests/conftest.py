@@ -1,6 +1,7 @@
 """Shared fixtures: callback exceptions fail the test; forced garbage
 collection; required tools; skips for tests of our own loop's behaviour on
-the other models (``ANYEVENT_MODEL``)."""
+the other models (``ANYEVENT_MODEL``); socket pairs and a TCP server to
+accept connections (:func:`listener`) that are closed after the test."""
 
 import gc
 import os
@@ -233,3 +234,90 @@ def pair():
     a, b = socket.socketpair()
     _pairs.extend((a, b))
     return a, b
+
+
+class Listener:
+    """A TCP socket listening on 127.0.0.1, on a port the kernel picks, for a
+    test to connect to and talk to the connections it accepts.
+
+    ``host``, ``port`` and ``address`` (``(host, port)``) say where it
+    listens; ``backlog`` is :meth:`socket.socket.listen`'s.  A test either
+    takes connections one by one with :meth:`accept` (or makes one and takes
+    it with :meth:`pair`), or has them all accepted on the event loop with
+    :meth:`serve`.  :meth:`close` (the :func:`listener` fixture's teardown,
+    or the end of a ``with`` block) closes the listening socket and every
+    socket :meth:`accept` and :meth:`pair` returned; a socket passed to
+    :meth:`serve`'s callback is the callback's, as one from
+    ``anyevent.socket.tcp_server`` (a Handle made of it closes it).
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, backlog=128):
+        import socket
+        self.sock = socket.create_server((self.host, 0), backlog=backlog)
+        self.port = self.sock.getsockname()[1]
+        self.address = (self.host, self.port)
+        self._sockets = []  # what accept and pair returned, closed by close
+        self._watcher = None
+
+    def accept(self, timeout=5):
+        """Wait at most ``timeout`` seconds (``None``: without limit) for the
+        next connection and return its socket, blocking as
+        :meth:`socket.socket.accept` makes it; ``TimeoutError`` if none came."""
+        self.sock.settimeout(timeout)
+        sock, _ = self.sock.accept()
+        self._sockets.append(sock)
+        return sock
+
+    def pair(self, timeout=5):
+        """``(client, server)``: a new blocking connection to the listener and
+        the socket :meth:`accept` (waiting at most ``timeout`` seconds) took
+        for it; a TCP :func:`pair`."""
+        import socket
+        client = socket.create_connection(self.address)
+        self._sockets.append(client)
+        return client, self.accept(timeout)
+
+    def serve(self, on_accept):
+        """From now on accept every connection on the event loop and call
+        ``on_accept(sock, host, port)`` with its non-blocking socket and the
+        peer's address, as ``tcp_server`` calls its accept callback; returns
+        :attr:`port`."""
+        from anyevent import AE
+        self.sock.setblocking(False)
+
+        def ready():
+            while True:
+                try:
+                    sock, (host, port) = self.sock.accept()
+                except BlockingIOError:
+                    return
+                sock.setblocking(False)
+                on_accept(sock, host, port)
+        self._watcher = AE.io(self.sock, 0, ready)
+        return self.port
+
+    def close(self):
+        """Stop serving; close the listening socket and the accepted ones."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+        self.sock.close()
+        while self._sockets:
+            self._sockets.pop().close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@pytest.fixture
+def listener():
+    """A :class:`Listener` on 127.0.0.1 (``.port``, ``.accept(timeout)``,
+    ``.pair()``, ``.serve(on_accept)``), closed with the sockets it gave when
+    the test ends."""
+    with Listener() as server:
+        yield server

@@ -18,15 +18,6 @@ def open_fds():
 
 
 @pytest.fixture
-def listener():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(8)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def refused_port():
     return free_port()
 
@@ -64,8 +55,8 @@ def run(**kw):
 def test_refused_then_connected(listener, refused_port):
     (what, sock), fails = run(addrs=[
         {"family": "inet", "socktype": "stream", "ip": "127.0.0.1", "port": refused_port},
-        ("inet", "stream", 0, listener.getsockname())])
-    assert what == "connected" and sock.getpeername() == listener.getsockname()
+        ("inet", "stream", 0, listener.address)])
+    assert what == "connected" and sock.getpeername() == listener.address
     assert [(f[0], f[2], f[3].errno) for f in fails] == [
         ("connect", ("127.0.0.1", refused_port), errno.ECONNREFUSED)]
     sock.close()
@@ -92,7 +83,7 @@ def test_most_significant_error(listener, refused_port):
     assert (what, syscall) == ("error", "socket")
     assert fails[0][:4] == ("socket",) + BAD_PROTOCOL[:3]
     # bind beats socket
-    (what, syscall, err), fails = run(addrs=[BAD_PROTOCOL, ("inet", "stream", 0, listener.getsockname())],
+    (what, syscall, err), fails = run(addrs=[BAD_PROTOCOL, ("inet", "stream", 0, listener.address)],
                                       local_addr={"ip": "192.0.2.123"})
     assert (syscall, err.errno) == ("bind", errno.EADDRNOTAVAIL)
     assert [f[0] for f in fails] == ["socket", "bind"]
@@ -104,18 +95,17 @@ def test_most_significant_error(listener, refused_port):
 
 
 def test_local_addr_binding(listener):
-    (what, sock), _ = run(addr={"ip": "127.0.0.1", "port": listener.getsockname()[1]},
+    (what, sock), _ = run(addr={"ip": "127.0.0.1", "port": listener.port},
                           local_addr={"family": "inet", "ip": "127.0.0.2", "port": 0})
     peer = listener.accept()
-    assert peer[1][0] == "127.0.0.2" == sock.getsockname()[0]
-    peer[0].close()
+    assert peer.getpeername()[0] == "127.0.0.2" == sock.getsockname()[0]
     sock.close()
 
 
 def test_host_and_service_resolution(listener):
-    (what, sock), _ = run(host="127.0.0.1", service=str(listener.getsockname()[1]),
+    (what, sock), _ = run(host="127.0.0.1", service=str(listener.port),
                           socktype="stream")
-    assert sock.getpeername() == listener.getsockname()
+    assert sock.getpeername() == listener.address
     sock.close()
     (what, msg), _ = run(host="localhost", service="no-such-service-name")
     assert what == "resolve" and "service unknown" in msg
@@ -136,7 +126,7 @@ def test_unix_address(tmp_path):
 
 def test_no_callback_inside_constructor(listener):
     seen = []
-    conn = Connector(addr=("inet", "stream", 0, listener.getsockname()),
+    conn = Connector(addr=("inet", "stream", 0, listener.address),
                      on_connected=seen.append, on_connect_error=lambda *a: seen.append(a))
     assert seen == []
     while not seen:
@@ -162,7 +152,7 @@ def test_cancel_mid_connect_leaves_no_fd(blackhole):
 
 def test_retry_after_success(listener):
     got = []
-    conn = Connector(addrs=[("inet", "stream", 0, listener.getsockname())] * 2,
+    conn = Connector(addrs=[("inet", "stream", 0, listener.address)] * 2,
                      on_connected=got.append, on_connect_error=lambda *a: got.append(a))
     while not got:
         loop.one_event()
@@ -190,11 +180,11 @@ def test_addrinfo_forms():
 def test_connected_socket_makes_a_handle(listener):
     from anyevent.handle import Handle
     cv = CondVar()
-    conn = Connector(addr={"ip": "127.0.0.1", "port": listener.getsockname()[1]},
+    conn = Connector(addr={"ip": "127.0.0.1", "port": listener.port},
                      on_connected=lambda sock: cv.send(Handle(fh=sock)),
                      on_connect_error=lambda *a: cv.send(None))
     hdl = cv.recv()
-    peer, _ = listener.accept()
+    peer = listener.accept()
     got = CondVar()
     hdl.push_read("line", lambda h, line, eol: got.send(line))
     peer.sendall(b"hello\n")

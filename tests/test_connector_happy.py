@@ -10,7 +10,7 @@ import pytest
 from anyevent.connector import Connector
 from anyevent.reactor import CondVar, loop
 from conftest import free_port
-from test_connector import BAD_PROTOCOL, blackhole, listener, open_fds, refused_port  # noqa: F401
+from test_connector import BAD_PROTOCOL, blackhole, open_fds, refused_port  # noqa: F401
 
 
 def race(delay=0.1, **kw):
@@ -49,8 +49,8 @@ def ipv6_refused_port():
 def test_silent_target_loses_after_the_delay(blackhole, listener):
     before = open_fds()
     (what, sock), fails, took = race(delay=0.1, timeout=5,
-                                     addrs=[v4(blackhole), v4(listener.getsockname()[1])])
-    assert what == "connected" and sock.getpeername() == listener.getsockname()
+                                     addrs=[v4(blackhole), v4(listener.port)])
+    assert what == "connected" and sock.getpeername() == listener.address
     assert 0.08 < took < 1.5          # not the 5 s timeout of the silent target
     assert fails == []                # the loser was closed, not failed
     assert open_fds() == before + 1   # only the winner is open
@@ -59,7 +59,7 @@ def test_silent_target_loses_after_the_delay(blackhole, listener):
 
 def test_failure_starts_the_next_attempt_at_once(refused_port, listener):
     (what, sock), fails, took = race(delay=2, addrs=[v4(refused_port),
-                                                     v4(listener.getsockname()[1])])
+                                                     v4(listener.port)])
     assert what == "connected" and took < 1
     assert [(f[0], f[3].errno) for f in fails] == [("connect", errno.ECONNREFUSED)]
     sock.close()
@@ -119,7 +119,7 @@ def test_cancel_mid_race_closes_every_socket(blackhole):
 
 def test_retry_continues_with_the_remaining_targets(blackhole, listener):
     got = []
-    conn = Connector(addrs=[v4(blackhole), v4(listener.getsockname()[1])] * 2, timeout=0.3,
+    conn = Connector(addrs=[v4(blackhole), v4(listener.port)] * 2, timeout=0.3,
                      happy_eyeballs=True, connection_attempt_delay=0.05,
                      on_connected=got.append, on_connect_error=lambda *a: got.append(a))
     for n in (1, 2, 3):

@@ -516,14 +516,12 @@ def test_memoryview_of_rbuf_kept_past_the_callback_is_one_fatal_ebusy():
     assert h.destroyed() and bytes(views[0]) == b"first"
 
 
-def test_reset_arriving_with_data_is_reported_after_the_data():
+def test_reset_arriving_with_data_is_reported_after_the_data(listener):
     """(uvloop alone stops watching an fd after such an event: the uvloop
     model polls through an epoll set of its own.)"""
     import struct
     import time
-    with socket.create_server(("127.0.0.1", 0)) as lsock:
-        client = socket.create_connection(lsock.getsockname())
-        server = lsock.accept()[0]
+    client, server = listener.pair()
     got, cv = [], AE.cv()
     server.sendall(b"never read")  # the client closes with it unread: a reset
     client.sendall(b"hello")
@@ -615,10 +613,8 @@ def test_json_and_cbor_options_take_coder_objects():
     reader.destroy()
 
 
-def test_close_context_manager_and_repr():
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        a = socket.create_connection(listener.getsockname())
-        b, _ = listener.accept()
+def test_close_context_manager_and_repr(listener):
+    a, b = listener.pair()
     with Handle(fh=a, on_read=lambda h: None) as h:
         text = repr(h)
         assert re.fullmatch(r"<Handle fd=\d+ peer=127\.0\.0\.1:\d+ reading rbuf=0 wbuf=0>", text), text

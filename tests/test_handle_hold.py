@@ -16,7 +16,6 @@ import threading
 
 from anyevent import AE, loop
 from anyevent.handle import Handle
-from anyevent.socket import tcp_server
 
 from conftest import own_loop_only, pair, run_until
 from test_handle_tls import server_ctx
@@ -195,10 +194,10 @@ def test_a_blocking_wait_in_the_callback_sends_first():
     assert results == [b"question\n"]
 
 
-def test_starttls_after_a_plaintext_reply_sends_the_reply_in_clear():
+def test_starttls_after_a_plaintext_reply_sends_the_reply_in_clear(listener):
     """SMTP's STARTTLS: "220 go ahead" in clear, then the handshake."""
     ctx = server_ctx()
-    port_cv, done = AE.cv(), AE.cv()
+    done = AE.cv()
     handles = []
 
     def accept(fh, host, port):
@@ -210,8 +209,7 @@ def test_starttls_after_a_plaintext_reply_sends_the_reply_in_clear():
                      linger=0)
         hdl.push_read("line", command)
         handles.append(hdl)
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
-    port = port_cv.recv()
+    port = listener.serve(accept)
     result = {}
 
     def client():
@@ -226,5 +224,4 @@ def test_starttls_after_a_plaintext_reply_sends_the_reply_in_clear():
     t.start()
     run_until(done, 20)
     t.join(5)
-    del server
     assert result == {"clear": b"220 go ahead\r\n", "tls": b"secret hello\r\n"}

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import struct
 import subprocess
 from pathlib import Path
@@ -23,7 +22,7 @@ from anyevent import AE
 from anyevent.handle import Handle
 from anyevent.handle._wire import _pack_length, _unpack_length
 
-from conftest import require_tool
+from conftest import Listener, require_tool
 
 PEER = Path(__file__).with_name("perl") / "peer.pl"
 HEX_MAX = 64  # as peer.pl: longer byte strings are compared as (length, md5)
@@ -122,21 +121,18 @@ def exchange(frames, tmp_path):
     """Run the plan through peer.pl; return (python_saw, echoes, perl_saw)."""
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps([f.plan() for f in frames]))
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(20)
-    with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
-        proc = subprocess.Popen(["perl", str(PEER), str(listener.getsockname()[1]), str(plan)],
-                                stdout=out, stderr=err)
-    try:
-        conn = listener.accept()[0]
-        listener.close()
-        python_saw, echoes = drive(conn, frames)
-        conn.close()
-        assert proc.wait(timeout=20) == 0, (tmp_path / "err").read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with Listener() as listener:
+        with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
+            proc = subprocess.Popen(["perl", str(PEER), str(listener.port), str(plan)],
+                                    stdout=out, stderr=err)
+        try:
+            conn = listener.accept(20)
+            python_saw, echoes = drive(conn, frames)
+            assert proc.wait(timeout=20) == 0, (tmp_path / "err").read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     perl_saw = [json.loads(x) for x in (tmp_path / "out").read_bytes().split(b"\n") if x]
     assert [x.pop("index") for x in perl_saw] == list(range(len(frames)))
     return python_saw, echoes, perl_saw

@@ -16,7 +16,6 @@ import pytest
 
 from anyevent import AE
 from anyevent.handle import Handle
-from anyevent.socket import tcp_server
 from conftest import pair, require_tool, run_until, settle
 from tlsfixtures import certs
 
@@ -29,13 +28,6 @@ def depth():
     while frame is not None:
         frame, n = frame.f_back, n + 1
     return n
-
-
-def tcp_pair():
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        a = socket.create_connection(listener.getsockname())
-        b, _ = listener.accept()
-    return a, b
 
 
 class Refill:
@@ -77,9 +69,9 @@ def hash_until_eof(sock, result):
     result.extend((n, h.hexdigest()))
 
 
-def test_one_gib_in_1k_refills_from_on_drain_with_a_flat_stack():
+def test_one_gib_in_1k_refills_from_on_drain_with_a_flat_stack(listener):
     size = 1 << 30
-    a, b = tcp_pair()
+    a, b = listener.pair()
     result = []
     reader = threading.Thread(target=hash_until_eof, args=(b, result))
     reader.start()
@@ -99,7 +91,7 @@ def test_one_gib_in_1k_refills_from_on_drain_with_a_flat_stack():
     assert result == [size, stream_digest(size)]
 
 
-def test_tls_refills_from_on_drain_with_a_flat_stack():
+def test_tls_refills_from_on_drain_with_a_flat_stack(listener):
     size = 16 << 20
     done, received = AE.cv(), AE.cv()
     digest = hashlib.sha256()
@@ -116,10 +108,9 @@ def test_tls_refills_from_on_drain_with_a_flat_stack():
         keep.append(Handle(fh=fh, tls="accept", tls_ctx={"cert_file": certs().server_pem},
                            on_read=on_read, on_error=lambda h, f, m: received.croak(m)))
     keep = []
-    port = AE.cv()
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port.send(p))
+    port = listener.serve(accept)
     refill = Refill(size, done)
-    client = Handle(connect=("127.0.0.1", port.recv()), tls="connect",
+    client = Handle(connect=("127.0.0.1", port), tls="connect",
                     tls_ctx={"verify": 1, "ca_file": certs().ca_file, "verify_peername": "https"},
                     peername="localhost", on_error=lambda h, f, m: done.croak(m))
     client.on_drain(refill)
@@ -128,25 +119,24 @@ def test_tls_refills_from_on_drain_with_a_flat_stack():
     assert len(refill.depths) <= 2
     client.destroy()
     keep[0].destroy()
-    del server
 
 
-def reset_by_peer():
+def reset_by_peer(listener):
     """A handle's socket whose peer has gone with a RST."""
-    a, b = tcp_pair()
+    a, b = listener.pair()
     b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     b.close()
     return a
 
 
-def test_on_error_pushing_a_last_word_after_a_reset_runs_once():
+def test_on_error_pushing_a_last_word_after_a_reset_runs_once(listener):
     calls, cv = [], AE.cv()
 
     def on_error(h, fatal, message):
         calls.append((fatal, h.errno))
         h.push_write(b"goodbye\n")  # fails again: not reported again
         AE.postpone(cv.send)
-    hdl = Handle(fh=reset_by_peer(), on_error=on_error, linger=0)
+    hdl = Handle(fh=reset_by_peer(listener), on_error=on_error, linger=0)
     hdl.push_read("line", lambda *a: None)
     run_until(cv)
     assert calls == [(True, errno.ECONNRESET)]
@@ -300,17 +290,16 @@ def test_tls_setup_failure_reaches_on_error():
     b.close()
 
 
-def test_obsolete_tls_options_of_anyevent_http_connect():
+def test_obsolete_tls_options_of_anyevent_http_connect(listener):
     """AnyEvent::HTTP's default context {cache => 1, sslv2 => 1} must work."""
-    port, got = AE.cv(), AE.cv()
+    got = AE.cv()
 
     def accept(fh, host, p):
         keep.append(Handle(fh=fh, tls="accept", tls_ctx={"cert_file": certs().server_pem},
                            on_error=lambda h, f, m: got.croak(m)))
         keep[-1].push_read("line", lambda h, line, eol: got.send(line))
     keep = []
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port.send(p))
-    client = Handle(connect=("127.0.0.1", port.recv()), tls="connect",
+    client = Handle(connect=("127.0.0.1", listener.serve(accept)), tls="connect",
                     tls_ctx={"cache": 1, "sslv2": 1, "verify": 1, "ca_file": certs().ca_file,
                              "verify_peername": "https"},
                     peername="localhost", on_error=lambda h, f, m: got.croak(m))
@@ -318,7 +307,6 @@ def test_obsolete_tls_options_of_anyevent_http_connect():
     assert run_until(got) == b"over tls"
     client.destroy()
     keep[0].destroy()
-    del server
 
 
 def test_on_timeout_that_raises_stays_armed(callback_errors):
@@ -338,8 +326,8 @@ def test_on_timeout_that_raises_stays_armed(callback_errors):
     b.close()
 
 
-def test_on_starttls_that_raises_does_not_stall_the_stream(callback_errors):
-    port, got = AE.cv(), AE.cv()
+def test_on_starttls_that_raises_does_not_stall_the_stream(callback_errors, listener):
+    got = AE.cv()
 
     def accept(fh, host, p):
         keep.append(Handle(fh=fh, tls="accept", tls_ctx={"cert_file": certs().server_pem},
@@ -349,8 +337,7 @@ def test_on_starttls_that_raises_does_not_stall_the_stream(callback_errors):
     def on_starttls(h, ok, message):
         raise RuntimeError("on_starttls broke")
     keep = []
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port.send(p))
-    client = Handle(connect=("127.0.0.1", port.recv()), tls="connect",
+    client = Handle(connect=("127.0.0.1", listener.serve(accept)), tls="connect",
                     tls_ctx={"verify": 1, "ca_file": certs().ca_file, "verify_peername": "https"},
                     peername="localhost", on_starttls=on_starttls,
                     on_error=lambda h, f, m: got.croak(m))
@@ -359,7 +346,6 @@ def test_on_starttls_that_raises_does_not_stall_the_stream(callback_errors):
     assert [str(exc) for where, exc in callback_errors] == ["on_starttls broke"]
     client.destroy()
     keep[0].destroy()
-    del server
 
 
 def test_on_connect_error_that_raises_still_destroys(callback_errors):

@@ -12,7 +12,7 @@ import pytest
 
 from anyevent import AE
 from anyevent.handle import Handle
-from anyevent.socket import tcp_connect, tcp_server
+from anyevent.socket import tcp_connect
 from anyevent.tls import TLS
 
 from conftest import free_port, require_tool, run_until, settle
@@ -25,10 +25,10 @@ def server_ctx(**kw):
 
 # -- a port of t/80_ssltest.t: five modes, key and certificate in one PEM -------
 
-def _ssltest(mode):
+def _ssltest(mode, listener):
     ctx = server_ctx()
     checks = []
-    server_done, client_done, port_cv = AE.cv(), AE.cv(), AE.cv()
+    server_done, client_done = AE.cv(), AE.cv()
     keep = {}
 
     def ok(cond, name):
@@ -76,8 +76,7 @@ def _ssltest(mode):
                 h.push_read("line", got_len)
             hd.on_read(on_read)
 
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, host, port: port_cv.send(port))
-    port = port_cv.recv()
+    port = listener.serve(accept)
 
     def connected(fh=None, *rest):
         ok(fh is not None, "client_connect %d" % mode)
@@ -141,9 +140,9 @@ def _ssltest(mode):
 
 
 @pytest.mark.parametrize("mode", [1, 2, 3, 4, 5])
-def test_anyevent_ssltest_modes(mode, monkeypatch):
+def test_anyevent_ssltest_modes(mode, monkeypatch, listener):
     monkeypatch.setenv("ANYEVENT_CA_FILE", certs().ca_file)
-    checks = _ssltest(mode)
+    checks = _ssltest(mode, listener)
     failed = [name for good, name in checks if not good]
     assert not failed
     assert len(checks) >= {1: 5, 2: 5, 3: 6, 4: 6, 5: 64 * 2 + 2}[mode]
@@ -177,29 +176,28 @@ def _pump_bulk(hdl, size, cv, keep=None):
     hdl.on_read(on_read)
 
 
-def _python_ssl_echo_server(version):
+def _python_ssl_echo_server(listener, version):
+    """A thread echoing one TLS connection on ``listener``; returns (port, thread)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(certs().server_pem)
     ctx.minimum_version = ctx.maximum_version = version
-    lsock = socket.create_server(("127.0.0.1", 0))
 
     def serve():
-        conn, _ = lsock.accept()
+        conn = listener.accept(20)
         with ctx.wrap_socket(conn, server_side=True) as tls:
             while True:
                 data = tls.recv(65536)
                 if not data:
                     break
                 tls.sendall(data)
-        lsock.close()
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    return lsock.getsockname()[1], t
+    return listener.port, t
 
 
 @pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
-def test_our_client_against_python_ssl_server_10mb(version):
-    port, thread = _python_ssl_echo_server(getattr(ssl.TLSVersion, version))
+def test_our_client_against_python_ssl_server_10mb(version, listener):
+    port, thread = _python_ssl_echo_server(listener, getattr(ssl.TLSVersion, version))
     cv = AE.cv()
     hdl = Handle(connect=("127.0.0.1", port), tls="connect",
                  tls_ctx={"method": version, "verify": 1, "ca_file": certs().ca_file,
@@ -214,9 +212,9 @@ def test_our_client_against_python_ssl_server_10mb(version):
 
 
 @pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
-def test_our_server_against_python_ssl_client_10mb(version):
+def test_our_server_against_python_ssl_client_10mb(version, listener):
     ctx = server_ctx(method=version)
-    port_cv, done = AE.cv(), AE.cv()
+    done = AE.cv()
     handles = []
 
     def accept(fh, host, port):
@@ -224,8 +222,7 @@ def test_our_server_against_python_ssl_client_10mb(version):
                      on_error=lambda h, f, m: done.croak(m))
         hdl.on_read(lambda h: (h.push_write(bytes(h.rbuf)), h.rbuf.clear()))
         handles.append(hdl)
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
-    port = port_cv.recv()
+    port = listener.serve(accept)
     result = {}
 
     def client():
@@ -289,9 +286,9 @@ def test_our_client_against_openssl_s_server(version):
 
 
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
-def test_our_server_against_openssl_s_client(version):
+def test_our_server_against_openssl_s_client(version, listener):
     openssl = require_tool("openssl")
-    port_cv, done = AE.cv(), AE.cv()
+    done = AE.cv()
     handles = []
 
     def accept(fh, host, port):
@@ -304,8 +301,7 @@ def test_our_server_against_openssl_s_client(version):
                      on_error=lambda h, f, m: done.croak(m), on_eof=lambda h: None)
         hdl.push_read("line", line)
         handles.append(hdl)
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
-    port = port_cv.recv()
+    port = listener.serve(accept)
     proc = subprocess.Popen(
         [openssl, "s_client", "-connect", "127.0.0.1:%d" % port, "-quiet", "-no_ign_eof", version,
          "-CAfile", certs().ca_file, "-verify_return_error", "-servername", "localhost"],
@@ -332,16 +328,16 @@ def _read_all(proc, timeout=10):
 
 # -- verification failures are EPROTO with a reason -------------------------------------
 
-def _client_against(pem, peername="localhost", **client_opts):
-    """Connect a verifying client to a server presenting ``pem``; return (fatal, errno, msg)."""
-    port_cv, cv = AE.cv(), AE.cv()
+def _client_against(listener, pem, peername="localhost", **client_opts):
+    """Connect a verifying client to a server presenting ``pem`` on ``listener``; return
+    (fatal, errno, msg)."""
+    cv = AE.cv()
     handles = []
 
     def accept(fh, host, port):
         handles.append(Handle(fh=fh, tls="accept", tls_ctx=TLS(cert_file=pem),
                               on_error=lambda *a: None))
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
-    port = port_cv.recv()
+    port = listener.serve(accept)
     opts = {"verify": 1, "ca_file": certs().ca_file, "verify_peername": "https"}
     opts.update(client_opts)
     hdl = Handle(connect=("127.0.0.1", port), tls="connect", peername=peername, tls_ctx=opts,
@@ -350,16 +346,15 @@ def _client_against(pem, peername="localhost", **client_opts):
     return run_until(cv)
 
 
-def test_good_chain_accepted():
-    port_cv, cv = AE.cv(), AE.cv()
+def test_good_chain_accepted(listener):
+    cv = AE.cv()
     handles = []
 
     def accept(fh, host, port):
         h = Handle(fh=fh, tls="accept", tls_ctx=server_ctx(), on_error=lambda *a: None)
         h.push_write(b"welcome\n")
         handles.append(h)
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
-    port = port_cv.recv()
+    port = listener.serve(accept)
     hdl = Handle(connect=("127.0.0.1", port), tls="connect", peername="localhost",
                  tls_ctx={"verify": 1, "ca_file": certs().ca_file, "verify_peername": "https"},
                  on_error=lambda h, f, m: cv.croak(m))
@@ -373,21 +368,20 @@ def test_good_chain_accepted():
     ("selfsigned_pem", "self-signed"),
     ("unknownca_pem", "local issuer"),
 ])
-def test_bad_certificates_rejected_with_eproto_and_reason(which, reason):
-    fatal, err, msg = _client_against(getattr(certs(), which))
+def test_bad_certificates_rejected_with_eproto_and_reason(which, reason, listener):
+    fatal, err, msg = _client_against(listener, getattr(certs(), which))
     assert (fatal, err) == (True, errno.EPROTO)
     assert reason in msg
 
 
-def test_on_starttls_reports_failure_instead_of_on_error():
-    port_cv, cv = AE.cv(), AE.cv()
+def test_on_starttls_reports_failure_instead_of_on_error(listener):
+    cv = AE.cv()
     handles = []
 
     def accept(fh, host, port):
         handles.append(Handle(fh=fh, tls="accept", tls_ctx=TLS(cert_file=certs().expired_pem),
                               on_error=lambda *a: None))
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
-    port = port_cv.recv()
+    port = listener.serve(accept)
     hdl = Handle(connect=("127.0.0.1", port), tls="connect", peername="localhost",
                  tls_ctx={"verify": 1, "ca_file": certs().ca_file},
                  on_starttls=lambda h, ok, msg: cv.send((ok, msg)),
@@ -396,8 +390,7 @@ def test_on_starttls_reports_failure_instead_of_on_error():
     assert ok is False and "expired" in msg
 
 
-def test_client_certificate_required_and_checked():
-    port_cv = AE.cv()
+def test_client_certificate_required_and_checked(listener):
     results = AE.cv()
     handles = []
     sctx = TLS(cert_file=certs().server_pem, verify=1, verify_require_client_cert=1,
@@ -408,8 +401,7 @@ def test_client_certificate_required_and_checked():
                    on_starttls=lambda h, ok, msg: results.send(("server", ok, msg)),
                    on_error=lambda h, f, m: results.send(("server-error", False, m)))
         handles.append(h)
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
-    port = port_cv.recv()
+    port = listener.serve(accept)
 
     def connect(**extra):
         nonlocal results
@@ -428,9 +420,8 @@ def test_client_certificate_required_and_checked():
 
 # -- tls_autostart: TLS and plaintext on one port -----------------------------------------
 
-def test_tls_autostart_serves_tls_and_plain_clients_on_one_port(monkeypatch):
+def test_tls_autostart_serves_tls_and_plain_clients_on_one_port(monkeypatch, listener):
     monkeypatch.setenv("ANYEVENT_CA_FILE", certs().ca_file)  # the default client verifies
-    port_cv = AE.cv()
     handles = []
     ctx = server_ctx()
 
@@ -440,8 +431,7 @@ def test_tls_autostart_serves_tls_and_plain_clients_on_one_port(monkeypatch):
         h.push_read("line", lambda h, l, e: h.push_write(
             b"%s:%s\n" % (b"tls" if h.tls else b"plain", l)))
         handles.append(h)
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
-    port = port_cv.recv()
+    port = listener.serve(accept)
     answers = AE.cv()
     answers.begin()
     got = {}
@@ -459,9 +449,9 @@ def test_tls_autostart_serves_tls_and_plain_clients_on_one_port(monkeypatch):
     assert got == {"one": b"tls:one", "two": b"plain:two"}
 
 
-def test_stoptls_then_plaintext_and_on_stoptls(monkeypatch):
+def test_stoptls_then_plaintext_and_on_stoptls(monkeypatch, listener):
     monkeypatch.setenv("ANYEVENT_CA_FILE", certs().ca_file)  # the default client verifies
-    port_cv, cv = AE.cv(), AE.cv()
+    cv = AE.cv()
     handles = []
     ctx = server_ctx()
 
@@ -472,8 +462,7 @@ def test_stoptls_then_plaintext_and_on_stoptls(monkeypatch):
                    on_stoptls=lambda h: (h.stoptls(), after_stop(h)))
         h.push_read("line", lambda h, l, e: None)
         handles.append(h)
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
-    port = port_cv.recv()
+    port = listener.serve(accept)
 
     def stopped(h):
         h.push_write(b"in the clear\n")
@@ -493,13 +482,13 @@ def test_starttls_twice_is_an_error():
 
 
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
-def test_10mb_each_way_with_openssl_s_client(version, tmp_path):
+def test_10mb_each_way_with_openssl_s_client(version, tmp_path, listener):
     openssl = require_tool("openssl")
     size = 10 * 1024 * 1024
     upload = tmp_path / "up.bin"
     upload.write_bytes(os.urandom(size))
     download = tmp_path / "down.bin"
-    port_cv, done = AE.cv(), AE.cv()
+    done = AE.cv()
     handles = []
     got = bytearray()
 
@@ -508,8 +497,7 @@ def test_10mb_each_way_with_openssl_s_client(version, tmp_path):
                      on_error=lambda h, f, m: done.croak(m), on_eof=lambda h: None)
         handles.append(hdl)
         _pump_bulk(hdl, size, done, keep=got)
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))
-    port = port_cv.recv()
+    port = listener.serve(accept)
     with open(upload, "rb") as stdin, open(download, "wb") as stdout:
         proc = subprocess.Popen(
             [openssl, "s_client", "-connect", "127.0.0.1:%d" % port, "-quiet", version],
@@ -555,8 +543,8 @@ class _WantsReadOnce:
         return getattr(self._conn, name)
 
 
-def test_tls_push_the_engine_does_not_take_waits_and_keeps_its_order():
-    port, thread = _python_ssl_echo_server(ssl.TLSVersion.TLSv1_3)
+def test_tls_push_the_engine_does_not_take_waits_and_keeps_its_order(listener):
+    port, thread = _python_ssl_echo_server(listener, ssl.TLSVersion.TLSv1_3)
     cv, started = AE.cv(), AE.cv()
     hdl = _tls_client(port, on_starttls=lambda h, ok, msg: started.send(ok),
                       on_error=lambda h, f, m: cv.croak(m))
@@ -573,8 +561,8 @@ def test_tls_push_the_engine_does_not_take_waits_and_keeps_its_order():
     thread.join(10)
 
 
-def test_tls_push_beyond_wbuf_max_is_enospc_before_encrypting():
-    port_cv, cv, started, arrived = AE.cv(), AE.cv(), AE.cv(), AE.cv()
+def test_tls_push_beyond_wbuf_max_is_enospc_before_encrypting(listener):
+    cv, started, arrived = AE.cv(), AE.cv(), AE.cv()
     got = bytearray()
     handles = []
 
@@ -587,8 +575,7 @@ def test_tls_push_beyond_wbuf_max_is_enospc_before_encrypting():
     def accept(fh, host, port):
         handles.append(Handle(fh=fh, tls="accept", tls_ctx=server_ctx(), on_read=on_read,
                               on_error=lambda *a: None, on_eof=lambda h: None))
-    server = tcp_server("127.0.0.1", 0, accept, lambda fh, h, p: port_cv.send(p))  # noqa: F841
-    hdl = _tls_client(port_cv.recv(), wbuf_max=1000,
+    hdl = _tls_client(listener.serve(accept), wbuf_max=1000,
                       on_starttls=lambda h, ok, msg: started.send(ok),
                       on_error=lambda h, f, m: cv.send((f, h.errno)))
     assert run_until(started) is True
@@ -602,11 +589,11 @@ def test_tls_push_beyond_wbuf_max_is_enospc_before_encrypting():
         h.destroy()
 
 
-def test_tls_push_through_a_given_connection_in_partial_write_mode():
+def test_tls_push_through_a_given_connection_in_partial_write_mode(listener):
     """A Connection made by the program keeps pyOpenSSL's partial-write mode
     (a record per SSL_write): a large push still goes out whole, in order."""
     from OpenSSL import SSL
-    port, thread = _python_ssl_echo_server(ssl.TLSVersion.TLSv1_3)
+    port, thread = _python_ssl_echo_server(listener, ssl.TLSVersion.TLSv1_3)
     conn = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
     conn.set_connect_state()
     cv = AE.cv()

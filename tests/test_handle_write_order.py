@@ -6,27 +6,24 @@ the fh directly (shutdown, a raw send) or watch on_drain.  The peer must see
 the same bytes in the same order, and the trace of callbacks must match.
 """
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import require_tool
+from conftest import Listener, require_tool
 
 HERE = Path(__file__).parent / "perl"
 
 
 def run_scenario(command, scenario):
     """Run one side; return (bytes the peer received until EOF, stdout trace)."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(20)
-        proc = subprocess.Popen(command + [str(listener.getsockname()[1]), scenario],
+    with Listener() as listener:
+        proc = subprocess.Popen(command + [str(listener.port), scenario],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            conn, _ = listener.accept()
-            with conn:
+            with listener.accept(20) as conn:  # closed here: the peer waits for its EOF
                 conn.settimeout(20)
                 conn.sendall(b"go\n")
                 received = b""

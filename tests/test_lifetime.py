@@ -33,7 +33,7 @@ from anyevent.handle import Handle
 from anyevent.socket import tcp_connect, tcp_server
 from anyevent.util import guard
 
-from conftest import require_tool, run_until, settle
+from conftest import Listener, require_tool, run_until, settle
 
 CYCLE_SERVER = Path(__file__).with_name("perl") / "cycle_server.pl"
 KiB = 1 << 10
@@ -99,23 +99,6 @@ def trimmed_rss():
 def alive(refs):
     """How many of the weak references still reach their object."""
     return sum(1 for r in refs if r() is not None)
-
-
-def listener(backlog=128):
-    """A plain listening socket on 127.0.0.1 and its port."""
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(backlog)
-    return srv, srv.getsockname()[1]
-
-
-def loopback_pair():
-    """Two connected TCP sockets on 127.0.0.1."""
-    srv, port = listener()
-    with srv:
-        a = socket.create_connection(("127.0.0.1", port))
-        b, _ = srv.accept()
-    return a, b
 
 
 def cycle_server(answer, stats, hold=None):
@@ -284,11 +267,11 @@ def test_cycle_kept_handles_survive_forced_gc_then_are_freed(fd_room):
 
 # -- 2. no cycle: the last reference going destroys at once --------------------------
 
-def test_dropped_handle_with_pending_data_lingers_and_delivers():
+def test_dropped_handle_with_pending_data_lingers_and_delivers(listener):
     """A handle without a cycle, dropped with unwritten data, is finalized by
     ``del`` at once, and linger writes the data out: the peer gets every byte,
     then EOF."""
-    a, b = loopback_pair()
+    a, b = listener.pair()
     data = os.urandom(256 * KiB) * 64  # 16 MiB: far more than the socket buffers take
     hdl = Handle(a, on_error=lambda h, fatal, msg: None)
     del a
@@ -319,10 +302,10 @@ def test_dropped_handle_with_pending_data_lingers_and_delivers():
     assert len(got) == len(data) and got == data
 
 
-def test_dropped_handle_without_cycle_is_gone_after_del():
+def test_dropped_handle_without_cycle_is_gone_after_del(listener):
     """A handle with callbacks that do not refer to it is gone right after
     ``del``: its socket closes (the peer reads EOF), no callback runs."""
-    a, b = loopback_pair()
+    a, b = listener.pair()
     called = []
     hdl = Handle(a, on_error=lambda h, fatal, msg: called.append(msg),
                  on_eof=lambda h: called.append("eof"))
@@ -345,12 +328,12 @@ def test_dropped_handle_without_cycle_is_gone_after_del():
 
 # -- 3. a connecting handle held by its own closures ---------------------------------
 
-def test_connecting_handle_kept_by_its_closures():
+def test_connecting_handle_kept_by_its_closures(listener):
     """``Handle(connect=...)`` referenced only from its own callbacks survives
     gc.collect() before, during and after the connect -- the server sends its
     line only 0.3 s after the connection, while the collector is forced every
     10 ms -- calls on_connect, reads the line, and is freed by its destroy()."""
-    srv, port = listener()
+    port = listener.port
     events, server_side = [], []
     cv = AE.cv()
 
@@ -360,7 +343,7 @@ def test_connecting_handle_kept_by_its_closures():
         def on_connect(h, host, port_, retry):
             events.append(("connect", h is hdl, host))
             gc.collect()
-            conn, _ = srv.accept()
+            conn = listener.accept()
             server_side.append(conn)
             server_side.append(AE.timer(0.3, 0, lambda: conn.sendall(b"hello from the server\n")))
 
@@ -399,7 +382,6 @@ def test_connecting_handle_kept_by_its_closures():
         forced.cancel()
         for conn in server_side[:1]:
             conn.close()
-        srv.close()
     assert events == [("connect", True, "127.0.0.1"), ("line", b"hello from the server")]
     assert ref() is None  # destroy() broke the cycle
 
@@ -407,12 +389,12 @@ def test_connecting_handle_kept_by_its_closures():
 # -- 4. connector and guards held by a cycle -------------------------------------------
 
 @pytest.mark.parametrize("end", ["cancel", "undef"])
-def test_tcp_connect_guard_kept_by_its_callback(end):
+def test_tcp_connect_guard_kept_by_its_callback(end, listener):
     """The guard of ``tcp_connect`` (a Connector) referenced only from its own
     callback survives gc.collect() before and after it connected; ``cancel()``
     afterwards -- or, Perl's idiom, the callback dropping it (``undef
     $guard``) -- frees it, and the delivered socket stays usable."""
-    srv, port = listener()
+    port = listener.port
     cv = AE.cv()
 
     def start():
@@ -434,31 +416,28 @@ def test_tcp_connect_guard_kept_by_its_callback(end):
     ref = start()
     gc.collect()
     assert ref() is not None
-    try:
-        fh = run_until(cv, 10)
-        assert fh is not None, "connect failed"
-        if end == "cancel":
-            settle(0.05)
-            gc.collect()
-            assert ref() is not None  # connected, and still kept by its cycle
-            ref().cancel()
-        assert ref() is None
-        conn, _ = srv.accept()
-        conn.sendall(b"over the delivered socket\n")
-        fh.setblocking(True)
-        fh.settimeout(5)
-        assert fh.recv(100) == b"over the delivered socket\n"
-        conn.close()
-        fh.close()
-    finally:
-        srv.close()
+    fh = run_until(cv, 10)
+    assert fh is not None, "connect failed"
+    if end == "cancel":
+        settle(0.05)
+        gc.collect()
+        assert ref() is not None  # connected, and still kept by its cycle
+        ref().cancel()
+    assert ref() is None
+    conn = listener.accept()
+    conn.sendall(b"over the delivered socket\n")
+    fh.setblocking(True)
+    fh.settimeout(5)
+    assert fh.recv(100) == b"over the delivered socket\n"
+    fh.close()
 
 
 def test_tcp_connect_guard_in_cycle_freed_by_cancel():
     """A connect still in progress whose guard only its callback holds stays
     in progress through gc.collect(); ``cancel()`` ends it, frees the guard
     and closes its socket; the callback never runs."""
-    srv, port = listener(backlog=0)
+    srv = Listener(backlog=0)
+    port = srv.port
     # fill the accept queue: the kernel then drops further SYNs, so the next
     # connect stays in progress
     fillers = []

@@ -423,19 +423,18 @@ def _tls_session(pem):
     """A verifying TLS client against a server presenting ``pem``: the client's
     on_starttls result."""
     from anyevent.handle import Handle
-    from anyevent.socket import tcp_server
     from anyevent.tls import TLS
-    from conftest import run_until
+    from conftest import Listener, run_until
     from tlsfixtures import certs
-    port_cv, cv, handles = AE.cv(), AE.cv(), []
-    server = tcp_server("127.0.0.1", 0, lambda fh, h, p: handles.append(Handle(
-        fh=fh, tls="accept", tls_ctx=TLS(cert_file=pem), on_error=lambda *a: None)),
-        lambda fh, h, p: port_cv.send(p))
-    hdl = Handle(connect=("127.0.0.1", port_cv.recv()), tls="connect", peername="localhost",
-                 tls_ctx={"verify": 1, "ca_file": certs().ca_file, "verify_peername": "https"},
-                 on_starttls=lambda h, ok, msg: cv.send(ok), on_error=lambda *a: None)
-    ok = run_until(cv)
-    del server, hdl, handles
+    cv, handles = AE.cv(), []
+    with Listener() as server:
+        port = server.serve(lambda fh, h, p: handles.append(Handle(
+            fh=fh, tls="accept", tls_ctx=TLS(cert_file=pem), on_error=lambda *a: None)))
+        hdl = Handle(connect=("127.0.0.1", port), tls="connect", peername="localhost",
+                     tls_ctx={"verify": 1, "ca_file": certs().ca_file, "verify_peername": "https"},
+                     on_starttls=lambda h, ok, msg: cv.send(ok), on_error=lambda *a: None)
+        ok = run_until(cv)
+    del hdl, handles
     return ok
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool
+from conftest import Listener, require_tool
 from httpservers import Nginx
 from fixtures_dns import dns_peers, dnsmasq  # noqa: F401 - pytest fixtures
 from tlsfixtures import certs
@@ -262,7 +262,7 @@ def tls_server():
     answers one line, sends close_notify and closes."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(certs().server_pem)
-    listener = socket.create_server(("127.0.0.1", 0))
+    listener = Listener()
 
     def serve_one(sock):
         with sock:
@@ -279,13 +279,13 @@ def tls_server():
     def accept_loop():
         while True:
             try:
-                sock, _ = listener.accept()
+                sock = listener.accept(None)
             except OSError:
                 return
             threading.Thread(target=serve_one, args=(sock,), daemon=True).start()
 
     threading.Thread(target=accept_loop, daemon=True).start()
-    yield listener.getsockname()[1]
+    yield listener.port
     listener.close()
 
 

@@ -25,7 +25,6 @@ import pytest
 from anyevent import AE
 from anyevent import util
 from anyevent.handle import Handle
-from anyevent.socket import tcp_server
 from anyevent.util import run_cmd
 
 from conftest import free_port, run_until
@@ -148,19 +147,13 @@ def test_lingering_with_close_fh_false_keeps_the_socket():
         assert got == data and a.fileno() != -1
 
 
-def test_connecting_handle_closes_the_socket_it_made():
-    accepted = []
-    port = free_port()
-    server = tcp_server("127.0.0.1", port, lambda fh, host, port: accepted.append(fh))
+def test_connecting_handle_closes_the_socket_it_made(listener):
     cv = AE.cv()
-    hdl = Handle(connect=("127.0.0.1", port), on_connect=lambda h, *rest: cv.send(h.fh),
+    hdl = Handle(connect=listener.address, on_connect=lambda h, *rest: cv.send(h.fh),
                  on_error=lambda h, fatal, msg: cv.croak(msg))
     fh = run_until(cv)
     hdl.destroy()
     assert fh.fileno() == -1
-    del server
-    for peer in accepted:
-        peer.close()
 
 
 # -- run_cmd does not fork this process -----------------------------------------------
@@ -296,14 +289,10 @@ def test_chat_server_and_client_stop_on_ctrl_c(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["finger.py", "http_get.py"])
-def test_ported_client_stops_quietly_on_ctrl_c(script):
+def test_ported_client_stops_quietly_on_ctrl_c(script, listener):
     # a server that accepts and never answers: the client waits until Ctrl-C
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        port = silent.getsockname()[1]
-        proc = start_script(ROOT / "examples" / "ported" / script, "127.0.0.1", str(port), "x")
-        conn, _ = silent.accept()
-        with conn:
-            status, err = interrupt(proc)
+    proc = start_script(ROOT / "examples" / "ported" / script, "127.0.0.1", str(listener.port),
+                        "x")
+    listener.accept(60)
+    status, err = interrupt(proc)
     assert (status, err) == (-signal.SIGINT, "")  # killed by SIGINT, as the Perl twin

@@ -10,7 +10,6 @@ of them (Perl's behaviour); server connections keep Perl's defaults.
 """
 
 import errno
-import socket
 import subprocess
 import threading
 import time
@@ -323,21 +322,17 @@ $cv->recv;
 
 
 @pytest.fixture
-def not_tls():
+def not_tls(listener):
     """The port of a server that answers a TLS hello in plain HTTP, as a
     misconfigured port does."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(15)
-
     def answer():
         for _ in range(2):
-            conn, _ = listener.accept()
-            with conn:
+            with listener.accept(15) as conn:
                 conn.recv(4096)
                 conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n" * 3)
     thread = threading.Thread(target=answer, daemon=True)
     thread.start()
-    yield listener.getsockname()[1]
+    yield listener.port
     listener.close()
     thread.join(5)
 
