@@ -190,6 +190,10 @@ def take(bytearray buf, Py_ssize_t n):
     """``bytes(buf[:n])``, taken off the front of ``buf`` (one copy)."""
     if n < 0 or n > PyByteArray_GET_SIZE(buf):
         raise ValueError("take: %d bytes of %d" % (n, PyByteArray_GET_SIZE(buf)))
+    return _take(buf, n)
+
+
+cdef inline bytes _take(bytearray buf, Py_ssize_t n):
     data = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf), n)
     del buf[:n]
     return data
@@ -332,6 +336,16 @@ cdef class CborScan:
             if done:
                 return self.pos
         return -1
+
+    def take(self, bytearray buf, Py_ssize_t gen):
+        """The item at the start of ``buf``, taken off it (the scan starts
+        afresh for the next), or None while it is incomplete; ValueError as
+        :meth:`end`."""
+        cdef Py_ssize_t stop = self.end(buf, gen)
+        if stop < 0:
+            return None
+        self.pos = self.gen = self.depth = 0     # (reset)
+        return _take(buf, stop)
 
     cdef int _item(self, const unsigned char *data, Py_ssize_t size) except -2:
         """One header (and its string): 1 if the outermost item is complete,

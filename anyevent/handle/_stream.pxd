@@ -60,8 +60,11 @@ cdef class _BytesLineReader:
 cdef class _CborReader:
     cdef object cb, scan, decode
 
-    @cython.locals(hdl=_HandleCore, end=Py_ssize_t)
+    @cython.locals(hdl=_HandleCore, fresh=int)
     cpdef read(self, hdl)
 
 
 cdef object _planned_line_reader(object cb, tuple plan)
+
+@cython.locals(reader=_CborReader)
+cdef object _cbor_reader(object hdl, object cb)

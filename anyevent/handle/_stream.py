@@ -39,7 +39,7 @@ try:
 except ImportError:  # pure Python
     _speedups = None  # type: ignore[assignment]
 from .._sockaddr import _sockaddr_text
-from ._wire import Bytes, _CborScan
+from ._wire import Bytes, _CborScan, _take, _take_fast
 
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
@@ -1029,6 +1029,8 @@ class _HandleCore:
         factory = _READ_TYPES.get(first) if len(args) == 1 else None
         if factory is _read_line:
             reader = _LineReader(args[0]).read  # the hot path of line protocols
+        elif factory is _read_cbor:
+            reader = _cbor_reader(self, args[0])  # (without _read_cbor's call)
         elif factory is not None:  # another type without arguments (json, cbor...)
             reader = factory(self, args[0])
         elif len(args) == 2 and _READ_TYPES.get(first) is _read_line:
@@ -2231,41 +2233,58 @@ def _read_regex(hdl: Handle, cb: DataCb, accept: Any, reject: Any = None,
     return reader
 
 
-def _take(buf: bytearray, n: int) -> bytes:
-    """``bytes(buf[:n])``, taken off the front of ``buf``."""
-    data = bytes(buf[:n])
-    del buf[:n]
-    return data
+def _read_cbor(hdl: Handle, cb: ValueCb) -> Reader:
+    """``cb(hdl, value)`` for the next CBOR data item.  The end of the item
+    is found in one pass that resumes on each arrival (in C with the
+    compiled core, ``_speedups.CborScan``), then the item is decoded once
+    (cbor2).  A malformed item, or one nesting containers deeper than
+    :data:`CBOR_MAX_DEPTH` (400), is a non-fatal ``EBADMSG`` and the read
+    buffer is emptied (CBOR has no way to find the next item).
+    """
+    return _cbor_reader(hdl, cb)
 
 
-_take_fast = _take if _speedups is None else _speedups.take  # (one copy, not two)
-_CborScanC = None if _speedups is None else _speedups.CborScan
+def _cbor_reader(hdl: Handle, cb: ValueCb) -> Reader:
+    # (made field by field: with the compiled core a C call and a C type's
+    # fields, which push_read makes for every item of a CBOR stream)
+    reader = _CborReader.__new__(_CborReader)
+    reader.cb = cb
+    coder = hdl._cbor
+    reader.decode = cbor2.loads if coder is None else getattr(coder, "decode", cbor2.loads)
+    reader.scan = None
+    return reader.read
+
+
+#: Fresh scanners, [C, Python], shared by the CBOR readers: a reader whose item
+#: is all there scans and takes it with one, which starts afresh after it; one
+#: whose item arrives in pieces keeps the scanner (its place) and leaves a new one.
+_FRESH_SCANS: list[Any] = [None if _speedups is None else _speedups.CborScan(), _CborScan()]
 
 
 class _CborReader:
-    """The reader of the ``cbor`` read type (a class, so that the compiled core
-    makes and runs it as a C type)."""
+    """The reader of :func:`_read_cbor` (a class, so that the compiled core
+    makes and runs it as a C type); made by :func:`_cbor_reader`."""
     __slots__ = ("cb", "scan", "decode")
     cb: ValueCb
-    scan: Any
+    scan: Any      # None until an item arrives in pieces: then its own scanner
     decode: Callable[[bytes], Any]
-
-    def __init__(self, hdl: Handle, cb: ValueCb) -> None:
-        self.cb = cb
-        self.decode = cbor2.loads if hdl._cbor is None else getattr(hdl._cbor, "decode",
-                                                                    cbor2.loads)
-        self.scan = (_CborScanC if _CborScanC is not None and type(hdl._rbuf) is bytearray
-                     else _CborScan)()
 
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
+        if not rbuf:
+            return False
         scan = self.scan
+        if scan is None:
+            fresh = 0 if type(rbuf) is bytearray and _FRESH_SCANS[0] is not None else 1
+            scan = _FRESH_SCANS[fresh]
         try:
-            end = scan.end(rbuf, hdl._rin - len(rbuf)) if rbuf else -1
-            if end < 0:
+            data = scan.take(rbuf, hdl._rin - len(rbuf))
+            if data is None:
+                if self.scan is None:
+                    self.scan = scan
+                    _FRESH_SCANS[fresh] = type(scan)()
                 return False
-            scan.reset()
-            value = self.decode((_take_fast if type(rbuf) is bytearray else _take)(rbuf, end))
+            value = self.decode(data)
         except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
                 RecursionError, MemoryError):
             scan.reset()
@@ -2276,5 +2295,6 @@ class _CborReader:
         return True
 
 
-for _name, _factory in (("chunk", _read_chunk), ("line", _read_line), ("regex", _read_regex)):
+for _name, _factory in (("chunk", _read_chunk), ("line", _read_line), ("regex", _read_regex),
+                        ("cbor", _read_cbor)):
     register_read_type(_name, _factory)

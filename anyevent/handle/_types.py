@@ -23,8 +23,8 @@ from typing import Any, Mapping, Protocol
 
 import cbor2
 
-from ._stream import (DataCb, Handle, Reader, TlsDetectCb, ValueCb, _CborReader,
-                      register_read_type, register_write_type)
+from ._stream import (DataCb, Handle, Reader, TlsDetectCb, ValueCb, register_read_type,
+                      register_write_type)
 from ._wire import (_JSON_DECODER, _JSON_ENCODER, _JSON_WS, _PICKLE_TABLE, _SSL2_RECORD,
                     _TLS_RECORD, CBOR_MAX_DEPTH, STORABLE_MAX_DEPTH, _check_pickle_depth,
                     _JsonScan, _json_value, _pack_length, _pack_struct, _PlainUnpickler,
@@ -193,17 +193,6 @@ def _read_json(hdl: Handle, cb: ValueCb) -> Reader:
     return reader
 
 
-def _read_cbor(hdl: Handle, cb: ValueCb) -> Reader:
-    """``cb(hdl, value)`` for the next CBOR data item.  The end of the item
-    is found in one pass that resumes on each arrival (in C with the
-    compiled core, ``_speedups.CborScan``), then the item is decoded once
-    (cbor2).  A malformed item, or one nesting containers deeper than
-    :data:`CBOR_MAX_DEPTH` (400), is a non-fatal ``EBADMSG`` and the read
-    buffer is emptied (CBOR has no way to find the next item).
-    """
-    return _CborReader(hdl, cb).read
-
-
 def _read_storable(hdl: Handle, cb: ValueCb, *_perl_format: str) -> Reader:
     """A BER-framed pickle: packstring "w" plus thawing (Perl's storable type;
     Perl scripts pass a pack format too, which Perl also ignores).
@@ -256,7 +245,7 @@ def _read_tls_autostart(hdl: Handle, cb: Any, *tls_args: Any) -> Reader:
 
 for _name, _factory in (
     ("netstring", _read_netstring), ("packstring", _read_packstring),
-    ("json", _read_json), ("cbor", _read_cbor), ("storable", _read_storable),
+    ("json", _read_json), ("storable", _read_storable),
     ("tls_detect", _read_tls_detect), ("tls_autostart", _read_tls_autostart),
 ):
     register_read_type(_name, _factory)

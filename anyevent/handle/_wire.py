@@ -451,6 +451,15 @@ class _CborScan:
         self.pos = self.gen = 0
         self.open = []
 
+    def take(self, buf: bytearray, gen: int) -> bytes | None:
+        """The item at the start of ``buf``, taken off it (the scan starts afresh
+        for the next), or None while it is incomplete; ValueError as :meth:`end`."""
+        stop = self.end(buf, gen)
+        if stop < 0:
+            return None
+        self.reset()
+        return _take(buf, stop)
+
     def end(self, buf: bytearray, gen: int) -> int:
         """Index just past the item at the start of ``buf``, or -1 if it is
         incomplete; ValueError if a header is malformed or nests too deep.
@@ -544,3 +553,13 @@ class _CborScan:
 _TLS_RECORD = re.compile(rb"(?:\Z|\x16(\Z|[\x03\x04](?:\Z|.(?:\Z|[\x00-\x40]))))", re.DOTALL)
 _SSL2_RECORD = re.compile(
     rb"(?:\Z|[\x80-\xff](?:\Z|.(?:\Z|\x01(\Z|[\x03\x04](?:\Z|.(?:\Z|.))))))", re.DOTALL)
+
+
+def _take(buf: bytearray, n: int) -> bytes:
+    """``bytes(buf[:n])``, taken off the front of ``buf``."""
+    data = bytes(buf[:n])
+    del buf[:n]
+    return data
+
+
+_take_fast = _take if _speedups is None else _speedups.take  # (one copy, not two)
