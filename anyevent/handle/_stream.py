@@ -2244,7 +2244,7 @@ def _read_cbor(hdl: Handle, cb: ValueCb) -> Reader:
     return _cbor_reader(hdl, cb)
 
 
-def _cbor_reader(hdl: Handle, cb: ValueCb) -> Reader:
+def _cbor_reader(hdl: _HandleCore, cb: ValueCb) -> Reader:
     # (made field by field: with the compiled core a C call and a C type's
     # fields, which push_read makes for every item of a CBOR stream)
     reader = _CborReader.__new__(_CborReader)
@@ -2274,8 +2274,8 @@ class _CborReader:
         if not rbuf:
             return False
         scan = self.scan
+        fresh = 0 if type(rbuf) is bytearray and _FRESH_SCANS[0] is not None else 1
         if scan is None:
-            fresh = 0 if type(rbuf) is bytearray and _FRESH_SCANS[0] is not None else 1
             scan = _FRESH_SCANS[fresh]
         try:
             data = scan.take(rbuf, hdl._rin - len(rbuf))
