@@ -145,9 +145,14 @@ class HandleOptions(TypedDict, total=False):
 # Handle._drain_state: on_drain not running / running / to be called again
 _DRAIN_IDLE, _DRAIN_RUNNING, _DRAIN_AGAIN = 0, 1, 2
 # Handle._failing: on_error reports a fatal error; its writes still go out as
-# far as they can (errors from them are not reported again), or, after a
-# TLS failure, are dropped (plaintext must not follow on a TLS stream)
-_FAILING, _TLS_FAILING = 1, 2
+# far as they can (errors from them are not reported again)
+_FAILING = 1
+# Handle._tls_state, the one state of the handle's TLS session (asyncio's
+# sslproto keeps one too): none (no TLS: ``tls`` is None), handshake (under
+# way: plaintext waits in _tls_wbuf), open (records flow), failed (the session
+# failed and is gone: what on_error pushes then is dropped, as plaintext must
+# not follow on a TLS stream)
+_TLS_NONE, _TLS_HANDSHAKE, _TLS_OPEN, _TLS_FAILED = 0, 1, 2, 3
 _EAGAIN = (_errno.EAGAIN, _errno.EWOULDBLOCK, _errno.EINTR)
 
 
@@ -374,7 +379,7 @@ class _HandleCore:
     _autocork: bool
     _low_water_mark: int
     _drain_state: int  # _DRAIN_IDLE, _DRAIN_RUNNING or _DRAIN_AGAIN
-    _failing: int  # _FAILING or _TLS_FAILING while on_error reports a fatal error
+    _failing: int  # _FAILING while on_error reports a fatal error
     _tls_rbuf: Any  # a bytearray with TLS: what is decrypted while rbuf is being drained
     errno: int = 0  # the last error's (in the dict: errno is a C macro's name)
     peername: str | None = None
@@ -383,7 +388,7 @@ class _HandleCore:
     _close_fh = True
     _connect: Any = None
     _tls_wbuf: Any = None
-    _tls_handshaking = False
+    _tls_state = _TLS_NONE
     _on_starttls: _SelfCb3 | None = None
     _on_stoptls: _SelfCb | None = None
     _json: Any = None
@@ -606,8 +611,7 @@ class _HandleCore:
 
     # -- errors -----------------------------------------------------------------
 
-    def _error(self, err: int, fatal: bool = False, message: str | None = None,
-               failing: int = _FAILING) -> None:
+    def _error(self, err: int, fatal: bool = False, message: str | None = None) -> None:
         """Report ``err`` (an errno) through on_error; destroy after a fatal one.
 
         While a fatal error is being reported, further errors (from writes
@@ -630,7 +634,7 @@ class _HandleCore:
                 except Exception as exc:  # noqa: BLE001 - reported; the handle goes on
                     _reactor._report(exc, "on_error")
                 return
-            self._failing = failing
+            self._failing = _FAILING
             try:
                 self._on_error(self, True, message)
             finally:
@@ -826,7 +830,7 @@ class _HandleCore:
             data = _load_type(_WRITE_TYPES, data, "anyevent_write_type")(self, *args)
         if type(data) is str:
             raise TypeError("push_write needs bytes, not str: encode it first (e.g. s.encode())")
-        if self._failing == _TLS_FAILING:
+        if self._tls_state == _TLS_FAILED:
             return  # on_error's last words after a TLS failure: dropped
         if self.tls is not None or (self._fh is None and self._opts.get("tls")):
             return self._tls_push(data)
@@ -1274,13 +1278,13 @@ class _HandleCore:
             else:
                 conn = tls
         except Exception as exc:  # noqa: BLE001 - a bad context: the handle fails, never hangs
-            self._tls_handshaking = True
+            self._tls_state = _TLS_HANDSHAKE
             return self._tls_error("TLS setup failed: %s: %s" % (type(exc).__name__, exc))
         self.tls = conn
         self._tls_rbuf = bytearray()
         if self._tls_wbuf is None:
             self._tls_wbuf = bytearray()
-        self._tls_handshaking = True
+        self._tls_state = _TLS_HANDSHAKE
         if self._rbuf:
             conn.bio_write(bytes(self._rbuf))
             self._rbuf.clear()
@@ -1306,7 +1310,7 @@ class _HandleCore:
         if self.tls is not None:
             self.tls = None
             self._tls_wbuf = None
-            self._tls_handshaking = False
+            self._tls_state = _TLS_NONE
 
     def _tls_error(self, exc: Any) -> None:
         from ..tls import error_message
@@ -1314,18 +1318,19 @@ class _HandleCore:
             message = exc
         else:
             message = error_message(exc, self.tls)
-        if self._tls_handshaking and self._on_starttls is not None:
-            self._tls_handshaking = False
+        if self._tls_state == _TLS_HANDSHAKE and self._on_starttls is not None:
             self._freetls()
+            self._tls_state = _TLS_NONE
             self._on_starttls(self, False, message)
         else:
             self._freetls()
-            self._error(_errno.EPROTO, True, message, _TLS_FAILING)
+            self._tls_state = _TLS_FAILED
+            self._error(_errno.EPROTO, True, message)
 
     def _dotls(self) -> None:
         SSL = _SSL
         conn = self.tls
-        if self._tls_handshaking:
+        if self._tls_state == _TLS_HANDSHAKE:
             try:
                 conn.do_handshake()
             except SSL.WantReadError:
@@ -1334,12 +1339,11 @@ class _HandleCore:
                 self._flush_tls_out(conn)
                 return self._tls_error(exc)
             else:
-                self._tls_handshaking = False
                 problem = self.tls_ctx.verify_result(conn, self.peername)
                 if problem is not None:
                     self._flush_tls_out(conn)
-                    self._tls_handshaking = True
                     return self._tls_error(problem)
+                self._tls_state = _TLS_OPEN
                 if self._on_starttls is not None:
                     try:
                         self._on_starttls(self, True, "TLS/SSL connection established")
@@ -1347,7 +1351,7 @@ class _HandleCore:
                         _reactor._report(exc, "on_starttls")
                     if self.tls is not conn:
                         return
-        if not self._tls_handshaking:
+        if self._tls_state == _TLS_OPEN:
             if self._tls_wbuf and not self._tls_send(conn, self._tls_wbuf):
                 return
             # decrypt every record that arrived, then dispatch once; straight
@@ -1403,14 +1407,14 @@ class _HandleCore:
         wbuf = self._tls_wbuf
         if wbuf is None:
             wbuf = self._tls_wbuf = bytearray()
-        if self._fh is None or self._tls_handshaking or wbuf or (
+        if self._fh is None or self._tls_state == _TLS_HANDSHAKE or wbuf or (
                 self._wbuf_max is not None and self._wbuf_max < len(data) + len(self._wbuf)):
             wbuf += data  # it waits behind the handshake or older plaintext
             if self._wbuf_max is not None and self._wbuf_max < len(wbuf) + len(self._wbuf):
                 return self._error(_errno.ENOSPC, True)  # before encrypting it all
             if self._fh is None:
                 return
-            if self._tls_handshaking:
+            if self._tls_state == _TLS_HANDSHAKE:
                 return self._dotls()
             data = wbuf
         # nothing to decrypt here (every _dotls reads the BIO dry): encrypt,
