@@ -39,7 +39,7 @@ $(VENV)/.docs: setup.cfg pyproject.toml | $(VPY)
 
 # the compiled core (setup.py), rebuilt in place when its sources change
 $(VENV)/.core: setup.py $(wildcard anyevent/reactor.p* anyevent/handle/*.p* anyevent/_speedups.p*) | $(VENV)/.test
-	$(VPY) setup.py -q build_ext --inplace
+	ANYEVENT_BUILD_STRICT=1 $(VPY) setup.py -q build_ext --inplace
 	touch $@
 
 # the suite on the compiled core, then on the pure-Python reference

@@ -18,6 +18,10 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
+#: ANYEVENT_BUILD_STRICT=1 (make sets it): a Cython warning is an error, and a
+#: core that cannot be built fails the build instead of installing pure Python
+STRICT = bool(os.environ.get("ANYEVENT_BUILD_STRICT"))
+
 CORE = ["anyevent/reactor.py", "anyevent/handle/_stream.py", "anyevent/handle/_types.py",
         "anyevent/handle/_wire.py", "anyevent/_speedups.pyx"]
 
@@ -39,6 +43,8 @@ class OptionalBuildExt(build_ext):
 
 
 def _skipped(exc):
+    if STRICT:
+        raise SystemExit("anyevent: compiled core not built: %s" % exc)
     sys.stderr.write("anyevent: compiled core not built (%s); installing pure Python\n" % exc)
 
 
@@ -50,6 +56,9 @@ def _ext_modules():
     except ImportError:
         _skipped("Cython is not installed")
         return []
+    if STRICT:
+        from Cython.Compiler import Options
+        Options.warning_errors = True
     # annotation_typing off: the annotations are for type checkers, and the
     # compiled modules must accept exactly what the interpreted ones accept.
     return cythonize(CORE, quiet=True, compiler_directives={

@@ -381,18 +381,22 @@ class _HandleCore:
     _drain_state: int  # _DRAIN_IDLE, _DRAIN_RUNNING or _DRAIN_AGAIN
     _failing: int  # _FAILING while on_error reports a fatal error
     _tls_rbuf: Any  # a bytearray with TLS: what is decrypted while rbuf is being drained
-    errno: int = 0  # the last error's (in the dict: errno is a C macro's name)
-    peername: str | None = None
-    tls_ctx: Any = None  # a TLS context (or the dict given) once TLS starts
-    _linger: float | None = 3600
+    # Class-level defaults (the instance dict overrides them), typed in comments:
+    # the compiled class takes an annotation at class level for a C field
+    # the last error's (in the dict: errno is a C macro's name)
+    errno = 0  # type: int
+    peername = None  # type: str | None
+    # a TLS context (or the dict given) once TLS starts
+    tls_ctx = None  # type: Any
+    _linger = 3600  # type: float | None
     _close_fh = True
-    _connect: Any = None
-    _tls_wbuf: Any = None
+    _connect = None  # type: Any
+    _tls_wbuf = None  # type: Any
     _tls_state = _TLS_NONE
-    _on_starttls: _SelfCb3 | None = None
-    _on_stoptls: _SelfCb | None = None
-    _json: Any = None
-    _cbor: Any = None
+    _on_starttls = None  # type: _SelfCb3 | None
+    _on_stoptls = None  # type: _SelfCb | None
+    _json = None  # type: Any
+    _cbor = None  # type: Any
     _storable_trusted = False
 
     def __init__(self, fh: Fh | None = None, **opts: Unpack[HandleOptions]) -> None:
