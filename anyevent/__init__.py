@@ -41,9 +41,16 @@ from .reactor import (ChildWatcher, IdleWatcher, IOWatcher, SignalWatcher,  # no
                       TimerWatcher)
 
 __all__ = ["AE", "AnyEvent", "CondVar", "loop", "set_exception_handler",
-           "get_exception_handler"]
+           "get_exception_handler", "COMPILED"]
 
 __version__ = "0.1.0"
+
+#: True when the compiled core (:mod:`anyevent.reactor`, the modules of
+#: :mod:`anyevent.handle` and ``_speedups``, built by ``setup.py`` with Cython)
+#: is the one imported; False when the ``.py`` files run (not built, a build
+#: older than its sources, or ``ANYEVENT_PURE_PYTHON=1``).  ``python -m anyevent
+#: --version`` shows it with the model and the versions, for bug reports.
+COMPILED: bool = _core.compiled()
 
 
 class AE:

@@ -44,7 +44,7 @@ LAYERS = [
     ("handle", ["anyevent.handle._wire", "anyevent.handle._stream", "anyevent.handle._types",
                 "anyevent.handle"]),
     ("facades", ["anyevent", "anyevent.strict"]),
-    ("companions", ["anyevent.http", "anyevent.redis"]),
+    ("companions", ["anyevent.http", "anyevent.redis", "anyevent.__main__"]),
 ]
 ORDER = [name for _, names in LAYERS for name in names]
 
