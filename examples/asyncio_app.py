@@ -32,8 +32,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # chat_server, beside this file
+try:  # the installed package; else the one of the clone this file is in
+    import anyevent  # noqa: F401
+except ImportError:
+    sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import chat_server  # noqa: E402
 from anyevent import AE, AnyEvent  # noqa: E402

@@ -19,7 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+try:  # the installed package; else the one of the clone this file is in
+    import anyevent  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from anyevent import AE  # noqa: E402
 from anyevent.handle import Handle  # noqa: E402

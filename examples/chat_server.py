@@ -57,7 +57,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]  # the clone's anyevent; chat_cluster beside
+sys.path.insert(0, str(HERE))  # chat_cluster, beside this file
+try:  # the installed package; else the one of the clone this file is in
+    import anyevent  # noqa: F401
+except ImportError:
+    sys.path.insert(1, str(HERE.parent))
 
 from anyevent import AE  # noqa: E402
 from chat_cluster import ClusterLink  # noqa: E402
