@@ -919,7 +919,10 @@ def _common_name(cert: x509.Certificate) -> str | None:
 def _x509_error_string(errnum: int) -> str:
     """OpenSSL's text for an X.509 verification error number."""
     try:
-        from OpenSSL._util import ffi, lib     # no public API for this string
+        # private: pyOpenSSL has no public call for it (X509StoreContextError
+        # carries the text of the error it raised, not of any number); without
+        # it, the number is given (tests/test_tls_ctx.py covers that)
+        from OpenSSL._util import ffi, lib
         text: str = ffi.string(lib.X509_verify_cert_error_string(errnum)).decode()
         return text
     except (ImportError, AttributeError):
@@ -1028,7 +1031,10 @@ def _error_code(library: str, reason: str) -> int | None:
 
 def _reason_codes(library: str) -> dict[str, int]:
     try:
-        from OpenSSL._util import ffi, lib     # no public API for these strings
+        # private: pyOpenSSL's SSL.Error carries the texts only, no code, and no
+        # public call maps one to the other; without it, the bare reason is
+        # given (tests/test_tls_ctx.py covers that)
+        from OpenSSL._util import ffi, lib
         if lib.OpenSSL_version_num() < 0x30000000:
             return {}
 

@@ -10,6 +10,7 @@ import logging
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -695,3 +696,15 @@ def test_every_dh_name_perl_accepts_is_accepted_and_serves_dhe():
     for name in out:
         pair = Pair(client(method="TLSv1_2", cipher_list=dhe), TLS(cert=pem, dh=name)).run()
         assert pair.ok and pair.c.get_cipher_name() == dhe, name
+
+
+def test_without_pyopenssls_private_binding_the_texts_fall_back(monkeypatch):
+    """OpenSSL's string tables (the verification reasons, the error codes) are
+    only reachable through pyOpenSSL's private binding; without it the messages
+    keep the reason, without the code."""
+    monkeypatch.setitem(sys.modules, "OpenSSL._util", None)     # import fails
+    monkeypatch.setattr(aetls, "_codes", {})
+    assert aetls._x509_error_string(10) == "X.509 verification error 10"
+    conn = server().new_connection("accept")
+    assert error_message(SSL.Error([("SSL routines", "", "wrong version number")]), conn) == \
+        "wrong version number"
