@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 # make test-all: the suite on every supported minor version found here
 PYTHONS ?= $(foreach v,3.10 3.11 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python) $(shell command -v python$(v))))
 
-.PHONY: test test-pure test-models test-all bench run soak clean typecheck docs
+.PHONY: test test-pure test-models test-all bench run soak clean typecheck docs dist sdist-test
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ $(VENV)/.bench: setup.cfg pyproject.toml | $(VPY)
 
 $(VENV)/.typecheck: setup.cfg pyproject.toml | $(VPY)
 	$(PIP) '.[test,typecheck]'
+	touch $@
+
+$(VENV)/.dist: setup.cfg pyproject.toml | $(VPY)
+	$(PIP) '.[dist]'
 	touch $@
 
 $(VENV)/.docs: setup.cfg pyproject.toml | $(VPY)
@@ -97,4 +101,33 @@ docs: $(VENV)/.docs
 	$(VPY) -m sphinx -b html -E -W --keep-going -n -q docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .venv-3.* build dist *.egg-info anyevent/*.c anyevent/*.so
+	rm -rf $(VENV) .venv-3.* build dist *.egg-info anyevent/*.c anyevent/*.so \
+	  anyevent/handle/*.c anyevent/handle/*.so
+
+# What a release uploads, in dist/: the sdist, and a wheel for this Python
+# that a package index accepts (auditwheel gives it the oldest manylinux tag
+# its symbols allow and strips the extensions' debug info); then checked:
+# twine's metadata check, the tag, the size (< 1.5 MB), the sdist's contents
+dist: $(VENV)/.dist
+	rm -rf dist build/dist-raw
+	ANYEVENT_BUILD_STRICT=1 $(VPY) -m build --outdir build/dist-raw
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VPY) -m auditwheel repair --strip \
+	  -w dist build/dist-raw/*.whl
+	cp build/dist-raw/*.tar.gz dist/
+	$(VPY) -m twine check --strict dist/*
+	$(VPY) .ci/check_dist.py dist
+
+# The unpacked sdist's own tests against the wheel of dist/ (make dist first),
+# in a venv of their own (PYTHONSAFEPATH: the wheel, not the unpacked sources,
+# is imported): every test must collect, then PYTEST_ARGS (default: all) run
+SDIST_TMP := build/sdist-test
+sdist-test:
+	rm -rf $(SDIST_TMP) && mkdir -p $(SDIST_TMP)
+	tar xzf dist/*.tar.gz -C $(SDIST_TMP) --strip-components=1
+	$(PY) -m venv $(SDIST_TMP)/.venv
+	$(SDIST_TMP)/.venv/bin/pip install -q "$$(ls dist/*.whl)[test]"
+	cd $(SDIST_TMP) && PYTHONSAFEPATH=1 .venv/bin/python -m pytest -p no:cacheprovider \
+	  --collect-only -q | tail -1
+	cd $(SDIST_TMP) && PYTHONSAFEPATH=1 .venv/bin/python $(PYTEST) -p no:cacheprovider \
+	  $(PYTEST_ARGS)
+

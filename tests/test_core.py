@@ -5,6 +5,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,10 +45,20 @@ def test_the_compiled_core_is_used_when_built():
     assert "older than" not in stderr
 
 
+def _source_tree(tmp_path):
+    """A copy of the package as a freshly built source tree (setup.py beside it,
+    every extension newer than its sources: an installed wheel's files carry
+    the times they were unpacked at)."""
+    shutil.copytree(PACKAGE, tmp_path / "anyevent", ignore=shutil.ignore_patterns("*.c"))
+    (tmp_path / "setup.py").write_text("")
+    built = time.time() + 5
+    for extension in (tmp_path / "anyevent").rglob("*.so"):
+        os.utime(extension, (built, built))
+
+
 def test_an_edited_source_wins_over_a_stale_build(tmp_path):
     _built()
-    shutil.copytree(PACKAGE, tmp_path / "anyevent", ignore=shutil.ignore_patterns("*.c"))
-    (tmp_path / "setup.py").write_text("")  # a source tree, not an installed wheel
+    _source_tree(tmp_path)
     source = tmp_path / "anyevent" / "handle" / "_stream.py"
     built = source.with_name(os.path.basename(_core._extension("handle._stream")))  # this Python's
     newer = os.path.getmtime(built) + 10
@@ -59,8 +70,7 @@ def test_an_edited_source_wins_over_a_stale_build(tmp_path):
 
 def test_an_edited_declaration_file_makes_the_build_stale(tmp_path):
     _built()
-    shutil.copytree(PACKAGE, tmp_path / "anyevent", ignore=shutil.ignore_patterns("*.c"))
-    (tmp_path / "setup.py").write_text("")
+    _source_tree(tmp_path)
     pxd = tmp_path / "anyevent" / "handle" / "_stream.pxd"
     built = pxd.with_name(os.path.basename(_core._extension("handle._stream")))
     newer = os.path.getmtime(built) + 10
