@@ -78,7 +78,10 @@ nitpick_ignore_regex = [
 
 html_theme = "alabaster"
 html_title = "anyevent %s" % release
-html_static_path = []
+# the version on every page (the sidebar's description), and code that scrolls
+# instead of being cut (_static/custom.css, which alabaster loads itself)
+html_theme_options = {"description": "version %s" % release}
+html_static_path = ["_static"]
 
 
 # -- autodoc additions --------------------------------------------------------
