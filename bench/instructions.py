@@ -60,9 +60,12 @@ def measure(client, kind, seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("kinds", nargs="*", default=["anyevent", "anyevent-line"],
-                        choices=sorted(KINDS))
+    # (no default here: argparse checks a list default against choices as one
+    # value, and refuses it)
+    parser.add_argument("kinds", nargs="*", choices=sorted(KINDS),
+                        help="what to measure (default: anyevent anyevent-line)")
     args = parser.parse_args()
+    args.kinds = args.kinds or ["anyevent", "anyevent-line"]
     client = build_client()
     missed = 0
     print("| server | message | instructions per message | limit |")

@@ -834,7 +834,7 @@ class _HandleCore:
             data = _load_type(_WRITE_TYPES, data, "anyevent_write_type")(self, *args)
         if type(data) is str:
             raise TypeError("push_write needs bytes, not str: encode it first (e.g. s.encode())")
-        if self._tls_state == _TLS_FAILED:
+        if self._failing and self._tls_state == _TLS_FAILED:
             return  # on_error's last words after a TLS failure: dropped
         if self.tls is not None or (self._fh is None and self._opts.get("tls")):
             return self._tls_push(data)
