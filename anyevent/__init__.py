@@ -155,3 +155,6 @@ _reactor.post_detect(_bind_to_model)
 if os.environ.get("ANYEVENT_STRICT", "") not in ("", "0"):
     from . import strict as _strict
     _strict.enable()
+
+if os.environ.get("ANYEVENT_DEBUG_WRAP", "") not in ("", "0"):
+    from . import debug as _debug  # noqa: F401  (it wraps as the variable says)

@@ -13,7 +13,7 @@ the companion modules on top (``anyevent.http``, Perl's AnyEvent::HTTP;
 A module may import only modules listed before it, at module level or inside
 a function, and so may the compiled core's Cython files (``.pyx``, ``.pxd``:
 their ``cimport`` too).  The exceptions are listed in ``UPWARD`` with their
-reason: three are Perl's own lazy loads, one the C twin of the poll reading
+reason: four are Perl's own lazy loads, one the C twin of the poll reading
 the loop's records.  IDN (``_idn``) sits at the bottom, beside nothing: the
 resolvers and the HTTP client use it without loading ``anyevent.util``.
 """
@@ -44,7 +44,7 @@ LAYERS = [
     ("handle", ["anyevent.handle._wire", "anyevent.handle._stream", "anyevent.handle._types",
                 "anyevent.handle"]),
     ("facades", ["anyevent", "anyevent.strict"]),
-    ("companions", ["anyevent.http", "anyevent.redis", "anyevent.__main__"]),
+    ("companions", ["anyevent.http", "anyevent.redis", "anyevent.debug", "anyevent.__main__"]),
 ]
 ORDER = [name for _, names in LAYERS for name in names]
 
@@ -55,6 +55,8 @@ UPWARD = {
         "AnyEvent::Util::inet_aton forwards to AnyEvent::Socket's, loaded on first call",
     ("anyevent", "anyevent.strict"):
         "AnyEvent loads AnyEvent::Strict when ANYEVENT_STRICT is set",
+    ("anyevent", "anyevent.debug"):
+        "AnyEvent loads AnyEvent::Debug to wrap watchers when ANYEVENT_DEBUG_WRAP is set",
     ("anyevent._speedups", "anyevent.reactor"):
         "the C twin of reactor._ready_recs reads reactor's _FdEntry records as C structs "
         "(a cimport); reactor loads _speedups once _FdEntry is defined",
