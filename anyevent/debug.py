@@ -1,4 +1,8 @@
-"""Debugging help: the port of AnyEvent::Debug's ``wrap``, ``cb2str`` and ``backtrace``.
+"""Debugging help: the port of AnyEvent::Debug (``shell``, ``wrap``, ``cb2str``, ``backtrace``).
+
+:func:`shell` listens on a unix socket or a loopback port and gives every
+connection a Python prompt inside the running program, with Perl's commands
+(``help``, ``wl``, ``i``, ``w``, ``wr``, ``t``, ``u``, ``v``).
 
 :func:`wrap` instruments every io, timer, signal, child and idle watcher
 created after it: those of the ``AE`` and ``AnyEvent`` facades, of
@@ -29,7 +33,10 @@ Wrapping is off by default and costs nothing then: nothing is replaced.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
+import logging
 import os
 import sys
 import threading
@@ -40,10 +47,11 @@ from typing import Any, Callable
 
 import anyevent
 
-from .log import log as _log
+from .log import level_number, log as _log
 from .reactor import loop
 
-__all__ = ["wrap", "cb2str", "backtrace", "Wrapped", "WRAPPED", "SLOW", "TRACE"]
+__all__ = ["shell", "wrap", "cb2str", "backtrace", "Wrapped", "WRAPPED", "NAMESPACE", "SLOW",
+           "TRACE"]
 
 #: seconds a callback may run before it is logged as slow (asyncio's
 #: ``slow_callback_duration``)
@@ -140,7 +148,9 @@ def _site(stack: traceback.StackSummary) -> str:
 def _creator(kind: str, create: Callable[..., Any]) -> Callable[..., Any]:
     """``loop.<kind>`` instrumented: the callback (the last argument) wrapped."""
     def instrumented(*args: Any) -> Any:
-        if threading.get_ident() != loop._thread:
+        # (the loop's own watchers are made from any thread: call_soon_threadsafe's)
+        if threading.get_ident() != loop._thread and \
+                getattr(args[-1], "__self__", None) is not loop:
             raise RuntimeError("anyevent: a %s watcher created from thread %r, not the "
                                "loop's: create it in the loop's thread, with "
                                "loop.call_soon_threadsafe(...)"
@@ -198,6 +208,223 @@ def backtrace(skip: int = 0) -> str:
     of it left out). Port of ``AnyEvent::Debug::backtrace``."""
     stack = traceback.extract_stack(sys._getframe(1 + skip))
     return "".join("%s:%s %s\n" % (f.filename, f.lineno, f.name) for f in stack)
+
+
+# -- the shell -----------------------------------------------------------------------------
+
+_HELP = """help         this text
+wl [regex]   the wrapped watchers whose description matches regex (all without);
+             * marks one whose callback raised
+i id, ...    the watchers with these ids, in detail
+w id, ...    the Wrapped objects of these ids (for scripting)
+wr [level]   set the wrap level (toggle between 0 and 1 without)
+t [id, ...]  trace the calls of these watchers (without: of those made from now on)
+u [id, ...]  stop tracing them (without: for those made from now on)
+v [level]    show log lines of this level and above in this shell (toggle without)
+cb2str(cb), backtrace(), and any Python: the namespace is shared by every shell
+"""
+
+
+def _ids_of(args: tuple[Any, ...]) -> list[Wrapped]:
+    found = []
+    for key in args:
+        if key in WRAPPED:
+            found.append(WRAPPED[key])
+        else:
+            print("%s: no such wrapped watcher." % (key,))
+    return found
+
+
+def _help() -> str:
+    return _HELP
+
+
+def _wl(regex: str = "") -> str:
+    import re
+    rx = re.compile(regex, re.I)
+    rows = sorted((str(info), info.id, bool(info.errors)) for info in WRAPPED.values())
+    return "".join("%d%s %s\n" % (key, "*" if failed else " ", text)
+                   for text, key, failed in rows if rx.search(text))
+
+
+def _i(*ids: int) -> str:
+    return "".join(info.verbose() + "\n" for info in _ids_of(ids))
+
+
+def _w(*ids: int) -> list[Wrapped]:
+    return _ids_of(ids)
+
+
+def _wr(level: int | None = None) -> str:
+    wrap(level)
+    return "wrap level now %d" % _level
+
+
+def _tracing(on: bool, ids: tuple[int, ...]) -> str:
+    global TRACE
+    if not ids:
+        TRACE = on
+        return "tracing for newly created watchers is now %s." % ("enabled" if on else "disabled")
+    infos = _ids_of(ids)
+    for info in infos:
+        info.trace = on
+    return "tracing %s for %s." % ("enabled" if on else "disabled",
+                                   ", ".join(str(i.id) for i in infos))
+
+
+def _t(*ids: int) -> str:
+    return _tracing(True, ids)
+
+
+def _u(*ids: int) -> str:
+    return _tracing(False, ids)
+
+
+#: The shells' namespace (Perl's package AnyEvent::Debug::shell): the commands,
+#: the package's main names, and whatever a shell assigns.
+NAMESPACE: dict[str, Any] = {
+    "help": _help, "wl": _wl, "i": _i, "w": _w, "wr": _wr, "t": _t, "u": _u,
+    "cb2str": cb2str, "backtrace": backtrace, "anyevent": anyevent, "AE": anyevent.AE,
+    "AnyEvent": anyevent.AnyEvent, "loop": loop, "WRAPPED": WRAPPED,
+}
+_COMMANDS = {"help", "wl", "i", "w", "wr", "t", "u", "v"}
+
+
+class _LogToShell(logging.Handler):
+    """The log lines a shell asked for with ``v``."""
+
+    def __init__(self, session: _Session) -> None:
+        super().__init__(logging.CRITICAL + 1)
+        self.session = session
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.session.say("%s %s: %s\n" % (record.levelname.lower(), record.name,
+                                          record.getMessage()))
+
+
+class _Session:
+    """One connection to a shell: lines in, each run in :data:`NAMESPACE`, the
+    result (and what it printed) out, then the prompt."""
+
+    def __init__(self, fh: Any, host: str, port: int, sessions: set[_Session]) -> None:
+        from .handle import Handle
+        self.sessions = sessions
+        self.log = _LogToShell(self)
+        self.hdl = Handle(fh=fh, on_error=self.close, on_eof=self.close)
+        sessions.add(self)
+        self.say("Welcome, %s:%s, use 'help' for more info!\r\n> " % (host, port))
+        self.hdl.push_read("line", self.line)
+
+    def say(self, text: str) -> None:
+        self.hdl.push_write(text.replace("\r\n", "\n").replace("\n", "\r\n").encode())
+
+    def line(self, hdl: Any, line: bytes, eol: bytes) -> None:
+        text = line.decode("utf-8", "replace").strip()
+        if text:
+            self.say(self.run(text))
+        self.say("> ")
+        hdl.push_read("line", self.line)
+
+    def run(self, text: str) -> str:
+        if text.split()[0] in ("exit", "quit"):
+            return "sorry, no... if you want the program to exit, run os._exit(0).\n"
+        out = io.StringIO()
+        namespace = dict(NAMESPACE, v=self.verbosity)
+        try:
+            with contextlib.redirect_stdout(out):
+                result = self.evaluate(text, namespace)
+        except Exception:  # noqa: BLE001 - the shell's own errors go to the shell
+            return out.getvalue() + "".join(traceback.format_exc().splitlines(True)[-1:])
+        finally:
+            NAMESPACE.update((k, v) for k, v in namespace.items() if k != "v")
+        shown = "" if result is None else result if isinstance(result, str) else repr(result)
+        return out.getvalue() + shown + ("" if shown.endswith("\n") or not shown else "\n")
+
+    @staticmethod
+    def evaluate(text: str, namespace: dict[str, Any]) -> Any:
+        """A Python expression (its value), a statement (None), or Perl's way
+        of calling a command: ``wl``, ``i 3, 4``."""
+        word, _, rest = text.partition(" ")
+        if word in _COMMANDS:
+            args = eval("(%s,)" % rest, namespace) if rest.strip() else ()
+            return namespace[word](*args)
+        try:
+            code = compile(text, "<shell>", "eval")
+        except SyntaxError:
+            exec(compile(text, "<shell>", "exec"), namespace)
+            return None
+        return eval(code, namespace)
+
+    def verbosity(self, level: int | str | None = None) -> str:
+        """``v``: this shell shows log lines of ``level`` and above (toggle
+        between off and 9, trace, without)."""
+        logger = logging.getLogger("anyevent")
+        if level is None:
+            level = 0 if self.log.level <= logging.CRITICAL else 9
+        if level in (0, "0"):
+            logger.removeHandler(self.log)
+            self.log.setLevel(logging.CRITICAL + 1)
+            return "verbose logging is now disabled."
+        self.log.setLevel(level_number(level))
+        logger.addHandler(self.log)
+        if logger.getEffectiveLevel() > self.log.level:
+            logger.setLevel(self.log.level)
+        return "verbose logging is now enabled."
+
+    def close(self, *args: Any) -> None:
+        logging.getLogger("anyevent").removeHandler(self.log)
+        self.sessions.discard(self)
+        self.hdl.destroy()
+
+
+def shell(host: str, service: str | int, *, allow_remote: bool = False) -> Any:
+    """Listen on ``host``/``service`` and give every connection a Python shell
+    in this program; return the guard that keeps it (drop it to stop).
+
+    ``host``: ``"unix/"`` with ``service`` a path (best: only who may use the
+    path can connect), or a loopback address (``"127.0.0.1"``, ``"::1"``)
+    with ``service`` a port (0: any free one). Anything else raises
+    :class:`ValueError` unless ``allow_remote=True``: the shell runs **any
+    code** sent to it, as Perl's does, and asks for no password. Connect with
+    ``socat readline unix:PATH``, ``nc -U PATH`` or ``telnet 127.0.0.1 PORT``.
+
+    Each line runs in :data:`NAMESPACE`, shared by every shell. It is a Python
+    expression (its value is shown), a statement, or one of Perl's commands
+    (``help`` lists them). ``exit`` is refused. Port of
+    ``AnyEvent::Debug::shell``.
+    """
+    import ipaddress
+    from .socket import tcp_server
+    if host != "unix/" and not allow_remote:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError("anyevent.debug.shell: %r is not a loopback address or a unix "
+                             "socket; the shell runs any code sent to it (allow_remote=True "
+                             "to listen there anyway)" % (host,))
+    sessions: set[_Session] = set()
+
+    def accepted(fh: Any, peer_host: str, peer_port: int) -> None:
+        _Session(fh, peer_host, peer_port, sessions)
+    server = tcp_server(host, service, accepted)
+    return _Shell(server, sessions)
+
+
+class _Shell:
+    """What :func:`shell` returns: the listener, its sessions; ``cancel()`` ends
+    both (as dropping it does)."""
+
+    def __init__(self, server: Any, sessions: set[_Session]) -> None:
+        self._server, self._sessions = server, sessions
+
+    def cancel(self) -> None:
+        for session in list(self._sessions):
+            session.close()
+        self._server = None
+
+    __del__ = cancel
 
 
 if os.environ.get("ANYEVENT_DEBUG_WRAP", "") not in ("", "0"):

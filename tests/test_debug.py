@@ -13,7 +13,7 @@ import anyevent
 from anyevent import AE, AnyEvent, debug, loop
 from anyevent.handle import Handle
 
-from conftest import pair, run_until
+from conftest import pair, require_tool, run_until
 
 
 @pytest.fixture
@@ -143,3 +143,73 @@ def test_environment_variable_wraps_at_import():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=30, env=dict(os.environ, ANYEVENT_DEBUG_WRAP="1"))
     assert out.stdout.split() == ["1", "1"], out.stderr
+
+
+# -- the shell -----------------------------------------------------------------------------
+
+def _client(cmd, stdin_text, cv):
+    """Run the client command in a thread (the loop serves meanwhile); its
+    output is sent to ``cv``."""
+    def talk():
+        out = subprocess.run(cmd, input=stdin_text, capture_output=True, text=True, timeout=20)
+        loop.call_soon_threadsafe(cv.send, out.stdout)
+    threading.Thread(target=talk, daemon=True).start()
+
+
+def _session(path, lines):
+    """What ``nc -U`` gets from the shell at ``path`` for ``lines``."""
+    nc = require_tool("nc")
+    cv = AE.cv()
+    # (-q 1: after the last line, wait a second for the answers, then quit)
+    _client([nc, "-q", "1", "-U", str(path)], "".join(line + "\n" for line in lines), cv)
+    return run_until(cv, 30)
+
+
+def test_shell_over_a_unix_socket_with_nc(tmp_path, wrapped):
+    path = tmp_path / "shell"
+    sh = debug.shell("unix/", str(path))
+    keep = AE.timer(60, 0, lambda: None)
+    out = _session(path, ["help", "wl", "wl 'timer'", "x = 6 * 7", "x", "exit",
+                          "print('hello')", "1/0"])
+    assert out.startswith("Welcome, ") and "use 'help' for more info!" in out
+    assert "wl [regex]" in out                          # help
+    assert "timer(60, 0)" in out                        # wl lists the wrapped timer
+    assert "> 42\n" in out                              # a value, shared names
+    assert "sorry, no..." in out                        # exit is refused
+    assert "> hello\n" in out                           # what the code prints
+    assert "ZeroDivisionError: division by zero" in out
+    del keep, sh
+    assert not path.exists()                            # the listener went with the guard
+
+
+def test_shell_commands_in_perls_form(tmp_path, wrapped):
+    path = tmp_path / "shell"
+    sh = debug.shell("unix/", str(path))
+    w = AE.timer(60, 0, lambda: None)
+    key = [i.id for i in debug.WRAPPED.values() if i.args == (60, 0)][0]
+    out = _session(path, ["i %d" % key, "u %d" % key, "t", "wr 2", "wr 1", "i 99999"])
+    assert "invoked 0 times, tracing on" in out
+    assert "tracing disabled for %d." % key in out
+    assert "tracing for newly created watchers is now enabled." in out
+    assert "wrap level now 2" in out and "wrap level now 1" in out
+    assert "99999: no such wrapped watcher." in out
+    del w, sh
+
+
+def test_shell_shows_log_lines_after_v(tmp_path, wrapped):
+    path = tmp_path / "shell"
+    sh = debug.shell("unix/", str(path))
+    out = _session(path, ["v", "AE.log('warn', 'hello from the program')", "v 0",
+                          "AE.log('warn', 'not shown')"])
+    assert "verbose logging is now enabled." in out
+    assert "hello from the program" in out and "not shown" not in out
+    del sh
+
+
+def test_shell_refuses_a_public_address_without_opt_in():
+    with pytest.raises(ValueError, match="runs any code"):
+        debug.shell("0.0.0.0", 0)
+    with pytest.raises(ValueError):
+        debug.shell("example.org", 0)
+    sh = debug.shell("127.0.0.1", 0)
+    del sh
