@@ -101,9 +101,12 @@ class Wrapped:
         self.trace = TRACE
 
     def __str__(self) -> str:
+        return "%d %s" % (self.id, self.describe())
+
+    def describe(self) -> str:
+        """Kind, arguments, callback and creation site, on one line."""
         args = ", ".join(repr(a) for a in self.args)
-        return "%d %s(%s) %s, created at %s" % (self.id, self.kind, args, cb2str(self.cb),
-                                                 self.site)
+        return "%s(%s) %s, created at %s" % (self.kind, args, cb2str(self.cb), self.site)
 
     def verbose(self) -> str:
         """Everything recorded, on several lines (Perl's ``verbose``)."""
@@ -242,9 +245,9 @@ def _help() -> str:
 def _wl(regex: str = "") -> str:
     import re
     rx = re.compile(regex, re.I)
-    rows = sorted((str(info), info.id, bool(info.errors)) for info in WRAPPED.values())
+    rows = sorted((info.id, bool(info.errors), info.describe()) for info in WRAPPED.values())
     return "".join("%d%s %s\n" % (key, "*" if failed else " ", text)
-                   for text, key, failed in rows if rx.search(text))
+                   for key, failed, text in rows if rx.search(text))
 
 
 def _i(*ids: int) -> str:
@@ -316,14 +319,16 @@ class _Session:
         self.hdl.push_read("line", self.line)
 
     def say(self, text: str) -> None:
-        self.hdl.push_write(text.replace("\r\n", "\n").replace("\n", "\r\n").encode())
+        with _untraced():
+            self.hdl.push_write(text.replace("\r\n", "\n").replace("\n", "\r\n").encode())
 
     def line(self, hdl: Any, line: bytes, eol: bytes) -> None:
         text = line.decode("utf-8", "replace").strip()
         if text:
             self.say(self.run(text))
         self.say("> ")
-        hdl.push_read("line", self.line)
+        with _untraced():
+            hdl.push_read("line", self.line)
 
     def run(self, text: str) -> str:
         if text.split()[0] in ("exit", "quit"):
@@ -407,9 +412,22 @@ def shell(host: str, service: str | int, *, allow_remote: bool = False) -> Any:
     sessions: set[_Session] = set()
 
     def accepted(fh: Any, peer_host: str, peer_port: int) -> None:
-        _Session(fh, peer_host, peer_port, sessions)
-    server = tcp_server(host, service, accepted)
+        with _untraced():
+            _Session(fh, peer_host, peer_port, sessions)
+    with _untraced():       # (the shell's own watchers: tracing them would echo itself)
+        server = tcp_server(host, service, accepted)
     return _Shell(server, sessions)
+
+
+@contextlib.contextmanager
+def _untraced() -> Any:
+    """Watchers made meanwhile are not traced (Perl's ``local $TRACE = 0``)."""
+    global TRACE
+    saved, TRACE = TRACE, False
+    try:
+        yield
+    finally:
+        TRACE = saved
 
 
 class _Shell:

@@ -63,7 +63,7 @@ try:  # the installed package; else the one of the clone this file is in
 except ImportError:
     sys.path.insert(1, str(HERE.parent))
 
-from anyevent import AE  # noqa: E402
+from anyevent import AE, debug  # noqa: E402
 from chat_cluster import ClusterLink  # noqa: E402
 from anyevent.handle import Handle  # noqa: E402
 from anyevent.socket import ACCEPT_BACKOFF, tcp_server  # noqa: E402
@@ -601,6 +601,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--line-timeout", type=float, default=30,
                         help="seconds from a line's first byte to its end "
                         "(default %(default)g; 0 = none)")
+    parser.add_argument("--debug-shell", metavar="PATH",
+                        help="serve anyevent.debug's shell on this unix socket (connect with "
+                        "socat readline unix:PATH or nc -U PATH; it runs any code it gets)")
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument("--redis", metavar="URL",
                          help="redis://[:PASSWORD@]HOST[:PORT][/DB]: be a node of the cluster "
@@ -701,6 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = AE.cv()
     sigs = [AE.signal(name, partial(stop.send, "SIG" + name)) for name in ("INT", "TERM")]
     parent = watch_parent(args.parent_fd, stop) if args.parent_fd is not None else None
+    shell = debug.shell("unix/", args.debug_shell) if args.debug_shell else None
     server.shutdown(stop.recv())
     return 0
 
