@@ -156,5 +156,6 @@ if os.environ.get("ANYEVENT_STRICT", "") not in ("", "0"):
     from . import strict as _strict
     _strict.enable()
 
-if os.environ.get("ANYEVENT_DEBUG_WRAP", "") not in ("", "0"):
-    from . import debug as _debug  # noqa: F401  (it wraps as the variable says)
+if any(os.environ.get(name, "") not in ("", "0")
+       for name in ("ANYEVENT_DEBUG", "ANYEVENT_DEBUG_WRAP")):
+    from . import debug as _debug  # noqa: F401  (it wraps as the variables say)

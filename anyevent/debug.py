@@ -18,7 +18,10 @@ It does this on every model. A wrapped watcher:
 * keeps the last ten errors its callback raised, with their tracebacks. It
   logs each at ``error`` and adds the creation site to the exception (a
   note, Python 3.11+) before the loop's exception handler gets it;
-* is listed in :data:`WRAPPED` while it lives.
+* is listed in :data:`WRAPPED` while it lives;
+* when the program's own code drops it on the line that made it (``AE.timer(1,
+  0, cb)`` as a statement: it can never fire, a common slip in ports, which
+  Perl allows silently), a :class:`RuntimeWarning` names that line.
 
 A watcher created from a thread that is not the loop's is a
 :class:`RuntimeError` while wrapping is on. It would wait unnoticed until the
@@ -28,7 +31,8 @@ loop's thread.
 Wrapping is off by default and costs nothing then: nothing is replaced.
 ``ANYEVENT_DEBUG_WRAP=1`` (or ``2``) in the environment turns it on when
 :mod:`anyevent` is imported. Perl calls that variable
-``PERL_ANYEVENT_DEBUG_WRAP``.
+``PERL_ANYEVENT_DEBUG_WRAP``. ``ANYEVENT_DEBUG=1``, the debug mode (asyncio's
+``PYTHONASYNCIODEBUG``), does the same without tracing every call.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 import weakref
 from typing import Any, Callable
 
@@ -158,13 +163,36 @@ def _creator(kind: str, create: Callable[..., Any]) -> Callable[..., Any]:
                                "loop's: create it in the loop's thread, with "
                                "loop.call_soon_threadsafe(...)"
                                % (kind, threading.current_thread().name))
-        info = Wrapped(kind, args[:-1], args[-1], traceback.extract_stack(sys._getframe(1)))
+        caller = sys._getframe(1)
+        info = Wrapped(kind, args[:-1], args[-1], traceback.extract_stack(caller))
         watcher = create(*args[:-1], info.call)
         WRAPPED[info.id] = info
-        weakref.finalize(watcher, WRAPPED.pop, info.id, None)
+        made_at = None
+        if not getattr(args[-1], "__module__", "anyevent").startswith("anyevent"):
+            while caller.f_code.co_filename.startswith(_PACKAGE) and caller.f_back:
+                caller = caller.f_back      # (the facades' frames)
+            made_at = (caller.f_code, caller.f_lineno)
+        weakref.finalize(watcher, _gone, info, made_at)
         return watcher
     instrumented.__doc__ = create.__doc__
     return instrumented
+
+
+def _gone(info: Wrapped, made_at: tuple[Any, int] | None) -> None:
+    """A wrapped watcher went: out of :data:`WRAPPED`; a warning when the
+    program's code dropped it, never fired, on the line that made it."""
+    WRAPPED.pop(info.id, None)
+    if made_at is None or info.count:
+        return
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        if (frame.f_code, frame.f_lineno) == made_at:
+            warnings.warn_explicit(
+                "the %s watcher made here was dropped at once, so it can never fire: "
+                "keep what %s() returns as long as it should run" % (info.kind, info.kind),
+                RuntimeWarning, made_at[0].co_filename, made_at[1])
+            return
+        frame = frame.f_back
 
 
 def wrap(level: int | None = None) -> int:
@@ -445,5 +473,8 @@ class _Shell:
     __del__ = cancel
 
 
+if os.environ.get("ANYEVENT_DEBUG", "") not in ("", "0"):
+    TRACE = False       # the debug mode: reports, not a trace of every call
+    wrap(1)
 if os.environ.get("ANYEVENT_DEBUG_WRAP", "") not in ("", "0"):
     wrap(int(os.environ["ANYEVENT_DEBUG_WRAP"]))

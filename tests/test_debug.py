@@ -213,3 +213,31 @@ def test_shell_refuses_a_public_address_without_opt_in():
         debug.shell("example.org", 0)
     sh = debug.shell("127.0.0.1", 0)
     del sh
+
+
+def test_a_watcher_dropped_on_the_line_that_made_it_is_a_warning(wrapped):
+    """The commonest porting slip: AE::timer's result not stored, so the timer
+    never fires (Perl allows it silently)."""
+    with pytest.warns(RuntimeWarning, match="timer watcher made here was dropped at once") as got:
+        AE.timer(0, 0, lambda: None)
+    assert got[0].filename == __file__
+    with pytest.warns(RuntimeWarning):
+        AnyEvent.idle(cb=lambda: None)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = AE.timer(60, 0, lambda: None)   # kept: fine
+        del w                               # dropped later, on purpose: fine
+        a, b = pair()
+        hdl = Handle(fh=a)                  # a handle's own watchers come and go
+        hdl.push_write(b"x")
+        hdl.destroy()
+        b.close()
+
+
+def test_debug_mode_from_the_environment():
+    script = ("import anyevent, anyevent.debug as d; w = anyevent.AE.timer(9, 0, print); "
+              "print(d._level, d.TRACE, len(d.WRAPPED))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=30, env=dict(os.environ, ANYEVENT_DEBUG="1"))
+    assert out.stdout.split() == ["1", "False", "1"], out.stderr
