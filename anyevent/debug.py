@@ -224,8 +224,10 @@ def wrap(level: int | None = None) -> int:
 
 def cb2str(cb: object) -> str:
     """A callback, readably: ``module.function (file:line)`` for a function or
-    method, else its ``repr``. Port of ``AnyEvent::Debug::cb2str``."""
+    method, else its ``repr``; what a wrapper wraps (``__wrapped__``: a Handle's
+    weak callers) rather than the wrapper. Port of ``AnyEvent::Debug::cb2str``."""
     func = getattr(cb, "__func__", cb)
+    func = getattr(func, "__wrapped__", func)
     code = getattr(func, "__code__", None)
     name = getattr(func, "__qualname__", None)
     if code is None or name is None:

@@ -241,3 +241,13 @@ def test_debug_mode_from_the_environment():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=30, env=dict(os.environ, ANYEVENT_DEBUG="1"))
     assert out.stdout.split() == ["1", "False", "1"], out.stderr
+
+
+def test_cb2str_names_the_method_behind_a_handles_weak_caller():
+    from anyevent.handle import _stream
+    a, b = pair()
+    hdl = Handle(fh=a)
+    text = debug.cb2str(_stream._weak_method(hdl, "_read_ready"))
+    assert "_read_ready" in text and "caller" not in text
+    hdl.destroy()
+    b.close()

@@ -221,6 +221,7 @@ def _weak_method(obj: object, name: str) -> Callable[[], None]:
             self = ref()
             if self is not None:
                 func(self)
+        caller.__wrapped__ = func   # type: ignore[attr-defined]  # (for anyevent.debug.cb2str)
         _WEAK_CALLERS[(cls, name)] = caller
     return MethodType(caller, weakref.ref(obj))
 
