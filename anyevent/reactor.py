@@ -775,12 +775,21 @@ class Loop:
             _signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
             self._sig_r, self._sig_w = r, w
             self._sig_io = self.io(r, 0, self._sig_dispatch)
-        prev = _signal.getsignal(signum)
         try:
-            _signal.signal(signum, _noop_handler)
-        except (OSError, ValueError) as exc:
+            self._sig_catch(signum, _noop_handler)
+        except ValueError:
             if not self._sig_recs:
                 self._sig_close()
+            raise
+
+    def _sig_catch(self, signum: int, handler: Callable[[int, Any], object]) -> None:
+        """Put ``handler`` in as the Python-level handler of ``signum``, keeping
+        the previous one for :meth:`_signal_remove`; ValueError if the signal
+        cannot be caught."""
+        prev = _signal.getsignal(signum)
+        try:
+            _signal.signal(signum, handler)
+        except (OSError, ValueError) as exc:
             raise ValueError("cannot watch signal %d: %s" % (signum, exc)) from None
         self._sig_prev[signum] = prev
 

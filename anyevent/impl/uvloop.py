@@ -63,12 +63,7 @@ class UvloopLoop(_aio_model.AsyncioLoop):
         if signum == _signal.SIGCHLD:
             raise ValueError("cannot watch signal %d: uvloop keeps SIGCHLD for its "
                              "subprocesses" % signum)
-        prev = _signal.getsignal(signum)
-        try:
-            _signal.signal(signum, self._sig_caught)
-        except (OSError, ValueError) as exc:
-            raise ValueError("cannot watch signal %d: %s" % (signum, exc)) from None
-        self._sig_prev[signum] = prev
+        self._sig_catch(signum, self._sig_caught)
 
     def _sig_caught(self, signum: int, frame: FrameType | None) -> None:
         # Python runs this in the main thread between two bytecodes: at once
