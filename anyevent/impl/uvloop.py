@@ -131,7 +131,11 @@ class _ChildWaker:
             if gone:
                 self._close(pid)
         self._polled &= watched.keys()
-        if not self._polled and self._poll is not None:
+        if not self._polled:
+            self._stop_poll()
+
+    def _stop_poll(self) -> None:
+        if self._poll is not None:
             self._poll.cancel()
             self._poll = None
 
@@ -143,9 +147,7 @@ class _ChildWaker:
     def cancel(self) -> None:
         for pid in list(self._pidfds):
             self._close(pid)
-        if self._poll is not None:
-            self._poll.cancel()
-            self._poll = None
+        self._stop_poll()
 
     __del__ = cancel
 
