@@ -26,7 +26,7 @@ import cbor2
 from ._stream import (DataCb, Handle, Reader, TlsDetectCb, ValueCb, register_read_type,
                       register_write_type)
 from ._wire import (_JSON_DECODER, _JSON_ENCODER, _JSON_WS, _PICKLE_TABLE, _SSL2_RECORD,
-                    _TLS_RECORD, CBOR_MAX_DEPTH, STORABLE_MAX_DEPTH, _check_pickle_depth,
+                    _TLS_RECORD, STORABLE_MAX_DEPTH, _check_pickle_depth,
                     _JsonScan, _json_value, _pack_length, _pack_struct, _PlainUnpickler,
                     _unpack_length, Bytes)
 
