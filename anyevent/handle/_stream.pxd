@@ -60,7 +60,7 @@ cdef class _BytesLineReader:
 cdef class _CborReader:
     cdef object cb, scan, decode
 
-    @cython.locals(hdl=_HandleCore, fresh=int)
+    @cython.locals(hdl=_HandleCore)
     cpdef read(self, hdl)
 
 

@@ -2283,15 +2283,15 @@ class _CborReader:
         if not rbuf:
             return False
         scan = self.scan
-        fresh = 0 if type(rbuf) is bytearray and _FRESH_SCANS[0] is not None else 1
         if scan is None:
-            scan = _FRESH_SCANS[fresh]
+            scan = _FRESH_SCANS[0 if type(rbuf) is bytearray and _FRESH_SCANS[0] is not None
+                                else 1]
         try:
             data = scan.take(rbuf, hdl._rin - len(rbuf))
             if data is None:
-                if self.scan is None:
+                if self.scan is None:   # keep the place: the shared scanner is this reader's now
                     self.scan = scan
-                    _FRESH_SCANS[fresh] = type(scan)()
+                    _FRESH_SCANS[_FRESH_SCANS.index(scan)] = type(scan)()
                 return False
             value = self.decode(data)
         except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
