@@ -3,6 +3,7 @@
 * The compiled core's ``.pxd`` files give some classes C fields; the ``.py``
   source names the same fields in ``__slots__``.  A field missing from one
   of them works interpreted and breaks compiled (or the reverse).
+* ``setup.py``'s list of modules to compile and ``_core``'s of modules to import compiled.
 * ``Handle``'s options: the names it accepts (``_OPTIONS``) and the
   ``HandleOptions`` TypedDict the type checkers see.
 """
@@ -60,3 +61,14 @@ def test_the_accepted_options_are_the_typed_ones():
     """``fh`` is a parameter of its own (``Handle(fh=None, **opts)``); every other
     option is a key of the TypedDict."""
     assert set(HandleOptions.__annotations__) | {"fh"} == set(_stream._OPTIONS)
+
+
+def test_setup_compiles_the_modules_core_imports():
+    """setup.py's CORE (what is compiled) and _core's (what is imported compiled)."""
+    from anyevent import _core
+    tree = ast.parse((PACKAGE.parent / "setup.py").read_text())
+    [listed] = [ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                and any(getattr(t, "id", None) == "CORE" for t in n.targets)]
+    built = {path.rpartition(".")[0].removeprefix("anyevent/").replace("/", ".")
+             for path in listed}
+    assert built == set(_core.CORE + _core.COMPILED_ONLY)
