@@ -99,7 +99,7 @@ def test_quickstart_block_runs(line, code, workdir, request):
 
 
 def test_type_reference_lists_every_builtin_type():
-    """docs/types.rst has a section for every read and write type handle.py registers."""
+    """docs/types.rst has a section for every read and write type the handle package registers."""
     # a fresh interpreter: tests in this one register types of their own
     registered = subprocess.run(
         [sys.executable, "-c", "import anyevent.handle._stream as h; print(' '.join(h._READ_TYPES)); "
