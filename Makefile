@@ -6,6 +6,11 @@ VPY := $(VENV)/bin/python
 # filterwarnings of setup.cfg, which also catch warnings raised in __del__)
 # turn a socket left to the garbage collector or a deprecated call into a failure
 PYTEST := -X dev -W error::ResourceWarning -W error::DeprecationWarning -m pytest
+# -X dev also turns on anyevent's debug mode (anyevent.debug: watchers and
+# handles wrapped, threads checked), as it does asyncio's.  The compiled and
+# model runs turn it off (ANYEVENT_DEBUG=0) to test the path programs run;
+# the pure-Python run keeps it, so that every test also runs wrapped
+NODEBUG := ANYEVENT_DEBUG=0
 # make run PORT=6000 HOST=0.0.0.0
 PORT ?= 5555
 HOST ?= 127.0.0.1
@@ -46,9 +51,10 @@ $(VENV)/.core: setup.py $(wildcard anyevent/reactor.p* anyevent/handle/*.p* anye
 	ANYEVENT_BUILD_STRICT=1 $(VPY) setup.py -q build_ext --inplace
 	touch $@
 
-# the suite on the compiled core, then on the pure-Python reference
+# the suite on the compiled core, then on the pure-Python reference in the
+# debug mode
 test: $(VENV)/.test $(VENV)/.core
-	$(VPY) $(PYTEST) -q
+	$(NODEBUG) $(VPY) $(PYTEST) -q
 	ANYEVENT_PURE_PYTHON=1 $(VPY) $(PYTEST) -q
 
 test-pure: $(VENV)/.test
@@ -56,8 +62,8 @@ test-pure: $(VENV)/.test
 
 # the suite on the compiled core under the asyncio and uvloop models
 test-models: $(VENV)/.test $(VENV)/.core
-	ANYEVENT_MODEL=asyncio $(VPY) $(PYTEST) -q
-	ANYEVENT_MODEL=uvloop $(VPY) $(PYTEST) -q
+	$(NODEBUG) ANYEVENT_MODEL=asyncio $(VPY) $(PYTEST) -q
+	$(NODEBUG) ANYEVENT_MODEL=uvloop $(VPY) $(PYTEST) -q
 
 # one venv per minor version (.venv-3.X), each with .[test]; every version
 # runs, then the versions that failed are listed
@@ -74,7 +80,7 @@ test-all:
 	echo "test-all: passed on every version"
 
 soak: $(VENV)/.test $(VENV)/.core
-	$(VPY) $(PYTEST) -q -m soak
+	$(NODEBUG) $(VPY) $(PYTEST) -q -m soak
 
 bench: $(VENV)/.bench $(VENV)/.core
 	$(VPY) bench/run_all.py --plot

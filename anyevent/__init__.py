@@ -27,6 +27,7 @@ asyncio loop running at the first watcher), or uvloop; see
 from __future__ import annotations
 
 import os
+import sys
 
 from typing import Any, Callable
 
@@ -156,6 +157,6 @@ if os.environ.get("ANYEVENT_STRICT", "") not in ("", "0"):
     from . import strict as _strict
     _strict.enable()
 
-if any(os.environ.get(name, "") not in ("", "0")
-       for name in ("ANYEVENT_DEBUG", "ANYEVENT_DEBUG_WRAP")):
-    from . import debug as _debug  # noqa: F401  (it wraps as the variables say)
+if sys.flags.dev_mode or any(os.environ.get(name, "") not in ("", "0")
+                             for name in ("ANYEVENT_DEBUG", "ANYEVENT_DEBUG_WRAP")):
+    from . import debug as _debug  # noqa: F401  (it wraps as -X dev and the variables say)

@@ -23,21 +23,35 @@ It does this on every model. A wrapped watcher:
   0, cb)`` as a statement: it can never fire, a common slip in ports, which
   Perl allows silently), a :class:`RuntimeWarning` names that line.
 
-A watcher created from a thread that is not the loop's is a
-:class:`RuntimeError` while wrapping is on. It would wait unnoticed until the
-loop next woke. Use ``loop.call_soon_threadsafe`` to create it from the
-loop's thread.
+Every :class:`~anyevent.handle.Handle` made while wrapping is on records
+where it was made (:data:`HANDLE_SITES`); each error it reports is logged
+with that site (``note`` for a fatal one, ``info`` else), and an error no
+``on_error`` takes raises an :class:`OSError` carrying the site as a note.
+
+A watcher or a handle created from a thread that is not the loop's is a
+:class:`RuntimeError` while wrapping is on, and so is a handle changed from
+there (``push_write``, ``push_read``, ``destroy``, its setters). It would
+wait unnoticed until the loop next woke. Use ``loop.call_soon_threadsafe``
+to do it in the loop's thread.
+
+A report at ``warn`` or above that no logging handler of the program would
+show is written to stderr.
 
 Wrapping is off by default and costs nothing then: nothing is replaced.
 ``ANYEVENT_DEBUG_WRAP=1`` (or ``2``) in the environment turns it on when
 :mod:`anyevent` is imported. Perl calls that variable
-``PERL_ANYEVENT_DEBUG_WRAP``. ``ANYEVENT_DEBUG=1``, the debug mode (asyncio's
-``PYTHONASYNCIODEBUG``), does the same without tracing every call.
+``PERL_ANYEVENT_DEBUG_WRAP``. The debug mode does the same without tracing
+every call: it is on under ``python -X dev``, as asyncio's is, and with
+``ANYEVENT_DEBUG=1``; ``ANYEVENT_DEBUG=0`` keeps it off (see
+:func:`debug_mode_wanted`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno as _errno
+import functools
+import inspect
 import io
 import itertools
 import logging
@@ -48,15 +62,17 @@ import time
 import traceback
 import warnings
 import weakref
+import types
 from typing import Any, Callable
 
 import anyevent
 
-from .log import level_number, log as _log
+from .handle import Handle
+from .log import _has_output, level_number, log as _log
 from .reactor import loop
 
-__all__ = ["shell", "wrap", "cb2str", "backtrace", "Wrapped", "WRAPPED", "NAMESPACE", "SLOW",
-           "TRACE"]
+__all__ = ["shell", "wrap", "cb2str", "backtrace", "debug_mode_wanted", "Wrapped", "WRAPPED",
+           "HANDLE_SITES", "NAMESPACE", "SLOW", "TRACE"]
 
 #: seconds a callback may run before it is logged as slow (asyncio's
 #: ``slow_callback_duration``)
@@ -69,7 +85,9 @@ WRAPPED: dict[int, Wrapped] = {}
 
 _KINDS = ("io", "timer", "signal", "child", "idle")
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_FACADES = (os.path.join(_PACKAGE, "__init__.py"), os.path.join(_PACKAGE, "strict.py"))
 _MAX_ERRORS = 10
+_LOGGER = logging.getLogger("anyevent.debug")
 _ids = itertools.count(1)
 _level = 0
 _facade_entries: dict[str, Any] = {}    # AE's entries wrap() replaced, to put back
@@ -95,12 +113,11 @@ class Wrapped:
     errors: list[str]
     trace: bool
 
-    def __init__(self, kind: str, args: tuple[Any, ...], cb: Callable[..., object],
-                 stack: traceback.StackSummary) -> None:
+    def __init__(self, kind: str, args: tuple[Any, ...], cb: Callable[..., object], site: str,
+                 stack: traceback.StackSummary | None = None) -> None:
         self.id = next(_ids)
         self.kind, self.args, self.cb = kind, args, cb
-        self.site = _site(stack)
-        self.stack = stack if _level >= 2 else None
+        self.site, self.stack = site, stack
         self.count = 0
         self.errors = []
         self.trace = TRACE
@@ -132,7 +149,7 @@ class Wrapped:
             return self.cb(*args)
         except Exception as exc:
             self.errors = (self.errors + [traceback.format_exc()])[-_MAX_ERRORS:]
-            _log("error", "%s raised %s: %s", self, type(exc).__name__, exc, context="debug")
+            _report("error", "%s raised %s: %s", self, type(exc).__name__, exc)
             add_note = getattr(exc, "add_note", None)     # (Python 3.11+)
             if add_note is not None:
                 add_note("(in the callback of the %s watcher created at %s)"
@@ -141,37 +158,61 @@ class Wrapped:
         finally:
             took = time.perf_counter() - started
             if took > SLOW:
-                _log("warn", "callback of %s took %.3f s", self, took, context="debug")
+                _report("warn", "callback of %s took %.3f s", self, took)
             if self.trace:
                 _log("trace", "leave %s", self, context="debug")
 
 
-def _site(stack: traceback.StackSummary) -> str:
-    """The innermost frame outside this package (else the innermost one)."""
-    frames = [f for f in stack if not f.filename.startswith(_PACKAGE)] or list(stack)
-    frame = frames[-1]
-    return "%s:%s (%s)" % (frame.filename, frame.lineno, frame.name)
+def _report(level: str, msg: str, *args: object) -> None:
+    """Log a report of the debug mode at ``level``.  One at ``warn`` or above
+    that no handler of the application would show is written to stderr (as
+    :data:`logging.lastResort` does): a debug mode is never silent."""
+    _log(level, msg, *args, context="debug")
+    levelno = level_number(level)
+    if levelno >= logging.WARNING and _LOGGER.isEnabledFor(levelno) and not _has_output(_LOGGER):
+        sys.stderr.write("anyevent.debug: %s\n" % (msg % args))
+
+
+def _outside(frame: types.FrameType) -> types.FrameType:
+    """The innermost frame from ``frame`` outwards that is not this package's
+    (``frame`` itself when there is none): where the program asked."""
+    outer: types.FrameType | None = frame
+    while outer is not None and outer.f_code.co_filename.startswith(_PACKAGE):
+        outer = outer.f_back
+    return outer or frame
+
+
+def _site(frame: types.FrameType) -> str:
+    """``file:line (function)`` of ``frame``."""
+    return "%s:%s (%s)" % (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+
+
+def _refuse_other_threads(what: str) -> None:
+    """Raise :class:`RuntimeError` unless called from the loop's thread."""
+    if threading.get_ident() != loop._thread:
+        raise RuntimeError("anyevent: %s from thread %r, not the loop's: do it in the "
+                           "loop's thread, with loop.call_soon_threadsafe(...)"
+                           % (what, threading.current_thread().name))
 
 
 def _creator(kind: str, create: Callable[..., Any]) -> Callable[..., Any]:
     """``loop.<kind>`` instrumented: the callback (the last argument) wrapped."""
     def instrumented(*args: Any) -> Any:
         # (the loop's own watchers are made from any thread: call_soon_threadsafe's)
-        if threading.get_ident() != loop._thread and \
-                getattr(args[-1], "__self__", None) is not loop:
-            raise RuntimeError("anyevent: a %s watcher created from thread %r, not the "
-                               "loop's: create it in the loop's thread, with "
-                               "loop.call_soon_threadsafe(...)"
-                               % (kind, threading.current_thread().name))
+        if getattr(args[-1], "__self__", None) is not loop:
+            _refuse_other_threads("a %s watcher created" % kind)
         caller = sys._getframe(1)
-        info = Wrapped(kind, args[:-1], args[-1], traceback.extract_stack(caller))
+        info = Wrapped(kind, args[:-1], args[-1], _site(_outside(caller)),
+                       traceback.extract_stack(caller) if _level >= 2 else None)
         watcher = create(*args[:-1], info.call)
         WRAPPED[info.id] = info
-        made_at = None
+        made_at = None      # the program's line that made it, for a dropped-at-once warning
         if not getattr(args[-1], "__module__", "anyevent").startswith("anyevent"):
-            while caller.f_code.co_filename.startswith(_PACKAGE) and caller.f_back:
-                caller = caller.f_back      # (the facades' frames)
-            made_at = (caller.f_code, caller.f_lineno)
+            outer = caller
+            while outer.f_code.co_filename in _FACADES and outer.f_back:
+                outer = outer.f_back
+            if not outer.f_code.co_filename.startswith(_PACKAGE):
+                made_at = (outer.f_code, outer.f_lineno)
         weakref.finalize(watcher, _gone, info, made_at)
         return watcher
     instrumented.__doc__ = create.__doc__
@@ -195,6 +236,80 @@ def _gone(info: Wrapped, made_at: tuple[Any, int] | None) -> None:
         frame = frame.f_back
 
 
+# -- handles ------------------------------------------------------------------------------
+
+#: where each handle made while wrapping was on was made, ``file:line (function)``
+HANDLE_SITES: weakref.WeakKeyDictionary[Handle, str] = weakref.WeakKeyDictionary()
+_READS = frozenset({"destroyed", "fh"})     # Handle methods any thread may call
+_handle_entries: dict[str, Any] = {}        # Handle's own entries wrap() replaced, to put back
+
+
+def _handle_methods() -> list[str]:
+    """The public methods of :class:`Handle` that change it."""
+    return [name for name in dir(Handle) if not name.startswith("_") and name not in _READS
+            and callable(inspect.getattr_static(Handle, name))]
+
+
+def _checked(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``Handle.<name>`` refused outside the loop's thread."""
+    @functools.wraps(method)
+    def checked(self: Handle, *args: Any, **kwargs: Any) -> Any:
+        _refuse_other_threads("Handle.%s called" % name)
+        return method(self, *args, **kwargs)
+    return checked
+
+
+def _handle_init(init: Callable[..., None]) -> Callable[..., None]:
+    """``Handle.__init__`` that records where the handle is made."""
+    @functools.wraps(init)
+    def __init__(self: Handle, *args: Any, **kwargs: Any) -> None:
+        _refuse_other_threads("a Handle created")
+        HANDLE_SITES[self] = _site(_outside(sys._getframe(1)))
+        init(self, *args, **kwargs)
+    return __init__
+
+
+def _handle_error(error: Callable[..., None]) -> Callable[..., None]:
+    """``Handle._error`` that logs each error reported with where the handle
+    was made (at ``note`` for a fatal one, ``info`` else: ``on_error`` deals
+    with them), and adds that site to the :class:`OSError` of an error no
+    ``on_error`` takes (which the loop's exception handler prints)."""
+    @functools.wraps(error)
+    def _error(self: Handle, err: int, fatal: bool = False, message: str | None = None) -> None:
+        site = HANDLE_SITES.get(self)
+        if site is None or self._failing:
+            return error(self, err, fatal, message)
+        _report("note" if fatal else "info", "the handle created at %s reports %s%s: %s", site,
+                "" if fatal else "a non-fatal ",
+                _errno.errorcode.get(err, str(err)), message or os.strerror(err))
+        try:
+            return error(self, err, fatal, message)
+        except OSError as exc:
+            add_note = getattr(exc, "add_note", None)     # (Python 3.11+)
+            if add_note is not None:
+                add_note("(the handle was created at %s)" % site)
+            raise
+    return _error
+
+
+def _instrument_handles(on: bool) -> None:
+    """Put the checking entries on :class:`Handle` (``on``), or take them off."""
+    if not on:
+        for name in _handle_methods() + ["__init__", "_error"]:
+            if name in _handle_entries:
+                setattr(Handle, name, _handle_entries.pop(name))
+            elif name in vars(Handle):
+                delattr(Handle, name)
+        return
+    replacements = {name: _checked(name, getattr(Handle, name)) for name in _handle_methods()}
+    replacements["__init__"] = _handle_init(Handle.__init__)
+    replacements["_error"] = _handle_error(Handle._error)
+    for name, entry in replacements.items():
+        if name in vars(Handle):
+            _handle_entries[name] = vars(Handle)[name]
+        setattr(Handle, name, entry)
+
+
 def wrap(level: int | None = None) -> int:
     """Set the wrap level for watchers created from now on; return the previous one.
 
@@ -213,12 +328,16 @@ def wrap(level: int | None = None) -> int:
             if getattr(entry.__func__, "__self__", None) is loop:   # strict mode's look it up
                 _facade_entries[kind] = entry
                 setattr(anyevent.AE, kind, staticmethod(getattr(loop, kind)))
+        _instrument_handles(True)
     elif previous and not _level:
+        _instrument_handles(False)
         for kind in _KINDS:
             vars(loop).pop(kind, None)
         for kind, entry in _facade_entries.items():
             setattr(anyevent.AE, kind, entry)
         _facade_entries.clear()
+        if anyevent.AnyEvent.MODEL is not None:   # (detected since: the model's methods)
+            anyevent._bind_to_model()
     return previous
 
 
@@ -475,7 +594,15 @@ class _Shell:
     __del__ = cancel
 
 
-if os.environ.get("ANYEVENT_DEBUG", "") not in ("", "0"):
+def debug_mode_wanted() -> bool:
+    """Whether the environment asks for the debug mode: ``ANYEVENT_DEBUG`` set
+    to anything but ``0``; unset (or empty), Python's development mode
+    (``python -X dev``, ``PYTHONDEVMODE=1``), as for asyncio's debug mode."""
+    value = os.environ.get("ANYEVENT_DEBUG", "").strip()
+    return value != "0" if value else sys.flags.dev_mode
+
+
+if debug_mode_wanted():
     TRACE = False       # the debug mode: reports, not a trace of every call
     wrap(1)
 if os.environ.get("ANYEVENT_DEBUG_WRAP", "") not in ("", "0"):

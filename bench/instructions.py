@@ -60,11 +60,15 @@ def measure(client, kind, seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5)
-    # (no default here: argparse checks a list default against choices as one
-    # value, and refuses it)
-    parser.add_argument("kinds", nargs="*", choices=sorted(KINDS),
-                        help="what to measure (default: anyevent anyevent-line)")
+    # (checked here, not with choices=: argparse versions differ in checking an
+    # empty list against them, and some refuse it)
+    parser.add_argument("kinds", nargs="*", metavar="kind",
+                        help="what to measure, of %s (default: anyevent anyevent-line)"
+                        % ", ".join(sorted(KINDS)))
     args = parser.parse_args()
+    for kind in args.kinds:
+        if kind not in KINDS:
+            parser.error("unknown kind %r (choose from %s)" % (kind, ", ".join(sorted(KINDS))))
     args.kinds = args.kinds or ["anyevent", "anyevent-line"]
     client = build_client()
     missed = 0

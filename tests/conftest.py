@@ -6,6 +6,7 @@ accept connections (:func:`listener`) that are closed after the test."""
 import gc
 import os
 import shutil
+import socket
 import traceback
 from time import monotonic
 
@@ -321,3 +322,20 @@ def listener():
     the test ends."""
     with Listener() as server:
         yield server
+
+
+@pytest.fixture
+def blackhole():
+    """A port whose SYNs go unanswered: its accept queue is full."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(0)
+    port = s.getsockname()[1]
+    fillers = [socket.socket() for _ in range(4)]
+    for f in fillers:
+        f.setblocking(False)
+        f.connect_ex(("127.0.0.1", port))
+    yield port
+    for f in fillers:
+        f.close()
+    s.close()

@@ -22,23 +22,6 @@ def refused_port():
     return free_port()
 
 
-@pytest.fixture
-def blackhole():
-    """A port whose SYNs go unanswered: its accept queue is full."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(0)
-    port = s.getsockname()[1]
-    fillers = [socket.socket() for _ in range(4)]
-    for f in fillers:
-        f.setblocking(False)
-        f.connect_ex(("127.0.0.1", port))
-    yield port
-    for f in fillers:
-        f.close()
-    s.close()
-
-
 def run(**kw):
     """Start a Connector; return (outcome, on_fail calls) once it ends."""
     cv = CondVar()

@@ -1,5 +1,7 @@
 """anyevent.debug: AnyEvent::Debug's wrap, cb2str and backtrace, on every model."""
 
+import errno
+import gc
 import os
 import socket
 import subprocess
@@ -13,14 +15,25 @@ import anyevent
 from anyevent import AE, AnyEvent, debug, loop
 from anyevent.handle import Handle
 
-from conftest import pair, require_tool, run_until
+from conftest import free_port, pair, require_tool, run_until, settle
 
 
 @pytest.fixture
-def wrapped(caplog):
+def wrapped(caplog, monkeypatch):
+    """Wrapping on at level 1, tracing new watchers (whether or not the debug
+    mode, which does not trace, is on for the whole run)."""
     previous = debug.wrap(1)
+    monkeypatch.setattr(debug, "TRACE", True)
     caplog.set_level(1, logger="anyevent")     # trace too
     yield caplog
+    debug.wrap(previous)
+
+
+@pytest.fixture
+def unwrapped():
+    """Wrapping off for the test, as it is by default outside ``-X dev``."""
+    previous = debug.wrap(0)
+    yield
     debug.wrap(previous)
 
 
@@ -28,10 +41,10 @@ def _here():
     return "%s:%d" % (__file__, sys._getframe(1).f_lineno)
 
 
-def test_off_nothing_is_replaced():
-    """Off, wrap costs nothing: the loop and the facades are untouched."""
-    assert debug.wrap(0) == 0
+def test_off_nothing_is_replaced(unwrapped):
+    """Off, wrap costs nothing: the loop, the facades and Handle are untouched."""
     assert "timer" not in vars(loop)
+    assert "push_write" not in vars(Handle) and "__init__" not in vars(Handle)
     assert getattr(AE.timer, "__self__", None) is loop or anyevent.strict.enabled()
 
 
@@ -116,7 +129,7 @@ def test_a_watcher_from_another_thread_is_refused_naming_call_soon_threadsafe(wr
     assert len(errors) == 1 and "call_soon_threadsafe" in errors[0]
 
 
-def test_wrap_toggles_and_level_two_keeps_the_stack():
+def test_wrap_toggles_and_level_two_keeps_the_stack(unwrapped):
     assert debug.wrap() == 0 and debug.wrap() == 1    # toggled on, then off
     assert debug.wrap(2) == 0
     try:
@@ -241,6 +254,106 @@ def test_debug_mode_from_the_environment():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=30, env=dict(os.environ, ANYEVENT_DEBUG="1"))
     assert out.stdout.split() == ["1", "False", "1"], out.stderr
+
+
+# -- handles and the debug mode ---------------------------------------------------------------
+
+def test_a_handle_records_where_it_was_made_and_reports_errors_with_it(wrapped):
+    a, b = pair()
+    cv = AE.cv()
+    line = _here(); hdl = Handle(fh=a, on_error=lambda h, fatal, msg: cv.send(msg))  # noqa
+    assert debug.HANDLE_SITES[hdl].startswith(line)
+    b.close()
+    hdl.push_read("line", lambda h, line, eol: None)
+    assert run_until(cv) == "Broken pipe"           # what on_error gets is unchanged
+    [report] = [r for r in wrapped.records if "reports EPIPE" in r.getMessage()]
+    assert report.levelname == "NOTE" and line in report.getMessage()
+
+
+def test_an_error_no_on_error_takes_carries_the_handles_creation_site(wrapped, callback_errors):
+    a, b = pair()
+    line = _here(); hdl = Handle(fh=a)  # noqa: E702
+    b.close()
+    hdl.push_read("line", lambda h, line, eol: None)
+    for _ in range(100):
+        if callback_errors:
+            break
+        settle(0.02)
+    [(where, exc)] = callback_errors
+    assert isinstance(exc, BrokenPipeError)
+    if sys.version_info >= (3, 11):
+        assert any(line in note for note in exc.__notes__), exc.__notes__
+
+
+def test_a_handle_made_or_changed_from_another_thread_is_refused(wrapped):
+    a, b = pair()
+    hdl = Handle(fh=a)
+    refused = []
+
+    def other():
+        for call in (lambda: hdl.push_write(b"x"), lambda: hdl.push_read("line", print),
+                     hdl.destroy, lambda: Handle(fh=b)):
+            try:
+                call()
+            except RuntimeError as exc:
+                refused.append(str(exc))
+        refused.append(hdl.destroyed())              # reading is fine
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert len(refused) == 5 and refused[-1] is False
+    assert all("call_soon_threadsafe" in text for text in refused[:4]), refused
+    assert "Handle.push_write called from thread" in refused[0]
+    assert hdl.wbuf == b"" and not hdl.destroyed()
+    hdl.destroy()
+
+
+def test_the_debug_mode_follows_python_dev_mode_unless_told():
+    script = ("import anyevent, anyevent.debug as d; from anyevent.handle import Handle; "
+              "print(d._level, 'push_write' in vars(Handle))")
+    env = {k: v for k, v in os.environ.items() if k != "ANYEVENT_DEBUG"}
+    cases = [([], None, "0 False"), (["-X", "dev"], None, "1 True"),
+             (["-X", "dev"], "0", "0 False"), ([], "1", "1 True")]
+    for flags, value, expected in cases:
+        run_env = dict(env, **({} if value is None else {"ANYEVENT_DEBUG": value}))
+        out = subprocess.run([sys.executable, *flags, "-c", script], capture_output=True,
+                             text=True, timeout=30, env=run_env)
+        assert out.stdout.strip() == expected, (flags, value, out.stderr)
+
+
+def test_a_report_no_logging_would_show_goes_to_stderr():
+    """The program configured no logging: the debug mode still speaks."""
+    script = ("import time, anyevent; from anyevent import AE; cv = AE.cv(); "
+              "w = AE.timer(0, 0, lambda: (time.sleep(0.15), cv.send())); cv.recv()")
+    out = subprocess.run([sys.executable, "-X", "dev", "-c", script], capture_output=True,
+                         text=True, timeout=30, env=dict(os.environ, ANYEVENT_DEBUG="1"))
+    assert "anyevent.debug: callback of " in out.stderr and " took 0.1" in out.stderr, out.stderr
+    assert "created at <string>:1 (<module>)" in out.stderr
+
+
+def test_no_dropped_warning_for_watchers_the_package_makes_in_a_callback(wrapped, blackhole):
+    """A watcher made and dropped by the package's own code while the loop
+    runs a callback (a Connector's attempts, each with a timer) is not a slip
+    of the program's, even with a Python frame of the program's (a test's
+    loop hook) further out."""
+    import warnings
+    from anyevent.connector import Connector
+    cv = AE.cv()
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        conn = Connector(addrs=[{"ip": "127.0.0.1", "port": free_port()},
+                                {"ip": "127.0.0.1", "port": blackhole}], timeout=0.2,
+                         on_connected=lambda sock: cv.send("connected"),
+                         on_connect_error=lambda syscall, err: cv.send(err.errno))
+        inner = loop.one_event
+        loop.one_event = lambda: inner()      # a Python frame outside, as conftest's
+        try:
+            assert run_until(cv, 10) == errno.ETIMEDOUT
+        finally:
+            del loop.one_event
+        del conn
+        gc.collect()
+    assert not [w for w in got if "dropped" in str(w.message)], [str(w.message) for w in got]
 
 
 def test_cb2str_names_the_method_behind_a_handles_weak_caller():

@@ -42,8 +42,11 @@ def test_detect_names_the_model_everywhere():
 
 def test_facades_call_the_model_directly_after_detection():
     AnyEvent.detect()
-    assert AE.timer.__func__ is type(reactor.loop).timer
-    assert AE.io.__self__ is reactor.loop
+    if "timer" in vars(reactor.loop):       # the debug mode's wrapping (python -X dev)
+        assert AE.timer is vars(reactor.loop)["timer"]
+    else:
+        assert AE.timer.__func__ is type(reactor.loop).timer
+        assert AE.io.__self__ is reactor.loop
     assert AnyEvent.postpone.__func__ is type(reactor.loop).postpone
 
 
