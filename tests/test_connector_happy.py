@@ -10,7 +10,7 @@ import pytest
 from anyevent.connector import Connector
 from anyevent.reactor import CondVar, loop
 from conftest import free_port
-from test_connector import BAD_PROTOCOL, blackhole, open_fds, refused_port  # noqa: F401
+from test_connector import BAD_PROTOCOL, open_fds, refused_port  # noqa: F401
 
 
 def race(delay=0.1, **kw):
