@@ -80,8 +80,9 @@ SLOW = 0.1
 #: whether watchers created from now on trace their invocations (Perl's
 #: ``$AnyEvent::Debug::TRACE``); each :class:`Wrapped` can change its own
 TRACE = True
-#: the wrapped watchers that live, by id (Perl's ``%AnyEvent::Debug::Wrapped``)
-WRAPPED: dict[int, Wrapped] = {}
+#: the wrapped watchers that live, by id (Perl's ``%AnyEvent::Debug::Wrapped``,
+#: whose entries are weak too: a watcher is kept by its owner, not by this)
+WRAPPED: weakref.WeakValueDictionary[int, Wrapped] = weakref.WeakValueDictionary()
 
 _KINDS = ("io", "timer", "signal", "child", "idle")
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -91,6 +92,7 @@ _LOGGER = logging.getLogger("anyevent.debug")
 _ids = itertools.count(1)
 _level = 0
 _facade_entries: dict[str, Any] = {}    # AE's entries wrap() replaced, to put back
+_UNFIRED: set[int] = set()  # ids of the program's watchers that live and never fired
 
 
 class Wrapped:
@@ -102,7 +104,8 @@ class Wrapped:
     None), ``count`` (callback invocations), ``errors`` (up to ten tracebacks),
     ``trace`` (bool: invocations are logged).
     """
-    __slots__ = ("id", "kind", "args", "cb", "site", "stack", "count", "errors", "trace")
+    __slots__ = ("id", "kind", "args", "cb", "site", "stack", "count", "errors", "trace",
+                 "__weakref__")
     id: int
     kind: str
     args: tuple[Any, ...]
@@ -142,6 +145,8 @@ class Wrapped:
     def call(self, *args: Any) -> object:
         """Run the callback: counted, traced, timed; an error recorded."""
         self.count += 1
+        if self.count == 1:
+            _UNFIRED.discard(self.id)
         if self.trace:
             _log("trace", "enter %s", self, context="debug")
         started = time.perf_counter()
@@ -213,24 +218,29 @@ def _creator(kind: str, create: Callable[..., Any]) -> Callable[..., Any]:
                 outer = outer.f_back
             if not outer.f_code.co_filename.startswith(_PACKAGE):
                 made_at = (outer.f_code, outer.f_lineno)
-        weakref.finalize(watcher, _gone, info, made_at)
+        # (nothing here may hold info: only the watcher, through its callback,
+        # so that a watcher in a cycle with its callback goes as it would unwrapped)
+        if made_at is not None:
+            _UNFIRED.add(info.id)
+        weakref.finalize(watcher, _gone, info.id, kind, made_at)
         return watcher
     instrumented.__doc__ = create.__doc__
     return instrumented
 
 
-def _gone(info: Wrapped, made_at: tuple[Any, int] | None) -> None:
+def _gone(key: int, kind: str, made_at: tuple[Any, int] | None) -> None:
     """A wrapped watcher went: out of :data:`WRAPPED`; a warning when the
     program's code dropped it, never fired, on the line that made it."""
-    WRAPPED.pop(info.id, None)
-    if made_at is None or info.count:
+    WRAPPED.pop(key, None)
+    if made_at is None or key not in _UNFIRED:
         return
+    _UNFIRED.discard(key)
     frame: Any = sys._getframe(1)
     while frame is not None:
         if (frame.f_code, frame.f_lineno) == made_at:
             warnings.warn_explicit(
                 "the %s watcher made here was dropped at once, so it can never fire: "
-                "keep what %s() returns as long as it should run" % (info.kind, info.kind),
+                "keep what %s() returns as long as it should run" % (kind, kind),
                 RuntimeWarning, made_at[0].co_filename, made_at[1])
             return
         frame = frame.f_back

@@ -37,6 +37,10 @@ def unwrapped():
     debug.wrap(previous)
 
 
+def _noop():
+    pass
+
+
 def _here():
     return "%s:%d" % (__file__, sys._getframe(1).f_lineno)
 
@@ -103,6 +107,28 @@ def test_errors_are_kept_logged_and_carry_the_creation_site(wrapped, callback_er
         assert any(line in note for note in exc.__notes__)
     assert "error:" in info.verbose()
     del w
+
+
+def test_a_wrapped_watcher_in_a_cycle_with_its_callback_goes_as_unwrapped(wrapped):
+    """Nothing of the wrapping holds the callback but the watcher: a timer
+    whose callback refers to it goes by reference counting once it fired."""
+    import weakref
+
+    class Payload:
+        pass
+    payload, cv, w = Payload(), AE.cv(), None
+
+    def cb():
+        cv.send((w, payload))
+    w = AE.timer(0, 0, cb)
+    ref = weakref.ref(payload)
+    gc.disable()
+    try:
+        run_until(cv)
+        del w, payload, cb, cv
+        assert ref() is None
+    finally:
+        gc.enable()
 
 
 def test_tracing_logs_every_invocation(wrapped):
@@ -198,8 +224,8 @@ def test_shell_over_a_unix_socket_with_nc(tmp_path, wrapped):
 def test_shell_commands_in_perls_form(tmp_path, wrapped):
     path = tmp_path / "shell"
     sh = debug.shell("unix/", str(path))
-    w = AE.timer(60, 0, lambda: None)
-    key = [i.id for i in debug.WRAPPED.values() if i.args == (60, 0)][0]
+    w = AE.timer(60, 0, _noop)
+    key = [i.id for i in debug.WRAPPED.values() if i.cb is _noop][0]
     out = _session(path, ["i %d" % key, "u %d" % key, "t", "wr 2", "wr 1", "i 99999"])
     assert "invoked 0 times, tracing on" in out
     assert "tracing disabled for %d." % key in out

@@ -11,6 +11,7 @@ from conftest import Bits, own_loop_only
 NOW = "now() is the current time (asyncio caches no iteration time)"
 
 
+@pytest.mark.filterwarnings("ignore:the timer watcher made here was dropped")  # (on purpose)
 def test_basic_timer_fires_and_unstored_timer_never_does():
     # t/01_basic.t: the stored 0.1 s timer fires, the unstored 1 s one is gone
     out = []
