@@ -18,6 +18,7 @@ after running signal handlers, as PEP 475 has it; for lines, the method
 calls and the intermediate copy of a slice.
 """
 
+cimport cython
 from anyevent.reactor cimport _FdEntry
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
@@ -298,6 +299,7 @@ cdef unsigned long long _CBOR_INDEFINITE = 0xFFFFFFFFFFFFFFFFULL
 cdef unsigned long long _CBOR_MANY = 0xFFFFFFFFFFFFFFFEULL  # more than could ever arrive
 
 
+@cython.final      # (its C methods called directly, so that the C compiler inlines them)
 cdef class CborScan:
     """``handle._CborScan`` in C: the same results, errors and resumption
     (``end(buf, gen)``, ``reset()``); the containers still open are counted
@@ -324,13 +326,17 @@ cdef class CborScan:
     def end(self, bytearray buf, Py_ssize_t gen):
         """Index just past the item at the start of ``buf``, or -1 if it is
         incomplete; ValueError if a header is malformed or nests too deep."""
+        return self._end(buf, gen)
+
+    cdef Py_ssize_t _end(self, bytearray buf, Py_ssize_t gen) except -2:
         cdef int done
+        cdef const unsigned char *data = <const unsigned char *> PyByteArray_AS_STRING(buf)
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(buf)
         if self.pos and gen != self.gen:
-            self.reset()
+            self.pos = self.depth = 0       # (reset: rbuf lost bytes at its front since)
         self.gen = gen
-        while self.pos < PyByteArray_GET_SIZE(buf):
-            done = self._item(<const unsigned char *> PyByteArray_AS_STRING(buf),
-                              PyByteArray_GET_SIZE(buf))
+        while self.pos < size:
+            done = self._item(data, size)
             if done < 0:
                 break
             if done:
@@ -341,13 +347,13 @@ cdef class CborScan:
         """The item at the start of ``buf``, taken off it (the scan starts
         afresh for the next), or None while it is incomplete; ValueError as
         :meth:`end`."""
-        cdef Py_ssize_t stop = self.end(buf, gen)
+        cdef Py_ssize_t stop = self._end(buf, gen)
         if stop < 0:
             return None
         self.pos = self.gen = self.depth = 0     # (reset)
         return _take(buf, stop)
 
-    cdef int _item(self, const unsigned char *data, Py_ssize_t size) except -2:
+    cdef inline int _item(self, const unsigned char *data, Py_ssize_t size) except -2:
         """One header (and its string): 1 if the outermost item is complete,
         0 if not yet, -1 if the header or string is not all there."""
         cdef Py_ssize_t pos = self.pos, length
@@ -401,7 +407,7 @@ cdef class CborScan:
         self.depth += 1
         return 0
 
-    cdef int _done(self):
+    cdef inline int _done(self) noexcept:
         """An item ended: count it in its container; 1 if none is open."""
         while self.depth:
             if self.open[self.depth - 1] == _CBOR_INDEFINITE:

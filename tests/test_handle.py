@@ -241,6 +241,20 @@ def test_negative_timeout_raises():
         h.timeout(-1)
 
 
+def test_negative_chunk_length_raises_and_queues_nothing():
+    a, b = pair()
+    h = Handle(fh=a)
+    for push in (h.push_read, h.unshift_read):
+        with pytest.raises(ValueError, match="negative length -1"):
+            push("chunk", -1, lambda h, data: None)
+    with pytest.raises(ValueError):
+        h.push_read_chunk(-5, lambda h, data: None)
+    assert not h._queue
+    cv = AE.cv()
+    h.push_read("chunk", 0, lambda h, data: cv.send(data))      # zero is a chunk
+    assert run_until(cv) == b""
+
+
 def test_uncaught_fatal_error_raises(callback_errors):
     a, b = pair()
     h = Handle(fh=a)

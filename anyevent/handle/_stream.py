@@ -303,7 +303,8 @@ def _late_options(opts: Mapping[str, Any]) -> Mapping[str, Any]:
     return late or _NO_OPTIONS
 
 
-#: Options kept in the instance dict only when given: (option, attribute).
+#: Options kept in the instance dict only when given (``cbor``: in a field),
+#: as (option, attribute).
 _DICT_OPTIONS = (
     ("peername", "peername"), ("tls_ctx", "tls_ctx"), ("autocork", "_autocork"),
     ("low_water_mark", "_low_water_mark"), ("linger", "_linger"), ("close_fh", "_close_fh"),
@@ -350,7 +351,7 @@ class _HandleCore:
             "_rw", "_ww", "_eof", "_skip_drain", "_on_error", "_on_read",
             "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
             "max_read_size", "_timers", "_opts", "_autocork", "_low_water_mark",
-            "_drain_state", "_failing", "_tls_rbuf",
+            "_drain_state", "_failing", "_tls_rbuf", "_cbor",
         )
     _fh: Any
     _wbuf: bytearray
@@ -382,6 +383,7 @@ class _HandleCore:
     _drain_state: int  # _DRAIN_IDLE, _DRAIN_RUNNING or _DRAIN_AGAIN
     _failing: int  # _FAILING while on_error reports a fatal error
     _tls_rbuf: Any  # a bytearray with TLS: what is decrypted while rbuf is being drained
+    _cbor: Any  # the cbor option: a coder, or None for cbor2's
     # Class-level defaults (the instance dict overrides them), typed in comments:
     # the compiled class takes an annotation at class level for a C field
     # the last error's (in the dict: errno is a C macro's name)
@@ -397,7 +399,6 @@ class _HandleCore:
     _on_starttls = None  # type: _SelfCb3 | None
     _on_stoptls = None  # type: _SelfCb | None
     _json = None  # type: Any
-    _cbor = None  # type: Any
     _storable_trusted = False
 
     def __init__(self, fh: Fh | None = None, **opts: Unpack[HandleOptions]) -> None:
@@ -427,6 +428,7 @@ class _HandleCore:
         self._drain_state = _DRAIN_IDLE
         self._failing = 0
         self._tls_rbuf = None
+        self._cbor = None  # (a field: the cbor reader made for each item reads it)
         for key, attr in _DICT_OPTIONS:
             value = opts.get(key)
             if value is not None or (key == "linger" and key in opts):
@@ -1035,14 +1037,18 @@ class _HandleCore:
         Raises :class:`ValueError` for an unknown type.
         """
         reader: Reader
-        factory = _READ_TYPES.get(first) if len(args) == 1 else None
-        if factory is _read_line:
-            reader = _LineReader(args[0]).read  # the hot path of line protocols
-        elif factory is _read_cbor:
-            reader = _cbor_reader(self, args[0])  # (without _read_cbor's call)
-        elif factory is not None:  # another type without arguments (json, cbor...)
-            reader = factory(self, args[0])
-        elif len(args) == 2 and _READ_TYPES.get(first) is _read_line:
+        nargs = len(args)
+        factory = _READ_TYPES.get(first) if nargs else None   # (a reader may not hash)
+        if nargs == 1:
+            if factory is _read_line:
+                reader = _LineReader(args[0]).read  # the hot path of line protocols
+            elif factory is _read_cbor:
+                reader = _cbor_reader(self, args[0])  # (without _read_cbor's call)
+            elif factory is not None:  # another type without arguments (json...)
+                reader = factory(self, args[0])
+            else:
+                reader = self._make_reader(first, args)
+        elif nargs == 2 and factory is _read_line:
             eol = args[0]  # its b"\r\n" and qr/\r?\n/ spellings, as fast
             if type(eol) is bytes:  # (_read_line's first case, without its call)
                 reader = _BytesLineReader(args[1], eol).read
@@ -1050,7 +1056,9 @@ class _HandleCore:
                 reader = _planned_line_reader(args[1], _last_plan)
             else:
                 reader = _read_line(self, args[1], eol)  # pyright: ignore[reportArgumentType]
-        elif len(args) == 2 and _last_plan[0] is args[0] and _READ_TYPES.get(first) is _read_regex:
+        elif nargs == 2 and factory is _read_chunk:  # (without _read_chunk's call)
+            reader = _ChunkReader(args[1], args[0]).read
+        elif nargs == 2 and _last_plan[0] is args[0] and factory is _read_regex:
             plan = _last_plan  # (_read_regex's first case, without its call)
             reader = _RegexLineReader(args[1], plan[0], plan[2], plan[3], True).read
         else:
@@ -1791,15 +1799,30 @@ def set_tls_ctx(ctx: TLS | Mapping[str, Any] | None) -> None:
 # ---------------------------------------------------------------------------
 
 def _read_chunk(hdl: Handle, cb: DataCb, length: int) -> Reader:
-    length = int(length)
+    """``cb(hdl, data)`` once ``length`` bytes are there: exactly those.
+    Raises :class:`ValueError` for a negative ``length`` (int)."""
+    return _ChunkReader(cb, length).read
 
-    def reader(hdl: Handle) -> bool:
+
+class _ChunkReader:
+    """The reader of :func:`_read_chunk` (a class, so that the compiled core
+    makes and runs it as a C type, and push_read makes it without a call)."""
+    __slots__ = ("cb", "length")
+    cb: DataCb
+    length: int
+
+    def __init__(self, cb: DataCb, length: int) -> None:
+        self.cb = cb
+        self.length = int(length)
+        if self.length < 0:
+            raise ValueError("chunk: negative length %d" % self.length)
+
+    def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
-        if len(rbuf) < length:
+        if len(rbuf) < self.length:
             return False
-        cb(hdl, (_take_fast if type(rbuf) is bytearray else _take)(rbuf, length))
+        self.cb(hdl, (_take_fast if type(rbuf) is bytearray else _take)(rbuf, self.length))
         return True
-    return reader
 
 
 def _read_line(hdl: Handle, cb: LineCb, eol: BytesRegex | None = None) -> Reader:

@@ -19,7 +19,7 @@ import io as _io
 import json as _json
 import pickle
 import re
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import cbor2
 
@@ -28,7 +28,7 @@ from ._stream import (DataCb, Handle, Reader, TlsDetectCb, ValueCb, register_rea
 from ._wire import (_JSON_DECODER, _JSON_ENCODER, _JSON_WS, _PICKLE_TABLE, _SSL2_RECORD,
                     _TLS_RECORD, STORABLE_MAX_DEPTH, _check_pickle_depth,
                     _JsonScan, _json_value, _pack_length, _pack_struct, _PlainUnpickler,
-                    _unpack_length, Bytes)
+                    _take, _take_fast, _unpack_length, Bytes)
 
 try:
     from .. import _speedups  # the compiled core's C twins (setup.py)
@@ -122,11 +122,24 @@ def _read_netstring(hdl: Handle, cb: DataCb) -> Reader:
 
 def _read_packstring(hdl: Handle, cb: DataCb, fmt: str) -> Reader:
     _pack_struct(fmt)  # validate early
+    return _PackstringReader(cb, fmt).read
 
-    def reader(hdl: Handle) -> bool:
+
+class _PackstringReader:
+    """A length in pack format ``fmt``, then that many bytes, given to
+    :meth:`deliver` (``cb(hdl, data)``).  A length that can never fit in
+    ``rbuf_max`` is a fatal ``ENOSPC``, a negative or malformed one a fatal
+    ``EBADMSG``.  A frame not all there yet is read as a chunk, so that a
+    long one is not scanned again on every arrival."""
+    __slots__ = ("cb", "fmt")
+
+    def __init__(self, cb: Callable[..., object], fmt: str) -> None:
+        self.cb, self.fmt = cb, fmt
+
+    def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf
         try:
-            head = _unpack_length(fmt, rbuf)
+            head = _unpack_length(self.fmt, rbuf)
         except ValueError:
             hdl._error(_errno.EBADMSG, True)
             return False
@@ -138,15 +151,30 @@ def _read_packstring(hdl: Handle, cb: DataCb, fmt: str) -> Reader:
             return False
         if _too_big(hdl, length):
             return False
-        if size + length <= len(rbuf):
-            data = bytes(rbuf[size:size + length])
-            del rbuf[:size + length]
-            cb(hdl, data)
+        del rbuf[:size]
+        if length <= len(rbuf):
+            self.deliver(hdl, (_take_fast if type(rbuf) is bytearray else _take)(rbuf, length))
         else:
-            del rbuf[:size]
-            hdl.unshift_read("chunk", length, cb)
+            hdl.unshift_read("chunk", length, self.deliver)
         return True
-    return reader
+
+    def deliver(self, hdl: Handle, data: bytes) -> None:
+        self.cb(hdl, data)
+
+
+class _StorableReader(_PackstringReader):
+    """:class:`_PackstringReader` with format ``w`` whose frames are thawed
+    (:func:`_thaw`) before ``cb(hdl, value)``; one that will not is a
+    non-fatal ``EBADMSG``, and the frame is skipped."""
+    __slots__ = ()
+
+    def deliver(self, hdl: Handle, data: bytes) -> None:
+        try:
+            value = _thaw(hdl, data)
+        except Exception:  # noqa: BLE001 - any unpickling failure is a bad message
+            hdl._error(_errno.EBADMSG)
+            return
+        self.cb(hdl, value)
 
 
 def _json_decoder(hdl: Handle) -> Any:
@@ -206,14 +234,7 @@ def _read_storable(hdl: Handle, cb: ValueCb, *_perl_format: str) -> Reader:
     cyclic or malformed pickles) is checked in one pass before anything is
     built and reported as a non-fatal ``EBADMSG`` (the frame is skipped).
     """
-    def thaw_cb(hdl: Handle, data: bytes) -> None:
-        try:
-            value = _thaw(hdl, data)
-        except Exception:  # noqa: BLE001 - any unpickling failure is a bad message
-            hdl._error(_errno.EBADMSG)
-            return
-        cb(hdl, value)
-    return _read_packstring(hdl, thaw_cb, "w")
+    return _StorableReader(cb, "w").read
 
 
 def _read_tls_detect(hdl: Handle, cb: TlsDetectCb) -> Reader:
