@@ -422,12 +422,14 @@ cdef class CborScan:
 # -- pickles: the nesting of plain data, before it is built ----------------------------
 
 cdef enum:
+    _PK_INLINE = 64  # stack items and marks counted on the C stack; more, on the heap
+cdef enum:
     _PK_OTHER, _PK_FILL, _PK_CALL, _PK_SHARE, _PK_MEMO, _PK_MARK, _PK_STOP, _PK_UNKNOWN = 255
     _PK_LINE = 100, _PK_LINES = 101, _PK_LEN1 = 201, _PK_LEN4 = 204, _PK_LEN4U = 205, _PK_LEN8 = 208
 
 
-cdef Py_ssize_t _pickle_arg(const unsigned char *data, Py_ssize_t pos, Py_ssize_t size,
-                            int kind):
+cdef inline Py_ssize_t _pickle_arg(const unsigned char *data, Py_ssize_t pos,
+                                   Py_ssize_t size, int kind) noexcept:
     """Where the opcode argument of ``kind`` starting at ``pos`` ends; -1 if
     it runs past ``size`` (or is a negative length)."""
     cdef unsigned long long length = 0
@@ -467,18 +469,15 @@ def pickle_plain_depth(bytes data, bytes table, int limit):
     cdef const unsigned char *t = <const unsigned char *> table
     cdef const unsigned char *op
     cdef Py_ssize_t size = len(data), pos = 0, height = 0, marks = 0, base, i
-    cdef Py_ssize_t cap = 64, mcap = 16
+    cdef Py_ssize_t cap = _PK_INLINE, mcap = _PK_INLINE
     cdef int depth, deepest, ok = 0, calls = 0
-    cdef int *stack
-    cdef Py_ssize_t *marked
+    # (on the C stack while they fit, as they do for most pickles; then on the heap)
+    cdef int stack_inline[_PK_INLINE]
+    cdef Py_ssize_t marked_inline[_PK_INLINE]
+    cdef int *stack = stack_inline
+    cdef Py_ssize_t *marked = marked_inline
     if len(table) != 256 * 6:
         raise ValueError("the pickle table has 6 bytes per opcode")
-    stack = <int *> PyMem_Malloc(cap * sizeof(int))
-    marked = <Py_ssize_t *> PyMem_Malloc(mcap * sizeof(Py_ssize_t))
-    if stack == NULL or marked == NULL:
-        PyMem_Free(stack)
-        PyMem_Free(marked)
-        raise MemoryError()
     try:
         while pos < size:
             op = t + 6 * p[pos]
@@ -494,8 +493,9 @@ def pickle_plain_depth(bytes data, bytes table, int limit):
                 break
             if op[1] == _PK_MARK:
                 if marks == mcap:
+                    marked = <Py_ssize_t *> _grow(marked, marked_inline,
+                                                  mcap * sizeof(Py_ssize_t))
                     mcap *= 2
-                    marked = <Py_ssize_t *> _grow(marked, mcap * sizeof(Py_ssize_t))
                 marked[marks] = height
                 marks += 1
                 continue
@@ -526,18 +526,28 @@ def pickle_plain_depth(bytes data, bytes table, int limit):
                 if depth > limit:
                     break
                 if height == cap:
+                    stack = <int *> _grow(stack, stack_inline, cap * sizeof(int))
                     cap *= 2
-                    stack = <int *> _grow(stack, cap * sizeof(int))
                 stack[height] = depth
                 height += 1
     finally:
-        PyMem_Free(stack)
-        PyMem_Free(marked)
+        if stack != stack_inline:
+            PyMem_Free(stack)
+        if marked != marked_inline:
+            PyMem_Free(marked)
     return ok
 
 
-cdef void *_grow(void *block, size_t size) except NULL:
-    cdef void *grown = PyMem_Realloc(block, size)
+cdef void *_grow(void *block, void *inline, size_t size) except NULL:
+    """``block`` of ``size`` bytes twice as big: moved from ``inline`` (on the
+    C stack) to the heap the first time."""
+    cdef void *grown
+    if block == inline:
+        grown = PyMem_Malloc(2 * size)
+        if grown != NULL:
+            memcpy(grown, inline, size)
+    else:
+        grown = PyMem_Realloc(block, 2 * size)
     if grown == NULL:
         raise MemoryError()
     return grown

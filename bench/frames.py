@@ -13,14 +13,19 @@ library's ``loads`` over the same frames (without the framing).  Best of 3.
 * storable 400 KiB: 50 lists of 20,000 ints.
 
 Beside each, the floor: as many ``push_read("chunk", size, cb)`` of the mean
-frame size, nothing decoded; what a framed read costs beyond that is the
-last column, against ``loads``.
+frame size, nothing decoded; what a framed read costs beyond that, against
+``loads``.  Then Perl's same case (frames.pl: AnyEvent::Handle's cbor and
+storable types on EV against CBOR::XS's ``decode_cbor`` / Storable's
+``thaw``), its own ratio, and how many times our time its time is.
 
 usage: frames.py  (exits 1 when a ratio is above 2)
 """
 
+import os
 import pickle
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -64,6 +69,17 @@ def plain(loads, payloads):
     return time.perf_counter() - began
 
 
+def perl_figures():
+    """{case: (Handle s, decode alone s)} from frames.pl, Perl's same cases
+    (empty when perl or its modules are missing)."""
+    if shutil.which("perl") is None:
+        return {}
+    out = subprocess.run(["perl", os.path.join(os.path.dirname(__file__), "frames.pl")],
+                         capture_output=True, text=True)
+    return {name: (float(h), float(d)) for name, h, d in
+            (line.split("\t") for line in out.stdout.splitlines())}
+
+
 def main():
     from anyevent.handle._types import _write_storable
     _common.check_core()
@@ -75,9 +91,10 @@ def main():
              ("cbor 100 B", "cbor", medium, cbor2.loads, None),
              ("storable small", "storable", small, pickle.loads, _write_storable),
              ("storable 400 KiB", "storable", big, pickle.loads, _write_storable)]
+    perl = perl_figures()
     print("| frames | Handle, s | loads alone, s | ratio | target | floor, s | "
-          "(Handle - floor) / loads |")
-    print("|---|---|---|---|---|---|---|")
+          "(Handle - floor) / loads | Perl Handle, s | Perl ratio | Perl / ours |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     missed = 0
     for name, kind, values, loads, frame in cases:
         frames = [cbor2.dumps(v) for v in values] if frame is None else \
@@ -90,9 +107,11 @@ def main():
         floor = min(through_handle("chunk", [b"x" * size] * len(frames)) for _ in range(3))
         ok = ours / theirs <= 2
         missed += not ok
-        print("| %s | %.3f | %.3f | %.2f× | ≤ 2× %s | %.3f | %.2f× |" % (
+        perl_handle, perl_decode = perl.get(name, (float("nan"), float("nan")))
+        print("| %s | %.3f | %.3f | %.2f× | ≤ 2× %s | %.3f | %.2f× | %.3f | %.2f× | %.2f× |" % (
             name, ours, theirs, ours / theirs, "ok" if ok else "MISSED", floor,
-            (ours - floor) / theirs))
+            (ours - floor) / theirs, perl_handle, perl_handle / perl_decode,
+            perl_handle / ours))
     return 1 if missed else 0
 
 
