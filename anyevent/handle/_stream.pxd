@@ -16,7 +16,7 @@ cdef class _HandleCore:
     cdef public int _drain_state, _failing
     cdef public object _rw, _ww, _on_error, _on_read, _on_eof, _on_drain
     cdef public object _rbuf_max, _wbuf_max, read_size, max_read_size, _low_water_mark
-    cdef public object _timers, _opts, _cbor
+    cdef public object _timers, _opts
 
     cpdef _hold_write(self, bytes data)
     cpdef _release_held(self)

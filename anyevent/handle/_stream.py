@@ -303,8 +303,7 @@ def _late_options(opts: Mapping[str, Any]) -> Mapping[str, Any]:
     return late or _NO_OPTIONS
 
 
-#: Options kept in the instance dict only when given (``cbor``: in a field),
-#: as (option, attribute).
+#: Options kept in the instance dict only when given: (option, attribute).
 _DICT_OPTIONS = (
     ("peername", "peername"), ("tls_ctx", "tls_ctx"), ("autocork", "_autocork"),
     ("low_water_mark", "_low_water_mark"), ("linger", "_linger"), ("close_fh", "_close_fh"),
@@ -351,7 +350,7 @@ class _HandleCore:
             "_rw", "_ww", "_eof", "_skip_drain", "_on_error", "_on_read",
             "_on_eof", "_on_drain", "_rbuf_max", "_wbuf_max", "read_size",
             "max_read_size", "_timers", "_opts", "_autocork", "_low_water_mark",
-            "_drain_state", "_failing", "_tls_rbuf", "_cbor",
+            "_drain_state", "_failing", "_tls_rbuf",
         )
     _fh: Any
     _wbuf: bytearray
@@ -383,7 +382,6 @@ class _HandleCore:
     _drain_state: int  # _DRAIN_IDLE, _DRAIN_RUNNING or _DRAIN_AGAIN
     _failing: int  # _FAILING while on_error reports a fatal error
     _tls_rbuf: Any  # a bytearray with TLS: what is decrypted while rbuf is being drained
-    _cbor: Any  # the cbor option: a coder, or None for cbor2's
     # Class-level defaults (the instance dict overrides them), typed in comments:
     # the compiled class takes an annotation at class level for a C field
     # the last error's (in the dict: errno is a C macro's name)
@@ -399,6 +397,7 @@ class _HandleCore:
     _on_starttls = None  # type: _SelfCb3 | None
     _on_stoptls = None  # type: _SelfCb | None
     _json = None  # type: Any
+    _cbor = None  # type: Any
     _storable_trusted = False
 
     def __init__(self, fh: Fh | None = None, **opts: Unpack[HandleOptions]) -> None:
@@ -428,7 +427,6 @@ class _HandleCore:
         self._drain_state = _DRAIN_IDLE
         self._failing = 0
         self._tls_rbuf = None
-        self._cbor = None  # (a field: the cbor reader made for each item reads it)
         for key, attr in _DICT_OPTIONS:
             value = opts.get(key)
             if value is not None or (key == "linger" and key in opts):
