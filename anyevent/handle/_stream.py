@@ -1035,32 +1035,30 @@ class _HandleCore:
         Raises :class:`ValueError` for an unknown type.
         """
         reader: Reader
-        nargs = len(args)
-        factory = _READ_TYPES.get(first) if nargs else None   # (a reader may not hash)
-        if nargs == 1:
+        factory = _READ_TYPES.get(first) if len(args) == 1 else None
+        if factory is _read_line:
+            reader = _LineReader(args[0]).read  # the hot path of line protocols
+        elif factory is _read_cbor:
+            reader = _cbor_reader(self, args[0])  # (without _read_cbor's call)
+        elif factory is not None:  # another type without arguments (json, storable...)
+            reader = factory(self, args[0])
+        else:
+            factory = _READ_TYPES.get(first) if len(args) == 2 else None
             if factory is _read_line:
-                reader = _LineReader(args[0]).read  # the hot path of line protocols
-            elif factory is _read_cbor:
-                reader = _cbor_reader(self, args[0])  # (without _read_cbor's call)
-            elif factory is not None:  # another type without arguments (json...)
-                reader = factory(self, args[0])
+                eol = args[0]  # its b"\r\n" and qr/\r?\n/ spellings, as fast
+                if type(eol) is bytes:  # (_read_line's first case, without its call)
+                    reader = _BytesLineReader(args[1], eol).read
+                elif _last_plan[0] is eol:  # (the regex of the last read, most likely)
+                    reader = _planned_line_reader(args[1], _last_plan)
+                else:
+                    reader = _read_line(self, args[1], eol)  # pyright: ignore[reportArgumentType]
+            elif factory is _read_chunk:  # (without _read_chunk's call)
+                reader = _ChunkReader(args[1], args[0]).read
+            elif factory is _read_regex and _last_plan[0] is args[0]:
+                plan = _last_plan  # (_read_regex's first case, without its call)
+                reader = _RegexLineReader(args[1], plan[0], plan[2], plan[3], True).read
             else:
                 reader = self._make_reader(first, args)
-        elif nargs == 2 and factory is _read_line:
-            eol = args[0]  # its b"\r\n" and qr/\r?\n/ spellings, as fast
-            if type(eol) is bytes:  # (_read_line's first case, without its call)
-                reader = _BytesLineReader(args[1], eol).read
-            elif _last_plan[0] is eol:  # (the regex of the last read, most likely)
-                reader = _planned_line_reader(args[1], _last_plan)
-            else:
-                reader = _read_line(self, args[1], eol)  # pyright: ignore[reportArgumentType]
-        elif nargs == 2 and factory is _read_chunk:  # (without _read_chunk's call)
-            reader = _ChunkReader(args[1], args[0]).read
-        elif nargs == 2 and _last_plan[0] is args[0] and factory is _read_regex:
-            plan = _last_plan  # (_read_regex's first case, without its call)
-            reader = _RegexLineReader(args[1], plan[0], plan[2], plan[3], True).read
-        else:
-            reader = self._make_reader(first, args)
         queue = self._queue
         if type(queue) is tuple:
             queue = self._read_queue()
