@@ -1042,8 +1042,8 @@ class _HandleCore:
             reader = _cbor_reader(self, args[0])  # (without _read_cbor's call)
         elif factory is not None:  # another type without arguments (json, storable...)
             reader = factory(self, args[0])
-        else:
-            factory = _READ_TYPES.get(first) if len(args) == 2 else None
+        elif len(args) == 2:
+            factory = _READ_TYPES.get(first)
             if factory is _read_line:
                 eol = args[0]  # its b"\r\n" and qr/\r?\n/ spellings, as fast
                 if type(eol) is bytes:  # (_read_line's first case, without its call)
@@ -1059,6 +1059,8 @@ class _HandleCore:
                 reader = _RegexLineReader(args[1], plan[0], plan[2], plan[3], True).read
             else:
                 reader = self._make_reader(first, args)
+        else:
+            reader = self._make_reader(first, args)
         queue = self._queue
         if type(queue) is tuple:
             queue = self._read_queue()
