@@ -617,3 +617,6 @@ if debug_mode_wanted():
     wrap(1)
 if os.environ.get("ANYEVENT_DEBUG_WRAP", "") not in ("", "0"):
     wrap(int(os.environ["ANYEVENT_DEBUG_WRAP"]))
+# (importing this module takes a few dozen milliseconds: the loop's cached time,
+# taken when the loop was made, must not make the program's first timers overdue)
+loop.now_update()
