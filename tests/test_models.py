@@ -69,13 +69,13 @@ def test_post_detect_after_detection_runs_at_once():
 @pytest.mark.parametrize("model", ["anyevent", "asyncio", "uvloop"])
 def test_environment_chooses_the_model_at_the_first_watcher(model):
     out = run_python("""
-        from anyevent import AE, AnyEvent
+        from anyevent import AE, AnyEvent, loop
         seen = []
         guard = AnyEvent.post_detect(lambda: seen.append(AnyEvent.MODEL))
         print(AnyEvent.MODEL, seen, guard is not None)
         cv = AE.cv()
         w = AE.timer(0.01, 0, lambda: cv.send("fired"))
-        print(AnyEvent.MODEL, seen, type(AE.timer.__self__).__name__, cv.recv())
+        print(AnyEvent.MODEL, seen, type(loop).__name__, cv.recv())
     """, model)
     cls = {"anyevent": "Loop", "asyncio": "AsyncioLoop", "uvloop": "UvloopLoop"}[model]
     assert out.split("\n")[:2] == ["None [] True", "%s ['%s'] %s fired" % (model, model, cls)]
