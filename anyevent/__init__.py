@@ -157,6 +157,12 @@ if os.environ.get("ANYEVENT_STRICT", "") not in ("", "0"):
     from . import strict as _strict
     _strict.enable()
 
-if sys.flags.dev_mode or any(os.environ.get(name, "") not in ("", "0")
-                             for name in ("ANYEVENT_DEBUG", "ANYEVENT_DEBUG_WRAP")):
+def _debug_mode_wanted() -> bool:
+    """:func:`anyevent.debug.debug_mode_wanted` (here: deciding it must not
+    import that module)."""
+    value = os.environ.get("ANYEVENT_DEBUG", "").strip()
+    return value != "0" if value else sys.flags.dev_mode
+
+
+if _debug_mode_wanted() or os.environ.get("ANYEVENT_DEBUG_WRAP", "") not in ("", "0"):
     from . import debug as _debug  # noqa: F401  (it wraps as -X dev and the variables say)

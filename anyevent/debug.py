@@ -18,7 +18,9 @@ It does this on every model. A wrapped watcher:
 * keeps the last ten errors its callback raised, with their tracebacks. It
   logs each at ``error`` and adds the creation site to the exception (a
   note, Python 3.11+) before the loop's exception handler gets it;
-* is listed in :data:`WRAPPED` while it lives;
+* is listed in :data:`WRAPPED` while its callback may still run: a one-shot
+  timer leaves once it fired, when the loop lets go of its callback (what
+  it raised was logged then);
 * when the program's own code drops it on the line that made it (``AE.timer(1,
   0, cb)`` as a statement: it can never fire, a common slip in ports, which
   Perl allows silently), a :class:`RuntimeWarning` names that line.
@@ -28,7 +30,8 @@ where it was made (:data:`HANDLE_SITES`); each error it reports is logged
 with that site (``note`` for a fatal one, ``info`` else), and an error no
 ``on_error`` takes raises an :class:`OSError` carrying the site as a note.
 
-A watcher or a handle created from a thread that is not the loop's is a
+A watcher or a handle created from a thread that is not the loop's (the
+one that last ran it; before it first ran, any) is a
 :class:`RuntimeError` while wrapping is on, and so is a handle changed from
 there (``push_write``, ``push_read``, ``destroy``, its setters). It would
 wait unnoticed until the loop next woke. Use ``loop.call_soon_threadsafe``
@@ -93,6 +96,7 @@ _ids = itertools.count(1)
 _level = 0
 _facade_entries: dict[str, Any] = {}    # AE's entries wrap() replaced, to put back
 _UNFIRED: set[int] = set()  # ids of the program's watchers that live and never fired
+_last_made = 0              # the id of the watcher made last
 
 
 class Wrapped:
@@ -193,26 +197,38 @@ def _site(frame: types.FrameType) -> str:
 
 
 def _refuse_other_threads(what: str) -> None:
-    """Raise :class:`RuntimeError` unless called from the loop's thread."""
-    if threading.get_ident() != loop._thread:
+    """Raise :class:`RuntimeError` unless called from the thread that runs
+    the loop (any thread may, until the loop first runs)."""
+    if loop._ran and threading.get_ident() != loop._thread:
         raise RuntimeError("anyevent: %s from thread %r, not the loop's: do it in the "
                            "loop's thread, with loop.call_soon_threadsafe(...)"
                            % (what, threading.current_thread().name))
 
 
+def _of_package(cb: object) -> bool:
+    """Whether ``cb`` is a function of this package's (not the program's)."""
+    module = getattr(cb, "__module__", None) or ""   # (None for code run by exec)
+    return module == "anyevent" or module.startswith("anyevent.")
+
+
 def _creator(kind: str, create: Callable[..., Any]) -> Callable[..., Any]:
     """``loop.<kind>`` instrumented: the callback (the last argument) wrapped."""
     def instrumented(*args: Any) -> Any:
-        # (the loop's own watchers are made from any thread: call_soon_threadsafe's)
-        if getattr(args[-1], "__self__", None) is not loop:
+        global _last_made
+        # (the package's own watchers are not checked: the loop's, made from any
+        # thread for call_soon_threadsafe, a lingering handle's; a handle's
+        # methods check their callers themselves)
+        ours = _of_package(args[-1])
+        if not ours:
             _refuse_other_threads("a %s watcher created" % kind)
         caller = sys._getframe(1)
         info = Wrapped(kind, args[:-1], args[-1], _site(_outside(caller)),
                        traceback.extract_stack(caller) if _level >= 2 else None)
         watcher = create(*args[:-1], info.call)
         WRAPPED[info.id] = info
+        _last_made = info.id
         made_at = None      # the program's line that made it, for a dropped-at-once warning
-        if not getattr(args[-1], "__module__", "anyevent").startswith("anyevent"):
+        if not ours:
             outer = caller
             while outer.f_code.co_filename in _FACADES and outer.f_back:
                 outer = outer.f_back
@@ -235,6 +251,8 @@ def _gone(key: int, kind: str, made_at: tuple[Any, int] | None) -> None:
     if made_at is None or key not in _UNFIRED:
         return
     _UNFIRED.discard(key)
+    if key != _last_made:
+        return      # another watcher was made since (``self.t = AE.timer(...)`` again)
     frame: Any = sys._getframe(1)
     while frame is not None:
         if (frame.f_code, frame.f_lineno) == made_at:
@@ -251,7 +269,8 @@ def _gone(key: int, kind: str, made_at: tuple[Any, int] | None) -> None:
 #: where each handle made while wrapping was on was made, ``file:line (function)``
 HANDLE_SITES: weakref.WeakKeyDictionary[Handle, str] = weakref.WeakKeyDictionary()
 _READS = frozenset({"destroyed", "fh"})     # Handle methods any thread may call
-_handle_entries: dict[str, Any] = {}        # Handle's own entries wrap() replaced, to put back
+_handle_entries: dict[str, Any] = {}        # what wrap() replaced on Handle, to put back
+_ABSENT = object()                          # (an entry Handle only inherited)
 
 
 def _handle_methods() -> list[str]:
@@ -274,7 +293,11 @@ def _handle_init(init: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(init)
     def __init__(self: Handle, *args: Any, **kwargs: Any) -> None:
         _refuse_other_threads("a Handle created")
-        HANDLE_SITES[self] = _site(_outside(sys._getframe(1)))
+        caller = sys._getframe(1)
+        while caller.f_code.co_name == "__init__" and caller.f_back is not None and \
+                caller.f_locals.get("self") is self:
+            caller = caller.f_back      # (a subclass's __init__ calling ours)
+        HANDLE_SITES[self] = _site(_outside(caller))
         init(self, *args, **kwargs)
     return __init__
 
@@ -303,20 +326,21 @@ def _handle_error(error: Callable[..., None]) -> Callable[..., None]:
 
 
 def _instrument_handles(on: bool) -> None:
-    """Put the checking entries on :class:`Handle` (``on``), or take them off."""
+    """Put the checking entries on :class:`Handle` (``on``), or take them off
+    (exactly those, putting back what Handle itself had there)."""
     if not on:
-        for name in _handle_methods() + ["__init__", "_error"]:
-            if name in _handle_entries:
-                setattr(Handle, name, _handle_entries.pop(name))
-            elif name in vars(Handle):
+        for name, entry in _handle_entries.items():
+            if entry is _ABSENT:
                 delattr(Handle, name)
+            else:
+                setattr(Handle, name, entry)
+        _handle_entries.clear()
         return
     replacements = {name: _checked(name, getattr(Handle, name)) for name in _handle_methods()}
     replacements["__init__"] = _handle_init(Handle.__init__)
     replacements["_error"] = _handle_error(Handle._error)
     for name, entry in replacements.items():
-        if name in vars(Handle):
-            _handle_entries[name] = vars(Handle)[name]
+        _handle_entries[name] = vars(Handle).get(name, _ABSENT)
         setattr(Handle, name, entry)
 
 
@@ -608,15 +632,14 @@ def debug_mode_wanted() -> bool:
     """Whether the environment asks for the debug mode: ``ANYEVENT_DEBUG`` set
     to anything but ``0``; unset (or empty), Python's development mode
     (``python -X dev``, ``PYTHONDEVMODE=1``), as for asyncio's debug mode."""
-    value = os.environ.get("ANYEVENT_DEBUG", "").strip()
-    return value != "0" if value else sys.flags.dev_mode
+    return anyevent._debug_mode_wanted()
 
 
-if debug_mode_wanted():
-    TRACE = False       # the debug mode: reports, not a trace of every call
-    wrap(1)
 if os.environ.get("ANYEVENT_DEBUG_WRAP", "") not in ("", "0"):
     wrap(int(os.environ["ANYEVENT_DEBUG_WRAP"]))
+elif debug_mode_wanted():
+    TRACE = False       # the debug mode: reports, not a trace of every call
+    wrap(1)
 # (importing this module takes a few dozen milliseconds: the loop's cached time,
 # taken when the loop was made, must not make the program's first timers overdue)
 loop.now_update()

@@ -478,6 +478,7 @@ class Loop:
     _chld_watcher: _Cancellable | None
     _depth: int
     _thread: int
+    _ran: bool
     _ts_lock: threading.Lock
     _ts_calls: deque[tuple[Callable[..., object], tuple[Any, ...]]]
     _ts_r: socket.socket | None
@@ -507,6 +508,8 @@ class Loop:
         #: the thread running the loop: CondVar.send from any other thread
         #: goes through call_soon_threadsafe
         self._thread = get_ident()
+        #: whether the loop ran yet (until then _thread is only where it was made)
+        self._ran = False
         # call_soon_threadsafe: the wake-up socket pair is made on first use
         self._ts_reset()
 
@@ -1032,6 +1035,7 @@ class Loop:
     def run(self) -> None:
         """Run until :meth:`stop` is called (``AnyEvent::Loop::run``)."""
         self._thread = get_ident()
+        self._ran = True
         self._depth += 1
         depth = self._depth
         try:
@@ -1052,6 +1056,7 @@ class Loop:
     def _cv_wait(self, cv: CondVar[Any]) -> None:
         """:meth:`CondVar.recv`'s wait: run iterations until ``cv`` is ready."""
         self._thread = get_ident()
+        self._ran = True
         one_event = self.one_event
         while not cv._ready:
             one_event()

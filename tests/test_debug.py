@@ -142,6 +142,7 @@ def test_tracing_logs_every_invocation(wrapped):
 
 
 def test_a_watcher_from_another_thread_is_refused_naming_call_soon_threadsafe(wrapped):
+    settle(0.001)                   # (the loop ran here: this is its thread)
     errors = []
 
     def other():
@@ -312,6 +313,7 @@ def test_an_error_no_on_error_takes_carries_the_handles_creation_site(wrapped, c
 
 
 def test_a_handle_made_or_changed_from_another_thread_is_refused(wrapped):
+    settle(0.001)                   # (the loop ran here: this is its thread)
     a, b = pair()
     hdl = Handle(fh=a)
     refused = []
@@ -335,16 +337,91 @@ def test_a_handle_made_or_changed_from_another_thread_is_refused(wrapped):
 
 
 def test_the_debug_mode_follows_python_dev_mode_unless_told():
-    script = ("import anyevent, anyevent.debug as d; from anyevent.handle import Handle; "
-              "print(d._level, 'push_write' in vars(Handle))")
+    script = ("import sys, anyevent; loaded = 'anyevent.debug' in sys.modules; "
+              "import anyevent.debug as d; from anyevent.handle import Handle; "
+              "print(loaded, d._level, 'push_write' in vars(Handle))")
     env = {k: v for k, v in os.environ.items() if k != "ANYEVENT_DEBUG"}
-    cases = [([], None, "0 False"), (["-X", "dev"], None, "1 True"),
-             (["-X", "dev"], "0", "0 False"), ([], "1", "1 True")]
+    cases = [([], None, "False 0 False"), (["-X", "dev"], None, "True 1 True"),
+             (["-X", "dev"], "0", "False 0 False"), ([], "1", "True 1 True")]
     for flags, value, expected in cases:
         run_env = dict(env, **({} if value is None else {"ANYEVENT_DEBUG": value}))
         out = subprocess.run([sys.executable, *flags, "-c", script], capture_output=True,
                              text=True, timeout=30, env=run_env)
         assert out.stdout.strip() == expected, (flags, value, out.stderr)
+
+
+def test_a_worker_thread_may_run_the_loop_it_did_not_import():
+    """Until the loop first runs, any thread may make watchers: a program
+    that imports anyevent, then runs the loop in a worker, works wrapped."""
+    script = ("import threading, anyevent; from anyevent import AE\n"
+              "def worker():\n"
+              "    cv = AE.cv(); w = AE.timer(0.01, 0, lambda: cv.send('fired')); print(cv.recv())\n"
+              "t = threading.Thread(target=worker); t.start(); t.join()\n"
+              "try:\n"
+              "    AE.timer(1, 0, print)\n"
+              "except RuntimeError as exc:\n"
+              "    print('refused' if 'call_soon_threadsafe' in str(exc) else exc)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=30, env=dict(os.environ, ANYEVENT_DEBUG="1"))
+    assert out.stdout.split() == ["fired", "refused"], out.stderr
+
+
+def test_debug_wrap_traces_under_python_dev_mode():
+    out = subprocess.run([sys.executable, "-X", "dev", "-c",
+                          "import anyevent, anyevent.debug as d; print(d._level, d.TRACE)"],
+                         capture_output=True, text=True, timeout=30,
+                         env=dict(os.environ, ANYEVENT_DEBUG_WRAP="2"))
+    assert out.stdout.split() == ["2", "True"], out.stderr
+
+
+def test_restarting_a_timer_on_the_same_line_is_no_slip(wrapped):
+    """``self.t = AE.timer(...)`` run again drops the last timer on the line
+    that made it, after making the next: not a dropped-at-once slip."""
+    import warnings
+
+    class Idle:
+        def touch(self):
+            self.t = AE.timer(30, 0, self.expired)
+
+        def expired(self):
+            pass
+    idle = Idle()
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            idle.touch()
+    assert not [w for w in got if "dropped" in str(w.message)], [str(w.message) for w in got]
+    del idle
+
+
+def test_a_callback_without_a_module_is_wrapped(wrapped):
+    """Code run by exec without ``__name__`` (the debug shell's, say) makes
+    functions whose ``__module__`` is None."""
+    namespace = {"AE": AE}
+    exec("cb = lambda: None\nw = AE.timer(60, 0, cb)", namespace)
+    assert namespace["cb"].__module__ is None
+    assert any(i.cb is namespace["cb"] for i in debug.WRAPPED.values())
+    del namespace
+
+
+def test_a_subclass_of_handle_records_where_it_was_made(wrapped):
+    class Session(Handle):
+        def __init__(self, fh):
+            super().__init__(fh=fh, on_error=lambda h, fatal, msg: None)
+    a, b = pair()
+    line = _here(); hdl = Session(a)  # noqa: E702
+    assert debug.HANDLE_SITES[hdl].startswith(line), debug.HANDLE_SITES[hdl]
+    hdl.destroy()
+
+
+def test_unwrapping_takes_off_only_what_wrapping_put_on(wrapped):
+    Handle.extra = lambda self: "mine"      # (added by the program meanwhile)
+    try:
+        debug.wrap(0)
+        assert "push_write" not in vars(Handle) and Handle.extra(None) == "mine"
+    finally:
+        debug.wrap(1)
+        del Handle.extra
 
 
 def test_a_report_no_logging_would_show_goes_to_stderr():

@@ -249,6 +249,8 @@ def test_negative_chunk_length_raises_and_queues_nothing():
             push("chunk", -1, lambda h, data: None)
     with pytest.raises(ValueError):
         h.push_read_chunk(-5, lambda h, data: None)
+    with pytest.raises(ValueError, match="impossible length"):   # (compiled: a C size)
+        h.push_read("chunk", 2 ** 64, lambda h, data: None)
     assert not h._queue
     cv = AE.cv()
     h.push_read("chunk", 0, lambda h, data: cv.send(data))      # zero is a chunk

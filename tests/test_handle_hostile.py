@@ -196,6 +196,21 @@ def test_length_beyond_rbuf_max_is_prompt_enospc(kind, args, header):
     assert_loop_alive()
 
 
+@pytest.mark.parametrize("kind,args,header", [
+    ("packstring", ("Q<",), b"\xff" * 8),                 # 2**64 - 1
+    ("packstring", ("w",), b"\xff" * 9 + b"\x7f"),       # 2**70 - 1
+])
+def test_a_length_no_memory_could_hold_is_enospc_without_rbuf_max(kind, args, header):
+    """The same on the compiled core and in pure Python (a C size field would
+    overflow): no buffer could ever hold it."""
+    reader = Hostile()
+    reader.hdl.push_read(kind, *args, lambda *a: pytest.fail("read a message"))
+    reader.send(header + b"x" * 10)
+    assert reader.events == [error(errno.ENOSPC, True)]
+    reader.finish()
+    assert_loop_alive()
+
+
 def test_fifty_megabytes_of_digits_stay_bounded():
     """A netstring 'length' that never ends: the handle gives up within one
     read past rbuf_max, long before the peer got its 50 MB through."""

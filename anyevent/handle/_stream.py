@@ -22,6 +22,7 @@ import json as _json
 import os
 import re
 import socket
+import sys
 import warnings
 import weakref
 from collections import deque
@@ -1798,7 +1799,8 @@ def set_tls_ctx(ctx: TLS | Mapping[str, Any] | None) -> None:
 
 def _read_chunk(hdl: Handle, cb: DataCb, length: int) -> Reader:
     """``cb(hdl, data)`` once ``length`` bytes are there: exactly those.
-    Raises :class:`ValueError` for a negative ``length`` (int)."""
+    Raises :class:`ValueError` for a ``length`` (int) below 0 or above
+    :data:`sys.maxsize`."""
     return _ChunkReader(cb, length).read
 
 
@@ -1810,10 +1812,11 @@ class _ChunkReader:
     length: int
 
     def __init__(self, cb: DataCb, length: int) -> None:
+        n = int(length)
+        if not 0 <= n <= sys.maxsize:   # (checked first: compiled, the field is a C size)
+            raise ValueError("chunk: %s length %d" % ("negative" if n < 0 else "impossible", n))
         self.cb = cb
-        self.length = int(length)
-        if self.length < 0:
-            raise ValueError("chunk: negative length %d" % self.length)
+        self.length = n
 
     def read(self, hdl: Handle) -> bool:
         rbuf = hdl._rbuf

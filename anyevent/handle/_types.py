@@ -19,6 +19,7 @@ import io as _io
 import json as _json
 import pickle
 import re
+import sys
 from typing import Any, Callable, Mapping, Protocol
 
 import cbor2
@@ -88,8 +89,9 @@ _DIGITS = re.compile(rb"[0-9]{0,21}")
 
 
 def _too_big(hdl: Handle, length: int) -> bool:
-    """Fatal ENOSPC when a declared length can never fit in ``rbuf_max``."""
-    if hdl._rbuf_max is not None and length > hdl._rbuf_max:
+    """Fatal ENOSPC when a declared length can never fit in ``rbuf_max``, or
+    in memory at all."""
+    if length > sys.maxsize or (hdl._rbuf_max is not None and length > hdl._rbuf_max):
         hdl._error(_errno.ENOSPC, True)
         return True
     return False

@@ -248,6 +248,7 @@ class AsyncioLoop(Loop):
                 "\"recursive blocking wait attempted\"); in a coroutine use 'await cv', "
                 "in a callback cv.cb(callback)" % what)
         self._thread = get_ident()
+        self._ran = True
         return aio
 
     def one_event(self, _maxwait: float = MAXWAIT) -> None:
@@ -365,6 +366,7 @@ class _OwnLoopDriver:
         self.later = None
         own = self.own
         own._thread = get_ident()
+        own._ran = True
         Loop.one_event(own, 0)
         self.arm()
 
@@ -403,6 +405,7 @@ async def drive_own_loop(own: Loop, cv: CondVar[Any]) -> None:
         driver = _drivers[key] = _OwnLoopDriver(own, aio)
     driver.users += 1
     own._thread = get_ident()
+    own._ran = True
     fut = _future_of(cv, aio)
     driver.arm()
     try:
