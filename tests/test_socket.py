@@ -283,15 +283,8 @@ def test_tcp_connect_srv_ends_on_second_target(default_resolver, dns_peers):
     del g, g2
 
 
-def test_tcp_connect_prepare_timeout_and_callback_not_synchronous():
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = [socket.socket() for _ in range(4)]
-    for f in fillers:  # fill the accept queue so the next SYN goes unanswered
-        f.setblocking(False)
-        f.connect_ex(("127.0.0.1", port))
+def test_tcp_connect_prepare_timeout_and_callback_not_synchronous(blackhole):
+    port = blackhole  # (its accept queue is full: the next SYN goes unanswered)
     prepared, result = [], []
     cv = CondVar()
     g = aesock.tcp_connect("127.0.0.1", port, lambda *a: (result.append(a), cv.send()),
@@ -303,9 +296,6 @@ def test_tcp_connect_prepare_timeout_and_callback_not_synchronous():
     assert aesock.last_error().errno == errno.ETIMEDOUT
     assert 0.15 < time.monotonic() - t0 < 2
     del g
-    for f in fillers:
-        f.close()
-    listener.close()
 
 
 def test_tcp_nodelay_and_congestion():
