@@ -164,5 +164,11 @@ def _debug_mode_wanted() -> bool:
     return value != "0" if value else sys.flags.dev_mode
 
 
-if _debug_mode_wanted() or os.environ.get("ANYEVENT_DEBUG_WRAP", "") not in ("", "0"):
+def _debug_wrap_level() -> int:
+    """The wrap level ``ANYEVENT_DEBUG_WRAP`` asks for (0: none)."""
+    value = os.environ.get("ANYEVENT_DEBUG_WRAP", "")
+    return 0 if value in ("", "0") else int(value)
+
+
+if _debug_mode_wanted() or _debug_wrap_level():
     from . import debug as _debug  # noqa: F401  (it wraps as -X dev and the variables say)

@@ -94,7 +94,8 @@ _MAX_ERRORS = 10
 _LOGGER = logging.getLogger("anyevent.debug")
 _ids = itertools.count(1)
 _level = 0
-_facade_entries: dict[str, Any] = {}    # AE's entries wrap() replaced, to put back
+_replaced: list[tuple[Any, str, Any]] = []  # (object, name, its own entry or _ABSENT): to put back
+_ABSENT = object()                          # (an entry the object only inherited)
 _UNFIRED: set[int] = set()  # ids of the program's watchers that live and never fired
 _last_made = 0              # the id of the watcher made last
 
@@ -159,10 +160,8 @@ class Wrapped:
         except Exception as exc:
             self.errors = (self.errors + [traceback.format_exc()])[-_MAX_ERRORS:]
             _report("error", "%s raised %s: %s", self, type(exc).__name__, exc)
-            add_note = getattr(exc, "add_note", None)     # (Python 3.11+)
-            if add_note is not None:
-                add_note("(in the callback of the %s watcher created at %s)"
-                         % (self.kind, self.site))
+            _add_note(exc, "(in the callback of the %s watcher created at %s)"
+                      % (self.kind, self.site))
             raise
         finally:
             took = time.perf_counter() - started
@@ -180,6 +179,14 @@ def _report(level: str, msg: str, *args: object) -> None:
     levelno = level_number(level)
     if levelno >= logging.WARNING and _LOGGER.isEnabledFor(levelno) and not _has_output(_LOGGER):
         sys.stderr.write("anyevent.debug: %s\n" % (msg % args))
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``: shown with its traceback (Python 3.11+; before,
+    nothing)."""
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None:
+        add_note(note)
 
 
 def _outside(frame: types.FrameType) -> types.FrameType:
@@ -269,8 +276,6 @@ def _gone(key: int, kind: str, made_at: tuple[Any, int] | None) -> None:
 #: where each handle made while wrapping was on was made, ``file:line (function)``
 HANDLE_SITES: weakref.WeakKeyDictionary[Handle, str] = weakref.WeakKeyDictionary()
 _READS = frozenset({"destroyed", "fh"})     # Handle methods any thread may call
-_handle_entries: dict[str, Any] = {}        # what wrap() replaced on Handle, to put back
-_ABSENT = object()                          # (an entry Handle only inherited)
 
 
 def _handle_methods() -> list[str]:
@@ -318,30 +323,34 @@ def _handle_error(error: Callable[..., None]) -> Callable[..., None]:
         try:
             return error(self, err, fatal, message)
         except OSError as exc:
-            add_note = getattr(exc, "add_note", None)     # (Python 3.11+)
-            if add_note is not None:
-                add_note("(the handle was created at %s)" % site)
+            _add_note(exc, "(the handle was created at %s)" % site)
             raise
     return _error
 
 
-def _instrument_handles(on: bool) -> None:
-    """Put the checking entries on :class:`Handle` (``on``), or take them off
-    (exactly those, putting back what Handle itself had there)."""
-    if not on:
-        for name, entry in _handle_entries.items():
-            if entry is _ABSENT:
-                delattr(Handle, name)
-            else:
-                setattr(Handle, name, entry)
-        _handle_entries.clear()
-        return
-    replacements = {name: _checked(name, getattr(Handle, name)) for name in _handle_methods()}
-    replacements["__init__"] = _handle_init(Handle.__init__)
-    replacements["_error"] = _handle_error(Handle._error)
-    for name, entry in replacements.items():
-        _handle_entries[name] = vars(Handle).get(name, _ABSENT)
-        setattr(Handle, name, entry)
+def _instrument_handles() -> None:
+    """Put the checking entries on :class:`Handle`."""
+    for name in _handle_methods():
+        _put(Handle, name, _checked(name, getattr(Handle, name)))
+    _put(Handle, "__init__", _handle_init(Handle.__init__))
+    _put(Handle, "_error", _handle_error(Handle._error))
+
+
+def _put(obj: Any, name: str, value: Any) -> None:
+    """``setattr(obj, name, value)``, remembered for :func:`_put_back`."""
+    _replaced.append((obj, name, vars(obj).get(name, _ABSENT)))
+    setattr(obj, name, value)
+
+
+def _put_back() -> None:
+    """Undo every :func:`_put`, last first: each object gets back exactly its
+    own entry (or none), whatever else was added to it meanwhile."""
+    for obj, name, entry in reversed(_replaced):
+        if entry is _ABSENT:
+            delattr(obj, name)
+        else:
+            setattr(obj, name, entry)
+    _replaced.clear()
 
 
 def wrap(level: int | None = None) -> int:
@@ -357,19 +366,13 @@ def wrap(level: int | None = None) -> int:
     _level = (0 if _level else 1) if level is None else int(level)
     if _level and not previous:
         for kind in _KINDS:
-            setattr(loop, kind, _creator(kind, getattr(loop, kind)))
+            _put(loop, kind, _creator(kind, getattr(loop, kind)))
             entry = anyevent.AE.__dict__[kind]
             if getattr(entry.__func__, "__self__", None) is loop:   # strict mode's look it up
-                _facade_entries[kind] = entry
-                setattr(anyevent.AE, kind, staticmethod(getattr(loop, kind)))
-        _instrument_handles(True)
+                _put(anyevent.AE, kind, staticmethod(getattr(loop, kind)))
+        _instrument_handles()
     elif previous and not _level:
-        _instrument_handles(False)
-        for kind in _KINDS:
-            vars(loop).pop(kind, None)
-        for kind, entry in _facade_entries.items():
-            setattr(anyevent.AE, kind, entry)
-        _facade_entries.clear()
+        _put_back()
         if anyevent.AnyEvent.MODEL is not None:   # (detected since: the model's methods)
             anyevent._bind_to_model()
     return previous
@@ -635,8 +638,8 @@ def debug_mode_wanted() -> bool:
     return anyevent._debug_mode_wanted()
 
 
-if os.environ.get("ANYEVENT_DEBUG_WRAP", "") not in ("", "0"):
-    wrap(int(os.environ["ANYEVENT_DEBUG_WRAP"]))
+if anyevent._debug_wrap_level():
+    wrap(anyevent._debug_wrap_level())
 elif debug_mode_wanted():
     TRACE = False       # the debug mode: reports, not a trace of every call
     wrap(1)
