@@ -11,7 +11,7 @@ import pytest
 from anyevent import AE, AnyEvent, loop
 from anyevent.reactor import detect
 
-from conftest import settle
+from conftest import run_until, settle
 
 
 def _fork(code=0, sleep=0.0):
@@ -156,3 +156,23 @@ def test_uvloop_waits_on_a_pidfd_and_polls_only_for_any_child():
     assert subprocess.run(["true"]).returncode == 0
     del w
     assert set(os.listdir("/proc/self/fd")) <= before | {str(n) for n in range(3)}
+
+
+def test_uvloop_keeps_the_pidfd_of_a_child_that_exits_between_reaping_and_forgetting():
+    """The race a fork_call run hit: a child exits after the loop's reap and
+    before the pidfds are tidied; its pidfd must stay, or nothing wakes the loop
+    for it again."""
+    if detect() != "uvloop":
+        pytest.skip("the uvloop model's child watchers")
+    pid = _fork(3, sleep=0.05)
+    cv = AE.cv()
+    w = AE.child(pid, lambda p, status: cv.send(os.waitstatus_to_exitcode(status)))
+    waker = loop._chld_watcher
+    _wait_exited(pid)               # exited, not reaped: as just after a reap missed it
+    waker._forget_reaped()
+    assert pid in waker._pidfds
+    assert run_until(cv, 5) == 3
+    settle(0.01)
+    assert waker._pidfds == {}
+    del w
+

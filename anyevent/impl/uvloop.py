@@ -120,13 +120,16 @@ class _ChildWaker:
     def _forget_reaped(self) -> None:
         """After a look for exited children: close the pidfds of processes reaped
         (a pidfd stays readable after the exit), not our children, or no longer
-        watched; stop the timer when no pid it is for is watched."""
+        watched; stop the timer when no pid it is for is watched.  A child that
+        exited since the look keeps its pidfd: still readable, it makes the
+        next look, which reaps it."""
         watched = self._loop._child_recs
         for pid, (fd, _) in list(self._pidfds.items()):
             try:
-                gone = pid not in watched or \
-                    os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-            except ChildProcessError:
+                # (None while it runs, its status once it exited: kept either way)
+                os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                gone = pid not in watched
+            except ChildProcessError:   # reaped, or not our child
                 gone = True
             if gone:
                 self._close(pid)
